@@ -1,0 +1,76 @@
+"""The shape of a cleaning rule.
+
+A rule is one small class: a pydantic ``Config`` (the YAML entry, selected by its ``rule:`` name) and a
+pure ``apply`` that returns the cleaned frame, the rows it removed (each with a reason, so they can be
+quarantined rather than lost) and a report of what it changed (shown as asset metadata). Adding a rule
+is adding a class and registering it — the pipeline never grows an if/else per rule.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+REASON_COLUMN = "_reason"  # why a row was removed by a rule
+RULE_COLUMN = "_rule"  # which rule removed it
+
+
+class RuleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rule: str
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str  # one of lepton_pipelines.sources.spec.COLUMN_TYPES
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What a rule may need to know about the table besides its own config."""
+
+    source: str
+    columns: tuple[ColumnInfo, ...]
+    primary_key: tuple[str, ...] = ()
+    event_time: str | None = None
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass
+class RuleOutcome:
+    frame: pd.DataFrame
+    removed: pd.DataFrame | None = None  # removed rows, with REASON_COLUMN set; None when nothing removed
+    report: dict[str, Any] = field(default_factory=dict)  # JSON-able counts: what changed, per column
+    duplicates_removed: int = 0  # rows removed as duplicates (counted apart from drops in reconciliation)
+    lineage: dict[str, str] = field(default_factory=dict)  # column → how this rule derived/changed it
+
+
+class CleaningRule(ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type[RuleConfig]]
+
+    def __init__(self, config: RuleConfig, table: TableInfo):
+        self.config = config
+        self.table = table
+
+    def validate_against(self, table: TableInfo) -> list[str]:
+        """Problems with this rule for this table (e.g. unknown column), reported at definitions load."""
+        return []
+
+    @abstractmethod
+    def apply(self, df: pd.DataFrame) -> RuleOutcome: ...
+
+
+CLEANING_RULES: dict[str, type[CleaningRule]] = {}
+
+
+def register_rule(cls: type[CleaningRule]) -> type[CleaningRule]:
+    CLEANING_RULES[cls.name] = cls
+    return cls

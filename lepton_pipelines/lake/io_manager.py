@@ -1,0 +1,114 @@
+"""The lake IO manager: pandas DataFrames as Parquet, Hive-partitioned, committed atomically.
+
+Built on Dagster's ``UPathIOManager`` so one class serves the local filesystem and S3 (s3fs through
+universal_pathlib). Only the path scheme and the commit differ from the base class:
+
+* asset key ``[<source>, <zone>]`` → ``<lake>/<zone>/<source>/`` (the fixed lake contract; other keys
+  such as ``[governance, data_catalog]`` land under ``<lake>/_assets/<key path>/``);
+* daily partitions → ``date=YYYY-MM-DD`` folders;
+* each table/partition is one ``data.parquet`` published by ``write_parquet_atomic``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    UPathIOManager,
+)
+from pydantic import Field
+from upath import UPath
+
+from lepton_pipelines.lake.store import DATA_FILE, ZONES, Lake, partition_dirname, read_parquet_dir, write_parquet_atomic
+
+PREVIEW_ROWS = 5
+
+
+class LakeParquetIOManager(UPathIOManager):
+    extension = None  # a partition is a folder holding data.parquet
+
+    def __init__(self, lake: Lake):
+        super().__init__(base_path=lake.root)
+        self.lake = lake
+
+    def get_asset_relative_path(self, context: InputContext | OutputContext) -> UPath:
+        path = context.asset_key.path
+        if len(path) == 2 and path[1] in ZONES:
+            return UPath(path[1], path[0])
+        return UPath("_assets", *path)
+
+    def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
+        return path / partition_dirname(partition)
+
+    def make_directory(self, path: UPath) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+
+    def has_output(self, context: OutputContext) -> bool:
+        return (self._get_path(context) / DATA_FILE).exists()
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        if obj is None:
+            return
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: the lake IO manager stores pandas DataFrames, got {type(obj).__name__}"
+            )
+        result = write_parquet_atomic(path, obj)
+        context.add_output_metadata(table_metadata(obj, byte_size=result.bytes, path=result.path))
+
+    def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
+        return read_parquet_dir(path)
+
+
+def table_metadata(df: pd.DataFrame, byte_size: int | None = None, path: str | None = None) -> dict[str, Any]:
+    """Row count, byte size, path, TableSchema and a small preview — on every materialization."""
+    meta: dict[str, Any] = {
+        "dagster/row_count": MetadataValue.int(len(df)),
+        "dagster/column_schema": MetadataValue.table_schema(table_schema(df)),
+        "preview": MetadataValue.md(_preview_markdown(df)),
+    }
+    if byte_size is not None:
+        meta["byte_size"] = MetadataValue.int(byte_size)
+    if path is not None:
+        meta["path"] = MetadataValue.path(path)
+    return meta
+
+
+def table_schema(df: pd.DataFrame, descriptions: dict[str, str] | None = None) -> TableSchema:
+    descriptions = descriptions or {}
+    return TableSchema(
+        columns=[TableColumn(name=str(c), type=str(t), description=descriptions.get(str(c))) for c, t in df.dtypes.items()]
+    )
+
+
+def _preview_markdown(df: pd.DataFrame) -> str:
+    head = df.head(PREVIEW_ROWS)
+    if head.empty:
+        return "_(no rows)_"
+    cols = [str(c) for c in head.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in head.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:40]
+
+
+class LakeIOManager(ConfigurableIOManagerFactory):
+    """Config-driven factory; ``url`` defaults to ``LEPTON_LAKE_URL`` / ``$DAGSTER_HOME/lake`` / ``./.lake``."""
+
+    url: str | None = Field(default=None, description="Lake root: local folder or s3://bucket/prefix")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override (MinIO, moto)")
+
+    def create_io_manager(self, context) -> LakeParquetIOManager:
+        return LakeParquetIOManager(Lake(self.url, self.s3_endpoint_url))

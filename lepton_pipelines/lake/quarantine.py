@@ -1,0 +1,27 @@
+"""The quarantine zone: rows that could not be certified, with the reason, never silently dropped.
+
+Each pipeline stage owns one file per partition — ``raw.parquet`` (unparsable input lines),
+``clean.parquet`` (rows removed by cleaning rules) and ``governed.parquet`` (rows failing row-level
+expectations) — so stages never overwrite each other and re-running a stage replaces only its own rows.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from lepton_pipelines.lake.store import Lake, WriteResult, write_parquet_atomic
+
+STAGE_COLUMN = "_quarantine_stage"
+
+
+def write_quarantine(lake: Lake, source: str, partition_key: str | None, stage: str, rows: pd.DataFrame) -> WriteResult | None:
+    """Publish ``rows`` as this stage's quarantine file; an empty frame removes a stale file instead,
+    so a clean re-run of a partition leaves no quarantine rows behind from an earlier bad input."""
+    folder = lake.table_dir("quarantine", source, partition_key)
+    target = folder / f"{stage}.parquet"
+    if rows is None or rows.empty:
+        if target.exists():
+            target.unlink()
+        return None
+    rows = rows.copy()
+    rows[STAGE_COLUMN] = stage
+    return write_parquet_atomic(folder, rows, name=f"{stage}.parquet")

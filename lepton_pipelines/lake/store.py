@@ -1,0 +1,160 @@
+"""The lake: where every zone's Parquet lives, and how a partition is published atomically.
+
+Pure storage logic with no Dagster imports, so the IO manager, quarantine writers, the model
+registry, backups and tests all share one definition of paths and commits.
+
+Layout (fixed contract): ``<lake>/<zone>/<source>/date=YYYY-MM-DD/*.parquet``; unpartitioned tables
+drop the ``date=`` level. A partition is one file, ``data.parquet``, written to a hidden temporary key
+in the same folder and then moved into place, so a reader (DuckDB, Spark, Athena, pandas) either sees
+the previous version or the new one — never half a file — and rewriting a partition replaces it.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+ZONES = ("landing", "raw", "clean", "governed", "quarantine")
+DATA_FILE = "data.parquet"
+PARTITION_FIELD = "date"
+
+
+def default_lake_url() -> str:
+    """``$LEPTON_LAKE_URL``, else ``$DAGSTER_HOME/lake``, else ``./.lake`` (the embedded default)."""
+    if os.environ.get("LEPTON_LAKE_URL"):
+        return os.environ["LEPTON_LAKE_URL"]
+    if os.environ.get("DAGSTER_HOME"):
+        return str(Path(os.environ["DAGSTER_HOME"]) / "lake")
+    return str(Path(".lake").resolve())
+
+
+def s3_storage_options(endpoint_url: str | None = None) -> dict[str, Any]:
+    """fsspec options for s3fs: an endpoint override for MinIO/moto; credentials stay with the standard
+    AWS environment variables and are never copied into config or metadata."""
+    endpoint = endpoint_url or os.environ.get("LEPTON_S3_ENDPOINT_URL")
+    return {"endpoint_url": endpoint} if endpoint else {}
+
+
+def partition_dirname(partition_key: str) -> str:
+    return f"{PARTITION_FIELD}={partition_key}"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: str
+    rows: int
+    bytes: int
+
+
+class Lake:
+    """A lake rooted at a local folder or an ``s3://bucket/prefix`` URL."""
+
+    def __init__(self, url: str | None = None, s3_endpoint_url: str | None = None):
+        self.url = (url or default_lake_url()).rstrip("/")
+        options = s3_storage_options(s3_endpoint_url) if self.url.startswith("s3://") else {}
+        self.root = UPath(self.url, **options)
+        if self.is_local:
+            self.root = UPath(str(Path(self.url).expanduser().resolve()))
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.url or self.url.startswith("file://")
+
+    @property
+    def fs(self):
+        return self.root.fs
+
+    def path(self, *parts: str) -> UPath:
+        return self.root.joinpath(*parts)
+
+    def table_dir(self, zone: str, source: str, partition_key: str | None = None) -> UPath:
+        if zone not in ZONES:
+            raise ValueError(f"unknown lake zone {zone!r}; allowed: {', '.join(ZONES)}")
+        base = self.path(zone, source)
+        return base / partition_dirname(partition_key) if partition_key else base
+
+    def glob_pattern(self, zone: str, source: str, partitioned: bool = True) -> str:
+        """The pattern DuckDB/Spark read with hive partitioning, e.g. ``<lake>/clean/x/*/*.parquet``."""
+        return f"{self.url}/{zone}/{source}/*/*.parquet" if partitioned else f"{self.url}/{zone}/{source}/*.parquet"
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_table(
+        self, zone: str, source: str, partition_key: str | None, df: pd.DataFrame, name: str = DATA_FILE
+    ) -> WriteResult:
+        return write_parquet_atomic(self.table_dir(zone, source, partition_key), df, name)
+
+    # -- reading -----------------------------------------------------------------------------
+    def read_table(self, zone: str, source: str, partition_key: str | None = None) -> pd.DataFrame:
+        return read_parquet_dir(self.table_dir(zone, source, partition_key))
+
+    def partitions(self, zone: str, source: str) -> list[str]:
+        base = self.table_dir(zone, source)
+        if not base.exists():
+            return []
+        prefix = f"{PARTITION_FIELD}="
+        return sorted(p.name[len(prefix):] for p in base.iterdir() if p.name.startswith(prefix))
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def write_parquet_atomic(directory: UPath, df: pd.DataFrame | pa.Table, name: str = DATA_FILE) -> WriteResult:
+    """Write ``directory/name`` so that readers never observe a partial file.
+
+    The bytes go to ``directory/.<name>.<uuid>.tmp`` (hidden, and not matching ``*.parquet`` globs),
+    then one rename/move publishes them. On local disks that is ``os.replace`` (atomic); on S3 the
+    destination object is created by a single server-side copy, which is atomic per object. A crash
+    before the move leaves the previous version untouched; a stray temp file is harmless and removed.
+    """
+    table = df if isinstance(df, pa.Table) else to_arrow(df)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / name
+    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    fs = directory.fs
+    try:
+        with fs.open(tmp.path, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd", row_group_size=256_000)
+        if _is_local(directory):
+            os.replace(tmp.path, final.path)
+        else:
+            fs.mv(tmp.path, final.path)
+    except BaseException:
+        try:
+            if fs.exists(tmp.path):
+                fs.rm(tmp.path)
+        finally:
+            raise
+    size = fs.size(final.path)
+    return WriteResult(path=str(final), rows=table.num_rows, bytes=int(size or 0))
+
+
+def read_parquet_dir(directory: UPath) -> pd.DataFrame:
+    """Read every published ``*.parquet`` file of a partition or table folder (never temp files)."""
+    if directory.is_file():
+        files = [directory]
+    else:
+        files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_")))
+        if not files:
+            files = sorted(
+                p for p in directory.glob("*/*.parquet") if not p.name.startswith((".", "_"))
+            )
+    if not files:
+        raise FileNotFoundError(f"no published Parquet files under {directory}")
+    tables = []
+    for f in files:
+        with f.fs.open(f.path, "rb") as handle:
+            tables.append(pq.read_table(handle))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+    return table.to_pandas()
+
+
+def _is_local(path: UPath) -> bool:
+    return getattr(path, "protocol", "") in ("", "file", "local")

@@ -1,0 +1,1 @@
+"""Sources as configuration: the YAML registry, its schema, and the asset factory."""

@@ -1,0 +1,115 @@
+"""Jobs, schedules and the landing-zone sensor for the declared sources.
+
+* one job per source (``<source>_job``) and the main ``lakehouse_daily`` job over every daily source;
+* a daily schedule per batch source (cron from its YAML ``schedule``), materializing yesterday's
+  partition after the export window closes;
+* ``landing_zone_sensor``: one run per new or changed landing file, keyed by path + size + mtime/ETag so
+  each version of a file runs exactly once, targeting the partition named by the file's ``date=`` folder.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import dagster as dg
+
+from lepton_pipelines.connectors.files import landing_run_key, list_landing_files
+from lepton_pipelines.lake.resource import LakeResource
+from lepton_pipelines.sources.factory import asset_key, partitions_for
+from lepton_pipelines.sources.registry import Source
+
+MAIN_JOB = "lakehouse_daily"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+
+def source_job_name(source: str) -> str:
+    return f"{source}_job"
+
+
+def source_selection(source: Source) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(*(asset_key(source.name, z) for z in ("raw", "clean", "governed")))
+
+
+def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefinition]:
+    jobs = [
+        dg.define_asset_job(
+            source_job_name(s.name),
+            selection=source_selection(s),
+            partitions_def=partitions_for(s),
+            description=f"Ingest, clean and certify the {s.name} source (raw → clean → governed).",
+            tags={MAX_RUNTIME_TAG: "3600"},
+        )
+        for s in sources
+    ]
+    daily = [s for s in sources if s.spec.is_partitioned]
+    if daily:
+        shared = partitions_for(daily[0])
+        same = [s for s in daily if partitions_for(s) == shared]
+        selection = dg.AssetSelection.assets(*(asset_key(s.name, z) for s in same for z in ("raw", "clean", "governed")))
+        jobs.append(
+            dg.define_asset_job(
+                MAIN_JOB,
+                selection=selection,
+                partitions_def=shared,
+                description="The main job: every daily source, raw → clean → governed, for one partition.",
+                tags={MAX_RUNTIME_TAG: "7200"},
+            )
+        )
+    return jobs
+
+
+def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJobDefinition]) -> list[dg.ScheduleDefinition]:
+    by_name = {j.name: j for j in jobs}
+    schedules = []
+    for s in sources:
+        if not s.spec.schedule or s.connector.type == "mqtt":
+            continue  # streaming sources are driven by the landing sensor, not the clock
+        job = by_name[source_job_name(s.name)]
+        if s.spec.is_partitioned:
+            schedules.append(
+                dg.build_schedule_from_partitioned_job(job, name=f"{s.name}_daily", cron_schedule=s.spec.schedule, execution_timezone="UTC")
+            )
+        else:
+            schedules.append(dg.ScheduleDefinition(name=f"{s.name}_daily", job=job, cron_schedule=s.spec.schedule, execution_timezone="UTC"))
+    return schedules
+
+
+def plan_landing_runs(sources: list[Source], lake) -> list[dg.RunRequest]:
+    """Pure planning step of the sensor (kept separate so it is testable without a sensor context)."""
+    requests: list[dg.RunRequest] = []
+    for s in sources:
+        if not hasattr(s.connector.settings, "glob"):
+            continue
+        grouped: dict[str | None, list] = defaultdict(list)
+        for landed in list_landing_files(lake, s.name, s.connector.settings):
+            grouped[landed.partition_key].append(landed)
+        for partition, files in sorted(grouped.items(), key=lambda kv: str(kv[0])):
+            if s.spec.is_partitioned and partition is None:
+                continue  # a stray file outside any date= folder cannot be attributed to a partition
+            for landed in sorted(files, key=lambda f: f.path):
+                requests.append(
+                    dg.RunRequest(
+                        run_key=landing_run_key(landed),
+                        job_name=source_job_name(s.name),
+                        partition_key=partition if s.spec.is_partitioned else None,
+                        tags={"lepton/landing-file": landed.path[-200:]},
+                    )
+                )
+    return requests
+
+
+def build_landing_sensor(sources: list[Source], jobs: list[dg.UnresolvedAssetJobDefinition]) -> dg.SensorDefinition:
+    source_jobs = [j for j in jobs if j.name in {source_job_name(s.name) for s in sources}]
+
+    @dg.sensor(
+        name="landing_zone_sensor",
+        jobs=source_jobs,
+        minimum_interval_seconds=60,
+        description="Requests one run per new or changed file in <lake>/landing/<source>/ (run key: path + size + mtime/ETag).",
+    )
+    def landing_zone_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+        requests = plan_landing_runs(sources, lake.get())
+        if not requests:
+            return dg.SkipReason("no landing files")
+        return requests
+
+    return landing_zone_sensor

@@ -1,0 +1,208 @@
+"""Turn a declared source into software-defined assets ``<source>/raw → clean → governed``.
+
+The Dagster wiring only: fetching is the connector's job, typing and cleaning are pure functions in
+``cleaning``, certification and checks live in ``governance``. Each asset hands its table to the lake
+IO manager (atomic Parquet per partition) and writes what it removed to the quarantine zone, so every
+row of raw is accounted for: raw = governed + duplicates + dropped + quarantined.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import dagster as dg
+import pandas as pd
+
+from lepton_pipelines.cleaning import coerce_to_schema, run_cleaning
+from lepton_pipelines.connectors import FetchRequest, FetchResult
+from lepton_pipelines.governance import (
+    GovernanceContext,
+    GreatExpectationsResource,
+    certify,
+    clean_check_specs,
+    evaluate_clean,
+    evaluate_raw,
+    governed_check_specs,
+    raw_check_specs,
+)
+from lepton_pipelines.lake.io_manager import table_schema
+from lepton_pipelines.lake.quarantine import write_quarantine
+from lepton_pipelines.lake.resource import LakeResource
+from lepton_pipelines.lake.store import Lake, partition_dirname
+from lepton_pipelines.sources.registry import Source
+
+LAKE_IO_KEY = "lake_io"
+RETRY_TRANSIENT = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def asset_key(source: str, zone: str) -> dg.AssetKey:
+    return dg.AssetKey([source, zone])
+
+
+def partitions_for(source: Source) -> dg.DailyPartitionsDefinition | None:
+    if not source.spec.is_partitioned:
+        return None
+    return dg.DailyPartitionsDefinition(start_date=source.spec.start_date, timezone="UTC", end_offset=1)
+
+
+def build_source_assets(source: Source) -> list[dg.AssetsDefinition]:
+    return [_raw_asset(source), _clean_asset(source), _governed_asset(source)]
+
+
+def _owners(source: Source) -> list[str]:
+    owner = source.spec.owner.strip()
+    return [owner if "@" in owner or owner.startswith("team:") else f"team:{owner}"]
+
+
+def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
+    spec = source.spec
+    return dict(
+        key=asset_key(spec.name, zone),
+        group_name=spec.name,
+        partitions_def=partitions_for(source),
+        io_manager_key=LAKE_IO_KEY,
+        description=f"{spec.description}\n\n{description}",
+        owners=_owners(source),
+        tags={**spec.tags, "lepton/zone": zone},
+        kinds={"parquet", "pandas"},
+        metadata={"lepton/source_file": spec.origin, "lepton/connector": source.connector.type},
+        retry_policy=RETRY_TRANSIENT,
+    )
+
+
+def _governance_context(context: dg.AssetExecutionContext, source: Source, lake: Lake, gx: GreatExpectationsResource) -> GovernanceContext:
+    partition = context.partition_key if context.has_partition_key else None
+    return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=context.log)
+
+
+def _raw_asset(source: Source) -> dg.AssetsDefinition:
+    spec = source.spec
+
+    @dg.asset(
+        **_common(source, "raw", "Bronze: landed records typed to the declared schema; unparsable values are "
+                  "kept in `_parse_errors`, unparsable lines go to quarantine."),
+        check_specs=raw_check_specs(source),
+    )
+    def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+        store = lake.get()
+        partition = context.partition_key if context.has_partition_key else None
+        fetched: FetchResult = source.connector.fetch(
+            FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.name for c in spec.columns))
+        )
+        coerced = coerce_to_schema(fetched.records, source.table)
+        rejects = fetched.rejects
+        write_quarantine(store, spec.name, partition, "raw", rejects)
+        for reject in rejects.head(5).itertuples(index=False):
+            context.log.warning(f"{spec.name}: rejected {reject.source_file} line {reject.source_line}: {reject.reason}")
+        coercion = {
+            "parse_failures": dict(coerced.parse_failures),
+            "missing_columns": list(coerced.missing_columns),
+            "extra_columns": list(coerced.extra_columns),
+        }
+        yield dg.Output(
+            coerced.frame,
+            metadata={
+                "input_files": dg.MetadataValue.json(fetched.inputs[:200]),
+                "input_count": len(fetched.inputs),
+                "rejected_lines": len(rejects),
+                "parse_failures": dg.MetadataValue.json(coercion["parse_failures"]),
+                "missing_columns": dg.MetadataValue.json(coercion["missing_columns"]),
+                "extra_columns": dg.MetadataValue.json(coercion["extra_columns"]),
+                "landed_schema": dg.MetadataValue.json(fetched.landed_schema),
+            },
+        )
+        yield from evaluate_raw(_governance_context(context, source, store, gx), coerced.frame, fetched.landed_schema, coercion)
+
+    return raw
+
+
+def _clean_asset(source: Source) -> dg.AssetsDefinition:
+    spec = source.spec
+    descriptions = {c.name: c.description for c in spec.columns}
+
+    @dg.asset(
+        **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules."),
+        ins={"raw": dg.AssetIn(key=asset_key(spec.name, "raw"))},
+        check_specs=clean_check_specs(source),
+    )
+    def clean(context: dg.AssetExecutionContext, raw: pd.DataFrame, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+        store = lake.get()
+        partition = context.partition_key if context.has_partition_key else None
+        result = run_cleaning(raw, source.rules)
+        dropped = result.removed
+        if dropped is not None and not dropped.empty:
+            dropped = dropped[dropped["_rule"] != "deduplicate"]
+        write_quarantine(store, spec.name, partition, "clean", dropped)
+        rejects = _count_rows(store, spec.name, partition, "raw")
+        cleaning = {**result.reconciliation(), "raw_rows": len(raw), "rejects": rejects}
+        _write_json(store, spec.name, partition, "cleaning.json", {"reconciliation": cleaning, "lineage": result.lineage})
+        yield dg.Output(
+            result.frame,
+            metadata={
+                "reconciliation": dg.MetadataValue.json(cleaning),
+                "duplicates_removed": result.duplicates_removed,
+                "rows_dropped": result.rows_dropped,
+                "rules": dg.MetadataValue.json(result.reports),
+                "column_lineage": dg.MetadataValue.json(result.lineage),
+                "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
+            },
+        )
+        yield from evaluate_clean(_governance_context(context, source, store, gx), result.frame, cleaning)
+
+    return clean
+
+
+def _governed_asset(source: Source) -> dg.AssetsDefinition:
+    spec = source.spec
+    descriptions = {c.name: c.description for c in spec.columns}
+
+    @dg.asset(
+        **_common(source, "governed", "Gold: the certified table downstream users read. Only rows that pass the "
+                  "source's expectations; the rest are in the quarantine zone with the reason."),
+        ins={"clean": dg.AssetIn(key=asset_key(spec.name, "clean"))},
+        check_specs=governed_check_specs(source),
+    )
+    def governed(context: dg.AssetExecutionContext, clean: pd.DataFrame, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+        store = lake.get()
+        partition = context.partition_key if context.has_partition_key else None
+        cleaning = _read_json(store, spec.name, partition, "cleaning.json")["reconciliation"]
+        result = certify(_governance_context(context, source, store, gx), clean, cleaning)
+        yield dg.Output(
+            result.frame,
+            metadata={
+                **result.metadata,
+                "quarantined_rows": result.quarantined_rows,
+                "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
+            },
+        )
+        yield from result.check_results
+
+    return governed
+
+
+def _quality_dir(lake: Lake, source: str, partition: str | None):
+    base = lake.path("_quality", source)
+    return base / partition_dirname(partition) if partition else base
+
+
+def _write_json(lake: Lake, source: str, partition: str | None, name: str, payload: dict) -> None:
+    folder = _quality_dir(lake, source, partition)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(payload, default=str, indent=2, sort_keys=True))
+
+
+def _read_json(lake: Lake, source: str, partition: str | None, name: str) -> dict:
+    path = _quality_dir(lake, source, partition) / name
+    if not path.exists():
+        raise dg.Failure(f"{source}: {path} is missing — materialize {source}/clean for this partition first")
+    return json.loads(path.read_text())
+
+
+def _count_rows(lake: Lake, source: str, partition: str | None, stage: str) -> int:
+    path = lake.table_dir("quarantine", source, partition) / f"{stage}.parquet"
+    if not path.exists():
+        return 0
+    import pyarrow.parquet as pq
+
+    with path.fs.open(path.path, "rb") as handle:
+        return pq.ParquetFile(handle).metadata.num_rows

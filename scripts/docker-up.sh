@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Bring up the real container parts the delivery tests and benchmarks use, on one machine,
+# without any external registry:
+#   * Debian's docker.io engine (dockerd), started when not answering;
+#   * Debian's docker-registry on 127.0.0.1:5000 (the LEPTON_IMAGE_REGISTRY of tests);
+#   * a local Python base image built with debootstrap + `docker import` (no pull needed).
+# Idempotent: every step is skipped when its result is already there.
+set -euo pipefail
+
+BASE_IMAGE="${LEPTON_BASE_IMAGE:-lepton/python-base:bookworm}"
+REGISTRY_ADDR="${LEPTON_REGISTRY_ADDR:-127.0.0.1:5000}"
+STATE_DIR="${LEPTON_DOCKER_STATE:-/var/lib/lepton-ci}"
+mkdir -p "$STATE_DIR"
+
+need_pkgs=()
+command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "docker-up: installing ${need_pkgs[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "docker-up: starting dockerd"
+  nohup dockerd --host=unix:///var/run/docker.sock >"$STATE_DIR/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "docker-up: dockerd did not start, see $STATE_DIR/dockerd.log" >&2; tail -20 "$STATE_DIR/dockerd.log" >&2; exit 1; }
+fi
+
+if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
+  echo "docker-up: starting docker-registry on $REGISTRY_ADDR"
+  mkdir -p "$STATE_DIR/registry"
+  cat >"$STATE_DIR/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $STATE_DIR/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+YML
+  nohup /usr/bin/docker-registry serve "$STATE_DIR/registry.yml" >"$STATE_DIR/registry.log" 2>&1 &
+  for _ in $(seq 1 30); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.5; done
+  curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null || { echo "docker-up: registry did not start" >&2; tail -20 "$STATE_DIR/registry.log" >&2; exit 1; }
+fi
+
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  bash "$(dirname "$0")/build-base-image.sh" "$BASE_IMAGE"
+fi
+echo "docker-up: engine, registry $REGISTRY_ADDR and base image $BASE_IMAGE ready"
