@@ -37,6 +37,7 @@ class LakeParquetIOManager(UPathIOManager):
     def __init__(self, lake: Lake):
         super().__init__(base_path=lake.root)
         self.lake = lake
+        self._written: dict[str, int] = {}  # partition folder → bytes of the file just published
 
     def get_asset_relative_path(self, context: InputContext | OutputContext) -> UPath:
         path = context.asset_key.path
@@ -61,7 +62,14 @@ class LakeParquetIOManager(UPathIOManager):
                 f"{context.asset_key.to_user_string()}: the lake IO manager stores pandas DataFrames, got {type(obj).__name__}"
             )
         result = write_parquet_atomic(path, obj)
-        context.add_output_metadata(table_metadata(obj, byte_size=result.bytes, path=result.path))
+        self._written[str(path)] = result.bytes
+
+    def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
+        # The base class adds "path" (the partition folder) itself, after dump_to_path.
+        if not isinstance(obj, pd.DataFrame):
+            return {}
+        path = self._get_paths_for_partitions(context)[context.asset_partition_key] if context.has_asset_partitions else self._get_path(context)
+        return table_metadata(obj, byte_size=self._written.pop(str(path), None))
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         return read_parquet_dir(path)

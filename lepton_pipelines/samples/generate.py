@@ -192,6 +192,7 @@ def generate_market_data(lake: Lake, partition: str, rows: int, seed: int = 13) 
     walk = np.concatenate([np.cumsum(rng.normal(0, 0.002, per_symbol)) for _ in SYMBOLS])
     close = np.round(base * np.exp(walk), 4)
     spikes, gaps, dup_src = _disjoint(rng, n, [max(1, n // 200), max(1, n // 100), max(1, n // 100)])
+    gaps = gaps[gaps % per_symbol != 0]  # a gap needs an earlier bar of its symbol to forward-fill from
     close_with_faults = close.copy()
     close_with_faults[spikes] *= 25.0
     close_with_faults[gaps] = np.nan

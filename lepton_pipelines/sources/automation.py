@@ -40,10 +40,15 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
         )
         for s in sources
     ]
-    daily = [s for s in sources if s.spec.is_partitioned]
+    # The main job spans the batch daily sources sharing the most common partitions definition (a job
+    # has one); streaming sources have their own open-ended partitions and run from the landing sensor.
+    daily = [s for s in sources if s.spec.is_partitioned and s.connector.type != "mqtt"]
     if daily:
-        shared = partitions_for(daily[0])
-        same = [s for s in daily if partitions_for(s) == shared]
+        groups: dict[str, list[Source]] = defaultdict(list)
+        for s in daily:
+            groups[repr(partitions_for(s))].append(s)
+        same = max(groups.values(), key=len)
+        shared = partitions_for(same[0])
         selection = dg.AssetSelection.assets(*(asset_key(s.name, z) for s in same for z in ("raw", "clean", "governed")))
         jobs.append(
             dg.define_asset_job(
@@ -65,8 +70,9 @@ def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJ
             continue  # streaming sources are driven by the landing sensor, not the clock
         job = by_name[source_job_name(s.name)]
         if s.spec.is_partitioned:
+            minute, hour = (int(field) for field in s.spec.schedule.split()[:2])
             schedules.append(
-                dg.build_schedule_from_partitioned_job(job, name=f"{s.name}_daily", cron_schedule=s.spec.schedule, execution_timezone="UTC")
+                dg.build_schedule_from_partitioned_job(job, name=f"{s.name}_daily", minute_of_hour=minute, hour_of_day=hour)
             )
         else:
             schedules.append(dg.ScheduleDefinition(name=f"{s.name}_daily", job=job, cron_schedule=s.spec.schedule, execution_timezone="UTC"))
@@ -80,7 +86,7 @@ def plan_landing_runs(sources: list[Source], lake) -> list[dg.RunRequest]:
         if not hasattr(s.connector.settings, "glob"):
             continue
         grouped: dict[str | None, list] = defaultdict(list)
-        for landed in list_landing_files(lake, s.name, s.connector.settings):
+        for landed in list_landing_files(lake, s.name, s.connector.settings, partitioned=s.spec.is_partitioned):
             grouped[landed.partition_key].append(landed)
         for partition, files in sorted(grouped.items(), key=lambda kv: str(kv[0])):
             if s.spec.is_partitioned and partition is None:

@@ -5,9 +5,9 @@ The Dagster wiring only: fetching is the connector's job, typing and cleaning ar
 IO manager (atomic Parquet per partition) and writes what it removed to the quarantine zone, so every
 row of raw is accounted for: raw = governed + duplicates + dropped + quarantined.
 """
-from __future__ import annotations
 
 import json
+from typing import Optional
 from typing import Any, Iterator
 
 import dagster as dg
@@ -23,6 +23,7 @@ from lepton_pipelines.governance import (
     evaluate_clean,
     evaluate_raw,
     governed_check_specs,
+    landed_column_schema,
     raw_check_specs,
 )
 from lepton_pipelines.lake.io_manager import table_schema
@@ -42,7 +43,10 @@ def asset_key(source: str, zone: str) -> dg.AssetKey:
 def partitions_for(source: Source) -> dg.DailyPartitionsDefinition | None:
     if not source.spec.is_partitioned:
         return None
-    return dg.DailyPartitionsDefinition(start_date=source.spec.start_date, timezone="UTC", end_offset=1)
+    # Batch exports of a day arrive after it ends, so the newest partition is yesterday; streaming
+    # sources (MQTT) land continuously, so today's partition is open for them.
+    streaming = source.connector.type == "mqtt"
+    return dg.DailyPartitionsDefinition(start_date=source.spec.start_date, timezone="UTC", end_offset=1 if streaming else 0)
 
 
 def build_source_assets(source: Source) -> list[dg.AssetsDefinition]:
@@ -109,6 +113,8 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                 "missing_columns": dg.MetadataValue.json(coercion["missing_columns"]),
                 "extra_columns": dg.MetadataValue.json(coercion["extra_columns"]),
                 "landed_schema": dg.MetadataValue.json(fetched.landed_schema),
+                # What arrived, not what we typed it to: Dagster's column-schema-change checks compare this.
+                "dagster/column_schema": dg.MetadataValue.table_schema(landed_column_schema(fetched.landed_schema)),
             },
         )
         yield from evaluate_raw(_governance_context(context, source, store, gx), coerced.frame, fetched.landed_schema, coercion)

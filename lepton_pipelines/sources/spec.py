@@ -78,7 +78,11 @@ class SourceSpec(_Strict):
     expectations: list[ExpectationSpec] = Field(default_factory=list)
     governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
     freshness: FreshnessSpec | None = None
-    schedule: str | None = Field(default="0 2 * * *", description="cron for the daily batch schedule; null: none")
+    schedule: str | None = Field(
+        default="0 2 * * *",
+        pattern=r"^\S+ \S+ \S+ \S+ \S+$",
+        description="cron of the batch schedule (daily sources: `M H * * *`, run for the previous day); null: none",
+    )
 
     # Filled by the loader: where the spec came from, for error messages and the catalog.
     origin: str = Field(default="", exclude=True)
@@ -104,6 +108,8 @@ class SourceSpec(_Strict):
             raise ValueError(f"event_time: column {self.event_time!r} is not in schema (columns: {', '.join(names)})")
         if self.event_time and self.column(self.event_time).type not in ("timestamp", "date"):
             raise ValueError(f"event_time: column {self.event_time!r} must be of type timestamp or date")
+        if self.schedule and self.is_partitioned and not re.match(r"^\d{1,2} \d{1,2} \* \* \*$", self.schedule):
+            raise ValueError(f"schedule: a daily source runs once a day, `M H * * *` (got {self.schedule!r})")
         return self
 
     @property

@@ -1,0 +1,129 @@
+"""Benchmark: one 1,000,000-row ``transactions`` partition through raw → clean → governed on the local lake,
+beside a baseline measured in the same run: pyarrow reading the same landing CSVs and writing them once
+as Parquet. Each phase runs in its own process so peak RSS is that phase's alone.
+
+Targets (issue #2): pipeline time ≤ 4× baseline; pipeline peak RSS above its post-import level ≤ 4× the
+Arrow size of the table.
+
+    .venv/bin/python bench/pipeline.py [--rows 1000000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PARTITION = "2026-11-25"
+
+
+class PeakRss:
+    """Samples this process's RSS every 20 ms (ru_maxrss cannot be reset after imports)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = self.base = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def phase_baseline(lake_url: str) -> dict:
+    import glob
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    files = sorted(glob.glob(f"{lake_url}/landing/transactions/date={PARTITION}/*.csv"))
+    out = os.path.join(lake_url, "baseline.parquet")
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        table = pa.concat_tables([pacsv.read_csv(f) for f in files], promote_options="default")
+        pq.write_table(table, out)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": table.num_rows, "arrow_bytes": table.nbytes, "peak_rss": mem.peak, "base_rss": mem.base}
+
+
+def phase_pipeline(lake_url: str) -> dict:
+    os.environ["LEPTON_LAKE_URL"] = lake_url
+    import dagster as dg
+
+    from lepton_pipelines.definitions import build_defs
+    from lepton_pipelines.sources.automation import source_job_name
+
+    job = build_defs().resolve_job_def(source_job_name("transactions"))
+    instance = dg.DagsterInstance.ephemeral()
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        result = job.execute_in_process(partition_key=PARTITION, instance=instance, raise_on_error=False)
+        seconds = time.perf_counter() - start
+    from lepton_pipelines.lake.store import Lake
+
+    governed = len(Lake(lake_url).read_table("governed", "transactions", PARTITION))
+    return {"seconds": seconds, "success": result.success, "governed_rows": governed, "peak_rss": mem.peak, "base_rss": mem.base}
+
+
+def run_phase(name: str, lake_url: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", name, "--lake", lake_url], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} phase failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--phase", choices=["baseline", "pipeline"])
+    parser.add_argument("--lake")
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps((phase_baseline if args.phase == "baseline" else phase_pipeline)(args.lake)))
+        return
+
+    from lepton_pipelines.lake.store import Lake
+    from lepton_pipelines.samples.generate import generate_transactions
+
+    with tempfile.TemporaryDirectory(prefix="lepton-bench-") as lake_url:
+        manifest = generate_transactions(Lake(lake_url), PARTITION, args.rows)
+        base = run_phase("baseline", lake_url)
+        pipe = run_phase("pipeline", lake_url)
+
+    mib = 1024 * 1024
+    rows = base["rows"]
+    ratio = pipe["seconds"] / base["seconds"]
+    mem_above_import = pipe["peak_rss"] - pipe["base_rss"]
+    mem_ratio = mem_above_import / base["arrow_bytes"]
+    print(f"transactions partition: {rows:,} landed rows, {manifest.expected_governed:,} expected governed, pipeline governed {pipe['governed_rows']:,} (success={pipe['success']})")
+    print(f"{'':28}{'seconds':>10}{'rows/s':>14}{'peak RSS MiB':>15}")
+    print(f"{'baseline (pyarrow csv→pq)':28}{base['seconds']:>10.2f}{rows / base['seconds']:>14,.0f}{base['peak_rss'] / mib:>15.0f}")
+    print(f"{'raw → clean → governed':28}{pipe['seconds']:>10.2f}{rows / pipe['seconds']:>14,.0f}{pipe['peak_rss'] / mib:>15.0f}")
+    print(f"time ratio pipeline/baseline: {ratio:.2f}x (target ≤ 4x) {'OK' if ratio <= 4 else 'OVER'}")
+    print(
+        f"memory: Arrow size of the table {base['arrow_bytes'] / mib:.0f} MiB; pipeline peak above its post-import RSS "
+        f"{mem_above_import / mib:.0f} MiB = {mem_ratio:.2f}x (target ≤ 4x) {'OK' if mem_ratio <= 4 else 'OVER'}; "
+        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

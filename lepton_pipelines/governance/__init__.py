@@ -1,0 +1,31 @@
+"""Data governance: GX 1.x expectations as Dagster asset checks, quarantine, drift, freshness,
+quality history, scorecard and catalog. Great Expectations itself is imported only when used."""
+from lepton_pipelines.governance.checks import (
+    CertifyResult,
+    GovernanceContext,
+    certify,
+    clean_check_specs,
+    evaluate_clean,
+    evaluate_raw,
+    governed_check_specs,
+    landed_column_schema,
+    raw_check_specs,
+)
+from lepton_pipelines.governance.definitions import build_governance_defs
+from lepton_pipelines.governance.expectations import expectation_problems
+from lepton_pipelines.governance.resource import GreatExpectationsResource
+
+__all__ = [
+    "CertifyResult",
+    "GovernanceContext",
+    "GreatExpectationsResource",
+    "build_governance_defs",
+    "certify",
+    "clean_check_specs",
+    "evaluate_clean",
+    "evaluate_raw",
+    "expectation_problems",
+    "governed_check_specs",
+    "landed_column_schema",
+    "raw_check_specs",
+]

@@ -1,0 +1,117 @@
+"""Run a source's expectation suite on one DataFrame with GX 1.x and reduce each result to the few
+numbers a user and the quarantine step need: passed, observed value, unexpected count/percent, a small
+sample, and (for row-level expectations) the positions of the failing rows.
+
+No Dagster here: the resource owns the GX context, the checks module turns outcomes into check results.
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lepton_pipelines.governance.expectations import CheckPlan, build_expectation
+
+SAMPLE_SIZE = 10
+CHECK_META_KEY = "lepton_check"
+# Keys whose full lists would make the stored GX JSON as large as the data; the sample stays.
+_BULKY_RESULT_KEYS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query", "unexpected_rows")
+
+
+@dataclass
+class ExpectationOutcome:
+    plan: CheckPlan
+    passed: bool
+    observed: Any = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    element_count: int | None = None
+    sample: list[Any] = field(default_factory=list)
+    failing_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # row positions
+    config: dict[str, Any] = field(default_factory=dict)  # the GX expectation configuration as run
+    error: str | None = None  # GX raised while evaluating (e.g. wrong dtype for the expectation)
+
+    @property
+    def check_name(self) -> str:
+        return self.plan.check_name
+
+
+@dataclass
+class SuiteOutcome:
+    outcomes: list[ExpectationOutcome]
+    gx_result: dict[str, Any]  # GX's JSON result, with the bulky per-row lists removed
+
+
+def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list[CheckPlan], sample_size: int = SAMPLE_SIZE) -> SuiteOutcome:
+    """Validate ``frame`` (positions are row numbers: the index is reset) against ``plans``.
+
+    Row-level expectations need every failing row position (COMPLETE result format); GX returns it as
+    ``unexpected_index_list`` on pandas. Everything runs in one ``batch.validate`` so metrics are shared.
+    """
+    import great_expectations as gx
+
+    if not plans:
+        return SuiteOutcome([], {"success": True, "results": [], "statistics": {"evaluated_expectations": 0}})
+    frame = frame.reset_index(drop=True)
+    datasource = context.data_sources.add_or_update_pandas(name="lepton")
+    asset = next((a for a in datasource.assets if a.name == source), None) or datasource.add_dataframe_asset(name=source)
+    batch_definition = next((b for b in asset.batch_definitions if b.name == "whole"), None) or asset.add_batch_definition_whole_dataframe("whole")
+    suite = gx.ExpectationSuite(name=f"{source}.{uuid.uuid4().hex[:8]}")
+    for plan in plans:
+        expectation = build_expectation(plan.entry)
+        expectation.meta = {**(expectation.meta or {}), CHECK_META_KEY: plan.check_name}
+        suite.add_expectation(expectation)
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size})
+    payload = result.to_json_dict()
+    # GX orders results by domain, not by suite order: match them back through the meta tag.
+    by_check = {r["expectation_config"]["meta"][CHECK_META_KEY]: r for r in payload["results"]}
+    outcomes = [_outcome(plan, by_check[plan.check_name], sample_size) for plan in plans]
+    for r in payload["results"]:
+        r["result"] = {k: v for k, v in (r.get("result") or {}).items() if k not in _BULKY_RESULT_KEYS}
+    return SuiteOutcome(outcomes, _json_safe(payload))
+
+
+def _outcome(plan: CheckPlan, result: dict[str, Any], sample_size: int) -> ExpectationOutcome:
+    body = result.get("result") or {}
+    exception = result.get("exception_info") or {}
+    error = exception.get("exception_message") if exception.get("raised_exception") else None
+    failing = np.asarray(body.get("unexpected_index_list") or [], dtype=np.int64) if plan.scope == "row" else np.empty(0, dtype=np.int64)
+    percent = body.get("unexpected_percent")
+    return ExpectationOutcome(
+        plan=plan,
+        passed=bool(result.get("success")) and error is None,
+        observed=_json_safe(body.get("observed_value")),
+        unexpected_count=_int_or_none(body.get("unexpected_count")),
+        unexpected_percent=None if percent is None else float(percent),
+        element_count=_int_or_none(body.get("element_count")),
+        sample=_json_safe(list(body.get("partial_unexpected_list") or [])[:sample_size]),
+        failing_rows=np.unique(failing),
+        config=_json_safe(result.get("expectation_config") or {}),
+        error=error,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """GX results carry numpy scalars, Timestamps and NaN; metadata and JSON files need plain values."""
+    return json.loads(json.dumps(value, default=_default, allow_nan=True).replace("NaN", "null"))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        item = value.item()
+        return None if isinstance(item, float) and math.isnan(item) else item
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)

@@ -1,0 +1,171 @@
+"""Checks, quarantine, blocking and reconciliation on real GX validations, one kind of bad data each."""
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from lepton_pipelines.governance import certify, clean_check_specs, evaluate_clean, evaluate_raw, raw_check_specs
+from lepton_pipelines.governance.quality_store import quality_dir, read_results
+
+from .conftest import cleaning_for, good_orders, orders_source
+
+pytestmark = pytest.mark.timeout(120)
+PK = "2026-03-01"
+
+
+def by_name(results: list[dg.AssetCheckResult]) -> dict[str, dg.AssetCheckResult]:
+    return {r.check_name: r for r in results}
+
+
+def meta(result: dg.AssetCheckResult, key: str):
+    value = result.metadata[key]
+    return getattr(value, "value", value)
+
+
+def test_clean_sample_passes_every_check_and_keeps_every_row(tmp_path, lake, make_ctx):
+    source = orders_source(tmp_path)
+    ctx = make_ctx(source)
+    frame = good_orders()
+    raw_results = evaluate_raw(ctx, frame, {"order_id": "int64", "status": "str", "amount": "float64", "_source_file": "str"}, {})
+    assert [r.passed for r in raw_results] == [True]
+    results = evaluate_clean(ctx, frame, cleaning_for(frame))
+    assert {r.check_name for r in results} == {s.name for s in clean_check_specs(source)}
+    assert all(r.passed for r in results), [(r.check_name, r.description) for r in results if not r.passed]
+    outcome = certify(ctx, frame, cleaning_for(frame))
+    assert outcome.quarantined_rows == 0
+    assert list(outcome.frame.columns) == ["order_id", "status", "amount"]
+    assert len(outcome.frame) == len(frame)
+    assert [r.passed for r in outcome.check_results] == [True]
+    history = read_results(lake, "orders", PK)
+    assert set(history["stage"]) == {"raw", "clean", "governed"} and history["passed"].all()
+    gx_json = json.loads((quality_dir(lake, "orders", PK) / "gx_result.json").read_text())
+    assert gx_json["statistics"]["evaluated_expectations"] == 5
+    assert not (lake.table_dir("quarantine", "orders", PK) / "governed.parquet").exists()
+
+
+def test_nulls_out_of_range_and_wrong_set_members_are_quarantined_with_reasons(tmp_path, lake, make_ctx):
+    source = orders_source(tmp_path)
+    ctx = make_ctx(source)
+    frame = good_orders(9)
+    frame.loc[1, "amount"] = None          # null
+    frame.loc[4, "amount"] = 5000.0        # out of range
+    frame.loc[4, "status"] = "lost"        # same row: wrong set member too
+    frame.loc[7, "status"] = "refunded"    # wrong set member
+    cleaning = cleaning_for(frame, duplicates=2, dropped=1)
+    results = by_name(evaluate_clean(ctx, frame, cleaning))
+
+    nulls, between, in_set = results["amount__column_values_to_not_be_null"], results["amount__column_values_to_be_between"], results["status__column_values_to_be_in_set"]
+    for check, count in ((nulls, 1), (between, 1), (in_set, 2)):
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+        assert meta(check, "unexpected_count") == count and meta(check, "quarantined_rows") == count
+        assert meta(check, "unexpected_percent") == pytest.approx(100 * count / 9, rel=1e-3) or check is between
+    assert sorted(meta(in_set, "unexpected_sample")) == ["lost", "refunded"]
+    assert meta(between, "unexpected_sample") == [5000.0]
+    assert meta(between, "gx_expectation")["type"] == "expect_column_values_to_be_between"
+    assert results["primary_key_unique"].passed and results["table_row_count_to_be_between"].passed
+
+    outcome = certify(ctx, frame, cleaning)
+    assert outcome.quarantined_rows == 3
+    assert sorted(outcome.frame["order_id"]) == [1, 3, 4, 6, 7, 9]
+    quarantine = lake.read_table("quarantine", "orders", PK)
+    row5 = quarantine.set_index("order_id").loc[5]
+    assert bool(row5["failed__amount__column_values_to_be_between"]) and bool(row5["failed__status__column_values_to_be_in_set"])
+    assert not bool(row5["failed__amount__column_values_to_not_be_null"])
+    assert "status__column_values_to_be_in_set" in row5["_reason"] and row5["_source_line"] == 6
+    reconciliation = outcome.check_results[0]
+    assert reconciliation.passed, reconciliation.description
+    assert meta(reconciliation, "raw_rows") == 12 == 6 + 2 + 1 + 3
+
+
+def test_block_policy_makes_row_failures_blocking_and_certify_refuses(tmp_path, make_ctx):
+    source = orders_source(tmp_path, row_failures="block")
+    specs = {s.name: s for s in clean_check_specs(source)}
+    assert specs["amount__column_values_to_be_between"].blocking
+    assert not specs["amount__column_mean_to_be_between"].blocking  # severity warn never blocks
+    ctx = make_ctx(source)
+    frame = good_orders()
+    frame.loc[2, "amount"] = -1.0
+    results = by_name(evaluate_clean(ctx, frame, cleaning_for(frame)))
+    failed = results["amount__column_values_to_be_between"]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR and meta(failed, "unexpected_count") == 1
+    with pytest.raises(dg.Failure, match="amount__column_values_to_be_between"):
+        certify(ctx, frame, cleaning_for(frame))
+
+
+def test_duplicate_keys_fail_primary_key_check_and_block(tmp_path, make_ctx):
+    source = orders_source(tmp_path)
+    ctx = make_ctx(source)
+    frame = pd.concat([good_orders(), good_orders().iloc[[0, 2]]], ignore_index=True)
+    pk = by_name(evaluate_clean(ctx, frame, cleaning_for(frame)))["primary_key_unique"]
+    assert not pk.passed and pk.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(pk, "unexpected_count") == 2
+    assert meta(pk, "unexpected_sample") == [{"order_id": "1"}, {"order_id": "3"}]
+    with pytest.raises(dg.Failure, match="primary_key_unique"):
+        certify(ctx, frame, cleaning_for(frame))
+
+
+def test_table_level_failures_block_even_under_quarantine_policy(tmp_path, make_ctx):
+    source = orders_source(tmp_path)
+    assert {s.name: s for s in clean_check_specs(source)}["table_row_count_to_be_between"].blocking
+    ctx = make_ctx(source)
+    frame = good_orders(2)
+    frame["amount"] = [900.0, 800.0]
+    results = by_name(evaluate_clean(ctx, frame, cleaning_for(frame)))
+    rows = results["table_row_count_to_be_between"]
+    assert not rows.passed and rows.severity == dg.AssetCheckSeverity.ERROR and meta(rows, "observed_value") == 2
+    mean = results["amount__column_mean_to_be_between"]
+    assert not mean.passed and mean.severity == dg.AssetCheckSeverity.WARN and meta(mean, "observed_value") == 850.0
+    with pytest.raises(dg.Failure, match="table_row_count_to_be_between"):
+        certify(ctx, frame, cleaning_for(frame))
+
+
+def test_certify_revalidates_when_clean_changed_since_validation(tmp_path, make_ctx):
+    ctx = make_ctx(orders_source(tmp_path))
+    validated = good_orders()
+    evaluate_clean(ctx, validated, cleaning_for(validated))
+    changed = validated.copy()
+    changed.loc[0, "status"] = "bogus"
+    outcome = certify(ctx, changed, cleaning_for(changed))
+    assert outcome.quarantined_rows == 1 and 1 not in set(outcome.frame["order_id"])
+
+
+def test_reconciliation_fails_when_rows_are_unaccounted_for(tmp_path, make_ctx):
+    ctx = make_ctx(orders_source(tmp_path))
+    frame = good_orders()
+    cleaning = cleaning_for(frame) | {"raw_rows": len(frame) + 4}
+    evaluate_clean(ctx, frame, cleaning)
+    check = certify(ctx, frame, cleaning).check_results[0]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(check, "unaccounted_rows") == 4 and "4 row(s) unaccounted" in check.description
+
+
+@pytest.mark.parametrize("policy, severity, blocking", [("warn", dg.AssetCheckSeverity.WARN, False), ("error", dg.AssetCheckSeverity.ERROR, True)])
+def test_schema_drift_reports_added_removed_and_retyped_columns(tmp_path, make_ctx, policy, severity, blocking):
+    source = orders_source(tmp_path, schema_drift=policy)
+    assert raw_check_specs(source)[0].blocking is blocking
+    landed = {"order_id": "float64", "amount": "float64", "coupon": "str", "_source_file": "str"}
+    result = evaluate_raw(make_ctx(source), good_orders(), landed, {"missing_columns": ["status"], "extra_columns": ["coupon"]})[0]
+    assert not result.passed and result.severity == severity
+    assert meta(result, "added_columns") == ["coupon"] and meta(result, "removed_columns") == ["status"]
+    assert meta(result, "retyped_columns") == {"order_id": {"declared": "integer", "landed": "float"}}
+    assert [c.name for c in meta(result, "landed_schema").columns] == list(landed)
+
+
+def test_text_formats_landing_strings_are_not_drift(tmp_path, make_ctx):
+    result = evaluate_raw(make_ctx(orders_source(tmp_path)), good_orders(), {"order_id": "string", "status": "string", "amount": "string"}, {})[0]
+    assert result.passed, result.description
+
+
+def test_large_quarantine_positions_match_rows(tmp_path, make_ctx):
+    ctx = make_ctx(orders_source(tmp_path))
+    frame = good_orders(3000)
+    frame["amount"] = 10.0
+    bad = np.arange(5, 3000, 7)
+    frame.loc[bad, "amount"] = 2000.0
+    outcome = certify(ctx, frame, cleaning_for(frame))
+    assert outcome.quarantined_rows == len(bad)
+    assert (outcome.frame["amount"] <= 1000).all() and len(outcome.frame) == 3000 - len(bad)
