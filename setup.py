@@ -39,6 +39,7 @@ setup(
         "kubernetes-validate>=1.30",
         "matplotlib>=3.8",
         "psutil>=5.9",
+        "packaging>=23",
     ],
     extras_require={
         "test": [

@@ -1,16 +1,17 @@
 """The single Definitions of the Lepton Pipelines code location.
 
 Each folder contributes its own Definitions; this module only loads the source registry (which fails
-loudly, listing every problem in every YAML file) and merges them.
+loudly, listing every problem in every YAML file) and merges them. The folders' modules are imported as
+modules, not their ``defs`` names: Dagster refuses a module with several Definitions at module scope.
 """
 from __future__ import annotations
 
 import dagster as dg
 
 from lepton_pipelines.governance import build_governance_defs
-from lepton_pipelines.iot.definitions import defs as iot_defs
-from lepton_pipelines.models.definitions import defs as models_defs
-from lepton_pipelines.platform.definitions import defs as platform_defs
+from lepton_pipelines.iot import definitions as iot_definitions
+from lepton_pipelines.models import definitions as models_definitions
+from lepton_pipelines.platform import definitions as platform_definitions
 from lepton_pipelines.sources.definitions import build_sources_defs
 from lepton_pipelines.sources.registry import load_sources
 
@@ -20,9 +21,9 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions.merge(
         build_sources_defs(sources),
         build_governance_defs(sources),
-        iot_defs,
-        models_defs,
-        platform_defs,
+        iot_definitions.defs,
+        models_definitions.defs,
+        platform_definitions.defs,
     )
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 from datetime import date, timedelta
 
+import dagster as dg
 from dagster import DagsterInstance
 
 from lepton_pipelines.lake.store import Lake
@@ -51,20 +52,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _jobs_to_run(defs, main_job: str, source_job_name, partition: str) -> list[tuple[str, str | None]]:
+    """The main job, then every source it cannot hold (unpartitioned or streaming), each with its own job."""
     from lepton_pipelines.sources.registry import load_sources
 
+    main_assets = set(defs.resolve_job_def(main_job).asset_layer.executable_asset_keys)
     runs: list[tuple[str, str | None]] = [(main_job, partition)]
     for source in load_sources():
-        if not source.spec.is_partitioned:
-            runs.append((source_job_name(source.name), None))
+        if dg.AssetKey([source.name, "raw"]) not in main_assets:
+            runs.append((source_job_name(source.name), partition if source.spec.is_partitioned else None))
     return runs
 
-
 def _simulate_devices(lake: Lake, partition: str, size) -> None:
-    from lepton_pipelines.iot.simulator import write_landing_batch
+    """Device telemetry without a broker: the collector's own parse-and-commit path writes the landing
+    files (with spikes, gaps, duplicates and malformed payloads), as if the collector had been running."""
+    from datetime import datetime, timezone
 
-    write_landing_batch(lake, partition, devices=12, messages_per_device=40 if size == "tiny" else 400)
+    from lepton_pipelines.iot.simulator import SimulatorConfig, write_to_landing
 
+    config = SimulatorConfig(
+        devices=12,
+        messages_per_device=60 if size == "tiny" else 600,
+        interval_seconds=60.0,
+        start=datetime.fromisoformat(partition).replace(tzinfo=timezone.utc),
+        seed=3,
+        spike_rate=0.01,
+        gap_rate=0.01,
+        duplicate_rate=0.01,
+        malformed_rate=0.005,
+        offline_devices=2,
+    )
+    totals = write_to_landing(lake, config)
+    print(f"lepton-demo: simulated {totals['messages']} device messages → {totals['files']} landing files, {totals['quarantined']} quarantined")
 
 if __name__ == "__main__":
     sys.exit(main())

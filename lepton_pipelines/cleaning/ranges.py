@@ -71,12 +71,10 @@ class ValidRange(CleaningRule):
         }
         outside = below | above
         if action == "drop":
-            reason = pd.Series("", index=df.index, dtype="str")
-            if low is not None:
-                reason = reason.mask(below, f"{column}=" + as_text(values) + f" below minimum {show(low)}")
-            if high is not None:
-                reason = reason.mask(above, f"{column}=" + as_text(values) + f" above maximum {show(high)}")
-            removed = removed_rows(df, outside, reason[outside], self.name)
+            # Reasons are rendered for the removed rows only: rendering a million values costs seconds.
+            limit = np.where(below[outside], f" below minimum {show(low)}", f" above maximum {show(high)}")
+            reason = f"{column}=" + as_text(values[outside]) + pd.Series(limit, index=values.index[outside], dtype="str")
+            removed = removed_rows(df, outside, reason, self.name)
             return RuleOutcome(frame=df[~outside], removed=removed, report=report,
                                lineage={column: f"rows outside {interval} dropped"})
         df = df.copy()

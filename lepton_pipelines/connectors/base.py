@@ -70,6 +70,19 @@ class Connector(ABC):
     def fetch(self, request: FetchRequest) -> FetchResult:
         """Return the partition's records. Raise ``ConnectorError`` naming the file/URL on hard failures."""
 
+    def landing_settings(self) -> ConnectorSettings | None:
+        """File settings describing this source's files in ``<lake>/landing/<source>/``, for the landing
+        sensor; None for sources that are pulled (HTTP, SQL) rather than dropped."""
+        return None
+
+    # How the landing sensor turns files into runs: "file" — one run per file version (batch drops);
+    # "partition" — one run per partition and tick covering all new files (streaming micro-batches).
+    landing_runs: ClassVar[str] = "file"
+
+    def upstream_assets(self, source: str) -> list[list[str]]:
+        """Asset keys that produce this source's landing data inside Dagster (e.g. an in-run drain)."""
+        return []
+
 
 class ConnectorError(RuntimeError):
     """A failure a person can act on: the message names the file, URL or query and what went wrong."""

@@ -4,10 +4,14 @@ Works the same on a local disk and on S3, because every byte goes through the la
 
 Why the CSV reader has two paths: a clean file (the common case) is parsed by ``pyarrow.csv`` at C
 speed with every column read as a string, and each record's physical line number is recovered with
-one vectorised pass over the newline positions. Any file pyarrow cannot parse strictly — wrong field
-counts, unterminated quotes, invalid UTF-8, quoted newlines — is re-read line by line with Python's
-``csv`` module, which keeps every good record and turns each bad line into a reject carrying the
-file, line number, reason and the raw text. Nothing is dropped and no failure goes unnamed.
+one vectorised pass over the newline positions. Lines with the wrong number of fields (the usual fault
+of an export: one stray line in a million) stay on that path: pyarrow skips them through its invalid-row
+handler, each is pinned to its physical line by its text and worded exactly as the line-by-line reader
+would word it — re-reading a 500,000-line file in Python for one bad line costs ~7 s and ~0.5 GB. Any
+other file pyarrow cannot parse strictly — unterminated quotes, invalid UTF-8, quoted newlines, a bad
+line that cannot be pinned to one line — is re-read line by line with Python's ``csv`` module, which
+keeps every good record and turns each bad line into a reject carrying the file, line number, reason
+and the raw text. Nothing is dropped and no failure goes unnamed.
 """
 from __future__ import annotations
 
@@ -49,6 +53,11 @@ DATE_PLACEHOLDER = "{date}"
 _DATE_SEGMENT = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 # Values sampled per column and file to infer the landed type of string-typed CSV columns.
 INFER_SAMPLE_ROWS = 1000
+# Distinct bad lines the fast CSV path pins to line numbers (one scan of the file each); a file with
+# more is re-read line by line.
+MAX_LOCATED_BAD_LINES = 100
+# Bytes searched for the header line before falling back to splitting the whole file.
+HEADER_SEARCH_BYTES = 1 << 16
 
 
 class FileSettings(ConnectorSettings):
@@ -190,6 +199,9 @@ class FileConnector(Connector):
     Settings = FileSettings
     settings: FileSettings
 
+    def landing_settings(self) -> FileSettings:
+        return self.settings
+
     def fetch(self, request: FetchRequest) -> FetchResult:
         files = list_landing_files(
             request.lake, request.source, self.settings, partitioned=request.partition_key is not None,
@@ -255,7 +267,7 @@ class FileConnector(Connector):
 def read_csv_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRead:
     """All columns as strings; ``lines`` are physical line numbers (header = line 1)."""
     names = _csv_column_names(data, path, settings)
-    fast = _read_csv_fast(data, names, settings)
+    fast = _read_csv_fast(data, path, names, settings)
     table, lines, rejects = fast if fast is not None else _read_csv_line_by_line(data, path, names, settings)
     note = "header only: no records" if table.num_rows == 0 and not rejects else None
     records = table.to_pandas()
@@ -265,7 +277,12 @@ def read_csv_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRead:
 def _csv_column_names(data: bytes, path: str, settings: FileSettings) -> list[str]:
     if not settings.header:
         return list(settings.column_names or [])
-    for line_number, raw in enumerate(data.splitlines(), start=1):
+    head = data[:HEADER_SEARCH_BYTES].splitlines()
+    # Only the leading lines are split; a cut-off last line is not known to be whole, so the whole file
+    # is split when the header is not among the complete ones.
+    if len(data) > HEADER_SEARCH_BYTES and not any(line.strip() for line in head[:-1]):
+        head = data.splitlines()
+    for line_number, raw in enumerate(head, start=1):
         if not raw.strip():
             continue
         try:
@@ -283,10 +300,21 @@ def _csv_column_names(data: bytes, path: str, settings: FileSettings) -> list[st
     return []
 
 
-def _read_csv_fast(data: bytes, names: list[str], settings: FileSettings) -> tuple[pa.Table, np.ndarray, list] | None:
-    """Strict pyarrow parse; None when the file needs the line-by-line path."""
+def _read_csv_fast(
+    data: bytes, path: str, names: list[str], settings: FileSettings
+) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]] | None:
+    """Strict pyarrow parse (wrong-width lines skipped and rejected); None when the file needs the
+    line-by-line path."""
     if not names:
         return None
+    skipped: list[str] = []
+
+    def skip_and_keep(row: Any) -> str:
+        skipped.append(row.text)
+        return "skip"
+
+    # Pinning a skipped row to its line needs one row per line and the file's bytes to be its UTF-8 text.
+    locatable = not settings.multiline_values and codecs.lookup(settings.encoding).name == "utf-8"
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),
@@ -298,6 +326,7 @@ def _read_csv_fast(data: bytes, names: list[str], settings: FileSettings) -> tup
                 delimiter=settings.delimiter,
                 quote_char=settings.quotechar,
                 newlines_in_values=settings.multiline_values,
+                invalid_row_handler=skip_and_keep if locatable else None,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
@@ -309,9 +338,91 @@ def _read_csv_fast(data: bytes, names: list[str], settings: FileSettings) -> tup
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
         return None
     lines = _record_line_numbers(data, skip_first=settings.header)
+    rejects: list[dict[str, Any]] = []
+    if skipped:
+        located = _reject_skipped_lines(data, lines, skipped, path, names, settings)
+        if located is None:
+            return None
+        lines, rejects = located
     if len(lines) != table.num_rows or table.column_names != names:
         return None  # a quoted value spans lines (or a \r-only file): only the slow path knows the lines
-    return table, lines, []
+    return table, lines, rejects
+
+
+def _reject_skipped_lines(
+    data: bytes, lines: np.ndarray, skipped: list[str], path: str, names: list[str], settings: FileSettings
+) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
+    """The record line numbers without the lines pyarrow skipped, and one reject per skipped line worded
+    as the line-by-line reader words it; None when a skipped row cannot be pinned to exactly one line.
+
+    Without quoted newlines every line parses on its own, so equal text means an equal outcome: all lines
+    carrying a skipped row's text are skipped, and finding them all finds every skipped row.
+    """
+    wanted: dict[str, int] = {}
+    for text in skipped:
+        wanted[text] = wanted.get(text, 0) + 1
+    if len(wanted) > MAX_LOCATED_BAD_LINES or any(not t or "\n" in t or "\r" in t for t in wanted):
+        return None
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    found: list[tuple[int, str, str]] = []
+    for text, count in wanted.items():
+        offsets = _whole_line_offsets(data, text.encode("utf-8"))
+        reason = _csv_line_problem(text, names, settings)
+        if len(offsets) != count or reason is None:
+            return None
+        found.extend((int(np.searchsorted(newlines, offset)) + 1, reason, text) for offset in offsets)
+    found.sort()
+    bad = np.fromiter((line for line, _, _ in found), dtype=np.int64, count=len(found))
+    keep = ~np.isin(lines, bad)
+    if int((~keep).sum()) != len(bad):
+        return None
+    rejects = [{"source_file": path, "source_line": line, "reason": reason, "raw": text} for line, reason, text in found]
+    return lines[keep], rejects
+
+
+def _whole_line_offsets(data: bytes, needle: bytes) -> list[int]:
+    """Byte offsets where ``needle`` is a whole line (ended by LF, CRLF or the end of the data)."""
+    offsets = []
+    position = data.find(needle)
+    while position != -1:
+        end = position + len(needle)
+        starts_line = position == 0 or data[position - 1] == 10
+        ends_line = end == len(data) or data[end] == 10 or (data[end] == 13 and (end + 1 == len(data) or data[end + 1] == 10))
+        if starts_line and ends_line:
+            offsets.append(position)
+        position = data.find(needle, position + 1)
+    return offsets
+
+
+def _csv_line_problem(text: str, names: list[str], settings: FileSettings) -> str | None:
+    """Why one complete line is not a record (None when it is one), as the line-by-line reader says it."""
+    try:
+        rows = _strict_csv_rows(text, settings)
+    except csv.Error as exc:
+        return _csv_error_reason(exc)
+    return _field_count_problem(rows, names)
+
+
+def _strict_csv_rows(text: str, settings: FileSettings) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter, quotechar=settings.quotechar, strict=True))
+
+
+def _is_open_quote(exc: csv.Error) -> bool:
+    return "unexpected end of data" in str(exc)
+
+
+def _csv_error_reason(exc: csv.Error) -> str:
+    if _is_open_quote(exc):
+        return "unterminated quoted value (set multiline_values: true if values contain line breaks)"
+    return f"malformed CSV: {exc}"
+
+
+def _field_count_problem(rows: list[list[str]], names: list[str]) -> str | None:
+    fields = rows[0] if len(rows) == 1 else None
+    if fields is not None and len(fields) == len(names):
+        return None
+    found = "several records" if fields is None else f"{len(fields)} fields"
+    return f"expected {len(names)} fields ({', '.join(names)}), found {found}"
 
 
 def _record_line_numbers(data: bytes, skip_first: bool) -> np.ndarray:
@@ -359,26 +470,20 @@ def _read_csv_line_by_line(
         first, so_far, raw_so_far = pending if pending else (line_number, "", b"")
         candidate, raw_candidate = so_far + text, raw_so_far + raw
         try:
-            rows = list(csv.reader(io.StringIO(candidate, newline=""), delimiter=settings.delimiter,
-                                   quotechar=settings.quotechar, strict=True))
+            rows = _strict_csv_rows(candidate, settings)
         except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                if settings.multiline_values:
-                    pending = (first, candidate, raw_candidate)
-                    continue
-                reason = "unterminated quoted value (set multiline_values: true if values contain line breaks)"
-            else:
-                reason = f"malformed CSV: {exc}"
+            if _is_open_quote(exc) and settings.multiline_values:
+                pending = (first, candidate, raw_candidate)
+                continue
             pending = None
-            reject(first, reason, raw_candidate)
+            reject(first, _csv_error_reason(exc), raw_candidate)
             continue
         pending = None
-        fields = rows[0] if len(rows) == 1 else None
-        if fields is None or len(fields) != len(names):
-            found = "several records" if fields is None else f"{len(fields)} fields"
-            reject(first, f"expected {len(names)} fields ({', '.join(names)}), found {found}", raw_candidate)
+        problem = _field_count_problem(rows, names)
+        if problem:
+            reject(first, problem, raw_candidate)
             continue
-        for column, value in zip(columns, fields):
+        for column, value in zip(columns, rows[0]):
             column.append(None if value in nulls else value)
         lines.append(first)
     if pending:

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 import dagster as dg
@@ -80,23 +81,42 @@ def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJ
 
 
 def plan_landing_runs(sources: list[Source], lake) -> list[dg.RunRequest]:
-    """Pure planning step of the sensor (kept separate so it is testable without a sensor context)."""
+    """Pure planning step of the sensor (kept separate so it is testable without a sensor context).
+
+    Batch drops: one run per file version (run key = path + size + mtime/ETag). Streaming sources whose
+    collector commits many micro-batches: one run per partition covering its current set of files, so a
+    tick with fifty new batches starts one run, and an unchanged partition never runs again.
+    """
     requests: list[dg.RunRequest] = []
     for s in sources:
-        if not hasattr(s.connector.settings, "glob"):
+        settings = s.connector.landing_settings()
+        if settings is None:
             continue
         grouped: dict[str | None, list] = defaultdict(list)
-        for landed in list_landing_files(lake, s.name, s.connector.settings, partitioned=s.spec.is_partitioned):
+        for landed in list_landing_files(lake, s.name, settings, partitioned=s.spec.is_partitioned):
             grouped[landed.partition_key].append(landed)
         for partition, files in sorted(grouped.items(), key=lambda kv: str(kv[0])):
             if s.spec.is_partitioned and partition is None:
                 continue  # a stray file outside any date= folder cannot be attributed to a partition
-            for landed in sorted(files, key=lambda f: f.path):
+            files = sorted(files, key=lambda f: f.path)
+            partition_key = partition if s.spec.is_partitioned else None
+            if s.connector.landing_runs == "partition":
+                digest = hashlib.sha256("\n".join(landing_run_key(f) for f in files).encode()).hexdigest()[:16]
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{s.name}:{partition}:{len(files)}:{digest}",
+                        job_name=source_job_name(s.name),
+                        partition_key=partition_key,
+                        tags={"lepton/landing-files": str(len(files))},
+                    )
+                )
+                continue
+            for landed in files:
                 requests.append(
                     dg.RunRequest(
                         run_key=landing_run_key(landed),
                         job_name=source_job_name(s.name),
-                        partition_key=partition if s.spec.is_partitioned else None,
+                        partition_key=partition_key,
                         tags={"lepton/landing-file": landed.path[-200:]},
                     )
                 )

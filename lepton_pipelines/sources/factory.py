@@ -86,6 +86,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
         **_common(source, "raw", "Bronze: landed records typed to the declared schema; unparsable values are "
                   "kept in `_parse_errors`, unparsable lines go to quarantine."),
         check_specs=raw_check_specs(source),
+        deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
     def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
         store = lake.get()

@@ -115,3 +115,41 @@ def test_landing_sensor_requests_one_run_per_file_version(sample_lake):
         handle.write(b'"T20261125-99999999","C00001","2026-11-25T23:59:00Z","1.00","USD","fuel","web","US","approved","false"\n')
     changed = {r.run_key for r in plan_landing_runs(sources, lake)} - keys
     assert len(changed) == 1 and "late-0001.csv" in next(iter(changed))
+
+
+def test_landing_sensor_tick_requests_runs_for_the_partition(sample_lake):
+    import dagster as dg
+
+    from lepton_pipelines.lake.resource import LakeResource
+
+    lake, manifests = sample_lake
+    defs = build_defs()
+    sensor = next(s for s in defs.sensors if s.name == "landing_zone_sensor")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, resources={"lake": LakeResource()}, repository_def=defs.get_repository_def()
+        )
+        result = sensor.evaluate_tick(context)
+    requests = result.run_requests
+    assert len(requests) == sum(len(m.files) for m in manifests.values())
+    txn = [r for r in requests if r.job_name == source_job_name("transactions")]
+    assert len(txn) == len(manifests["transactions"].files) and {r.partition_key for r in txn} == {PARTITION}
+    assert all(r.partition_key is None for r in requests if r.job_name == source_job_name("customers"))
+
+
+def test_streaming_landing_runs_once_per_partition_and_new_batch(tmp_lake):
+    """The MQTT collector commits many micro-batches: one run per partition per change, not per file."""
+    from datetime import datetime, timezone
+
+    from lepton_pipelines.iot.simulator import SimulatorConfig, write_to_landing
+
+    telemetry = [s for s in load_sources() if s.name == "device_telemetry"]
+    config = SimulatorConfig(devices=3, messages_per_device=50, start=datetime(2026, 11, 25, tzinfo=timezone.utc))
+    write_to_landing(tmp_lake, config, batch_messages=20)
+    first = plan_landing_runs(telemetry, tmp_lake)
+    assert [(r.job_name, r.partition_key) for r in first] == [(source_job_name("device_telemetry"), PARTITION)]
+    assert plan_landing_runs(telemetry, tmp_lake)[0].run_key == first[0].run_key
+
+    write_to_landing(tmp_lake, SimulatorConfig(devices=1, messages_per_device=5, start=config.start, seed=9, device_prefix="late"))
+    again = plan_landing_runs(telemetry, tmp_lake)
+    assert len(again) == 1 and again[0].run_key != first[0].run_key

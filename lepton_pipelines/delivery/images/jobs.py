@@ -1,0 +1,122 @@
+"""The ``build_model_image`` job: model registry artifact → pushed, smoke-tested image.
+
+Three ops so the UI shows where a build stopped (wheels/build/push vs. a model that does not
+serve), and so a run-status sensor can deploy only after the whole job — smoke test
+included — succeeded. The ``["models", <name>, "image"]`` materialization is emitted last, so an
+image exists as an asset only once it has proven to serve its own sample input.
+"""
+
+from dataclasses import asdict
+from typing import Any
+
+from dagster import (
+    AssetMaterialization,
+    Config,
+    MetadataValue,
+    OpExecutionContext,
+    job,
+    op,
+)
+from pydantic import Field
+from upath import UPath
+
+from lepton_pipelines.lake.resource import LakeResource
+from lepton_pipelines.lake.store import Lake
+
+from .builder import BuiltImage
+from .context import ModelArtifactError, read_model_card
+from .resource import ImageBuilderResource
+from .smoke import run_smoke_test
+
+IMAGE_BUILD_TAGS = {"lepton/image-build": "true"}
+# Dagster pool for the Docker-heavy ops: `dagster instance concurrency set lepton_image_build 1`
+# keeps parallel model releases from fighting over the engine's CPU and disk.
+IMAGE_BUILD_POOL = "lepton_image_build"
+
+
+class ModelImageConfig(Config):
+    model_name: str = Field(description="Model name in the lake's model registry (<lake>/models/<name>/<version>/).")
+    model_version: str = Field(description="Model version to build; also the image tag.")
+    nocache: bool = Field(default=False, description="Rebuild every image layer (docker build --no-cache).")
+
+
+def model_artifact_dir(lake: Lake, model_name: str, model_version: str) -> UPath:
+    """Where the model registry keeps one version's artifact (model.joblib + model_card.json)."""
+    return lake.path("models", model_name, model_version)
+
+
+def build_model_image_run_config(model_name: str, model_version: str) -> dict[str, Any]:
+    """Run config for ``build_model_image`` — what a model-registry sensor puts in its RunRequest."""
+    return {
+        "ops": {"build_and_push_model_image": {"config": {"model_name": model_name, "model_version": model_version}}}
+    }
+
+
+@op(tags=IMAGE_BUILD_TAGS, pool=IMAGE_BUILD_POOL)
+def build_and_push_model_image(
+    context: OpExecutionContext, config: ModelImageConfig, image_builder: ImageBuilderResource, lake: LakeResource
+) -> dict[str, Any]:
+    """Build the image from the registered artifact with the card's exact library versions, and push it."""
+    artifact = model_artifact_dir(lake.get(), config.model_name, config.model_version)
+    card = read_model_card(artifact)
+    if (card.name, card.version) != (config.model_name, config.model_version):
+        raise ModelArtifactError(
+            f"{artifact}/model_card.json describes {card.name}:{card.version}, but the run asked for"
+            f" {config.model_name}:{config.model_version}; the registry entry is misfiled"
+        )
+    built = image_builder.get_builder().build(artifact, nocache=config.nocache, log=context.log.debug)
+    context.log.info(
+        f"pushed {built.reference} ({built.digest}), {built.size_bytes / 1e6:.0f} MB, built in"
+        f" {built.build_seconds:.1f}s, pushed in {built.push_seconds:.1f}s"
+    )
+    return asdict(built)
+
+
+@op(tags=IMAGE_BUILD_TAGS)
+def smoke_test_model_image(
+    context: OpExecutionContext, built: dict[str, Any], image_builder: ImageBuilderResource
+) -> dict[str, Any]:
+    """Run the pushed image (by digest) with the production hardening; fail the run if it does not serve."""
+    report = run_smoke_test(
+        context,
+        built["digest"],
+        ready_timeout_s=image_builder.smoke_ready_timeout_seconds,
+        registry=image_builder.docker_registry_config(),
+    )
+    context.log.info(f"smoke test of {built['digest']} passed: {[c['check'] for c in report.get('checks', [])]}")
+    return report
+
+
+@op
+def record_model_image(context: OpExecutionContext, built: dict[str, Any], smoke: dict[str, Any]) -> None:
+    image = BuiltImage(**built)
+    name = image.labels["org.lepton.model.name"]
+    context.log_event(
+        AssetMaterialization(
+            asset_key=["models", name, "image"],
+            description=f"model-service image for {name}:{image.tag}",
+            metadata={
+                "tag": MetadataValue.text(image.reference),
+                "digest": MetadataValue.text(image.digest),
+                "size_bytes": MetadataValue.int(image.size_bytes),
+                "size_mb": MetadataValue.float(round(image.size_bytes / 1e6, 1)),
+                "base_image": MetadataValue.text(image.base_image),
+                "library_versions": MetadataValue.json(image.library_versions),
+                "lock": MetadataValue.json(image.lock),
+                "model_version": MetadataValue.text(image.tag),
+                "build_seconds": MetadataValue.float(round(image.build_seconds, 2)),
+                "push_seconds": MetadataValue.float(round(image.push_seconds, 2)),
+                "smoke_checks": MetadataValue.json(smoke.get("checks", [])),
+            },
+        )
+    )
+
+
+@job(
+    name="build_model_image",
+    description="Build, push and smoke-test the model-service image of one registered model version.",
+    tags=IMAGE_BUILD_TAGS,
+)
+def build_model_image() -> None:
+    built = build_and_push_model_image()
+    record_model_image(built, smoke_test_model_image(built))

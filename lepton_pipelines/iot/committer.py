@@ -1,0 +1,200 @@
+"""Micro-batch commits: the one place where MQTT messages become durable lake files.
+
+Shared by the always-on collector and the in-run drain so both keep the same promise: a message is
+acknowledged only after the file holding it is committed. A batch is written as
+
+* ``<lake>/landing/<source>/date=<event date>/<batch-id>.jsonl`` — valid telemetry, one JSON object a
+  line, grouped by the UTC date of the message ``ts``;
+* ``<lake>/quarantine/<source>/date=<receive date>/<batch-id>.parquet`` — bad messages with topic,
+  raw bytes (base64), reason and receive time.
+
+Each file is written under a hidden temporary name (starting with ``.``, which file-drop readers and
+the landing sensor ignore), fsync'ed and renamed into place; on S3 a single PUT publishes the object
+atomically. Only then does the caller get the acknowledgement tokens back. A crash anywhere before
+that leaves the messages unacknowledged, so the broker redelivers them — duplicates are possible,
+loss is not (the clean step dedups by ``(device_id, seq)``).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Hashable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from lepton_pipelines.iot.payloads import Rejected, Telemetry
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("batch_id", pa.string()),
+        ("topic", pa.string()),
+        ("device_id", pa.string()),  # from the topic; null when the topic itself is malformed
+        ("payload_base64", pa.string()),
+        ("payload_bytes", pa.int64()),
+        ("reason", pa.string()),
+        ("received_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+# One encoder for all lines: json.dumps with non-default options builds a new encoder on every call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """When a micro-batch is committed: whichever of count, bytes or age is reached first.
+
+    ``max_messages`` must stay below the broker's in-flight window (our MQTT v5 Receive Maximum):
+    the broker stops sending once that many messages are unacknowledged, so a larger batch could
+    only ever be closed by its age limit.
+    """
+
+    max_messages: int = 1000
+    max_bytes: int = 8 * 1024 * 1024
+    max_age_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_messages < 1 or self.max_bytes < 1 or self.max_age_seconds <= 0:
+            raise ValueError(f"batch policy limits must be positive, got {self}")
+
+
+@dataclass
+class PendingBatch:
+    """Messages received but not yet committed, with the tokens that acknowledge them."""
+
+    telemetry_lines: dict[str, list[bytes]] = field(default_factory=dict)  # event date → JSONL lines
+    quarantine_rows: list[dict[str, Any]] = field(default_factory=list)
+    ack_tokens: list[Hashable] = field(default_factory=list)
+    payload_bytes: int = 0
+    opened_at: float | None = None  # time.monotonic() of the first message
+
+    def __len__(self) -> int:
+        return len(self.ack_tokens)
+
+    def add(self, parsed: Telemetry | Rejected, topic: str, payload: bytes, received_at: datetime, token: Hashable) -> None:
+        """``received_at`` is only stored for rejected messages (good records carry it already)."""
+        if self.opened_at is None:
+            self.opened_at = time.monotonic()
+        if isinstance(parsed, Telemetry):
+            line = _encode_json(parsed.record).encode() + b"\n"
+            self.telemetry_lines.setdefault(parsed.event_date, []).append(line)
+        else:
+            self.quarantine_rows.append(
+                {
+                    "topic": topic,
+                    "device_id": parsed.topic_device_id,
+                    "payload_base64": base64.b64encode(payload).decode("ascii"),
+                    "payload_bytes": len(payload),
+                    "reason": parsed.reason,
+                    "received_at": received_at,
+                }
+            )
+        self.payload_bytes += len(payload)
+        self.ack_tokens.append(token)
+
+    def is_full(self, policy: BatchPolicy) -> bool:
+        return len(self.ack_tokens) >= policy.max_messages or self.payload_bytes >= policy.max_bytes
+
+    def is_due(self, policy: BatchPolicy, now: float | None = None) -> bool:
+        if self.opened_at is None:
+            return False
+        return self.is_full(policy) or (now if now is not None else time.monotonic()) - self.opened_at >= policy.max_age_seconds
+
+    def age_seconds(self, now: float | None = None) -> float:
+        return 0.0 if self.opened_at is None else (now if now is not None else time.monotonic()) - self.opened_at
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    batch_id: str
+    files: list[str]
+    telemetry_count: int
+    quarantined_count: int
+    ack_tokens: list[Hashable]
+
+
+def new_batch_id(now: datetime | None = None) -> str:
+    """Sortable by commit time, unique across collectors and drains writing the same folder."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{moment:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:12]}"
+
+
+class LandingCommitter:
+    """Writes pending batches into a lake (``lepton_pipelines.lake.store.Lake``) for one source."""
+
+    def __init__(self, lake: Any, source: str = "device_telemetry", fsync: bool = True):
+        self.lake = lake
+        self.source = source
+        self.fsync = fsync
+
+    def commit(self, batch: PendingBatch) -> CommitResult:
+        """Publish every file of the batch; raise (and publish nothing further) on the first failure.
+
+        A failure after some files were published is safe: the batch stays unacknowledged and is
+        committed again on redelivery, so at worst those rows appear twice.
+        """
+        batch_id = new_batch_id()
+        files: list[str] = []
+        telemetry_count = 0
+        for event_date, lines in sorted(batch.telemetry_lines.items()):
+            directory = self.lake.table_dir("landing", self.source, event_date)
+            files.append(write_bytes_atomic(directory, f"{batch_id}.jsonl", b"".join(lines), self.fsync))
+            telemetry_count += len(lines)
+        by_receive_date: dict[str, list[dict[str, Any]]] = {}
+        for row in batch.quarantine_rows:
+            by_receive_date.setdefault(row["received_at"].astimezone(timezone.utc).date().isoformat(), []).append(row)
+        for receive_date, rows in sorted(by_receive_date.items()):
+            table = pa.Table.from_pylist([{**row, "batch_id": batch_id} for row in rows], schema=QUARANTINE_SCHEMA)
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer, compression="zstd")
+            directory = self.lake.table_dir("quarantine", self.source, receive_date)
+            files.append(write_bytes_atomic(directory, f"{batch_id}.parquet", buffer.getvalue(), self.fsync))
+        return CommitResult(
+            batch_id=batch_id,
+            files=files,
+            telemetry_count=telemetry_count,
+            quarantined_count=len(batch.quarantine_rows),
+            ack_tokens=list(batch.ack_tokens),
+        )
+
+
+def write_bytes_atomic(directory: UPath, name: str, data: bytes, fsync: bool = True) -> str:
+    """Publish ``directory/name`` so that readers see all of it or nothing.
+
+    Local disk: hidden temp file → fsync → ``os.replace`` → fsync of the folder, so the file survives
+    a power cut as well as a process crash (we acknowledge right after). Object stores: one PUT, which
+    is atomic per object.
+    """
+    final = directory / name
+    if getattr(directory, "protocol", "") not in ("", "file", "local"):
+        directory.fs.pipe_file(final.path, data)
+        return str(final)
+    os.makedirs(directory.path, exist_ok=True)
+    tmp_path = os.path.join(directory.path, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp_path, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp_path, final.path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+    if fsync:
+        folder = os.open(directory.path, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return str(final)

@@ -1,0 +1,210 @@
+"""Dagster wiring of the IoT platform: in-run drain, broker drop check, device registry and status.
+
+Thin on purpose — the logic is in ``drain.py``, ``broker_stats.py`` and ``devices.py``.
+"""
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+from lepton_pipelines.connectors.mqtt import MqttSettings
+from lepton_pipelines.iot import broker_stats, devices as device_logic
+from lepton_pipelines.iot.connection import DEFAULT_MQTT_URL, MQTT_URL_ENV, BrokerAddress, parse_mqtt_url
+from lepton_pipelines.iot.drain import drain
+from lepton_pipelines.iot.lease import LeaseHeld
+from lepton_pipelines.lake.resource import LakeResource
+from lepton_pipelines.lake.store import Lake
+from lepton_pipelines.resources import SHARED_RESOURCES
+
+SOURCE = "device_telemetry"
+SOURCE_FILE = Path(__file__).resolve().parent.parent / "sources" / "registry" / f"{SOURCE}.yaml"
+LANDING_KEY = dg.AssetKey([SOURCE, "landing"])
+CLEAN_KEY = dg.AssetKey([SOURCE, "clean"])
+DEVICES_KEY = dg.AssetKey(["iot", "devices"])
+STATUS_KEY = dg.AssetKey(["iot", "device_status"])
+MQTT_CLIENT_TAG = "lepton/mqtt-client"
+REGISTRY_CANDIDATES = (("landing", "devices", "registry.yaml"), ("landing", "devices", "registry.csv"))
+
+
+def _load_settings() -> MqttSettings:
+    spec = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8"))
+    return MqttSettings.model_validate(spec["connector"])
+
+
+SETTINGS = _load_settings()
+
+
+class MqttBrokerResource(dg.ConfigurableResource):
+    """The broker, read from the environment at run time so that credentials (in the URL) never
+    enter Dagster config, run storage or the UI — only the variable's name does."""
+
+    url_env_var: str = MQTT_URL_ENV
+
+    def address(self) -> BrokerAddress:
+        return parse_mqtt_url(os.environ.get(self.url_env_var) or DEFAULT_MQTT_URL)
+
+
+class DrainConfig(dg.Config):
+    max_messages: int = SETTINGS.drain_max_messages
+    max_seconds: float = SETTINGS.drain_max_seconds
+    idle_seconds: float = SETTINGS.drain_idle_seconds
+
+
+@dg.asset(
+    key=LANDING_KEY,
+    group_name=SOURCE,
+    op_tags={MQTT_CLIENT_TAG: SETTINGS.client_id},
+    kinds={"mqtt"},
+    description=(
+        "Fallback for sites without the always-on collector: drains the broker's queued telemetry for the "
+        f"persistent session {SETTINGS.client_id!r} into committed landing files, acknowledging after each "
+        "commit. Bounded by max messages / seconds; stops early when the queue is empty. Runs never overlap "
+        f"(tag {MQTT_CLIENT_TAG} for a tag concurrency limit of 1, plus a lease on the client id)."
+    ),
+)
+def device_telemetry_landing(
+    context: dg.AssetExecutionContext, config: DrainConfig, lake: LakeResource, mqtt: MqttBrokerResource
+) -> dg.MaterializeResult:
+    address = mqtt.address()
+    try:
+        result = drain(lake.get(), address, SETTINGS, SOURCE, config.max_messages, config.max_seconds, config.idle_seconds)
+    except LeaseHeld as exc:
+        context.log.warning(f"skipped: {exc}")
+        return dg.MaterializeResult(metadata={"skipped": str(exc), "broker": address.display})
+    c = result.counters
+    context.log.info(f"drained {c.received} message(s) from {address.display} in {result.seconds:.1f}s ({result.stopped_by})")
+    return dg.MaterializeResult(
+        metadata={
+            "broker": address.display,
+            "client_id": SETTINGS.client_id,
+            "received": c.received,
+            "committed": c.committed,
+            "quarantined": c.quarantined,
+            "acked": c.acked,
+            "batches": c.batches,
+            "stopped_by": result.stopped_by,
+            "seconds": round(result.seconds, 3),
+            "broker_dropped_counter": -1 if result.broker_dropped is None else result.broker_dropped,
+            "files": dg.MetadataValue.json(c.files[-20:]),
+        }
+    )
+
+
+@dg.asset_check(asset=LANDING_KEY, name="broker_dropped_messages", blocking=False, description=(
+    "Fails when the broker's $SYS dropped-publish counter rose since the previous check: an offline "
+    "session's queue or an in-flight limit overflowed and telemetry was lost at the broker."
+))
+def broker_dropped_messages(lake: LakeResource, mqtt: MqttBrokerResource) -> dg.AssetCheckResult:
+    the_lake = lake.get()
+    address = mqtt.address()
+    note = "fresh observation"
+    try:
+        broker_stats.record_observation(the_lake, broker_stats.observe_broker(address, f"{SETTINGS.client_id}-stats"))
+    except ConnectionError as exc:
+        note = f"broker unreachable, judged on recorded observations only: {exc}"
+    outcome = broker_stats.evaluate_drop_check(the_lake, broker_stats.broker_key(address))
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={
+            "broker": address.display,
+            "dropped_since_last_check": outcome.dropped_since_last_check,
+            "dropped_counter": -1 if outcome.latest is None else outcome.latest.dropped,
+            "observations_considered": outcome.observations_considered,
+            "note": note,
+        },
+    )
+
+
+class DeviceStatusConfig(dg.Config):
+    offline_after_minutes: float = 15.0
+    rate_window_minutes: float = 60.0
+    lookback_days: int = 2
+
+
+def _read_zone(lake: Lake, zone: str, source: str, days: list[str] | None, columns: list[str] | None) -> pd.DataFrame:
+    """Published Parquet of some (or all) partitions, only the needed columns present in each file."""
+    frames = []
+    for day in days if days is not None else lake.partitions(zone, source):
+        folder = lake.table_dir(zone, source, day)
+        if not folder.exists():
+            continue
+        for path in sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))):
+            with path.fs.open(path.path, "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                wanted = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
+                frames.append(parquet.read(columns=wanted).to_pandas())
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns or [])
+
+
+def _load_registry(lake: Lake) -> tuple[pd.DataFrame, str]:
+    for parts in REGISTRY_CANDIDATES:
+        path = lake.path(*parts)
+        if path.exists():
+            return device_logic.parse_registry(path.read_text(encoding="utf-8"), str(path)), str(path)
+    return pd.DataFrame(columns=list(device_logic.REGISTRY_FIELDS)), "none"
+
+
+@dg.asset(key=DEVICES_KEY, group_name="iot", deps=[CLEAN_KEY], io_manager_key="lake_io", kinds={"pandas"}, description=(
+    "Every device: declared in <lake>/landing/devices/registry.yaml (or .csv) and/or discovered from clean "
+    "telemetry, with first/last seen. `registered` is False for devices sending telemetry without being declared."
+))
+def devices(context: dg.AssetExecutionContext, lake: LakeResource) -> pd.DataFrame:
+    the_lake = lake.get()
+    registry, origin = _load_registry(the_lake)
+    telemetry = _read_zone(the_lake, "clean", SOURCE, None, ["device_id", "ts", "firmware"])
+    table = device_logic.build_devices(registry, device_logic.summarize_sightings(telemetry))
+    unknown = table.loc[~table["registered"], "device_id"].tolist()
+    if unknown:
+        context.log.warning(f"{len(unknown)} device(s) send telemetry but are not in the registry: {unknown[:20]}")
+    context.add_output_metadata({"registry_file": origin, "devices": len(table), "unregistered": len(unknown),
+                                 "unregistered_sample": dg.MetadataValue.json(unknown[:20])})
+    return table
+
+
+@dg.asset_check(asset=DEVICES_KEY, name="all_devices_registered", description=(
+    "Warns about devices that send telemetry but are missing from the registry (their data is kept)."
+))
+def all_devices_registered(devices: pd.DataFrame) -> dg.AssetCheckResult:
+    unknown = devices.loc[~devices["registered"].astype(bool), "device_id"].tolist()
+    return dg.AssetCheckResult(passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"unregistered": len(unknown), "sample": dg.MetadataValue.json(unknown[:20])})
+
+
+@dg.asset(key=STATUS_KEY, group_name="iot", io_manager_key="lake_io", kinds={"pandas"}, description=(
+    "Per device: online/offline by last-seen threshold, message rate, latest battery, quarantined messages, missing readings."
+))
+def device_status(context: dg.AssetExecutionContext, config: DeviceStatusConfig, lake: LakeResource, devices: pd.DataFrame) -> pd.DataFrame:
+    the_lake = lake.get()
+    today = datetime.now(timezone.utc).date()
+    days = [(today - timedelta(days=n)).isoformat() for n in range(config.lookback_days, -1, -1)]
+    telemetry = _read_zone(the_lake, "clean", SOURCE, days, ["device_id", "ts", *device_logic.READINGS])
+    quarantine = _read_zone(the_lake, "quarantine", SOURCE, days, ["device_id"])
+    status = device_logic.device_status(
+        devices, telemetry, device_logic.quarantined_per_device(quarantine), datetime.now(timezone.utc),
+        timedelta(minutes=config.offline_after_minutes), timedelta(minutes=config.rate_window_minutes),
+    )
+    counts = status["status"].value_counts().to_dict()
+    context.add_output_metadata({f"devices_{name}": int(n) for name, n in counts.items()})
+    return status
+
+
+iot_job = dg.define_asset_job(
+    "iot_drain_and_devices",
+    selection=dg.AssetSelection.assets(LANDING_KEY, DEVICES_KEY, STATUS_KEY),
+    tags={MQTT_CLIENT_TAG: SETTINGS.client_id},
+    description="Drain queued telemetry (fallback), check broker drops, refresh the device registry and status.",
+)
+
+defs = dg.Definitions(
+    assets=[device_telemetry_landing, devices, device_status],
+    asset_checks=[broker_dropped_messages, all_devices_registered],
+    jobs=[iot_job],
+    resources={**SHARED_RESOURCES, "mqtt": MqttBrokerResource()},
+)

@@ -1,0 +1,547 @@
+"""Lake backups: content-addressed, incremental snapshots with manifests, retention and restore.
+
+Pure storage logic (no Dagster imports) so the ``lepton-lake`` CLI, the ``lake_backup`` /
+``lake_restore`` jobs and the tests share one implementation.
+
+Why content addressing: a lake is mostly immutable partitions. Storing every file once under its
+SHA-256 (``objects/ab/abcdef…``) makes a daily snapshot cost only the partitions that changed, makes
+every snapshot a complete, independently restorable point in time, and turns "verify" into
+re-hashing objects against the name they are stored under.
+
+Backup location layout (``LEPTON_BACKUP_URL``: a folder or ``s3://bucket/prefix``)::
+
+    objects/<sha[:2]>/<sha256>          file contents, written once, never modified
+    snapshots/<snapshot_id>.json        the manifest: every file's lake path, size and sha256
+
+A manifest is written last, so a snapshot exists only once all of its objects are stored. Retention
+deletes old manifests first and then the objects no remaining manifest references.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any
+
+from upath import UPath
+
+from lepton_pipelines.lake.store import Lake, s3_storage_options
+
+BACKUP_ZONES: tuple[str, ...] = ("governed", "quarantine", "_quality", "models")
+"""What a backup protects: the zones that cannot be rebuilt from landing/raw by re-running assets
+(governed tables are the product; quarantine and quality history are evidence; models are trained)."""
+
+MANIFEST_FORMAT = "lepton-lake-backup/1"
+CHUNK_BYTES = 8 * 1024 * 1024
+SNAPSHOT_ID_PATTERN = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{6}$")
+
+
+class BackupError(Exception):
+    """A backup, verify or restore problem a person has to act on (not a transient I/O error)."""
+
+
+class SnapshotNotFound(BackupError):
+    pass
+
+
+class IntegrityError(BackupError):
+    """Stored or restored bytes do not match the checksum recorded in the manifest."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One lake file in a snapshot. ``path`` is relative to the lake root, POSIX separators."""
+
+    path: str
+    size: int
+    sha256: str
+    fingerprint: str = ""  # mtime/ETag seen at backup time: lets the next backup skip re-hashing
+
+
+@dataclass(frozen=True)
+class Manifest:
+    snapshot_id: str
+    created_at: str
+    lake_url: str
+    zones: tuple[str, ...]
+    files: tuple[FileEntry, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> str:
+        body = {
+            "format": MANIFEST_FORMAT,
+            "snapshot_id": self.snapshot_id,
+            "created_at": self.created_at,
+            "lake_url": self.lake_url,
+            "zones": list(self.zones),
+            "file_count": len(self.files),
+            "total_bytes": self.total_bytes,
+            "files": [asdict(f) for f in self.files],
+        }
+        return json.dumps(body, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> Manifest:
+        try:
+            body = json.loads(text)
+            if body.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"format is {body.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+            return cls(
+                snapshot_id=body["snapshot_id"],
+                created_at=body["created_at"],
+                lake_url=body["lake_url"],
+                zones=tuple(body["zones"]),
+                files=tuple(FileEntry(**f) for f in body["files"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackupError(f"manifest {where} is not a valid Lepton backup manifest: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    snapshot_id: str
+    files: int
+    bytes: int
+    objects_copied: int
+    bytes_copied: int
+    objects_reused: int
+    hashed: int  # files whose content had to be read to learn their checksum
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    snapshot_id: str
+    checked: int
+    missing: tuple[str, ...] = ()
+    corrupted: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupted
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"snapshot {self.snapshot_id}: {self.checked} files verified"
+        parts = [f"snapshot {self.snapshot_id}: {self.checked} files checked"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing objects (e.g. {', '.join(self.missing[:3])})")
+        if self.corrupted:
+            parts.append(f"{len(self.corrupted)} objects fail their checksum (e.g. {', '.join(self.corrupted[:3])})")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    snapshot_id: str
+    restored: int
+    bytes: int
+    removed: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    kept: tuple[str, ...]
+    deleted_snapshots: tuple[str, ...]
+    deleted_objects: int
+
+
+def default_backup_url() -> str:
+    url = os.environ.get("LEPTON_BACKUP_URL", "").strip()
+    if not url:
+        raise BackupError(
+            "no backup location: set LEPTON_BACKUP_URL to a folder or s3://bucket/prefix "
+            "(somewhere other than the lake itself)"
+        )
+    return url
+
+
+def open_location(url: str, s3_endpoint_url: str | None = None) -> UPath:
+    """A local folder or ``s3://`` prefix as a UPath; S3 endpoint and credentials as for the lake."""
+    url = url.rstrip("/")
+    if url.startswith("s3://"):
+        return UPath(url, **s3_storage_options(s3_endpoint_url))
+    if "://" in url and not url.startswith("file://"):
+        return UPath(url)
+    return UPath(os.path.abspath(os.path.expanduser(url.removeprefix("file://"))))
+
+
+def new_snapshot_id(now: datetime | None = None) -> str:
+    """Sortable by time to the microsecond (retention and ``latest`` rely on it); the random suffix
+    keeps concurrent writers apart."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+
+
+def object_key(sha256: str) -> str:
+    return f"objects/{sha256[:2]}/{sha256}"
+
+
+def fingerprint_of(info: dict[str, Any]) -> str:
+    """What tells us a file is unchanged without reading it: the S3 ETag, else size+mtime."""
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"etag:{str(etag).strip(chr(34))}"
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if mtime is None:
+        return ""
+    if isinstance(mtime, datetime):
+        mtime = mtime.timestamp()
+    return f"mtime:{float(mtime):.6f}:{int(info.get('size') or 0)}"
+
+
+def _is_temp_file(name: str) -> bool:
+    # write_parquet_atomic stages bytes in ".<name>.<uuid>.tmp": never part of the lake's state.
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+class BackupRepository:
+    """A backup location: its objects, its snapshot manifests, and what can be done with them."""
+
+    def __init__(self, url: str | None = None, s3_endpoint_url: str | None = None):
+        self.url = (url or default_backup_url()).rstrip("/")
+        self.root = open_location(self.url, s3_endpoint_url)
+
+    @property
+    def fs(self):
+        return self.root.fs
+
+    def _abs(self, key: str) -> str:
+        return (self.root / key).path
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def snapshot_ids(self) -> list[str]:
+        """All complete snapshots, oldest first."""
+        directory = self._abs("snapshots")
+        _invalidate(self.fs)
+        if not self.fs.exists(directory):
+            return []
+        names = [PurePosixPath(p).name for p in self.fs.ls(directory, detail=False)]
+        return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and SNAPSHOT_ID_PATTERN.match(n[:-5]))
+
+    def latest_snapshot_id(self) -> str | None:
+        ids = self.snapshot_ids()
+        return ids[-1] if ids else None
+
+    def resolve(self, snapshot_id: str | None) -> str:
+        """``None`` or ``"latest"`` means the newest snapshot; anything else must exist."""
+        ids = self.snapshot_ids()
+        if snapshot_id in (None, "", "latest"):
+            if not ids:
+                raise SnapshotNotFound(f"backup location {self.url} holds no snapshots yet")
+            return ids[-1]
+        if snapshot_id not in ids:
+            known = ", ".join(ids[-5:]) or "none"
+            raise SnapshotNotFound(
+                f"snapshot {snapshot_id!r} not found in {self.url} (newest: {known}); "
+                "list them with `lepton-lake list`"
+            )
+        return snapshot_id
+
+    def load_manifest(self, snapshot_id: str | None = None) -> Manifest:
+        snapshot_id = self.resolve(snapshot_id)
+        key = self._abs(f"snapshots/{snapshot_id}.json")
+        with self.fs.open(key, "rb") as handle:
+            return Manifest.from_json(handle.read().decode("utf-8"), where=f"{self.url}/snapshots/{snapshot_id}.json")
+
+    def manifests(self) -> list[Manifest]:
+        return [self.load_manifest(s) for s in self.snapshot_ids()]
+
+    def _write_manifest(self, manifest: Manifest) -> None:
+        _write_bytes_atomic(self.fs, self._abs(f"snapshots/{manifest.snapshot_id}.json"), manifest.to_json().encode())
+
+    # -- objects -------------------------------------------------------------------------------
+    def object_shas(self) -> set[str]:
+        """Every stored object, from one recursive listing (cheaper than an exists() per file on S3)."""
+        directory = self._abs("objects")
+        _invalidate(self.fs)
+        if not self.fs.exists(directory):
+            return set()
+        return {PurePosixPath(p).name for p in self.fs.find(directory) if not _is_temp_file(PurePosixPath(p).name)}
+
+    def object_path(self, sha256: str) -> str:
+        return self._abs(object_key(sha256))
+
+    def _store_object(self, source_fs, source_path: str, expected_sha: str) -> int:
+        """Copy a lake file into ``objects/`` under its checksum, re-hashing the bytes as they stream.
+
+        If the file changed between hashing and copying, the copy would be stored under the wrong
+        name; the re-hash catches that and the backup stops instead of recording a lie.
+        """
+        final = self.object_path(expected_sha)
+        staged = f"{final.rsplit('/', 1)[0]}/.{expected_sha}.{uuid.uuid4().hex}.tmp"
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with source_fs.open(source_path, "rb") as src, self.fs.open(staged, "wb") as dst:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+            if digest.hexdigest() != expected_sha:
+                raise BackupError(
+                    f"{source_path} changed while it was being backed up; re-run the backup "
+                    "(it will pick up the new version)"
+                )
+            _publish(self.fs, staged, final)
+        finally:
+            if self.fs.exists(staged):
+                self.fs.rm(staged)
+        return size
+
+    # -- the operations ------------------------------------------------------------------------
+    def backup(
+        self,
+        lake: Lake,
+        zones: Sequence[str] = BACKUP_ZONES,
+        rehash: bool = False,
+        now: datetime | None = None,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> BackupResult:
+        """Snapshot ``zones`` of ``lake``. Only objects the location does not already hold are copied.
+
+        Checksums of files whose fingerprint (ETag, or size+mtime) matches the previous snapshot are
+        reused without reading the file; ``rehash=True`` reads everything (a periodic full check).
+        """
+        _check_not_nested(lake, self)
+        previous = {} if rehash else _fingerprint_index(self)
+        stored = self.object_shas()
+        entries: list[FileEntry] = []
+        copied = bytes_copied = reused = hashed = 0
+        for rel_path, abs_path, info in _lake_files(lake, zones):
+            size = int(info.get("size") or 0)
+            fingerprint = fingerprint_of(info)
+            known = previous.get((rel_path, fingerprint, size)) if fingerprint else None
+            if known:
+                sha = known
+            else:
+                sha = _sha256_of(lake.fs, abs_path)
+                hashed += 1
+            if sha in stored:
+                reused += 1
+            else:
+                bytes_copied += self._store_object(lake.fs, abs_path, sha)
+                stored.add(sha)
+                copied += 1
+                log(f"stored {rel_path} ({size} bytes) as {sha[:12]}")
+            entries.append(FileEntry(path=rel_path, size=size, sha256=sha, fingerprint=fingerprint))
+        manifest = Manifest(
+            snapshot_id=new_snapshot_id(now),
+            created_at=(now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(),
+            lake_url=lake.url,
+            zones=tuple(zones),
+            files=tuple(sorted(entries, key=lambda e: e.path)),
+        )
+        self._write_manifest(manifest)
+        return BackupResult(
+            snapshot_id=manifest.snapshot_id,
+            files=len(entries),
+            bytes=manifest.total_bytes,
+            objects_copied=copied,
+            bytes_copied=bytes_copied,
+            objects_reused=reused,
+            hashed=hashed,
+        )
+
+    def verify(self, snapshot_id: str | None = None, deep: bool = True) -> VerifyReport:
+        """Check that every object of a snapshot exists with the recorded size (and, when ``deep``,
+        that its bytes still hash to the recorded checksum: bit rot, truncation, tampering)."""
+        manifest = self.load_manifest(snapshot_id)
+        missing: list[str] = []
+        corrupted: list[str] = []
+        checked_objects: dict[str, str] = {}
+        for entry in manifest.files:
+            if entry.sha256 not in checked_objects:
+                checked_objects[entry.sha256] = self._object_state(entry, deep)
+            state = checked_objects[entry.sha256]
+            if state == "missing":
+                missing.append(entry.path)
+            elif state == "corrupted":
+                corrupted.append(entry.path)
+        return VerifyReport(
+            snapshot_id=manifest.snapshot_id,
+            checked=len(manifest.files),
+            missing=tuple(missing),
+            corrupted=tuple(corrupted),
+        )
+
+    def _object_state(self, entry: FileEntry, deep: bool) -> str:
+        path = self.object_path(entry.sha256)
+        if not self.fs.exists(path):
+            return "missing"
+        if int(self.fs.size(path) or 0) != entry.size:
+            return "corrupted"
+        if deep and _sha256_of(self.fs, path) != entry.sha256:
+            return "corrupted"
+        return "ok"
+
+    def restore(
+        self,
+        lake: Lake,
+        snapshot_id: str | None = None,
+        exact: bool = False,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> RestoreResult:
+        """Write a snapshot's files back into ``lake`` (which may be a different lake than the
+        backed-up one), verifying every byte against the manifest before it becomes visible.
+
+        Each file is staged beside its destination and moved into place only after its checksum
+        matches, so a failed restore never leaves a corrupt partition. With ``exact``, files in the
+        snapshot's zones that the snapshot does not contain are removed afterwards (a true
+        point-in-time rollback); by default nothing in the lake is deleted.
+        """
+        manifest = self.load_manifest(snapshot_id)
+        total = 0
+        for entry in manifest.files:
+            target = lake.path(*PurePosixPath(entry.path).parts).path
+            total += self._restore_file(entry, lake.fs, target)
+            log(f"restored {entry.path}")
+        removed: list[str] = []
+        if exact:
+            wanted = {e.path for e in manifest.files}
+            for rel_path, abs_path, _info in list(_lake_files(lake, manifest.zones)):
+                if rel_path not in wanted:
+                    lake.fs.rm(abs_path)
+                    removed.append(rel_path)
+                    log(f"removed {rel_path} (not in snapshot {manifest.snapshot_id})")
+        _invalidate(lake.fs)
+        return RestoreResult(
+            snapshot_id=manifest.snapshot_id, restored=len(manifest.files), bytes=total, removed=tuple(removed)
+        )
+
+    def _restore_file(self, entry: FileEntry, target_fs, target: str) -> int:
+        source = self.object_path(entry.sha256)
+        if not self.fs.exists(source):
+            raise IntegrityError(
+                f"cannot restore {entry.path}: object {object_key(entry.sha256)} is missing from {self.url}"
+            )
+        parent = target.rsplit("/", 1)[0]
+        target_fs.makedirs(parent, exist_ok=True)
+        staged = f"{parent}/.{PurePosixPath(target).name}.{uuid.uuid4().hex}.tmp"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.fs.open(source, "rb") as src, target_fs.open(staged, "wb") as dst:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+            if digest.hexdigest() != entry.sha256 or size != entry.size:
+                raise IntegrityError(
+                    f"cannot restore {entry.path}: backup object {object_key(entry.sha256)} is corrupt "
+                    f"(sha256 {digest.hexdigest()[:12]}…, {size} bytes; manifest says {entry.sha256[:12]}…, "
+                    f"{entry.size} bytes); restore an older snapshot"
+                )
+            _publish(target_fs, staged, target)
+        finally:
+            if target_fs.exists(staged):
+                target_fs.rm(staged)
+        return size
+
+    def verify_lake(self, lake: Lake, snapshot_id: str | None = None) -> VerifyReport:
+        """Re-read a lake's files and compare them with a snapshot's manifest: the proof, after a
+        restore, that what landed in the lake is byte-for-byte what was backed up."""
+        manifest = self.load_manifest(snapshot_id)
+        _invalidate(lake.fs)
+        missing: list[str] = []
+        corrupted: list[str] = []
+        for entry in manifest.files:
+            path = lake.path(*PurePosixPath(entry.path).parts).path
+            if not lake.fs.exists(path):
+                missing.append(entry.path)
+            elif _sha256_of(lake.fs, path) != entry.sha256:
+                corrupted.append(entry.path)
+        return VerifyReport(manifest.snapshot_id, len(manifest.files), tuple(missing), tuple(corrupted))
+
+    def prune(self, keep: int, log: Callable[[str], None] = lambda _msg: None) -> PruneResult:
+        """Keep the newest ``keep`` snapshots; delete older manifests, then every object that no
+        remaining manifest references. Run it only after the newest snapshot verified."""
+        if keep < 1:
+            raise BackupError(f"retention keep={keep} would delete every snapshot; it must be at least 1")
+        ids = self.snapshot_ids()
+        doomed, kept = ids[:-keep], ids[-keep:]
+        for snapshot_id in doomed:
+            self.fs.rm(self._abs(f"snapshots/{snapshot_id}.json"))
+            log(f"deleted snapshot {snapshot_id}")
+        referenced = {f.sha256 for s in kept for f in self.load_manifest(s).files}
+        deleted_objects = 0
+        for sha in sorted(self.object_shas() - referenced):
+            self.fs.rm(self.object_path(sha))
+            deleted_objects += 1
+        _invalidate(self.fs)
+        return PruneResult(kept=tuple(kept), deleted_snapshots=tuple(doomed), deleted_objects=deleted_objects)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _lake_files(lake: Lake, zones: Iterable[str]) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    """(path relative to the lake root, absolute fs path, fs info) for every published file."""
+    root = lake.root.path.rstrip("/")
+    _invalidate(lake.fs)
+    for zone in zones:
+        zone_dir = lake.path(zone).path
+        if not lake.fs.exists(zone_dir):
+            continue
+        for abs_path, info in sorted(lake.fs.find(zone_dir, detail=True).items()):
+            if info.get("type") == "directory" or _is_temp_file(PurePosixPath(abs_path).name):
+                continue
+            rel = abs_path.rstrip("/")[len(root) + 1:] if abs_path.startswith(root + "/") else abs_path
+            yield rel, abs_path, info
+
+
+def _fingerprint_index(repo: BackupRepository) -> dict[tuple[str, str, int], str]:
+    latest = repo.latest_snapshot_id()
+    if latest is None:
+        return {}
+    return {(f.path, f.fingerprint, f.size): f.sha256 for f in repo.load_manifest(latest).files if f.fingerprint}
+
+
+def _sha256_of(fs, path: str) -> str:
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _publish(fs, staged: str, final: str) -> None:
+    if _is_local_fs(fs):
+        os.replace(staged, final)
+    else:
+        fs.mv(staged, final)
+
+
+def _write_bytes_atomic(fs, final: str, data: bytes) -> None:
+    parent = final.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    staged = f"{parent}/.{PurePosixPath(final).name}.{uuid.uuid4().hex}.tmp"
+    with fs.open(staged, "wb") as handle:
+        handle.write(data)
+    _publish(fs, staged, final)
+
+
+def _is_local_fs(fs) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def _invalidate(fs) -> None:
+    # s3fs caches listings; a backup must see objects written moments ago (by us or another run).
+    fs.invalidate_cache()
+
+
+def _check_not_nested(lake: Lake, repo: BackupRepository) -> None:
+    lake_root, backup_root = str(lake.root).rstrip("/") + "/", str(repo.root).rstrip("/") + "/"
+    if backup_root.startswith(lake_root) or lake_root.startswith(backup_root):
+        raise BackupError(
+            f"backup location {repo.url} overlaps the lake {lake.url}: a backup inside the data it "
+            "protects is lost with it; use another folder, bucket or prefix"
+        )

@@ -1,0 +1,98 @@
+"""``lepton-lake``: back up, list, verify and restore lake snapshots from a shell.
+
+The same operations as the ``lake_backup`` / ``lake_restore`` Dagster jobs, for when Dagster itself
+is what needs repairing (restoring after losing the instance, or on a laptop). Locations come from
+``LEPTON_LAKE_URL`` / ``LEPTON_BACKUP_URL`` unless given; S3 credentials only from the standard AWS
+environment variables.
+
+Exit codes: 0 success, 1 verification/integrity failure, 2 usage or configuration error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from lepton_pipelines.lake.backup import BACKUP_ZONES, BackupError, BackupRepository, IntegrityError
+from lepton_pipelines.lake.store import Lake
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lepton-lake", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lake", help="lake root (default: $LEPTON_LAKE_URL)")
+    parser.add_argument("--backup-url", help="backup location (default: $LEPTON_BACKUP_URL)")
+    parser.add_argument("--s3-endpoint-url", help="S3 endpoint override (default: $LEPTON_S3_ENDPOINT_URL)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    backup = commands.add_parser("backup", help="snapshot the lake (incremental), verify it, apply retention")
+    backup.add_argument("--zones", nargs="+", default=list(BACKUP_ZONES), help="zones to snapshot")
+    backup.add_argument("--keep", type=int, default=None, help="keep the newest N snapshots (default: keep all)")
+    backup.add_argument("--rehash", action="store_true", help="read every file instead of trusting fingerprints")
+
+    commands.add_parser("list", help="list snapshots, oldest first")
+
+    verify = commands.add_parser("verify", help="re-hash a snapshot's objects against its manifest")
+    verify.add_argument("snapshot", nargs="?", default="latest")
+    verify.add_argument("--shallow", action="store_true", help="check existence and sizes only")
+
+    restore = commands.add_parser("restore", help="restore a snapshot into the lake and verify checksums")
+    restore.add_argument("snapshot", help="snapshot id, or 'latest'")
+    restore.add_argument("--to", dest="target", help="restore into this lake instead of --lake")
+    restore.add_argument("--exact", action="store_true", help="also delete files the snapshot does not contain")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    say = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    try:
+        repo = BackupRepository(args.backup_url, args.s3_endpoint_url)
+        if args.command == "backup":
+            result = repo.backup(Lake(args.lake, args.s3_endpoint_url), zones=args.zones, rehash=args.rehash, log=say)
+            report = repo.verify(result.snapshot_id)
+            pruned = repo.prune(args.keep, log=say) if args.keep and report.ok else None
+            _emit(args, {"backup": asdict(result), "verify": _report(report), "prune": asdict(pruned) if pruned else None},
+                  f"snapshot {result.snapshot_id}: {result.files} files, {result.objects_copied} objects copied "
+                  f"({result.bytes_copied} bytes), {result.objects_reused} unchanged\n{report.describe()}")
+            return 0 if report.ok else 1
+        if args.command == "list":
+            manifests = repo.manifests()
+            _emit(args, [{"snapshot_id": m.snapshot_id, "created_at": m.created_at, "files": len(m.files),
+                          "bytes": m.total_bytes, "zones": list(m.zones)} for m in manifests],
+                  "\n".join(f"{m.snapshot_id}  {m.created_at}  {len(m.files):>7} files  {m.total_bytes:>14} bytes"
+                            for m in manifests) or "no snapshots")
+            return 0
+        if args.command == "verify":
+            report = repo.verify(args.snapshot, deep=not args.shallow)
+            _emit(args, _report(report), report.describe())
+            return 0 if report.ok else 1
+        if args.command == "restore":
+            lake = Lake(args.target or args.lake, args.s3_endpoint_url)
+            result = repo.restore(lake, args.snapshot, exact=args.exact, log=say)
+            report = repo.verify_lake(lake, result.snapshot_id)
+            _emit(args, {"restore": asdict(result), "verify": _report(report)},
+                  f"restored snapshot {result.snapshot_id}: {result.restored} files ({result.bytes} bytes) "
+                  f"into {lake.url}\n{report.describe()}")
+            return 0 if report.ok else 1
+    except IntegrityError as exc:
+        print(f"lepton-lake: {exc}", file=sys.stderr)
+        return 1
+    except BackupError as exc:
+        print(f"lepton-lake: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _report(report) -> dict:
+    return {**asdict(report), "ok": report.ok}
+
+
+def _emit(args: argparse.Namespace, data, text: str) -> None:
+    print(json.dumps(data, indent=1) if args.json else text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
