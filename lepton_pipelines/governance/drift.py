@@ -65,7 +65,9 @@ def compare_schemas(declared: dict[str, str], landed: dict[str, str], missing: l
     """``declared``/``landed``: column → type. Lineage columns (leading underscore) are the pipeline's own.
 
     ``missing``/``extra`` are what coercion saw, used when a connector cannot report a landed schema."""
-    landed = {c: t for c, t in landed.items() if not c.startswith("_")}
+    # Underscore columns are the pipeline's own lineage unless the source declares them (e.g. the MQTT
+    # collector's `_topic`/`_received_at`, which arrive in the landing files like any other field).
+    landed = {c: t for c, t in landed.items() if not c.startswith("_") or c in declared}
     landed_names = set(landed) | set(extra)
     if not landed:
         landed_names = (set(declared) - set(missing)) | set(extra)

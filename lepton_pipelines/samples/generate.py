@@ -92,8 +92,8 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
     seconds = np.sort(rng.integers(0, 86_400, n))
     ts = np.datetime64(partition, "s") + seconds.astype("timedelta64[s]")
     ts[late] = ts[late] - np.timedelta64(1, "D")  # event happened yesterday, arrived today
-    amount = np.round(rng.lognormal(3.5, 1.1, n), 2).astype(object)
-    amount = np.array([f"{a:.2f}" for a in amount], dtype=object)
+    amount_value = np.round(rng.lognormal(3.5, 1.1, n), 2)
+    amount = np.array([f"{a:.2f}" for a in amount_value], dtype=object)
     amount[null_amt] = ""
     amount[bad_amt] = rng.choice(np.array(["12,50", "n/a", "1.2.3", "$40"]), len(bad_amt))
     amount[neg_amt] = "-25.00"
@@ -103,16 +103,28 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
     currency[messy] = [f" {c.lower()}" for c in currency[messy]]  # " usd" → trim + upper
     currency[bad_ccy] = "XXX"
     status = np.where(rng.random(n) < 0.03, "declined", "approved").astype(object)
-    fraud = (rng.random(n) < 0.02)
+    mcc = rng.choice(MCC, n)
+    channel = rng.choice(CHANNELS, n)
+    country = rng.choice(COUNTRIES, n)
+    # Confirmed fraud follows a learnable pattern (online electronics/travel, large amounts, some
+    # corridors) so the transaction_risk model has a real signal to find, as in production data.
+    logit = (
+        -5.2
+        + 1.6 * np.isin(mcc, ["electronics", "travel"])
+        + 1.2 * (channel == "web")
+        + 1.4 * (amount_value > 120)
+        + 0.8 * np.isin(country, ["CN", "SG"])
+    )
+    fraud = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
     df = pd.DataFrame({
         "txn_id": [f"T{partition.replace('-', '')}-{i:08d}" for i in range(n)],
         "customer_id": [f"C{c:05d}" for c in rng.integers(0, max(50, n // 20), n)],
         "event_ts": pd.DatetimeIndex(ts).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "amount": amount,
         "currency": currency,
-        "merchant_category": np.where(rng.random(n) < 0.01, "", rng.choice(MCC, n)),
-        "channel": rng.choice(CHANNELS, n),
-        "country": rng.choice(COUNTRIES, n),
+        "merchant_category": np.where(rng.random(n) < 0.01, "", mcc),
+        "channel": channel,
+        "country": country,
         "status": status,
         "is_fraud": np.where(fraud, "true", "false"),
     })

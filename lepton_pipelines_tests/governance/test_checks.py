@@ -169,3 +169,15 @@ def test_large_quarantine_positions_match_rows(tmp_path, make_ctx):
     outcome = certify(ctx, frame, cleaning_for(frame))
     assert outcome.quarantined_rows == len(bad)
     assert (outcome.frame["amount"] <= 1000).all() and len(outcome.frame) == 3000 - len(bad)
+
+
+def test_declared_underscore_columns_are_compared_like_any_other():
+    """The MQTT collector lands `_topic`/`_received_at` and the source declares them: present is no drift,
+    absent is a removed column — while undeclared lineage columns (`_source_file`) are never drift."""
+    from lepton_pipelines.governance.drift import compare_schemas
+
+    declared = {"device_id": "string", "_topic": "string"}
+    present = compare_schemas(declared, {"device_id": "string", "_topic": "string", "_source_file": "string"})
+    assert (present.added, present.removed) == ([], [])
+    absent = compare_schemas(declared, {"device_id": "string", "_source_file": "string"})
+    assert absent.removed == ["_topic"]

@@ -102,8 +102,12 @@ def _death_of(container: Container) -> str | None:
     state = container.attrs.get("State", {})
     if state.get("Status") in ("exited", "dead"):
         return f"container exited with code {state.get('ExitCode')}"
-    if state.get("Restarting") or container.attrs.get("RestartCount", 0) > 0:
-        return f"container crashed (exit code {state.get('ExitCode')}) and is being restarted"
+    restarts = container.attrs.get("RestartCount", 0)
+    if state.get("Restarting") or restarts > 0:
+        # Once Docker has restarted it, State.ExitCode describes the new process (0), not the crash.
+        exit_code = state.get("ExitCode")
+        code = f", last exit code {exit_code}" if exit_code else ""
+        return f"container crashed and is being restarted (restarts: {restarts}{code})"
     return None
 
 
