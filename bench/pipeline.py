@@ -86,12 +86,30 @@ def phase_pipeline(lake_url: str) -> dict:
     instance = dg.DagsterInstance.ephemeral()
     with PeakRss() as mem:
         start = time.perf_counter()
-        result = job.execute_in_process(partition_key=PARTITION, instance=instance, raise_on_error=False)
+        result = execute_like_a_launched_run(job, instance, PARTITION)
         seconds = time.perf_counter() - start
     from lepton_pipelines.lake.store import Lake
 
     governed = len(Lake(lake_url).read_table("governed", "transactions", PARTITION))
     return {"seconds": seconds, "success": result.success, "governed_rows": governed, "peak_rss": mem.peak, "base_rss": mem.base}
+
+
+def execute_like_a_launched_run(job, instance, partition_key: str):
+    """``job.execute_in_process`` minus its output capture.
+
+    ``execute_in_process`` keeps every step's output value in memory until the run ends (for
+    ``result.output_for_node``), so the raw, clean and governed frames would all stay alive together.
+    A run launched by the daemon or the UI (``execute_run``) captures nothing; this runs the same job,
+    with the same in-process executor and partition tags, the way such a run holds memory.
+    """
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.execute_in_process import core_execute_in_process, merge_run_tags
+
+    tags = merge_run_tags(job_def=job, partition_key=partition_key, tags=None, asset_selection=None, instance=instance, run_config=None)
+    in_process = InMemoryJob(job_def=job.as_ephemeral_job(resource_defs={}, input_values={}))
+    return core_execute_in_process(
+        run_config={}, job=in_process, instance=instance, output_capturing_enabled=False, raise_on_error=False, run_tags=tags
+    )
 
 
 def run_phase(name: str, lake_url: str) -> dict:

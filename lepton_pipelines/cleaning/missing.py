@@ -59,7 +59,7 @@ class Impute(CleaningRule):
         columns, strategy = self.config.columns, self.config.strategy
         order_by = self.table.event_time if self.table.event_time in df.columns else None
         require_columns(df, [*columns, *self.config.group_by], self.name)
-        df = df.copy()
+        df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         filled: dict[str, int] = {}
         still_missing: dict[str, int] = {}
         statistics: dict[str, Any] = {}

@@ -77,7 +77,7 @@ class ValidRange(CleaningRule):
             removed = removed_rows(df, outside, reason, self.name)
             return RuleOutcome(frame=df[~outside], removed=removed, report=report,
                                lineage={column: f"rows outside {interval} dropped"})
-        df = df.copy()
+        df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         if action == "clip":
             df[column] = values.clip(lower=_fit_bound(low, values), upper=_fit_bound(high, values))
             lineage = f"clipped to {interval}"
@@ -141,7 +141,7 @@ class Outliers(CleaningRule):
             removed = removed_rows(df, is_outlier, reason[is_outlier], self.name)
             return RuleOutcome(frame=df[~is_outlier], removed=removed, report=report,
                                lineage={column: f"outlier rows dropped ({description})"})
-        df = df.copy()
+        df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         if self.config.action == "clip":
             df[column] = _clip(df[column], lower, upper)
             return RuleOutcome(frame=df, report=report, lineage={column: f"outliers clipped to bounds ({description})"})

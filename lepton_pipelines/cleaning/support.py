@@ -41,7 +41,7 @@ def removed_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, reason: pd.Seri
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return None
-    removed = df[mask].copy()
+    removed = df[mask]  # a new frame already (copy-on-write)
     removed[REASON_COLUMN] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)
     removed[RULE_COLUMN] = rule
     return removed

@@ -41,7 +41,7 @@ class Trim(CleaningRule):
     def apply(self, df: pd.DataFrame) -> RuleOutcome:
         columns = [c for c in self.columns if c in df.columns] if self.config.columns is None else self.columns
         require_columns(df, columns, self.name)
-        df = df.copy()
+        df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         changed: dict[str, int] = {}
         emptied: dict[str, int] = {}
         lineage: dict[str, str] = {}
@@ -53,7 +53,8 @@ class Trim(CleaningRule):
                 blank = stripped == ""
                 emptied[column] = int(blank.sum())
                 stripped = stripped.mask(blank)
-            df[column] = stripped
+            if changed[column] or emptied.get(column) or original.dtype != df[column].dtype:
+                df[column] = stripped  # an untouched column keeps its array: no copy of clean text
             lineage[column] = "trimmed whitespace" + ("; blank → null" if self.config.empty_to_null else "")
         report: dict[str, Any] = {"trimmed": changed}
         if self.config.empty_to_null:
@@ -79,13 +80,14 @@ class NormalizeCase(CleaningRule):
 
     def apply(self, df: pd.DataFrame) -> RuleOutcome:
         require_columns(df, self.config.columns, self.name)
-        df = df.copy()
+        df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         changed: dict[str, int] = {}
         for column in self.config.columns:
             original = df[column].astype("str")
             converted = getattr(original.str, self.config.case)()
             changed[column] = int((original.notna() & (converted != original)).sum())
-            df[column] = converted
+            if changed[column] or original.dtype != df[column].dtype:
+                df[column] = converted  # an untouched column keeps its array
         return RuleOutcome(
             frame=df,
             report={"case": self.config.case, "changed": changed},
@@ -121,7 +123,7 @@ class ReplaceValues(CleaningRule):
 
     def apply(self, df: pd.DataFrame) -> RuleOutcome:
         require_columns(df, self.config.values, self.name)
-        df = df.copy()
+        df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         replaced: dict[str, int] = {}
         for column, mapping in self.config.values.items():
             series = df[column]

@@ -9,7 +9,6 @@ partition whose clean table failed a blocking check.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ import pandas as pd
 from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.governance.drift import compare_schemas
 from lepton_pipelines.governance.expectations import CheckPlan, plan_check
+from lepton_pipelines.governance.quality_store import frame_fingerprint
 from lepton_pipelines.governance.resource import GreatExpectationsResource
 from lepton_pipelines.governance.validation import ExpectationOutcome
 from lepton_pipelines.lake.quarantine import write_quarantine
@@ -141,15 +141,6 @@ def clean_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
 def primary_key_columns(source: Source) -> list[str]:
     """The declared key; without one, whole rows (declared columns) must be distinct."""
     return list(source.spec.primary_key) or [c.name for c in source.spec.columns]
-
-
-def frame_fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
-    present = [c for c in columns if c in frame.columns]
-    try:
-        hashes = pd.util.hash_pandas_object(frame[present], index=False).to_numpy()
-    except TypeError:  # unhashable cells (lists, dicts): hash their text
-        hashes = pd.util.hash_pandas_object(frame[present].astype(str), index=False).to_numpy()
-    return f"{len(frame)}:{hashlib.sha256(hashes.tobytes()).hexdigest()[:32]}"
 
 
 def evaluate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict) -> list[dg.AssetCheckResult]:

@@ -67,7 +67,13 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
         expectation.meta = {**(expectation.meta or {}), CHECK_META_KEY: plan.check_name}
         suite.add_expectation(expectation)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size})
+    try:
+        result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size})
+    finally:
+        # The data source's execution engine caches the batch's DataFrame until the next validation: dropping
+        # the data source frees a whole partition for the rest of the run (the context lives per process).
+        del batch
+        context.data_sources.delete(datasource.name)
     payload = result.to_json_dict()
     # GX orders results by domain, not by suite order: match them back through the meta tag.
     by_check = {r["expectation_config"]["meta"][CHECK_META_KEY]: r for r in payload["results"]}

@@ -22,6 +22,6 @@ def write_quarantine(lake: Lake, source: str, partition_key: str | None, stage: 
         if target.exists():
             target.unlink()
         return None
-    rows = rows.copy()
+    rows = rows.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
     rows[STAGE_COLUMN] = stage
     return write_parquet_atomic(folder, rows, name=f"{stage}.parquet")
