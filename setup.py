@@ -27,6 +27,7 @@ setup(
         "s3fs>=2024.6",
         "universal-pathlib>=0.2.2",  # UPath: one path API for local and S3, what UPathIOManager builds on
         "paho-mqtt>=2.1,<3",
+        "orjson>=3.10",  # strict, fast JSON validation of every MQTT payload; valid payloads land byte for byte
         "pydantic>=2.7,<3",
         "pyyaml>=6",
         "requests>=2.31",

@@ -152,6 +152,23 @@ def result_metadata(result: DeployResult, request: DeployRequest) -> dict[str, d
     return metadata
 
 
+def store_manifests(models_root, request: DeployRequest, result: DeployResult) -> str | None:
+    """Keep the exact manifests a run applied (or tried to) as a run artifact next to the model version:
+    ``<lake>/models/<name>/<version>/deployments/<run_id>/manifests.yaml`` — what to diff or re-apply."""
+    manifests = result.details.get("manifests_yaml")
+    if not manifests:
+        return None
+    folder = models_root / request.model_name / request.model_version / "deployments" / (request.run_id or "manual")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "manifests.yaml"
+    target.write_text(manifests if str(manifests).endswith("\n") else f"{manifests}\n")
+    return str(target)
+
+
+def _with_artifact(metadata: dict[str, dg.MetadataValue], path: str | None) -> dict[str, dg.MetadataValue]:
+    return {**metadata, "manifests_path": dg.MetadataValue.path(path)} if path else metadata
+
+
 @dg.op(tags=DEPLOY_TAGS, out={})
 def deploy_model_version(
     context: dg.OpExecutionContext, config: DeployModelConfig, lake: LakeResource
@@ -161,7 +178,8 @@ def deploy_model_version(
     A generator, so the observation of what still serves is stored before the run fails
     (events logged with ``context.log_event`` are dropped when the op raises).
     """
-    registry = ModelRegistry(lake.get().path(MODELS_ROOT), config.model_name)
+    models_root = lake.get().path(MODELS_ROOT)
+    registry = ModelRegistry(models_root, config.model_name)
     try:
         plan = plan_deploy(config, registry, context.run_id, dict(os.environ))
     except ValueError as error:
@@ -172,7 +190,8 @@ def deploy_model_version(
     try:
         result = plan.target.deploy(request, log=context.log.info)
     except DeployFailed as failure:
-        yield dg.AssetObservation(asset_key=key, metadata=result_metadata(failure.result, request))
+        artifact = store_manifests(models_root, request, failure.result)
+        yield dg.AssetObservation(asset_key=key, metadata=_with_artifact(result_metadata(failure.result, request), artifact))
         raise dg.Failure(
             description=f"deploy of {request.image} failed: {failure.result.message}",
             metadata={"serving_image": failure.result.serving_image or "nothing", "rolled_back": failure.result.rolled_back},
@@ -181,7 +200,10 @@ def deploy_model_version(
         raise dg.Failure(
             description=f"deploy of {request.image} rejected by target {plan.target.name} before any change: {error}"
         ) from None
-    yield dg.AssetMaterialization(asset_key=key, description=result.message, metadata=result_metadata(result, request))
+    artifact = store_manifests(models_root, request, result)
+    yield dg.AssetMaterialization(
+        asset_key=key, description=result.message, metadata=_with_artifact(result_metadata(result, request), artifact)
+    )
 
 
 @dg.job(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import time
 import uuid
@@ -43,10 +42,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("received_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-
-
-# One encoder for all lines: json.dumps with non-default options builds a new encoder on every call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True)
@@ -80,13 +75,16 @@ class PendingBatch:
     def __len__(self) -> int:
         return len(self.ack_tokens)
 
-    def add(self, parsed: Telemetry | Rejected, topic: str, payload: bytes, received_at: datetime, token: Hashable) -> None:
-        """``received_at`` is only stored for rejected messages (good records carry it already)."""
+    def add(self, parsed: Telemetry | Rejected, topic: str, payload: bytes, received_at: datetime | str, token: Hashable) -> None:
+        """``received_at`` (a datetime or UTC ISO-8601 text) is only used for rejected messages: good
+        records carry it already, inside their line."""
         if self.opened_at is None:
             self.opened_at = time.monotonic()
-        if isinstance(parsed, Telemetry):
-            line = _encode_json(parsed.record).encode() + b"\n"
-            self.telemetry_lines.setdefault(parsed.event_date, []).append(line)
+        if type(parsed) is Telemetry:
+            lines = self.telemetry_lines.get(parsed.event_date)
+            if lines is None:
+                lines = self.telemetry_lines[parsed.event_date] = []
+            lines.append(parsed.line)
         else:
             self.quarantine_rows.append(
                 {
@@ -95,7 +93,7 @@ class PendingBatch:
                     "payload_base64": base64.b64encode(payload).decode("ascii"),
                     "payload_bytes": len(payload),
                     "reason": parsed.reason,
-                    "received_at": received_at,
+                    "received_at": received_at if isinstance(received_at, datetime) else datetime.fromisoformat(received_at),
                 }
             )
         self.payload_bytes += len(payload)

@@ -73,6 +73,7 @@ class SessionIngest:
     """A persistent MQTT v5 session feeding a ``LandingCommitter`` in micro-batches."""
 
     MAX_REMEMBERED_FILES = 1000
+    READ_BURST_PACKETS = 256  # bounded so acks, keep-alives and the age limit are served promptly
 
     def __init__(
         self,
@@ -103,7 +104,8 @@ class SessionIngest:
         self._stopping = False  # after the final flush: new messages are left for redelivery
         self._barrier_mid: int | None = None
         self._barrier_passed = False
-        self._receive_clock: tuple[int, datetime, str] = (-1, datetime.now(timezone.utc), "")
+        self._received_at = ""  # when the current network read began: the messages' _received_at
+        self._publishes_seen = 0  # PUBLISH packets handed to _on_message: tells _step a read made progress
         self.client = new_session_client(address, session.client_id)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -169,9 +171,17 @@ class SessionIngest:
             [sock], [sock] if self.client.want_write() else [], [], 0.0 if pending_tls else timeout
         )
         if readable or pending_tls:
-            rc = self.client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
+            self._received_at = format_timestamp(datetime.now(timezone.utc))
+            # paho's loop_read() handles one packet per call when nothing of ours is in flight, so
+            # keep reading while packets keep coming (a drained socket costs one EAGAIN recv), then
+            # write our acks and run the keep-alive bookkeeping once for the whole burst.
+            for _ in range(self.READ_BURST_PACKETS):
+                seen = self._publishes_seen
+                rc = self.client.loop_read()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    return rc
+                if self._publishes_seen == seen:
+                    break
         if self.client.want_write():
             rc = self.client.loop_write()
             if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
@@ -263,15 +273,6 @@ class SessionIngest:
             self._stats_dirty = False
             self._last_stats_record = time.monotonic()
 
-    def _receive_time(self) -> tuple[datetime, str]:
-        """Now, and now as ISO-8601 — formatted once per millisecond, not once per message."""
-        now = time.time()
-        millisecond = int(now * 1000)
-        if millisecond != self._receive_clock[0]:
-            moment = datetime.fromtimestamp(now, timezone.utc)
-            self._receive_clock = (millisecond, moment, format_timestamp(moment))
-        return self._receive_clock[1], self._receive_clock[2]
-
     # -- paho callbacks (all on this thread) -----------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
@@ -304,6 +305,7 @@ class SessionIngest:
         self.counters.subscribed = False
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._publishes_seen += 1
         topic = message.topic
         if topic.startswith("$SYS/"):
             updated = apply_sys_message(self.broker_observation, topic, message.payload)
@@ -312,11 +314,11 @@ class SessionIngest:
             self.broker_observation = updated
             self.counters.broker_dropped = updated.dropped
             return
-        if self.limit_reached or self._stopping:
+        if self._stopping or (self.max_messages is not None and self.counters.received >= self.max_messages):
             return  # beyond this run's bound: left unacknowledged, so the broker redelivers it next time
-        received_at, received_text = self._receive_time()
-        parsed = parse_telemetry(topic, message.payload, received_text, self.session.max_payload_bytes)
-        self.batch.add(parsed, topic, message.payload, received_at, (message.mid, message.qos))
+        payload = message.payload
+        parsed = parse_telemetry(topic, payload, self._received_at, self.session.max_payload_bytes)
+        self.batch.add(parsed, topic, payload, self._received_at, (message.mid, message.qos))
         self.counters.received += 1
         self._last_message_monotonic = time.monotonic()
         if self.batch.is_full(self.policy):

@@ -5,14 +5,24 @@ message is a telemetry record (→ landing) or bad input (→ quarantine with it
 committed before the ack, so nothing the broker handed us can vanish. The raw asset later applies
 the declared schema types; this module only guarantees the fields the lake layout depends on
 (``device_id`` for per-device logic, ``ts`` for the ``date=`` partition, ``seq`` for dedup).
+
+Why bytes in, bytes out: this runs for every message (tens of thousands a second) on the
+collector's single receive thread, so its cost is the collector's throughput. A payload is validated
+with ``orjson`` (strict RFC 8259: no NaN/Infinity, no raw control characters in strings, valid UTF-8)
+and landed *as received* — never re-encoded: the lineage members ``_topic`` and ``_received_at`` are
+spliced in before the closing brace, and the whitespace newlines a pretty-printed payload may carry
+become spaces so the record stays one JSON Lines line. ``ts`` therefore lands in the form the device
+sent (ISO-8601 or epoch seconds); the raw asset's schema coercion turns both into UTC timestamps.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import orjson
 
 TELEMETRY_TOPIC_PREFIX = "lepton/devices/"
 TELEMETRY_TOPIC_SUFFIX = "/telemetry"
@@ -29,11 +39,12 @@ RECEIVED_AT_FIELD = "_received_at"
 _UTC_SUFFIXES = ("Z", "+00:00")
 
 
-@dataclass(frozen=True)
-class Telemetry:
-    """A valid message: the record to land (payload fields, ``ts`` normalised to UTC ISO-8601)."""
+class Telemetry(NamedTuple):
+    """A valid message, ready to land: one JSON Lines line (payload + lineage members + newline).
 
-    record: dict[str, Any]
+    A NamedTuple, not a dataclass: one is built per message on the hot path."""
+
+    line: bytes
     event_date: str  # YYYY-MM-DD of ``ts`` in UTC: the landing partition
 
 
@@ -58,27 +69,47 @@ def telemetry_topic(device_id: str) -> str:
     return f"{TELEMETRY_TOPIC_PREFIX}{device_id}{TELEMETRY_TOPIC_SUFFIX}"
 
 
-def parse_timestamp(value: Any) -> datetime:
-    """ISO-8601 string (naive means UTC) or epoch seconds → aware UTC datetime; ValueError says why."""
-    if isinstance(value, bool):
-        raise ValueError(f"ts must be an ISO-8601 string or epoch seconds, got boolean {value!r}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or not _MIN_EPOCH <= value <= _MAX_EPOCH:
-            raise ValueError(
-                f"ts {value!r} is not epoch seconds between 2000 and 2100 (milliseconds must be divided by 1000)"
-            )
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    if isinstance(value, str):
+def event_date(ts: Any) -> str:
+    """The UTC date (``YYYY-MM-DD``, the landing partition) of an ISO-8601 string (naive means UTC)
+    or epoch seconds; ValueError says why ``ts`` is neither."""
+    if type(ts) is str:
         try:
-            parsed = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(ts)
         except ValueError:
-            raise ValueError(f"ts {value[:64]!r} is not ISO-8601 (e.g. 2026-01-05T10:11:12Z)") from None
-        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-    raise ValueError(f"ts must be an ISO-8601 string or epoch seconds, got {type(value).__name__}")
+            raise ValueError(f"ts {ts[:64]!r} is not ISO-8601 (e.g. 2026-01-05T10:11:12Z)") from None
+        if moment.tzinfo is not None and not ts.endswith(_UTC_SUFFIXES):
+            try:
+                moment = moment.astimezone(timezone.utc)
+            except OverflowError:
+                raise ValueError(f"ts {ts[:64]!r} is out of range once converted to UTC") from None
+        return moment.date().isoformat()
+    if type(ts) is int or type(ts) is float:
+        if not math.isfinite(ts) or not _MIN_EPOCH <= ts <= _MAX_EPOCH:
+            raise ValueError(
+                f"ts {ts!r} is not epoch seconds between 2000 and 2100 (milliseconds must be divided by 1000)"
+            )
+        return _epoch_day(int(ts // 86400))
+    raise ValueError(f"ts must be an ISO-8601 string or epoch seconds, got {_json_type_name(ts)}")
+
+
+@lru_cache(maxsize=1024)
+def _epoch_day(day: int) -> str:
+    """Days since 1970-01-01 → ``YYYY-MM-DD``: one ``datetime`` per day seen, not per message."""
+    return datetime.fromtimestamp(day * 86400, timezone.utc).date().isoformat()
 
 
 def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+@lru_cache(maxsize=4096)
+def _lineage_tail(topic: str, received_at: str) -> bytes:
+    """``,"_topic":…,"_received_at":…}`` + newline. Cached: a receive loop passes one received_at
+    per network read, so consecutive messages of a device share one tail."""
+    return (
+        b',"' + TOPIC_FIELD.encode() + b'":' + orjson.dumps(topic)
+        + b',"' + RECEIVED_AT_FIELD.encode() + b'":' + orjson.dumps(received_at) + b"}\n"
+    )
 
 
 def parse_telemetry(
@@ -91,46 +122,72 @@ def parse_telemetry(
     a device owner can act on (which field, what was found, what is allowed).
 
     ``received_at`` may be given pre-formatted (ISO-8601 UTC) so a receive loop formats it once per
-    millisecond rather than once per message."""
-    topic_device = device_id_from_topic(topic)
-
-    def reject(reason: str) -> Rejected:
-        return Rejected(reason=reason, topic_device_id=topic_device)
-
+    network read rather than once per message."""
+    topic_device = _device_id_of_topic(topic)
     if topic_device is None:
-        return reject(f"topic {topic!r} is not of the form lepton/devices/<device_id>/telemetry")
-    if len(payload) > max_payload_bytes:
-        return reject(f"payload is {len(payload)} bytes; at most {max_payload_bytes} bytes are accepted")
+        return Rejected(f"topic {topic!r} is not of the form lepton/devices/<device_id>/telemetry", None)
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return reject(f"payload is not JSON: {exc}")
-    if not isinstance(body, dict):
-        return reject(f"payload must be a JSON object, got {type(body).__name__}")
-    missing = [name for name in REQUIRED_FIELDS if body.get(name) is None]
-    if missing:
-        return reject(f"missing required field(s): {', '.join(missing)} (required: {', '.join(REQUIRED_FIELDS)})")
-    device_id, seq, ts = body["device_id"], body["seq"], body["ts"]
-    if not isinstance(device_id, str) or not device_id:
-        return reject(f"device_id must be a non-empty string, got {device_id!r}")
-    if device_id != topic_device:
-        return reject(f"device_id {device_id!r} does not match the topic's device {topic_device!r}")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        return reject(f"seq must be a non-negative integer, got {seq!r}")
-    try:
-        moment = parse_timestamp(ts)
+        date = _landing_date(payload, topic_device, max_payload_bytes)
     except ValueError as exc:
-        return reject(str(exc))
-    reserved = [name for name in body if name[:1] == "_"]
-    if reserved:
-        return reject(f"field {reserved[0]!r}: names starting with '_' are reserved for lineage columns")
+        return Rejected(str(exc), topic_device)
+    received_text = received_at if isinstance(received_at, str) else format_timestamp(received_at)
+    return Telemetry(_splice_lineage(payload, topic, received_text), date)
+
+
+@lru_cache(maxsize=65536)
+def _device_id_of_topic(topic: str) -> str | None:
+    return device_id_from_topic(topic)
+
+
+def _landing_date(payload: bytes, topic_device: str, max_payload_bytes: int) -> str:
+    """The UTC date partition of a payload that can land; ValueError with a reason people can act on
+    (which field, what was found, what is allowed) when it cannot."""
+    if len(payload) > max_payload_bytes:
+        raise ValueError(f"payload is {len(payload)} bytes; at most {max_payload_bytes} bytes are accepted")
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"payload is not JSON: {exc}") from None
+    if type(body) is not dict:
+        raise ValueError(f"payload must be a JSON object, got {_json_type_name(body)}")
+    device_id, seq, ts = body.get("device_id"), body.get("seq"), body.get("ts")
+    if device_id is None or seq is None or ts is None:
+        missing = [name for name in REQUIRED_FIELDS if body.get(name) is None]
+        raise ValueError(f"missing required field(s): {', '.join(missing)} (required: {', '.join(REQUIRED_FIELDS)})")
+    if type(device_id) is not str or not device_id:
+        raise ValueError(f"device_id must be a non-empty string, got {device_id!r}")
+    if device_id != topic_device:
+        raise ValueError(f"device_id {device_id!r} does not match the topic's device {topic_device!r}")
+    if type(seq) is not int or seq < 0:
+        raise ValueError(f"seq must be a non-negative integer, got {seq!r}")
+    # A key starting with "_" shows in the raw bytes as '"_' or, escaped, as '\u005f': skip the key
+    # scan for the (usual) payloads that contain neither.
+    if b'"_' in payload or b"\\" in payload:
+        for name in body:
+            if name[:1] == "_":
+                raise ValueError(f"field {name!r}: names starting with '_' are reserved for lineage columns")
     for name in NUMERIC_READINGS:
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-            return reject(f"field {name!r} must be a finite number or null, got {value!r}")
-    # Hot path (tens of thousands a second): keep an ISO string that already names UTC as it came.
-    if not (isinstance(ts, str) and ts.endswith(_UTC_SUFFIXES)):
-        body["ts"] = format_timestamp(moment)
-    body[TOPIC_FIELD] = topic
-    body[RECEIVED_AT_FIELD] = received_at if isinstance(received_at, str) else format_timestamp(received_at)
-    return Telemetry(record=body, event_date=moment.date().isoformat())
+        if value is not None and type(value) is not float and type(value) is not int:
+            raise ValueError(f"field {name!r} must be a finite number or null, got {value!r}")  # orjson refuses NaN
+    return event_date(ts)
+
+
+def _splice_lineage(payload: bytes, topic: str, received_at: str) -> bytes:
+    """The payload's own bytes with the lineage members inserted before its closing brace.
+
+    Only for payloads ``orjson`` accepted as an object with the required fields, so: the last
+    non-whitespace byte is ``}``, the object is not empty (a ``,`` may precede our members), and a
+    CR or LF byte can only be whitespace between tokens (raw control characters are invalid inside
+    JSON strings, and UTF-8 never uses those bytes inside a multi-byte character) — so turning them
+    into spaces keeps the JSON identical while making it one line."""
+    body = payload.rstrip(b" \t\r\n")
+    if b"\n" in body or b"\r" in body:
+        body = body.replace(b"\n", b" ").replace(b"\r", b" ")
+    return body[:-1] + _lineage_tail(topic, received_at)
+
+
+def _json_type_name(value: Any) -> str:
+    """The JSON name of a parsed value, for reasons people read (``array``, not ``list``)."""
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -7,13 +7,18 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
+from lepton_pipelines.cleaning import coerce_to_schema
+from lepton_pipelines.connectors.base import FetchRequest
 from lepton_pipelines.connectors.mqtt import MqttSettings
 from lepton_pipelines.iot import devices
 from lepton_pipelines.iot.broker_stats import BrokerObservation, apply_sys_message, drop_increase, drops_since
-from lepton_pipelines.iot.committer import BatchPolicy, PendingBatch
+from lepton_pipelines.iot.collector import SHIPPED_SOURCE_FILE
+from lepton_pipelines.iot.committer import BatchPolicy, LandingCommitter, PendingBatch
 from lepton_pipelines.iot.connection import parse_mqtt_url
 from lepton_pipelines.iot.payloads import Rejected, Telemetry, parse_telemetry
 from lepton_pipelines.iot.simulator import SimulatorConfig, generate
+from lepton_pipelines.lake.store import Lake
+from lepton_pipelines.sources.registry import load_source_file
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 TOPIC = "lepton/devices/d1/telemetry"
@@ -24,13 +29,83 @@ def parse(body, topic=TOPIC, max_bytes=65536):
     return parse_telemetry(topic, payload, NOW, max_bytes)
 
 
-def test_valid_payloads_normalise_ts_and_keep_readings():
-    iso = parse({"device_id": "d1", "ts": "2026-01-05T23:59:59+01:00", "seq": 3, "temperature": 21.5, "battery": None})
+def landed(result):
+    """The landed line as a record, asserting it is exactly one JSON Lines line."""
+    assert isinstance(result, Telemetry), result
+    assert result.line.endswith(b"\n") and result.line.count(b"\n") == 1 and b"\r" not in result.line
+    return json.loads(result.line)
+
+
+def test_valid_payloads_land_as_sent_with_lineage_and_a_utc_date_partition():
+    """ts lands in the device's own form (the raw asset's coercion makes it a UTC timestamp), but the
+    date= partition is always the UTC date."""
+    iso = parse({"device_id": "d1", "ts": "2026-01-05T23:59:59-01:00", "seq": 3, "temperature": 21.5, "battery": None})
     epoch = parse({"device_id": "d1", "ts": 1767657599.5, "seq": 4})
-    assert isinstance(iso, Telemetry) and isinstance(epoch, Telemetry)
-    assert iso.record["ts"] == "2026-01-05T22:59:59.000000+00:00" and iso.event_date == "2026-01-05"
-    assert epoch.event_date == "2026-01-05" and iso.record["temperature"] == 21.5
-    assert iso.record["_topic"] == TOPIC and iso.record["_received_at"].startswith("2026-01-05T12:00")
+    naive = parse({"device_id": "d1", "ts": "2026-01-05T10:00:00", "seq": 5})
+    record = landed(iso)
+    assert record["ts"] == "2026-01-05T23:59:59-01:00" and iso.event_date == "2026-01-06"
+    assert landed(epoch)["ts"] == 1767657599.5 and epoch.event_date == "2026-01-05"
+    assert landed(naive)["ts"] == "2026-01-05T10:00:00" and naive.event_date == "2026-01-05"
+    assert record["temperature"] == 21.5 and record["battery"] is None
+    assert record["_topic"] == TOPIC and record["_received_at"] == "2026-01-05T12:00:00.000000+00:00"
+
+
+@pytest.mark.parametrize("epoch", [946_684_800, 1767657599.999999, 1767657600, 1767657600.000001, 4_102_444_799.25])
+def test_epoch_ts_partitions_by_the_same_utc_date_as_datetime(epoch):
+    result = parse({"device_id": "d1", "ts": epoch, "seq": 1})
+    assert result.event_date == datetime.fromtimestamp(epoch, timezone.utc).date().isoformat()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"temperature":21.5}',
+        b'{"device_id":"d1","ts":1767607200.25,"seq":1,"big":123456789012345678901234567890,"e":-1.5E-7}',
+        b'  {\n  "device_id" : "d1",\r\n\t"ts": "2026-01-05T10:00:00+00:00",\n  "seq": 2 \n}\n\r\n  ',
+        '{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":3,"note":"café 温度 \U0001F321 \u2028","esc":"a\\nb \\"q\\" }"}'.encode(),
+        b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":4,"site":{"rack":{"slot":[1,{"x":null}]}},"tags":[]}',
+        b'{"device_id":"d1","seq":5,"temperature":1e2,"ts":"2026-01-05T10:00:00Z"}',
+    ],
+    ids=["compact", "epoch-and-odd-numbers", "pretty-printed-crlf", "unicode-and-escapes", "nested", "ts-last"],
+)
+def test_utc_payloads_land_as_received_with_lineage_spliced_in(payload):
+    """The payload's own bytes are kept; lineage is added; the line stays one valid JSON object."""
+    result = parse(payload)
+    record = landed(result)
+    original = json.loads(payload)
+    assert record == {**original, "_topic": TOPIC, "_received_at": "2026-01-05T12:00:00.000000+00:00"}
+    assert result.event_date == "2026-01-05"
+    if b"\n" not in payload.strip():
+        assert result.line.startswith(payload.rstrip()[:-1])  # byte for byte, not re-serialised
+
+
+def test_lineage_is_json_escaped_for_awkward_topics():
+    topic = 'lepton/devices/d"\\é/telemetry'
+    result = parse_telemetry(topic, json.dumps({"device_id": 'd"\\é', "ts": "2026-01-05T10:00:00Z", "seq": 1}).encode(), NOW)
+    assert landed(result)["_topic"] == topic
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"[1, 2]", "must be a JSON object, got array"),
+        (b'"d1"', "must be a JSON object, got string"),
+        (b"42", "must be a JSON object, got number"),
+        (b"null", "must be a JSON object, got null"),
+        (b"", "not JSON"),
+        (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"x":NaN}', "not JSON"),
+        (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"temperature":1e999}', "not JSON"),
+        (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"note":"line\nbreak"}', "not JSON"),
+        (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"note":"\xff"}', "not JSON"),
+        (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1} {"seq":2}', "not JSON"),
+        (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"\\u005ftopic":"spoof"}', "reserved for lineage"),
+        (b'{"device_id":"d1","ts":true,"seq":1}', "got boolean"),
+        (b'{"device_id":"d1","ts":"0001-01-01T00:00:00+01:00","seq":1}', "out of range"),
+    ],
+)
+def test_payloads_that_cannot_land_as_one_object_line_are_rejected(payload, reason):
+    result = parse(payload)
+    assert isinstance(result, Rejected) and reason in result.reason, result
 
 
 @pytest.mark.parametrize(
@@ -143,3 +218,29 @@ def test_devices_merge_registry_and_discovery_and_status_thresholds():
     assert edge.set_index("device_id").loc["a", "status"] == "online"
     past = devices.device_status(table, telemetry, pd.Series(dtype="int64"), NOW + timedelta(minutes=10, seconds=1), timedelta(minutes=15), timedelta(minutes=60))
     assert past.set_index("device_id").loc["a", "status"] == "offline"
+
+
+def test_landed_lines_read_back_through_the_device_source_as_utc_timestamps(tmp_path):
+    """Spliced lines with ts in every accepted form are what the raw asset reads: one row each, ts a
+    UTC timestamp, lineage columns present, nothing rejected."""
+    source, problems = load_source_file(SHIPPED_SOURCE_FILE)
+    assert source is not None and not problems
+    lake = Lake(str(tmp_path / "lake"))
+    batch = PendingBatch()
+    payloads = [
+        b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"temperature":21.5}',
+        b'{\n  "device_id": "d1",\n  "ts": 1767607200.5,\n  "seq": 2\n}\n',
+        b'{"device_id":"d1","ts":"2026-01-05T11:00:00+01:00","seq":3,"firmware":"1.\xc3\xa9"}',
+        b'{"device_id":"d1","ts":"2026-01-05T10:00:03","seq":4,"humidity":40}',
+    ]
+    for index, payload in enumerate(payloads):
+        batch.add(parse(payload), TOPIC, payload, NOW, (index, 1))
+    LandingCommitter(lake, source.spec.name, fsync=False).commit(batch)
+
+    fetched = source.connector.fetch(FetchRequest(source=source.spec.name, partition_key="2026-01-05", lake=lake))
+    frame = coerce_to_schema(fetched.records, source.table).frame.sort_values("seq")
+    assert len(fetched.rejects) == 0
+    assert [str(ts) for ts in frame["ts"]] == [
+        "2026-01-05 10:00:00+00:00", "2026-01-05 10:00:00.500000+00:00", "2026-01-05 10:00:00+00:00", "2026-01-05 10:00:03+00:00",
+    ]
+    assert set(frame["_topic"]) == {TOPIC} and frame["firmware"].iloc[2] == "1.é"

@@ -48,6 +48,10 @@ def test_kubernetes_dry_run_records_the_rendered_manifests(tmp_lake: Lake, regis
     assert {m["metadata"]["namespace"] for m in by_kind.values()} == {"models"}
     containers = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert containers[0]["image"] == f"127.0.0.1:5000/lepton/model-device_anomaly:{registered}"
+    # the same manifests are kept as a run artifact beside the model version
+    artifact = tmp_lake.path("models", "device_anomaly", registered, "deployments", result.run_id, "manifests.yaml")
+    assert metadata["manifests_path"] == str(artifact)
+    assert list(yaml.safe_load_all(artifact.read_text())) == manifests
 
 
 @pytest.mark.parametrize(
