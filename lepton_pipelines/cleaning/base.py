@@ -4,6 +4,14 @@ A rule is one small class: a pydantic ``Config`` (the YAML entry, selected by it
 pure ``apply`` that returns the cleaned frame, the rows it removed (each with a reason, so they can be
 quarantined rather than lost) and a report of what it changed (shown as asset metadata). Adding a rule
 is adding a class and registering it — the pipeline never grows an if/else per rule.
+
+Why rules may work on a frame that still holds removed rows: filtering a million-row frame copies every
+column, and a rule list usually removes rows in several steps (nulls, duplicates, ranges). A rule whose
+``takes_alive_mask`` is true is called as ``apply(df, alive=mask)``: rows where ``alive`` is false were
+removed by an earlier rule and must be ignored — not counted, not removed again, not used for
+statistics or duplicate detection — and it answers with the unfiltered frame and ``keep`` (which rows
+survive; None when it removes nothing). Called as ``apply(df)`` it returns a filtered frame as usual. The pipeline then filters once, at the end or before a rule that needs a filtered
+frame. Every other rule gets a filtered frame, exactly as if each removal had been applied at once.
 """
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -50,6 +59,9 @@ class RuleOutcome:
     report: dict[str, Any] = field(default_factory=dict)  # JSON-able counts: what changed, per column
     duplicates_removed: int = 0  # rows removed as duplicates (counted apart from drops in reconciliation)
     lineage: dict[str, str] = field(default_factory=dict)  # column → how this rule derived/changed it
+    # Rows of ``frame`` that survive, when the rule was given ``alive``: ``frame`` then still holds every
+    # input row and the pipeline filters later. None: nothing removed, or ``frame`` is already filtered.
+    keep: np.ndarray | None = None
 
 
 class CleaningRule(ABC):
@@ -63,6 +75,11 @@ class CleaningRule(ABC):
     def validate_against(self, table: TableInfo) -> list[str]:
         """Problems with this rule for this table (e.g. unknown column), reported at definitions load."""
         return []
+
+    @property
+    def takes_alive_mask(self) -> bool:
+        """True when ``apply`` accepts ``alive=`` (see the module docstring); rules opt in."""
+        return False
 
     @abstractmethod
     def apply(self, df: pd.DataFrame) -> RuleOutcome: ...

@@ -18,7 +18,14 @@ import pandas as pd
 from pydantic import Field
 
 from lepton_pipelines.cleaning.base import CleaningRule, RuleConfig, RuleOutcome, TableInfo, register_rule
-from lepton_pipelines.cleaning.support import as_text, column_problems, removed_rows, require_columns
+from lepton_pipelines.cleaning.support import (
+    as_text,
+    column_problems,
+    duplicated_rows,
+    removed_rows,
+    require_columns,
+    survivors,
+)
 from lepton_pipelines.connectors.base import LINEAGE_COLUMNS
 
 _POSITION = "__position"
@@ -51,11 +58,16 @@ class Deduplicate(CleaningRule):
             problems += column_problems(table, [self.config.order_by], "order_by")
         return problems
 
-    def apply(self, df: pd.DataFrame) -> RuleOutcome:
+    @property
+    def takes_alive_mask(self) -> bool:
+        return True
+
+    def apply(self, df: pd.DataFrame, alive: np.ndarray | None = None) -> RuleOutcome:
         keys, order_by = self.keys, self.order_by
         require_columns(df, keys + ([order_by] if order_by else []), self.name)
-        has_key = df[keys].notna().all(axis=1).to_numpy()
-        candidate = df.duplicated(subset=keys, keep=False).to_numpy() & has_key
+        candidate = df[keys].notna().all(axis=1).to_numpy() & duplicated_rows(df, keys, keep=False)
+        if alive is not None:  # rows removed earlier are no versions: they neither win nor lose
+            candidate &= alive  # (a key repeated only among removed rows is left with one version: kept)
         report = {"keys": keys, "order_by": order_by, "duplicates_removed": 0, "keys_with_duplicates": 0}
         lineage = {k: f"unique per ({', '.join(keys)}): latest by {order_by or 'landing order'} kept" for k in keys}
         if not candidate.any():
@@ -66,8 +78,12 @@ class Deduplicate(CleaningRule):
         # dict.fromkeys: the event time may itself be part of the key (e.g. [symbol, ts]).
         sort_by = list(dict.fromkeys(keys + ([order_by] if order_by else []) + tie_breakers))
         versions = df.loc[candidate, sort_by].assign(**{_POSITION: np.flatnonzero(candidate)})
+        for name in tie_breakers:  # a categorical sorts by category order; landing order is by value
+            if isinstance(versions[name].dtype, pd.CategoricalDtype):
+                versions[name] = versions[name].astype(versions[name].cat.categories.dtype)
         versions = versions.sort_values(sort_by + [_POSITION], kind="stable", na_position="first")
         superseded = versions.duplicated(subset=keys, keep="last").to_numpy()
+        repeated = versions.duplicated(subset=keys, keep="first").to_numpy()
         drop = np.zeros(len(df), dtype=bool)
         drop[versions[_POSITION].to_numpy()[superseded]] = True
 
@@ -75,8 +91,10 @@ class Deduplicate(CleaningRule):
         reason = "superseded duplicate of " + _describe_keys(losers, keys)
         removed = removed_rows(df, drop, reason, self.name)
         count = int(drop.sum())
-        report.update(duplicates_removed=count, keys_with_duplicates=int((~superseded).sum()))
-        return RuleOutcome(frame=df[~drop], removed=removed, report=report, duplicates_removed=count, lineage=lineage)
+        # A key has duplicates when its latest version has an earlier one (one version: nothing replaced).
+        report.update(duplicates_removed=count, keys_with_duplicates=int((~superseded & repeated).sum()))
+        frame, keep = survivors(df, drop, alive)
+        return RuleOutcome(frame=frame, removed=removed, report=report, duplicates_removed=count, lineage=lineage, keep=keep)
 
 
 def _describe_keys(rows: pd.DataFrame, keys: list[str]) -> pd.Series:

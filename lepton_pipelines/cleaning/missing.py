@@ -10,7 +10,15 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from lepton_pipelines.cleaning.base import CleaningRule, RuleConfig, RuleOutcome, TableInfo, register_rule
-from lepton_pipelines.cleaning.support import NUMERIC_TYPES, column_problems, number, removed_rows, require_columns, show
+from lepton_pipelines.cleaning.support import (
+    NUMERIC_TYPES,
+    column_problems,
+    number,
+    removed_rows,
+    require_columns,
+    show,
+    survivors,
+)
 
 
 @register_rule
@@ -55,8 +63,14 @@ class Impute(CleaningRule):
                     problems.append(f"value: {self.config.value!r} does not fit {column.type} column {name!r}")
         return problems
 
-    def apply(self, df: pd.DataFrame) -> RuleOutcome:
+    @property
+    def takes_alive_mask(self) -> bool:
+        return self.config.strategy == "constant"  # statistics and ffill must only see the kept rows
+
+    def apply(self, df: pd.DataFrame, alive: np.ndarray | None = None) -> RuleOutcome:
         columns, strategy = self.config.columns, self.config.strategy
+        if alive is not None and strategy != "constant":
+            raise ValueError(f"impute {strategy}: its statistics need the filtered frame, not an `alive` mask")
         order_by = self.table.event_time if self.table.event_time in df.columns else None
         require_columns(df, [*columns, *self.config.group_by], self.name)
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
@@ -76,8 +90,11 @@ class Impute(CleaningRule):
                 after = before.fillna(fill) if fill is not None else before
                 lineage[column] = f"imputed: {strategy}" + (f" ({show(fill)})" if fill is not None else "")
             df[column] = after
-            filled[column] = int(before.isna().sum() - after.isna().sum())
-            still_missing[column] = int(after.isna().sum())
+            was_missing, is_missing = before.isna().to_numpy(), after.isna().to_numpy()
+            if alive is not None:  # removed rows are filled too (harmlessly) but not counted
+                was_missing, is_missing = was_missing & alive, is_missing & alive
+            filled[column] = int(was_missing.sum() - is_missing.sum())
+            still_missing[column] = int(is_missing.sum())
         report: dict[str, Any] = {"strategy": strategy, "filled": filled, "still_missing": still_missing}
         if statistics:
             report["fill_values"] = statistics
@@ -149,10 +166,16 @@ class DropIfNull(CleaningRule):
             return [f"columns: {table.source!r} has no primary key or non-nullable columns; list the required columns"]
         return column_problems(table, self.columns, "columns")
 
-    def apply(self, df: pd.DataFrame) -> RuleOutcome:
+    @property
+    def takes_alive_mask(self) -> bool:
+        return True
+
+    def apply(self, df: pd.DataFrame, alive: np.ndarray | None = None) -> RuleOutcome:
         columns = self.columns
         require_columns(df, columns, self.name)
         missing = np.column_stack([df[column].isna().to_numpy() for column in columns])
+        if alive is not None:
+            missing &= alive[:, None]
         counts = {column: int(n) for column, n in zip(columns, missing.sum(axis=0))}
         any_missing = missing.any(axis=1)
         # Reasons are built for the dropped rows only (a million-row string mask per column costs seconds).
@@ -166,4 +189,5 @@ class DropIfNull(CleaningRule):
         reason = "missing required value in " + missing_names
         removed = removed_rows(df, any_missing, reason, self.name)
         report = {"columns": columns, "rows_dropped": int(any_missing.sum()), "nulls": counts}
-        return RuleOutcome(frame=df[~any_missing], removed=removed, report=report)
+        frame, keep = survivors(df, any_missing, alive)
+        return RuleOutcome(frame=frame, removed=removed, report=report, keep=keep)

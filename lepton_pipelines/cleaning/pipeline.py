@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from lepton_pipelines.cleaning.base import CLEANING_RULES, REASON_COLUMN, RULE_COLUMN, CleaningRule, TableInfo
+from lepton_pipelines.cleaning.base import CLEANING_RULES, REASON_COLUMN, RULE_COLUMN, CleaningRule, RuleOutcome, TableInfo
 
 
 class CleaningConfigError(ValueError):
@@ -46,16 +47,30 @@ class CleaningResult:
 
 
 def run_cleaning(df: pd.DataFrame, rules: Sequence[CleaningRule]) -> CleaningResult:
+    """Apply ``rules`` in order; each rule sees only the rows every earlier rule kept.
+
+    Removals are collected in one ``alive`` mask while the rules that take it run on the unfiltered frame
+    (see ``cleaning.base``), so the frame is copied once at the end instead of once per removing rule.
+    """
     frame = df
+    alive: np.ndarray | None = None  # None: every row of ``frame`` is alive
     removed: list[pd.DataFrame] = []
     result = CleaningResult(frame=df, removed=df.iloc[0:0], input_rows=len(df))
     for index, rule in enumerate(rules):
-        outcome = rule.apply(frame)
+        if rule.takes_alive_mask:
+            alive = np.ones(len(frame), dtype=bool) if alive is None else alive
+            outcome = rule.apply(frame, alive=alive)
+        else:
+            if alive is not None:
+                frame, alive = frame[alive], None
+            outcome = rule.apply(frame)
+        rows_in = len(frame) if alive is None else int(alive.sum())
         removed_count = 0 if outcome.removed is None else len(outcome.removed)
-        if len(outcome.frame) + removed_count != len(frame) or outcome.duplicates_removed > removed_count:
+        kept = _kept_rows(outcome, frame, alive)
+        if kept + removed_count != rows_in or outcome.duplicates_removed > removed_count:
             raise RuntimeError(
-                f"cleaning rule #{index} {rule.name!r} does not account for its rows: {len(frame)} in, "
-                f"{len(outcome.frame)} kept, {removed_count} removed ({outcome.duplicates_removed} as duplicates)"
+                f"cleaning rule #{index} {rule.name!r} does not account for its rows: {rows_in} in, "
+                f"{kept} kept, {removed_count} removed ({outcome.duplicates_removed} as duplicates)"
             )
         if outcome.removed is not None:
             removed.append(outcome.removed)
@@ -65,9 +80,20 @@ def run_cleaning(df: pd.DataFrame, rules: Sequence[CleaningRule]) -> CleaningRes
         for column, step in outcome.lineage.items():
             result.lineage.setdefault(column, []).append(f"{rule.name}: {step}")
         frame = outcome.frame
-    result.frame = frame
+        if outcome.keep is not None:
+            alive = alive & outcome.keep
+    result.frame = frame if alive is None or alive.all() else frame[alive]
     result.removed = _concat_removed(removed, df)
     return result
+
+
+def _kept_rows(outcome: RuleOutcome, frame: pd.DataFrame, alive: np.ndarray | None) -> int:
+    """Rows the rule kept, counted among the rows it was given (its alive rows, when given a mask)."""
+    if alive is None:
+        return len(outcome.frame)
+    if len(outcome.frame) != len(frame) or (outcome.keep is not None and len(outcome.keep) != len(frame)):
+        raise RuntimeError("a rule given `alive` must return the unfiltered frame (and `keep` over its rows)")
+    return int(alive.sum() if outcome.keep is None else (outcome.keep & alive).sum())
 
 
 def build_rules(entries: Sequence[Mapping[str, Any]], table: TableInfo) -> list[CleaningRule]:

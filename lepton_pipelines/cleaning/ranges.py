@@ -22,6 +22,7 @@ from lepton_pipelines.cleaning.support import (
     removed_rows,
     require_columns,
     show,
+    survivors,
 )
 
 
@@ -58,12 +59,18 @@ class ValidRange(CleaningRule):
                     problems.append(f"{field}: {bound} cannot clip integer column {column.name!r}; use a whole number")
         return problems
 
-    def apply(self, df: pd.DataFrame) -> RuleOutcome:
+    @property
+    def takes_alive_mask(self) -> bool:
+        return True
+
+    def apply(self, df: pd.DataFrame, alive: np.ndarray | None = None) -> RuleOutcome:
         column, low, high, action = self.config.column, self.config.min, self.config.max, self.config.action
         require_columns(df, [column], self.name)
         values = df[column]
         below = (values < low).fillna(False).to_numpy(dtype=bool) if low is not None else np.zeros(len(df), bool)
         above = (values > high).fillna(False).to_numpy(dtype=bool) if high is not None else np.zeros(len(df), bool)
+        if alive is not None:  # rows removed earlier are neither counted nor removed again
+            below, above = below & alive, above & alive
         interval = f"[{show(low) if low is not None else '-inf'}, {show(high) if high is not None else 'inf'}]"
         report: dict[str, Any] = {
             "column": column, "min": number(low), "max": number(high), "action": action,
@@ -75,7 +82,8 @@ class ValidRange(CleaningRule):
             limit = np.where(below[outside], f" below minimum {show(low)}", f" above maximum {show(high)}")
             reason = f"{column}=" + as_text(values[outside]) + pd.Series(limit, index=values.index[outside], dtype="str")
             removed = removed_rows(df, outside, reason, self.name)
-            return RuleOutcome(frame=df[~outside], removed=removed, report=report,
+            frame, keep = survivors(df, outside, alive)
+            return RuleOutcome(frame=frame, removed=removed, report=report, keep=keep,
                                lineage={column: f"rows outside {interval} dropped"})
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         if action == "clip":

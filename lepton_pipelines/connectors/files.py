@@ -225,7 +225,6 @@ class FileConnector(Connector):
                 raise ConnectorError(
                     f"{file.path}: column(s) {', '.join(clashing)} are reserved for lineage; rename them in the source"
                 )
-            frame[SOURCE_FILE] = file.path
             frame[SOURCE_LINE] = read.lines
             frames.append(frame)
             rejects.extend(read.rejects)
@@ -243,6 +242,7 @@ class FileConnector(Connector):
                 entry["note"] = read.note
             inputs.append(entry)
         records = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
+        records[SOURCE_FILE] = source_file_column([file.path for file in files], [len(f) for f in frames])
         records = records[[c for c in records.columns if c not in LINEAGE_COLUMNS] + list(LINEAGE_COLUMNS)]
         return FetchResult(
             records=records, rejects=rejects_frame(rejects), inputs=inputs, landed_schema=merge_landed_schemas(schemas)
@@ -259,6 +259,16 @@ class FileConnector(Connector):
             raise
         except Exception as exc:  # an unforeseen parser failure must still name the file
             raise ConnectorError(f"{file.path}: could not read as {self.settings.format}: {type(exc).__name__}: {exc}") from exc
+
+
+def source_file_column(paths: list[str], rows_per_file: list[int]) -> pd.Categorical:
+    """``_source_file`` as a categorical: a partition's million rows name a handful of files, and the
+    repeated path as text costs ~55 MiB per frame in memory (and time in every copy and Parquet write).
+    Categories are the paths in lexicographic order, so sorting by code sorts by path; the raw zone
+    stores the column dictionary-encoded and reads it back as the same categorical."""
+    categories = pd.Index(sorted(set(paths)), dtype="str")
+    codes = np.repeat(categories.get_indexer(paths), rows_per_file)
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 # -- CSV -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from lepton_pipelines.cleaning.support import duplicated_rows
 from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.governance.drift import compare_schemas
 from lepton_pipelines.governance.expectations import CheckPlan, plan_check
@@ -232,7 +233,7 @@ def _primary_key_result(ctx: GovernanceContext, frame: pd.DataFrame) -> tuple[dg
         duplicated = pd.Series(False, index=frame.index)
         description = f"primary key column(s) missing from the clean table: {', '.join(missing)}"
     else:
-        duplicated = frame.duplicated(subset=key, keep="first")
+        duplicated = pd.Series(duplicated_rows(frame, key, keep="first"), index=frame.index)
         description = f"{int(duplicated.sum())} duplicate key(s) on ({', '.join(key)}) among {len(frame)} rows"
     count = int(duplicated.sum())
     passed = count == 0 and not missing

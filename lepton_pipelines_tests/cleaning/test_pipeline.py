@@ -82,8 +82,8 @@ def test_pipeline_without_rules_or_rows(telemetry):
 
 def test_a_rule_that_loses_rows_stops_the_run(telemetry):
     class Leaky(ValidRange):
-        def apply(self, df):
-            outcome = super().apply(df)
+        def apply(self, df, alive=None):
+            outcome = super().apply(df, alive=alive)
             outcome.removed = None  # forgets to hand back what it dropped
             return outcome
 

@@ -275,3 +275,54 @@ def test_s3_bad_lines_are_rejected_and_listing_sees_rewrites(s3_lake):
     rewritten = list_landing_files(s3_lake, "orders", FileSettings())
     assert [f.partition_key for f in rewritten] == [DAY]
     assert landing_run_key(rewritten[0]) != landing_run_key(first[0])
+
+
+# -- fast CSV path: wrong-width lines stay on pyarrow, worded and numbered as the line-by-line reader -----
+
+WRONG_WIDTH_ONLY = (
+    b"id,name,amount\n1,a,1\n2,b\n3,c,3,extra\n\n4,d,4\r\n2,b\n5,e,5\n6,f,6,7,8\n7,\"g, quoted\",7\n2,b"
+)
+
+
+def test_csv_fast_path_rejects_wrong_width_lines_exactly_like_the_line_by_line_reader():
+    """A file whose only faults are wrong-width lines (one repeated, a blank line, CRLF, no final newline)
+    is read by pyarrow, and its records, line numbers and rejects equal the line-by-line reader's."""
+    from lepton_pipelines.connectors.files import _csv_column_names, _read_csv_fast, _read_csv_line_by_line
+
+    settings = FileSettings(type="file")
+    names = _csv_column_names(WRONG_WIDTH_ONLY, "bad.csv", settings)
+    fast = _read_csv_fast(WRONG_WIDTH_ONLY, "bad.csv", names, settings)
+    assert fast is not None, "wrong-width lines alone must not send the file down the slow path"
+    slow = _read_csv_line_by_line(WRONG_WIDTH_ONLY, "bad.csv", names, settings)
+    (fast_table, fast_lines, fast_rejects), (slow_table, slow_lines, slow_rejects) = fast, slow
+    assert fast_table.to_pylist() == slow_table.to_pylist()
+    assert fast_lines.tolist() == slow_lines.tolist() == [2, 6, 8, 10]
+    key = lambda r: (r["source_line"], r["raw"])  # noqa: E731
+    assert sorted(fast_rejects, key=key) == sorted(slow_rejects, key=key)
+    assert [(r["source_line"], r["raw"]) for r in sorted(fast_rejects, key=key)] == [
+        (3, "2,b"), (4, "3,c,3,extra"), (7, "2,b"), (9, "6,f,6,7,8"), (11, "2,b")
+    ]
+
+
+def test_fetch_of_wrong_width_lines_gives_records_and_rejects_by_physical_line(local_lake):
+    land(local_lake, f"{PART}/bad.csv", WRONG_WIDTH_ONLY)
+    result = fetch(local_lake)
+    assert result.records["id"].tolist() == ["1", "4", "5", "7"]
+    assert result.records[SOURCE_LINE].tolist() == [2, 6, 8, 10]
+    rejects = rejects_by_line(result)
+    assert sorted(rejects) == [3, 4, 7, 9, 11]
+    assert rejects[9]["reason"] == "expected 3 fields (id, name, amount), found 5 fields"
+
+
+def test_source_file_is_a_categorical_of_the_paths_in_lexicographic_order(local_lake):
+    """Each record names its file; the column is categorical (a handful of paths over many rows) with the
+    paths as sorted categories, so sorting by it is sorting by path."""
+    land(local_lake, f"{PART}/b.csv", b"id\n1\n2\n")
+    land(local_lake, f"{PART}/a.csv", b"id\n3\n")
+    land(local_lake, f"{PART}/c.csv", b"id\n")  # header only: no rows, still a category
+    records = fetch(local_lake).records
+    column = records[SOURCE_FILE]
+    assert isinstance(column.dtype, pd.CategoricalDtype)
+    assert list(column.cat.categories) == [f"{PART}/a.csv", f"{PART}/b.csv", f"{PART}/c.csv"]
+    assert column.tolist() == [f"{PART}/a.csv", f"{PART}/b.csv", f"{PART}/b.csv"]
+    assert records["id"].tolist() == ["3", "1", "2"] and records[SOURCE_LINE].tolist() == [2, 2, 3]

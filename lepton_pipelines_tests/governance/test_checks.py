@@ -181,3 +181,17 @@ def test_declared_underscore_columns_are_compared_like_any_other():
     assert (present.added, present.removed) == ([], [])
     absent = compare_schemas(declared, {"device_id": "string", "_source_file": "string"})
     assert absent.removed == ["_topic"]
+
+
+def test_validation_leaves_the_callers_frame_whole(tmp_path, make_ctx, gx_resource):
+    """The validated copy is emptied after GX runs (GX's batch objects keep it in reference cycles);
+    the caller's frame must keep every column and value."""
+    from lepton_pipelines.governance.checks import check_plans
+
+    source = orders_source(tmp_path)
+    frame = good_orders()
+    before = frame.copy()
+    suite = gx_resource.validate(source.name, frame, check_plans(source))
+    assert suite.outcomes and all(o.passed for o in suite.outcomes)
+    pd.testing.assert_frame_equal(frame, before)
+    assert not certify(make_ctx(source), frame, cleaning_for(frame)).frame.empty

@@ -94,3 +94,36 @@ def test_quarantine_stage_files_coexist_and_an_empty_rerun_clears_its_own(tmp_la
     write_quarantine(tmp_lake, "transactions", "2026-11-25", "raw", pd.DataFrame())
     assert sorted(p.name for p in folder.iterdir()) == ["clean.parquet"]
     assert read_parquet_dir(folder / "clean.parquet")["_quarantine_stage"].tolist() == ["clean"]
+
+
+def test_categorical_columns_round_trip_dictionary_encoded(tmp_lake):
+    """Lineage paths are stored dictionary-encoded and read back as the same categorical."""
+    import pyarrow.parquet as pq
+
+    paths = pd.Categorical(["landing/b.csv", "landing/a.csv", "landing/b.csv"], categories=["landing/a.csv", "landing/b.csv"])
+    written = tmp_lake.write_table("raw", "transactions", "2026-11-25", pd.DataFrame({"id": [1, 2, 3], "_source_file": paths}))
+    assert str(pq.read_schema(written.path).field("_source_file").type).startswith("dictionary<values=string")
+    back = tmp_lake.read_table("raw", "transactions", "2026-11-25")
+    assert isinstance(back["_source_file"].dtype, pd.CategoricalDtype)
+    assert back["_source_file"].tolist() == ["landing/b.csv", "landing/a.csv", "landing/b.csv"]
+    assert list(back["_source_file"].cat.categories) == ["landing/a.csv", "landing/b.csv"]
+
+
+def test_only_repeating_text_and_categoricals_are_dictionary_encoded(tmp_lake):
+    """Ids skip Parquet's dictionary attempt; codes and categoricals keep it; every value reads back."""
+    import pyarrow.parquet as pq
+
+    n = 200
+    df = pd.DataFrame({
+        "txn_id": pd.Series([f"T{i:06d}" for i in range(n)], dtype="str"),
+        "currency": pd.Series(["USD", "EUR"] * (n // 2), dtype="str"),
+        "_source_file": pd.Categorical(["a.csv"] * n),
+        "amount": [float(i) for i in range(n)],
+    })
+    written = tmp_lake.write_table("clean", "transactions", "2026-11-25", df)
+    column_chunks = pq.ParquetFile(written.path).metadata.row_group(0)
+    encodings = {column_chunks.column(i).path_in_schema: column_chunks.column(i).encodings for i in range(column_chunks.num_columns)}
+    dictionary = {"RLE_DICTIONARY", "PLAIN_DICTIONARY"}
+    assert dictionary & set(encodings["currency"]) and dictionary & set(encodings["_source_file"])
+    assert not dictionary & set(encodings["txn_id"])
+    pd.testing.assert_frame_equal(tmp_lake.read_table("clean", "transactions", "2026-11-25"), df)
