@@ -7,7 +7,7 @@ row of raw is accounted for: raw = governed + duplicates + dropped + quarantined
 """
 
 import json
-from typing import Optional
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import dagster as dg
@@ -30,10 +30,24 @@ from lepton_pipelines.lake.io_manager import table_schema
 from lepton_pipelines.lake.quarantine import write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake, partition_dirname
+from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transient_error, permanent_failure
 from lepton_pipelines.sources.registry import Source
 
 LAKE_IO_KEY = "lake_io"
-RETRY_TRANSIENT = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+@contextmanager
+def _only_transient_retries() -> Iterator[None]:
+    """The assets carry TRANSIENT_RETRY_POLICY for S3/HTTP hiccups; anything else (bad input, a missing
+    landing file, a bug) fails at once instead of being retried with backoff and alerting late."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as error:
+        if is_transient_error(error):
+            raise
+        raise permanent_failure(error) from error
 
 
 def asset_key(source: str, zone: str) -> dg.AssetKey:
@@ -70,7 +84,7 @@ def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
         tags={**spec.tags, "lepton/zone": zone},
         kinds={"parquet", "pandas"},
         metadata={"lepton/source_file": spec.origin, "lepton/connector": source.connector.type},
-        retry_policy=RETRY_TRANSIENT,
+        retry_policy=TRANSIENT_RETRY_POLICY,
     )
 
 
@@ -89,36 +103,37 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
     def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
-        store = lake.get()
-        partition = context.partition_key if context.has_partition_key else None
-        fetched: FetchResult = source.connector.fetch(
-            FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.name for c in spec.columns))
-        )
-        coerced = coerce_to_schema(fetched.records, source.table)
-        rejects = fetched.rejects
-        write_quarantine(store, spec.name, partition, "raw", rejects)
-        for reject in rejects.head(5).itertuples(index=False):
-            context.log.warning(f"{spec.name}: rejected {reject.source_file} line {reject.source_line}: {reject.reason}")
-        coercion = {
-            "parse_failures": dict(coerced.parse_failures),
-            "missing_columns": list(coerced.missing_columns),
-            "extra_columns": list(coerced.extra_columns),
-        }
-        yield dg.Output(
-            coerced.frame,
-            metadata={
-                "input_files": dg.MetadataValue.json(fetched.inputs[:200]),
-                "input_count": len(fetched.inputs),
-                "rejected_lines": len(rejects),
-                "parse_failures": dg.MetadataValue.json(coercion["parse_failures"]),
-                "missing_columns": dg.MetadataValue.json(coercion["missing_columns"]),
-                "extra_columns": dg.MetadataValue.json(coercion["extra_columns"]),
-                "landed_schema": dg.MetadataValue.json(fetched.landed_schema),
-                # What arrived, not what we typed it to: Dagster's column-schema-change checks compare this.
-                "dagster/column_schema": dg.MetadataValue.table_schema(landed_column_schema(fetched.landed_schema)),
-            },
-        )
-        yield from evaluate_raw(_governance_context(context, source, store, gx), coerced.frame, fetched.landed_schema, coercion)
+        with _only_transient_retries():
+            store = lake.get()
+            partition = context.partition_key if context.has_partition_key else None
+            fetched: FetchResult = source.connector.fetch(
+                FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.name for c in spec.columns))
+            )
+            coerced = coerce_to_schema(fetched.records, source.table)
+            rejects = fetched.rejects
+            write_quarantine(store, spec.name, partition, "raw", rejects)
+            for reject in rejects.head(5).itertuples(index=False):
+                context.log.warning(f"{spec.name}: rejected {reject.source_file} line {reject.source_line}: {reject.reason}")
+            coercion = {
+                "parse_failures": dict(coerced.parse_failures),
+                "missing_columns": list(coerced.missing_columns),
+                "extra_columns": list(coerced.extra_columns),
+            }
+            yield dg.Output(
+                coerced.frame,
+                metadata={
+                    "input_files": dg.MetadataValue.json(fetched.inputs[:200]),
+                    "input_count": len(fetched.inputs),
+                    "rejected_lines": len(rejects),
+                    "parse_failures": dg.MetadataValue.json(coercion["parse_failures"]),
+                    "missing_columns": dg.MetadataValue.json(coercion["missing_columns"]),
+                    "extra_columns": dg.MetadataValue.json(coercion["extra_columns"]),
+                    "landed_schema": dg.MetadataValue.json(fetched.landed_schema),
+                    # What arrived, not what we typed it to: Dagster's column-schema-change checks compare this.
+                    "dagster/column_schema": dg.MetadataValue.table_schema(landed_column_schema(fetched.landed_schema)),
+                },
+            )
+            yield from evaluate_raw(_governance_context(context, source, store, gx), coerced.frame, fetched.landed_schema, coercion)
 
     return raw
 
@@ -133,28 +148,29 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
         check_specs=clean_check_specs(source),
     )
     def clean(context: dg.AssetExecutionContext, raw: pd.DataFrame, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
-        store = lake.get()
-        partition = context.partition_key if context.has_partition_key else None
-        result = run_cleaning(raw, source.rules)
-        dropped = result.removed
-        if dropped is not None and not dropped.empty:
-            dropped = dropped[dropped["_rule"] != "deduplicate"]
-        write_quarantine(store, spec.name, partition, "clean", dropped)
-        rejects = _count_rows(store, spec.name, partition, "raw")
-        cleaning = {**result.reconciliation(), "raw_rows": len(raw), "rejects": rejects}
-        _write_json(store, spec.name, partition, "cleaning.json", {"reconciliation": cleaning, "lineage": result.lineage})
-        yield dg.Output(
-            result.frame,
-            metadata={
-                "reconciliation": dg.MetadataValue.json(cleaning),
-                "duplicates_removed": result.duplicates_removed,
-                "rows_dropped": result.rows_dropped,
-                "rules": dg.MetadataValue.json(result.reports),
-                "column_lineage": dg.MetadataValue.json(result.lineage),
-                "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
-            },
-        )
-        yield from evaluate_clean(_governance_context(context, source, store, gx), result.frame, cleaning)
+        with _only_transient_retries():
+            store = lake.get()
+            partition = context.partition_key if context.has_partition_key else None
+            result = run_cleaning(raw, source.rules)
+            dropped = result.removed
+            if dropped is not None and not dropped.empty:
+                dropped = dropped[dropped["_rule"] != "deduplicate"]
+            write_quarantine(store, spec.name, partition, "clean", dropped)
+            rejects = _count_rows(store, spec.name, partition, "raw")
+            cleaning = {**result.reconciliation(), "raw_rows": len(raw), "rejects": rejects}
+            _write_json(store, spec.name, partition, "cleaning.json", {"reconciliation": cleaning, "lineage": result.lineage})
+            yield dg.Output(
+                result.frame,
+                metadata={
+                    "reconciliation": dg.MetadataValue.json(cleaning),
+                    "duplicates_removed": result.duplicates_removed,
+                    "rows_dropped": result.rows_dropped,
+                    "rules": dg.MetadataValue.json(result.reports),
+                    "column_lineage": dg.MetadataValue.json(result.lineage),
+                    "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
+                },
+            )
+            yield from evaluate_clean(_governance_context(context, source, store, gx), result.frame, cleaning)
 
     return clean
 
@@ -170,19 +186,20 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
         check_specs=governed_check_specs(source),
     )
     def governed(context: dg.AssetExecutionContext, clean: pd.DataFrame, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
-        store = lake.get()
-        partition = context.partition_key if context.has_partition_key else None
-        cleaning = _read_json(store, spec.name, partition, "cleaning.json")["reconciliation"]
-        result = certify(_governance_context(context, source, store, gx), clean, cleaning)
-        yield dg.Output(
-            result.frame,
-            metadata={
-                **result.metadata,
-                "quarantined_rows": result.quarantined_rows,
-                "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
-            },
-        )
-        yield from result.check_results
+        with _only_transient_retries():
+            store = lake.get()
+            partition = context.partition_key if context.has_partition_key else None
+            cleaning = _read_json(store, spec.name, partition, "cleaning.json")["reconciliation"]
+            result = certify(_governance_context(context, source, store, gx), clean, cleaning)
+            yield dg.Output(
+                result.frame,
+                metadata={
+                    **result.metadata,
+                    "quarantined_rows": result.quarantined_rows,
+                    "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
+                },
+            )
+            yield from result.check_results
 
     return governed
 

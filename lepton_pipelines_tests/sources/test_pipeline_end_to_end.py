@@ -153,3 +153,16 @@ def test_streaming_landing_runs_once_per_partition_and_new_batch(tmp_lake):
     write_to_landing(tmp_lake, SimulatorConfig(devices=1, messages_per_device=5, start=config.start, seed=9, device_prefix="late"))
     again = plan_landing_runs(telemetry, tmp_lake)
     assert len(again) == 1 and again[0].run_key != first[0].run_key
+
+
+def test_a_partition_without_landing_files_fails_at_once_naming_the_folder(tmp_lake):
+    """Not retried with backoff (it is not transient): the run fails on the first attempt, saying where
+    the files were expected."""
+    result = build_defs().resolve_job_def(source_job_name("fx_rates")).execute_in_process(
+        partition_key="2026-11-20", raise_on_error=False
+    )
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = str(failure.event_specific_data.error.message) + str(failure.event_specific_data.error.cause)
+    assert "fx_rates" in message and "date=2026-11-20" in message
