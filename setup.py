@@ -1,8 +1,17 @@
 """Lepton Pipelines: the data and model-delivery plane, as a Dagster code location."""
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 DAGSTER = "1.13.27"
 DAGSTER_LIBS = "0.29.27"  # every dagster-* library is released in lockstep with dagster; pin both together
+
+# The collector image installs only these (deployments/collector/Dockerfile); the code location needs them too.
+COLLECTOR_REQUIRES = [
+    line.strip()
+    for line in (Path(__file__).parent / "deployments" / "collector" / "requirements.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
 
 setup(
     name="lepton_pipelines",
@@ -13,6 +22,7 @@ setup(
     package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml"]},
     python_requires=">=3.11",
     install_requires=[
+        *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...
         f"dagster=={DAGSTER}",
         f"dagster-webserver=={DAGSTER}",
         f"dagster-graphql=={DAGSTER}",
@@ -21,17 +31,7 @@ setup(
         f"dagster-docker=={DAGSTER_LIBS}",
         f"dagster-postgres=={DAGSTER_LIBS}",
         f"dagster-aws=={DAGSTER_LIBS}",
-        "pandas>=2.2",
-        "pyarrow>=17",
         "great-expectations>=1.24,<2",
-        "s3fs>=2024.6",
-        "universal-pathlib>=0.2.2",  # UPath: one path API for local and S3, what UPathIOManager builds on
-        "paho-mqtt>=2.1,<3",
-        "orjson>=3.10",  # strict, fast JSON validation of every MQTT payload; valid payloads land byte for byte
-        "pydantic>=2.7,<3",
-        "pyyaml>=6",
-        "requests>=2.31",
-        "sqlalchemy>=2.0",
         "psycopg2-binary>=2.9",
         "scikit-learn>=1.5",
         "joblib>=1.4",
