@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lepton_pipelines.cleaning.base import TableInfo
+from lepton_pipelines.cleaning.support import low_cardinality_text
 from lepton_pipelines.connectors.base import LINEAGE_COLUMNS
 
 PARSE_ERRORS_COLUMN = "_parse_errors"  # JSON {column: original text} for rows with unparseable values
@@ -116,7 +117,7 @@ Parsed = tuple[Any, np.ndarray | None]
 
 
 def _parse_string(values: pd.Series) -> Parsed:
-    return values.astype("str"), None
+    return low_cardinality_text(values.astype("str")), None
 
 
 def _parse_float(values: pd.Series) -> Parsed:

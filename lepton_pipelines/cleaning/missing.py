@@ -18,6 +18,7 @@ from lepton_pipelines.cleaning.support import (
     require_columns,
     show,
     survivors,
+    with_category,
 )
 
 
@@ -87,7 +88,7 @@ class Impute(CleaningRule):
             else:
                 fill = self._fill_value(before)
                 statistics[column] = number(fill) if strategy != "constant" else self.config.value
-                after = before.fillna(fill) if fill is not None else before
+                after = with_category(before, fill).fillna(fill) if fill is not None else before
                 lineage[column] = f"imputed: {strategy}" + (f" ({show(fill)})" if fill is not None else "")
             df[column] = after
             was_missing, is_missing = before.isna().to_numpy(), after.isna().to_numpy()

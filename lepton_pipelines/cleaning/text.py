@@ -11,7 +11,7 @@ import pandas as pd
 from pydantic import Field
 
 from lepton_pipelines.cleaning.base import CleaningRule, RuleConfig, RuleOutcome, TableInfo, register_rule
-from lepton_pipelines.cleaning.support import NUMERIC_TYPES, column_problems, require_columns
+from lepton_pipelines.cleaning.support import NUMERIC_TYPES, column_problems, map_text, require_columns, with_category
 
 
 def _string_columns(table: TableInfo) -> list[str]:
@@ -45,15 +45,17 @@ class Trim(CleaningRule):
         changed: dict[str, int] = {}
         emptied: dict[str, int] = {}
         lineage: dict[str, str] = {}
+        empty_to_null = self.config.empty_to_null
         for column in columns:
-            original = df[column].astype("str")
-            stripped = original.str.strip()
-            changed[column] = int((original.notna() & (stripped != original)).sum())
-            if self.config.empty_to_null:
-                blank = stripped == ""
+            values = df[column]
+            stripped, trimmed = map_text(values, lambda text: text.str.strip())
+            blank = (stripped == "").fillna(False).to_numpy(dtype=bool)
+            changed[column] = int(trimmed.sum())
+            if empty_to_null:
                 emptied[column] = int(blank.sum())
-                stripped = stripped.mask(blank)
-            if changed[column] or emptied.get(column) or original.dtype != df[column].dtype:
+                if emptied[column]:
+                    stripped, _ = map_text(stripped, lambda text: text.mask(text == ""))
+            if changed[column] or emptied.get(column) or stripped.dtype != values.dtype:
                 df[column] = stripped  # an untouched column keeps its array: no copy of clean text
             lineage[column] = "trimmed whitespace" + ("; blank → null" if self.config.empty_to_null else "")
         report: dict[str, Any] = {"trimmed": changed}
@@ -83,10 +85,10 @@ class NormalizeCase(CleaningRule):
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         changed: dict[str, int] = {}
         for column in self.config.columns:
-            original = df[column].astype("str")
-            converted = getattr(original.str, self.config.case)()
-            changed[column] = int((original.notna() & (converted != original)).sum())
-            if changed[column] or original.dtype != df[column].dtype:
+            case = self.config.case
+            converted, differs = map_text(df[column], lambda text: getattr(text.str, case)())
+            changed[column] = int(differs.sum())
+            if changed[column] or converted.dtype != df[column].dtype:
                 df[column] = converted  # an untouched column keeps its array
         return RuleOutcome(
             frame=df,
@@ -131,7 +133,7 @@ class ReplaceValues(CleaningRule):
             for old, new in mapping.items():
                 match = (series == old).fillna(False).astype(bool) & ~hits
                 hits |= match
-                series = series.mask(match) if new is None else series.mask(match, new)
+                series = series.mask(match) if new is None else with_category(series, new).mask(match, new)
             replaced[column] = int(hits.sum())
             df[column] = series
         lineage = {

@@ -144,8 +144,11 @@ def primary_key_columns(source: Source) -> list[str]:
     return list(source.spec.primary_key) or [c.name for c in source.spec.columns]
 
 
-def evaluate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict) -> list[dg.AssetCheckResult]:
-    return _validate_clean(ctx, clean, cleaning).results
+def evaluate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None = None) -> list[dg.AssetCheckResult]:
+    """``clean_file``: ``lake.store.file_identity`` of the partition file ``clean`` was just written to.
+    Given, the row failures are filed under it and certify matches them by the file it reads instead of
+    hashing the table twice; without it they are filed under the frame's content fingerprint."""
+    return _validate_clean(ctx, clean, cleaning, clean_file).results
 
 
 @dataclass
@@ -155,7 +158,7 @@ class _CleanVerdict:
     blocking_failures: list[str]  # "check: why"
 
 
-def _validate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict) -> _CleanVerdict:
+def _validate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None) -> _CleanVerdict:
     spec = ctx.source.spec
     declared = [c.name for c in spec.columns]
     frame = clean.reset_index(drop=True)
@@ -179,7 +182,7 @@ def _validate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict)
         ctx.log.error(f"{spec.name}/clean blocking check failed — {problem}")
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "clean", rows)
     store.write_gx_result(ctx.lake, spec.name, ctx.partition_key, suite.gx_result)
-    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, frame_fingerprint(frame, declared), failures)
+    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, _frame_key(frame, declared, clean_file), failures)
     return _CleanVerdict(results, failures, blocking)
 
 
@@ -265,17 +268,21 @@ def governed_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict) -> CertifyResult:
+def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None = None) -> CertifyResult:
     """Remove rows failing quarantining expectations into ``quarantine/<source>/.../governed.parquet``
     and return the governed table. Raises ``dagster.Failure`` when the clean table failed a blocking
-    check, so an uncertified partition never reaches governed, even when governed runs on its own."""
+    check, so an uncertified partition never reaches governed, even when governed runs on its own.
+
+    ``clean_file``: ``lake.store.file_identity`` of the file ``clean`` was read from (checked unchanged
+    across the read). Stored row failures apply only when filed under that exact file version (or, when
+    not given, under this frame's content fingerprint); otherwise the frame is validated again."""
     spec = ctx.source.spec
     declared = [c.name for c in spec.columns]
     frame = clean.reset_index(drop=True)
-    failures, blocking = _stored_verdict(ctx, frame)
+    failures, blocking = _stored_verdict(ctx, frame, clean_file)
     if failures is None:  # clean changed since it was validated (or was never validated): validate now
         ctx.log.info(f"{spec.name}: no validation on record for this clean table; validating before certifying")
-        verdict = _validate_clean(ctx, frame, cleaning)
+        verdict = _validate_clean(ctx, frame, cleaning, clean_file)
         failures, blocking = verdict.failures, verdict.blocking_failures
     if blocking:
         raise dg.Failure(
@@ -302,9 +309,17 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict) -> Cert
     return CertifyResult(frame=governed, quarantined_rows=int(len(positions)), metadata=metadata, check_results=[reconciliation])
 
 
-def _stored_verdict(ctx: GovernanceContext, frame: pd.DataFrame) -> tuple[dict[str, list[int]] | None, list[str]]:
+def _frame_key(frame: pd.DataFrame, declared: list[str], clean_file: str | None) -> str:
+    """What stored row failures are filed under: the clean partition file's identity when the frame is
+    exactly that file's content (free to obtain), else a hash of the frame's values (~0.15 s/M rows).
+    The two kinds never equal each other, so a key of one kind never matches a frame of the other."""
+    return f"file:{clean_file}" if clean_file else frame_fingerprint(frame, declared)
+
+
+def _stored_verdict(ctx: GovernanceContext, frame: pd.DataFrame, clean_file: str | None) -> tuple[dict[str, list[int]] | None, list[str]]:
     spec = ctx.source.spec
-    failures = store.read_row_failures(ctx.lake, spec.name, ctx.partition_key, frame_fingerprint(frame, [c.name for c in spec.columns]))
+    key = _frame_key(frame, [c.name for c in spec.columns], clean_file)
+    failures = store.read_row_failures(ctx.lake, spec.name, ctx.partition_key, key)
     if failures is None:
         return None, []
     results = store.read_results(ctx.lake, spec.name, ctx.partition_key)

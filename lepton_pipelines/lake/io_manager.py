@@ -27,7 +27,7 @@ from dagster import (
 from pydantic import Field
 from upath import UPath
 
-from lepton_pipelines.lake.store import DATA_FILE, ZONES, Lake, partition_dirname, read_parquet_dir, write_parquet_atomic
+from lepton_pipelines.lake.store import DATA_FILE, FILE_IDENTITY_ATTR, ZONES, Lake, partition_dirname, read_parquet_dir, write_parquet_atomic
 
 PREVIEW_ROWS = 5
 
@@ -64,6 +64,9 @@ class LakeParquetIOManager(UPathIOManager):
             )
         result = write_parquet_atomic(path, obj)
         self._written[str(path)] = result.bytes
+        # The asset that yielded ``obj`` still holds it: it can tie what it computes on the frame (e.g. row
+        # failures) to the published file, which a later step that reads the file can check cheaply.
+        obj.attrs[FILE_IDENTITY_ATTR] = result.identity
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         # The base class adds "path" (the partition folder) itself, after dump_to_path.
@@ -74,7 +77,9 @@ class LakeParquetIOManager(UPathIOManager):
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         release_freed_memory()
-        return read_parquet_dir(path)
+        frame = read_parquet_dir(path)
+        frame.attrs.pop(FILE_IDENTITY_ATTR, None)  # pandas would carry it onto every frame derived from this one
+        return frame
 
 
 def release_freed_memory() -> None:

@@ -47,11 +47,29 @@ def partition_dirname(partition_key: str) -> str:
     return f"{PARTITION_FIELD}={partition_key}"
 
 
+# Key of ``DataFrame.attrs`` holding the identity of the one published file a frame was written to or
+# read from (see ``file_identity``); absent when the frame has no single file behind it.
+FILE_IDENTITY_ATTR = "lepton/file_identity"
+
+
 @dataclass(frozen=True)
 class WriteResult:
     path: str
     rows: int
     bytes: int
+    identity: str = ""  # file_identity of the published file
+
+
+def file_identity(path: UPath) -> str:
+    """``path|size|version`` of one published file: the version is the ETag on object stores, else the
+    modification time in ns and inode. A rewrite of the partition (a new temp file moved into place)
+    changes it, so it ties results computed on a frame to the exact file that frame was written to."""
+    info = path.fs.info(path.path)
+    version = info.get("ETag") or info.get("etag") or info.get("LastModified") or ""
+    if not version and _is_local(path):
+        stat = os.stat(path.path)
+        version = f"{stat.st_mtime_ns}:{stat.st_ino}"
+    return f"{path}|{info.get('size')}|{version}"
 
 
 class Lake:
@@ -135,8 +153,8 @@ def write_parquet_atomic(directory: UPath, df: pd.DataFrame | pa.Table, name: st
                 fs.rm(tmp.path)
         finally:
             raise
-    size = fs.size(final.path)
-    return WriteResult(path=str(final), rows=table.num_rows, bytes=int(size or 0))
+    identity = file_identity(final)
+    return WriteResult(path=str(final), rows=table.num_rows, bytes=int(identity.split("|")[-2] or 0), identity=identity)
 
 
 # Rows sampled to decide whether a text column repeats enough to be worth dictionary encoding.
@@ -173,13 +191,19 @@ def read_parquet_dir(directory: UPath) -> pd.DataFrame:
             )
     if not files:
         raise FileNotFoundError(f"no published Parquet files under {directory}")
+    identity = file_identity(files[0]) if len(files) == 1 else None
     tables = []
     for f in files:
         with f.fs.open(f.path, "rb") as handle:
             tables.append(pq.read_table(handle))
+    if identity is not None and file_identity(files[0]) != identity:
+        identity = None  # rewritten while we read: the frame may be either version, so it has no identity
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
     frame = table.to_pandas()
     del table, tables
+    frame.attrs.pop(FILE_IDENTITY_ATTR, None)  # pandas restores attrs stored with the frame it was written from
+    if identity is not None:
+        frame.attrs[FILE_IDENTITY_ATTR] = identity
     # The reader's threads leave their decode buffers in mimalloc's per-thread pages, which the caller's
     # thread cannot reuse: returned now, they do not stack under the caller's own peak.
     pa.default_memory_pool().release_unused()

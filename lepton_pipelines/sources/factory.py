@@ -26,10 +26,10 @@ from lepton_pipelines.governance import (
     landed_column_schema,
     raw_check_specs,
 )
-from lepton_pipelines.lake.io_manager import table_schema
+from lepton_pipelines.lake.io_manager import release_freed_memory, table_schema
 from lepton_pipelines.lake.quarantine import write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
-from lepton_pipelines.lake.store import Lake, partition_dirname
+from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, partition_dirname, read_parquet_dir
 from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transient_error, permanent_failure
 from lepton_pipelines.sources.registry import Source
 
@@ -110,6 +110,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                 FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.name for c in spec.columns))
             )
             coerced = coerce_to_schema(fetched.records, source.table)
+            fetched.records = None  # the landed text is typed now: freed before the raw table is written
             rejects = fetched.rejects
             write_quarantine(store, spec.name, partition, "raw", rejects)
             for reject in rejects.head(5).itertuples(index=False):
@@ -144,20 +145,23 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
 
     @dg.asset(
         **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules."),
-        ins={"raw": dg.AssetIn(key=asset_key(spec.name, "raw"))},
+        deps=[asset_key(spec.name, "raw")],
         check_specs=clean_check_specs(source),
     )
-    def clean(context: dg.AssetExecutionContext, raw: pd.DataFrame, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+    def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             partition = context.partition_key if context.has_partition_key else None
+            raw, _ = _read_upstream(store, "raw", spec.name, partition)
+            raw_rows = len(raw)
             result = run_cleaning(raw, source.rules)
+            del raw  # a step input would stay alive until the step ends: a whole partition under validation's peak
             dropped = result.removed
             if dropped is not None and not dropped.empty:
                 dropped = dropped[dropped["_rule"] != "deduplicate"]
             write_quarantine(store, spec.name, partition, "clean", dropped)
             rejects = _count_rows(store, spec.name, partition, "raw")
-            cleaning = {**result.reconciliation(), "raw_rows": len(raw), "rejects": rejects}
+            cleaning = {**result.reconciliation(), "raw_rows": raw_rows, "rejects": rejects}
             _write_json(store, spec.name, partition, "cleaning.json", {"reconciliation": cleaning, "lineage": result.lineage})
             yield dg.Output(
                 result.frame,
@@ -170,7 +174,10 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
                     "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
                 },
             )
-            yield from evaluate_clean(_governance_context(context, source, store, gx), result.frame, cleaning)
+            # Set by the lake IO manager on this very object when it published it (popped: pandas would
+            # carry it onto frames derived from this one, which are not that file's content).
+            clean_file = result.frame.attrs.pop(FILE_IDENTITY_ATTR, None)
+            yield from evaluate_clean(_governance_context(context, source, store, gx), result.frame, cleaning, clean_file)
 
     return clean
 
@@ -182,15 +189,17 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
     @dg.asset(
         **_common(source, "governed", "Gold: the certified table downstream users read. Only rows that pass the "
                   "source's expectations; the rest are in the quarantine zone with the reason."),
-        ins={"clean": dg.AssetIn(key=asset_key(spec.name, "clean"))},
+        deps=[asset_key(spec.name, "clean")],
         check_specs=governed_check_specs(source),
     )
-    def governed(context: dg.AssetExecutionContext, clean: pd.DataFrame, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+    def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             partition = context.partition_key if context.has_partition_key else None
             cleaning = _read_json(store, spec.name, partition, "cleaning.json")["reconciliation"]
-            result = certify(_governance_context(context, source, store, gx), clean, cleaning)
+            clean, clean_file = _read_upstream(store, "clean", spec.name, partition)
+            result = certify(_governance_context(context, source, store, gx), clean, cleaning, clean_file)
+            del clean  # freed before the governed table is written, not at the end of the step
             yield dg.Output(
                 result.frame,
                 metadata={
@@ -202,6 +211,25 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
             yield from result.check_results
 
     return governed
+
+
+def _read_upstream(lake: Lake, zone: str, source: str, partition: str | None) -> tuple[pd.DataFrame, str | None]:
+    """The upstream partition, read by the step itself rather than as a Dagster input.
+
+    Why not ``ins``: Dagster keeps an input object alive until the step finishes, so the raw table would
+    sit under the clean step's whole validation peak (and clean under governed's write). The asset graph
+    is the same either way (``deps``); the IO manager still writes every stage and records its metadata.
+    Also returns the identity of the file read (``lake.store.file_identity``; None if it changed mid-read).
+    """
+    release_freed_memory()
+    directory = lake.table_dir(zone, source, partition)
+    try:
+        frame = read_parquet_dir(directory)
+    except FileNotFoundError as missing:
+        where = f"partition {partition}" if partition else "the table"
+        raise dg.Failure(f"{source}/{zone} has no data for {where} at {directory}: materialize {source}/{zone} first",
+                         allow_retries=False) from missing  # waiting will not make it appear
+    return frame, frame.attrs.pop(FILE_IDENTITY_ATTR, None)
 
 
 def _quality_dir(lake: Lake, source: str, partition: str | None):
@@ -218,7 +246,7 @@ def _write_json(lake: Lake, source: str, partition: str | None, name: str, paylo
 def _read_json(lake: Lake, source: str, partition: str | None, name: str) -> dict:
     path = _quality_dir(lake, source, partition) / name
     if not path.exists():
-        raise dg.Failure(f"{source}: {path} is missing — materialize {source}/clean for this partition first")
+        raise dg.Failure(f"{source}: {path} is missing — materialize {source}/clean for this partition first", allow_retries=False)
     return json.loads(path.read_text())
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from lepton_pipelines.governance import certify, clean_check_specs, evaluate_clean, evaluate_raw, raw_check_specs
 from lepton_pipelines.governance.quality_store import quality_dir, read_results
+from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, read_parquet_dir
 
 from .conftest import cleaning_for, good_orders, orders_source
 
@@ -195,3 +196,51 @@ def test_validation_leaves_the_callers_frame_whole(tmp_path, make_ctx, gx_resour
     assert suite.outcomes and all(o.passed for o in suite.outcomes)
     pd.testing.assert_frame_equal(frame, before)
     assert not certify(make_ctx(source), frame, cleaning_for(frame)).frame.empty
+
+
+# -- row failures filed under the clean partition file's identity ---------------------------------------
+def _clean_validated_at(ctx) -> pd.Series:
+    results = read_results(ctx.lake, ctx.source.name, ctx.partition_key)
+    return results.loc[results["stage"] == "clean", "validated_at"].reset_index(drop=True)
+
+
+def _with_bad_status(frame: pd.DataFrame, position: int) -> pd.DataFrame:
+    changed = frame.copy()
+    changed.loc[position, "status"] = "bogus"
+    return changed
+
+
+def test_certify_applies_failures_filed_under_the_clean_file_it_read_without_revalidating(tmp_path, make_ctx):
+    ctx = make_ctx(orders_source(tmp_path))
+    clean = _with_bad_status(good_orders(), 0)
+    written = ctx.lake.write_table("clean", ctx.source.name, PK, clean)
+    evaluate_clean(ctx, clean, cleaning_for(clean), clean_file=written.identity)
+    before = _clean_validated_at(ctx)
+    read = read_parquet_dir(ctx.lake.table_dir("clean", ctx.source.name, PK))
+    outcome = certify(ctx, read, cleaning_for(read), clean_file=read.attrs[FILE_IDENTITY_ATTR])
+    assert outcome.quarantined_rows == 1 and clean.loc[0, "order_id"] not in set(outcome.frame["order_id"])
+    assert _clean_validated_at(ctx).equals(before)  # the stored verdict was used, not a new validation
+
+
+def test_certify_revalidates_when_the_clean_file_was_rewritten_since_validation(tmp_path, make_ctx):
+    ctx = make_ctx(orders_source(tmp_path))
+    first = _with_bad_status(good_orders(), 0)
+    written = ctx.lake.write_table("clean", ctx.source.name, PK, first)
+    evaluate_clean(ctx, first, cleaning_for(first), clean_file=written.identity)
+    second = _with_bad_status(good_orders(), 2)  # same size on disk is possible: identity still differs
+    rewritten = ctx.lake.write_table("clean", ctx.source.name, PK, second)
+    assert rewritten.identity != written.identity
+    outcome = certify(ctx, second, cleaning_for(second), clean_file=rewritten.identity)
+    kept = set(outcome.frame["order_id"])
+    assert second.loc[2, "order_id"] not in kept and second.loc[0, "order_id"] in kept
+
+
+def test_certify_without_a_file_identity_never_uses_failures_filed_under_a_file(tmp_path, make_ctx):
+    ctx = make_ctx(orders_source(tmp_path))
+    first = _with_bad_status(good_orders(), 0)
+    written = ctx.lake.write_table("clean", ctx.source.name, PK, first)
+    evaluate_clean(ctx, first, cleaning_for(first), clean_file=written.identity)
+    other = _with_bad_status(good_orders(), 1)
+    outcome = certify(ctx, other, cleaning_for(other))
+    kept = set(outcome.frame["order_id"])
+    assert other.loc[1, "order_id"] not in kept and other.loc[0, "order_id"] in kept

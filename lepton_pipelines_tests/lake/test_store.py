@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lepton_pipelines.lake.quarantine import write_quarantine
-from lepton_pipelines.lake.store import Lake, read_parquet_dir
+from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, read_parquet_dir
 
 
 def frame(n: int, offset: int = 0) -> pd.DataFrame:
@@ -127,3 +127,15 @@ def test_only_repeating_text_and_categoricals_are_dictionary_encoded(tmp_lake):
     assert dictionary & set(encodings["currency"]) and dictionary & set(encodings["_source_file"])
     assert not dictionary & set(encodings["txn_id"])
     pd.testing.assert_frame_equal(tmp_lake.read_table("clean", "transactions", "2026-11-25"), df)
+
+
+def test_file_identity_ties_a_read_frame_to_the_published_file_version(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    first = lake.write_table("clean", "orders", "2026-03-01", frame(10))
+    read = lake.read_table("clean", "orders", "2026-03-01")
+    assert read.attrs[FILE_IDENTITY_ATTR] == first.identity and first.identity.startswith(first.path)
+    second = lake.write_table("clean", "orders", "2026-03-01", frame(10, offset=1))  # same size, new version
+    assert second.identity != first.identity
+    assert lake.read_table("clean", "orders", "2026-03-01").attrs[FILE_IDENTITY_ATTR] == second.identity
+    lake.write_table("clean", "orders", "2026-03-02", read)  # attrs of a read frame are not written along
+    assert lake.read_table("clean", "orders", "2026-03-02").attrs[FILE_IDENTITY_ATTR] != first.identity

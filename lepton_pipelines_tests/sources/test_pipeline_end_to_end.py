@@ -2,6 +2,7 @@
 generator says it injected — the expected counts come from the generator's manifest, not the pipeline."""
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -166,3 +167,19 @@ def test_a_partition_without_landing_files_fails_at_once_naming_the_folder(tmp_l
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = str(failure.event_specific_data.error.message) + str(failure.event_specific_data.error.cause)
     assert "fx_rates" in message and "date=2026-11-20" in message
+
+
+def test_clean_and_governed_read_their_upstream_from_the_lake_and_keep_the_asset_graph(tmp_lake):
+    """clean/governed load raw/clean themselves (``deps``, not inputs) so they can free it early: the
+    graph still links the stages, and a stage launched before its upstream exists fails naming it."""
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    clean, governed = dg.AssetKey(["transactions", "clean"]), dg.AssetKey(["transactions", "governed"])
+    assert graph.get(clean).parent_keys == {dg.AssetKey(["transactions", "raw"])}
+    assert graph.get(governed).parent_keys == {clean}
+    job = dg.define_asset_job("clean_only", selection=[clean]).resolve(asset_graph=graph)
+    result = job.execute_in_process(partition_key=PARTITION, raise_on_error=False, resources=defs.resources)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = str(failure.event_specific_data.error.message) + str(failure.event_specific_data.error.cause)
+    assert "transactions/raw has no data for partition 2026-11-25" in message and "materialize transactions/raw first" in message
