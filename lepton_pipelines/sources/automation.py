@@ -35,7 +35,6 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
         dg.define_asset_job(
             source_job_name(s.name),
             selection=source_selection(s),
-            partitions_def=partitions_for(s),
             description=f"Ingest, clean and certify the {s.name} source (raw → clean → governed).",
             tags={MAX_RUNTIME_TAG: "3600"},
         )
@@ -49,13 +48,11 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
         for s in daily:
             groups[repr(partitions_for(s))].append(s)
         same = max(groups.values(), key=len)
-        shared = partitions_for(same[0])
         selection = dg.AssetSelection.assets(*(asset_key(s.name, z) for s in same for z in ("raw", "clean", "governed")))
         jobs.append(
             dg.define_asset_job(
                 MAIN_JOB,
                 selection=selection,
-                partitions_def=shared,
                 description="The main job: every daily source, raw → clean → governed, for one partition.",
                 tags={MAX_RUNTIME_TAG: "7200"},
             )
