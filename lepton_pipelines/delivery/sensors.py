@@ -23,6 +23,9 @@ from lepton_pipelines.models.registry import MODELS_ROOT, ModelRegistry, Registr
 
 MODEL_TAG = "lepton/model"
 VERSION_TAG = "lepton/model-version"
+# One deploy per model at a time: dagster.yaml limits runs per unique value of this tag to 1, so two
+# versions never roll out (or roll back) over each other.
+DEPLOY_MODEL_TAG = "lepton/deploy-model"
 BUILD_JOB_NAME = build_model_image.name
 
 
@@ -119,5 +122,5 @@ def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource):
     return dg.RunRequest(
         run_key=f"{model}:{version}:{context.dagster_run.run_id}",
         run_config=deploy_model_run_config(model, version),
-        tags={MODEL_TAG: model, VERSION_TAG: version, "lepton/build-run": context.dagster_run.run_id},
+        tags={MODEL_TAG: model, VERSION_TAG: version, DEPLOY_MODEL_TAG: model, "lepton/build-run": context.dagster_run.run_id},
     )

@@ -118,6 +118,7 @@ def test_deploy_is_requested_on_build_success_only_and_for_production_only(tmp_l
     assert request.run_config == deploy_model_run_config("transaction_risk", production)
     assert request.run_key == f"transaction_risk:{production}:{built_production.run_id}"
     assert request.tags["lepton/build-run"] == built_production.run_id
+    assert request.tags["lepton/deploy-model"] == request.tags["lepton/model"]  # one deploy per model at a time
     assert dg.validate_run_config(deploy_model, request.run_config)
 
     assert tick(image_built_sensor, instance, tmp_lake, cursor=evaluation.cursor).run_requests == []
