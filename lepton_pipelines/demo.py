@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
+from lepton_pipelines.lake.quarantine import quarantined_rows
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.samples.generate import SIZES, generate_all
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         partition = args.date if source.spec.is_partitioned else None
         counts = [_rows(lake, zone, source.name, partition) for zone in ("raw", "clean", "governed")]
         expected = manifests[source.name].expected_governed if source.name in manifests else "-"
-        print(f"  {source.name:<16}" + "".join(f"{c:>8}" for c in counts) + f"{_quarantined(lake, source.name, partition):>12}   ({expected})")
+        print(f"  {source.name:<16}" + "".join(f"{c:>8}" for c in counts) + f"{quarantined_rows(lake, source.name, partition):>12}   ({expected})")
 
     print(f"\nThe lake is at: {lake.url}")
     print(f"  query it: duckdb -c \"select count(*) from read_parquet('{lake.url}/governed/transactions/*/*.parquet', hive_partitioning=true)\"")
@@ -96,15 +97,6 @@ def _rows(lake: Lake, zone: str, source: str, partition: str | None) -> int | st
         return len(lake.read_table(zone, source, partition))
     except FileNotFoundError:
         return "-"
-
-
-def _quarantined(lake: Lake, source: str, partition: str | None) -> int:
-    import pyarrow.parquet as pq
-
-    folder = lake.table_dir("quarantine", source, partition)
-    if not folder.exists():
-        return 0
-    return sum(pq.ParquetFile(p.path).metadata.num_rows for p in folder.glob("*.parquet"))
 
 
 def _simulate_devices(lake: Lake, partition: str, size) -> None:

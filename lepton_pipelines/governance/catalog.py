@@ -93,7 +93,7 @@ def _quality_scores(lake: Lake) -> dict[str, float]:
 
 def _column_lineage(lake: Lake, source: str, partition_key: str | None) -> dict[str, Any]:
     """What the cleaning rules did to each column, as reported by the clean step (``cleaning.json``)."""
-    recorded = store.read_json(lake, source, partition_key, "cleaning.json") or {}
+    recorded = store.read_json(lake, source, partition_key, store.CLEANING_FILE) or {}
     return recorded.get("lineage") or {}
 
 

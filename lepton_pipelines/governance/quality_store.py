@@ -25,6 +25,7 @@ QUALITY_ROOT = "_quality"
 RESULTS_FILE = "results.parquet"
 GX_RESULT_FILE = "gx_result.json"
 ROW_FAILURES_FILE = "row_failures.parquet"
+CLEANING_FILE = "cleaning.json"  # the clean step's reconciliation and column lineage
 RESULT_COLUMNS = (
     "source", "partition", "stage", "check_name", "expectation", "severity", "blocking", "passed",
     "observed", "unexpected_count", "unexpected_percent", "quarantined", "description", "validated_at",
@@ -146,6 +147,12 @@ def read_row_failures(lake: Lake, source: str, partition_key: str | None, finger
         return None
     frame = frame.dropna(subset=["check_name"])
     return {name: group["row"].astype("int64").tolist() for name, group in frame.groupby("check_name")}
+
+
+def write_json(lake: Lake, source: str, partition_key: str | None, name: str, payload: dict[str, Any]) -> None:
+    folder = quality_dir(lake, source, partition_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(payload, default=str, indent=2, sort_keys=True))
 
 
 def read_json(lake: Lake, source: str, partition_key: str | None, name: str) -> dict[str, Any] | None:

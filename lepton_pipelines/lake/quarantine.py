@@ -7,6 +7,7 @@ expectations) — so stages never overwrite each other and re-running a stage re
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from lepton_pipelines.lake.store import Lake, WriteResult, write_parquet_atomic
 
@@ -25,3 +26,15 @@ def write_quarantine(lake: Lake, source: str, partition_key: str | None, stage: 
     rows = rows.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
     rows[STAGE_COLUMN] = stage
     return write_parquet_atomic(folder, rows, name=f"{stage}.parquet")
+
+
+def quarantined_rows(lake: Lake, source: str, partition_key: str | None, stage: str | None = None) -> int:
+    """Rows in a partition's quarantine — one stage's file, or all stages — read from Parquet footers only."""
+    folder = lake.table_dir("quarantine", source, partition_key)
+    files = [folder / f"{stage}.parquet"] if stage else (list(folder.glob("*.parquet")) if folder.exists() else [])
+    total = 0
+    for path in files:
+        if path.exists():
+            with path.fs.open(path.path, "rb") as handle:
+                total += pq.ParquetFile(handle).metadata.num_rows
+    return total

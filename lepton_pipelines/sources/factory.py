@@ -6,7 +6,6 @@ IO manager (atomic Parquet per partition) and writes what it removed to the quar
 row of raw is accounted for: raw = governed + duplicates + dropped + quarantined.
 """
 
-import json
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -27,9 +26,10 @@ from lepton_pipelines.governance import (
     raw_check_specs,
 )
 from lepton_pipelines.lake.io_manager import release_freed_memory, table_schema
-from lepton_pipelines.lake.quarantine import write_quarantine
+from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
+from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
-from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, partition_dirname, read_parquet_dir
+from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, read_parquet_dir
 from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transient_error, permanent_failure
 from lepton_pipelines.sources.registry import Source
 
@@ -160,9 +160,9 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             if dropped is not None and not dropped.empty:
                 dropped = dropped[dropped["_rule"] != "deduplicate"]
             write_quarantine(store, spec.name, partition, "clean", dropped)
-            rejects = _count_rows(store, spec.name, partition, "raw")
+            rejects = quarantined_rows(store, spec.name, partition, "raw")
             cleaning = {**result.reconciliation(), "raw_rows": raw_rows, "rejects": rejects}
-            _write_json(store, spec.name, partition, "cleaning.json", {"reconciliation": cleaning, "lineage": result.lineage})
+            write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": cleaning, "lineage": result.lineage})
             yield dg.Output(
                 result.frame,
                 metadata={
@@ -196,7 +196,7 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
         with _only_transient_retries():
             store = lake.get()
             partition = context.partition_key if context.has_partition_key else None
-            cleaning = _read_json(store, spec.name, partition, "cleaning.json")["reconciliation"]
+            cleaning = _read_cleaning_record(store, spec.name, partition)["reconciliation"]
             clean, clean_file = _read_upstream(store, "clean", spec.name, partition)
             result = certify(_governance_context(context, source, store, gx), clean, cleaning, clean_file)
             del clean  # freed before the governed table is written, not at the end of the step
@@ -232,29 +232,9 @@ def _read_upstream(lake: Lake, zone: str, source: str, partition: str | None) ->
     return frame, frame.attrs.pop(FILE_IDENTITY_ATTR, None)
 
 
-def _quality_dir(lake: Lake, source: str, partition: str | None):
-    base = lake.path("_quality", source)
-    return base / partition_dirname(partition) if partition else base
-
-
-def _write_json(lake: Lake, source: str, partition: str | None, name: str, payload: dict) -> None:
-    folder = _quality_dir(lake, source, partition)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps(payload, default=str, indent=2, sort_keys=True))
-
-
-def _read_json(lake: Lake, source: str, partition: str | None, name: str) -> dict:
-    path = _quality_dir(lake, source, partition) / name
-    if not path.exists():
-        raise dg.Failure(f"{source}: {path} is missing — materialize {source}/clean for this partition first", allow_retries=False)
-    return json.loads(path.read_text())
-
-
-def _count_rows(lake: Lake, source: str, partition: str | None, stage: str) -> int:
-    path = lake.table_dir("quarantine", source, partition) / f"{stage}.parquet"
-    if not path.exists():
-        return 0
-    import pyarrow.parquet as pq
-
-    with path.fs.open(path.path, "rb") as handle:
-        return pq.ParquetFile(handle).metadata.num_rows
+def _read_cleaning_record(lake: Lake, source: str, partition: str | None) -> dict:
+    recorded = read_json(lake, source, partition, CLEANING_FILE)
+    if recorded is None:
+        where = quality_dir(lake, source, partition) / CLEANING_FILE
+        raise dg.Failure(f"{source}: {where} is missing — materialize {source}/clean for this partition first", allow_retries=False)
+    return recorded
