@@ -113,7 +113,7 @@ def main() -> int:
         artifact = Path(scratch) / "artifact"
         write_model_artifact(artifact, "bench_pumps", f"b{int(time.time())}")
         started = time.perf_counter()
-        cold = builder.build(artifact, nocache=True, push=False)
+        builder.build(artifact, nocache=True, push=False)
         cold_s = time.perf_counter() - started
         started = time.perf_counter()
         warm = builder.build(artifact, nocache=False, push=True)

@@ -20,7 +20,6 @@ from dagster import (
     MetadataValue,
     OutputContext,
     TableColumn,
-    TableRecord,
     TableSchema,
     UPathIOManager,
 )

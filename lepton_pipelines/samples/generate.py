@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -83,7 +83,6 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
     """Card transactions as a core-banking CSV export in two files, plus a late file."""
     rng = _rng("transactions", partition, seed)
     n = rows
-    start = _day_start(partition)
     m = SampleManifest("transactions", partition)
     pct = lambda p: max(1, int(n * p))  # noqa: E731 — tiny local helper for fault rates
     null_amt, bad_amt, neg_amt, huge_amt, bad_ccy, dup_src, late = _disjoint(

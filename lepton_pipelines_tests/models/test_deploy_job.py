@@ -71,13 +71,13 @@ def test_kubernetes_dry_run_records_the_rendered_manifests(tmp_lake: Lake, regis
 )
 def test_bad_deploy_config_fails_clearly_before_anything_changes(tmp_lake: Lake, registered: str, overrides, expected):
     message = failure_message(run_deploy(tmp_lake, "device_anomaly", registered, **overrides))
-    assert message.startswith(f"deploy of ")
+    assert message.startswith("deploy of ")
     assert expected in message
 
 
 def test_unregistered_version_fails_with_the_registered_ones(tmp_lake: Lake, registered: str):
     message = failure_message(run_deploy(tmp_lake, "device_anomaly", "feedbeef0000"))
-    assert f"device_anomaly:feedbeef0000 not started" in message
+    assert "device_anomaly:feedbeef0000 not started" in message
     assert f"has no version 'feedbeef0000'; registered: {registered}" in message
 
 

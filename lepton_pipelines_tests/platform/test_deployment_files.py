@@ -209,7 +209,13 @@ def _run_job(values: dict) -> dict:
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("build", [_user_code_deployment, _run_job], ids=["user-code-deployment", "run-job"])
 def test_helm_values_render_valid_kubernetes_objects(build, version):
-    kubernetes_validate.validate(build(load("helm-values.yaml")), version, strict=True)
+    rendered = build(load("helm-values.yaml"))
+    # validate() raises on any schema violation and returns the schema version it checked against
+    assert version.startswith(kubernetes_validate.validate(rendered, version, strict=True))
+    pod = rendered["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "lepton-deployer"
+    (container,) = pod["containers"]
+    assert ":" in container["image"].rsplit("/", 1)[-1] and not container["image"].endswith(":latest")
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)

@@ -63,8 +63,10 @@ def test_image_must_be_pinned(image: str, expected: str) -> None:
 
 
 def test_pinned_images_and_valid_identities_pass() -> None:
-    validate_request_identity("churn_v2", "2024.06.01-rc1", "127.0.0.1:5000/lepton/model-churn_v2:2024.06.01-rc1")
-    validate_request_identity("churn", "7", "registry/lepton/model-churn@sha256:" + "a" * 64)
+    # validate_request_identity raises DeployConfigError on any problem and returns None when the
+    # request is acceptable: both a tag-pinned and a digest-pinned image are accepted.
+    assert validate_request_identity("churn_v2", "2024.06.01-rc1", "127.0.0.1:5000/lepton/model-churn_v2:2024.06.01-rc1") is None
+    assert validate_request_identity("churn", "7", "registry/lepton/model-churn@sha256:" + "a" * 64) is None
 
 
 @pytest.mark.parametrize(
