@@ -36,3 +36,18 @@ def test_the_main_job_spans_every_batch_daily_source():
     keys = defs.resolve_job_def("lakehouse_daily").asset_layer.executable_asset_keys
     for name in ("transactions", "market_data", "fx_rates"):
         assert dg.AssetKey([name, "governed"]) in keys
+
+
+def test_ingest_jobs_leave_freshness_to_its_sensor_but_keep_every_other_check():
+    """A source job evaluates the stage checks and the schema-change check; freshness is evaluated by the
+    freshness sensor (it changes with the clock, not with a materialization)."""
+    for job_name in ("transactions_job", "lakehouse_daily"):
+        checks = defs.resolve_job_def(job_name).asset_layer.asset_graph.asset_check_keys
+        names = {(k.asset_key.to_user_string(), k.name) for k in checks}
+        assert ("transactions/governed", "freshness_check") not in names
+        assert {("transactions/raw", "column_schema_change"), ("transactions/raw", "schema_drift"),
+                ("transactions/clean", "primary_key_unique"), ("transactions/governed", "reconciliation")} <= names
+    freshness = {k for c in defs.asset_checks for k in c.check_keys if k.name == "freshness_check"}
+    assert dg.AssetCheckKey(dg.AssetKey(["transactions", "governed"]), "freshness_check") in freshness
+    sensor = next(s for s in defs.sensors if s.name == "lepton_freshness_checks_sensor")
+    assert sensor is not None

@@ -123,12 +123,15 @@ def _parse_string(values: pd.Series) -> Parsed:
 def _parse_float(values: pd.Series) -> Parsed:
     if _is_numeric(values):
         return values.astype("float64"), None
-    text = _trimmed_text(values)
-    try:
-        parsed = pc.cast(text, pa.float64())  # the common case: every value is a number
+    landed = _as_text(values)
+    try:  # the common case: every value is a number as landed (no blanks, no padding)
+        parsed = pc.cast(landed, pa.float64())
+        return parsed.to_numpy(), _failed(landed, parsed)
     except pa.ArrowInvalid:
-        parsed = _cast_matching(text, _FLOAT_TEXT, pa.float64())
-    return parsed.to_numpy(zero_copy_only=False), _failed(text, parsed)
+        pass
+    text = _trim(landed)
+    parsed = _cast_matching(text, _FLOAT_TEXT, pa.float64())
+    return parsed.to_numpy(), _failed(text, parsed)
 
 
 def _parse_integer(values: pd.Series) -> Parsed:
@@ -139,9 +142,15 @@ def _parse_integer(values: pd.Series) -> Parsed:
         integral = np.isfinite(floats) & (floats == np.round(floats)) & (np.abs(floats) < _INT64_LIMIT)
         failed = (floats.notna() & ~integral).to_numpy()
         return floats.where(integral).astype("Int64"), failed
-    text = _trimmed_text(values)
+    landed = _as_text(values)
+    try:  # the common case: clean integer text as landed
+        parsed = pc.cast(landed, pa.int64())
+        return pd.Int64Dtype().__from_arrow__(parsed), _failed(landed, parsed)
+    except pa.ArrowInvalid:
+        pass
+    text = _trim(landed)
     try:
-        parsed = pc.cast(text, pa.int64())  # the common case: clean integer text
+        parsed = pc.cast(text, pa.int64())
     except pa.ArrowInvalid:
         parsed = _integer_from_mixed_text(text)
     return pd.Int64Dtype().__from_arrow__(parsed), _failed(text, parsed)
@@ -182,14 +191,20 @@ def _parse_timestamp(values: pd.Series) -> Parsed:
     if _is_numeric(values):
         nanos, ok = _epoch_seconds_to_nanos(values.astype("float64").to_numpy())
         return _utc_from_nanos(nanos, ok), values.notna().to_numpy() & ~ok
-    text = _trimmed_text(values)
-    try:  # fast path: every value is ISO-8601 with an offset (what most APIs emit)
+    landed = _as_text(values)
+    try:  # fast path: every value is ISO-8601 as landed (what most exports and APIs emit)
+        parsed = pc.cast(landed, pa.timestamp("ns", "UTC"))
+        return parsed.to_pandas().astype(TIMESTAMP_DTYPE).array, _failed(landed, parsed)
+    except pa.ArrowInvalid:
+        pass
+    text = _trim(landed)
+    try:  # the same once padding is trimmed and blanks are null
         parsed = pc.cast(text, pa.timestamp("ns", "UTC"))
-        return parsed.to_pandas().astype(TIMESTAMP_DTYPE).array, np.zeros(len(values), dtype=bool)
+        return parsed.to_pandas().astype(TIMESTAMP_DTYPE).array, _failed(text, parsed)
     except pa.ArrowInvalid:
         pass
     epoch = _mask(pc.match_substring_regex(text, _EPOCH_TEXT))
-    nanos, ok = _epoch_seconds_to_nanos(_cast_matching(text, _EPOCH_TEXT, pa.float64()).to_numpy(zero_copy_only=False))
+    nanos, ok = _epoch_seconds_to_nanos(_cast_matching(text, _EPOCH_TEXT, pa.float64()).to_numpy())
     ok &= epoch
     iso_text = pd.Series(text.to_pandas(), dtype="str").where(~epoch)
     iso = pd.to_datetime(iso_text, utc=True, errors="coerce", format="ISO8601")
@@ -241,16 +256,26 @@ def _is_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
 
 
-def _as_text(values: pd.Series) -> pa.Array:
-    """Landed values as Arrow text; native values (JSON numbers, dates) rendered with ``str``."""
+def _as_text(values: pd.Series) -> pa.ChunkedArray:
+    """Landed values as Arrow ``large_string``; native values (JSON numbers, dates) rendered with ``str``.
+
+    Arrow-backed text (what the connectors hand over) is used in place, chunks and all: the kernels run
+    per chunk, so a million landed values are never copied into one buffer just to be parsed.
+    """
     text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str")
-    array = pa.array(text, type=pa.large_string(), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    array = text.array.__arrow_array__() if hasattr(text.array, "__arrow_array__") else pa.array(text, from_pandas=True)
+    array = array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+    return array if array.type == pa.large_string() else array.cast(pa.large_string())
 
 
-def _trimmed_text(values: pd.Series) -> pa.Array:
-    trimmed = pc.utf8_trim_whitespace(_as_text(values))
+def _trim(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Surrounding whitespace removed; blank text is null (no value, not a parse failure)."""
+    trimmed = pc.utf8_trim_whitespace(text)
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.large_string()), trimmed)
+
+
+def _trimmed_text(values: pd.Series) -> pa.ChunkedArray:
+    return _trim(_as_text(values))
 
 
 def _cast_matching(text: pa.Array, pattern: str, target: pa.DataType) -> pa.Array:
@@ -263,8 +288,8 @@ def _failed(text: pa.Array, parsed: pa.Array) -> np.ndarray:
     return _mask(pc.and_(pc.is_valid(text), pc.is_null(parsed)))
 
 
-def _mask(condition: pa.Array) -> np.ndarray:
-    return pc.fill_null(condition, False).to_numpy(zero_copy_only=False)
+def _mask(condition: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(condition, False).to_numpy(), dtype=bool)
 
 
 def _epoch_seconds_to_nanos(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

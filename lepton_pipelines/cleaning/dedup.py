@@ -24,6 +24,7 @@ from lepton_pipelines.cleaning.support import (
     duplicated_rows,
     removed_rows,
     require_columns,
+    select_rows,
     survivors,
 )
 from lepton_pipelines.connectors.base import LINEAGE_COLUMNS
@@ -77,7 +78,7 @@ class Deduplicate(CleaningRule):
         tie_breakers = [c for c in LINEAGE_COLUMNS if c in df.columns]
         # dict.fromkeys: the event time may itself be part of the key (e.g. [symbol, ts]).
         sort_by = list(dict.fromkeys(keys + ([order_by] if order_by else []) + tie_breakers))
-        versions = df.loc[candidate, sort_by].assign(**{_POSITION: np.flatnonzero(candidate)})
+        versions = select_rows(df, candidate, sort_by).assign(**{_POSITION: np.flatnonzero(candidate)})
         for name in tie_breakers:  # a categorical sorts by category order; landing order is by value
             if isinstance(versions[name].dtype, pd.CategoricalDtype):
                 versions[name] = versions[name].astype(versions[name].cat.categories.dtype)
@@ -87,7 +88,7 @@ class Deduplicate(CleaningRule):
         drop = np.zeros(len(df), dtype=bool)
         drop[versions[_POSITION].to_numpy()[superseded]] = True
 
-        losers = df[drop]
+        losers = select_rows(df, drop, keys)
         reason = "superseded duplicate of " + _describe_keys(losers, keys)
         removed = removed_rows(df, drop, reason, self.name)
         count = int(drop.sum())

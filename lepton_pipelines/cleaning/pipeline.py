@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from lepton_pipelines.cleaning.base import CLEANING_RULES, REASON_COLUMN, RULE_COLUMN, CleaningRule, RuleOutcome, TableInfo
+from lepton_pipelines.cleaning.support import select_rows
 
 
 class CleaningConfigError(ValueError):
@@ -62,7 +63,7 @@ def run_cleaning(df: pd.DataFrame, rules: Sequence[CleaningRule]) -> CleaningRes
             outcome = rule.apply(frame, alive=alive)
         else:
             if alive is not None:
-                frame, alive = frame[alive], None
+                frame, alive = select_rows(frame, alive), None
             outcome = rule.apply(frame)
         rows_in = len(frame) if alive is None else int(alive.sum())
         removed_count = 0 if outcome.removed is None else len(outcome.removed)
@@ -82,7 +83,7 @@ def run_cleaning(df: pd.DataFrame, rules: Sequence[CleaningRule]) -> CleaningRes
         frame = outcome.frame
         if outcome.keep is not None:
             alive = alive & outcome.keep
-    result.frame = frame if alive is None or alive.all() else frame[alive]
+    result.frame = frame if alive is None or alive.all() else select_rows(frame, alive)
     result.removed = _concat_removed(removed, df)
     return result
 

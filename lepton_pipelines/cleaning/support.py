@@ -38,12 +38,30 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], rule: str) -> None
         raise KeyError(f"cleaning rule {rule!r}: column(s) {', '.join(absent)} not in the frame (columns: {', '.join(map(str, df.columns))})")
 
 
+def select_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """``df.loc[mask, columns]``: the rows where ``mask`` is true, index labels kept.
+
+    Why not ``df[mask]``: pandas turns the mask into positions and takes every column through a generic
+    path that, on Arrow-backed text, costs ~3x filtering each column's own array (~0.15 s against ~0.05 s
+    to keep 99% of a million rows of 13 columns) — and the pipeline filters whole partitions.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    names = list(df.columns if columns is None else columns)
+    columns_out = {}
+    for name in names:
+        values = df[name]
+        # numpy columns as plain arrays and copy=False: the frame is built block per column, not
+        # consolidated into one 2-D copy
+        columns_out[name] = values.to_numpy()[mask] if isinstance(values.dtype, np.dtype) else values.array[mask]
+    return pd.DataFrame(columns_out, index=df.index[mask], copy=False)
+
+
 def removed_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, reason: pd.Series | str, rule: str) -> pd.DataFrame | None:
     """The rows a rule removes, each labelled with why and by which rule; None when there are none."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return None
-    removed = df[mask]  # a new frame already (copy-on-write)
+    removed = select_rows(df, mask)
     removed[REASON_COLUMN] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)
     removed[RULE_COLUMN] = rule
     return removed
@@ -54,7 +72,7 @@ def survivors(df: pd.DataFrame, remove: np.ndarray, alive: np.ndarray | None) ->
     unfiltered frame and the keep mask, so the pipeline copies the frame once for all rules."""
     if alive is not None:
         return df, ~remove
-    return (df[~remove] if remove.any() else df), None
+    return (select_rows(df, ~remove) if remove.any() else df), None
 
 
 def key_codes(df: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
@@ -62,19 +80,39 @@ def key_codes(df: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
     as in ``DataFrame.duplicated``).
 
     Why not ``df.duplicated``: on Arrow-backed text it hashes a Python object per value (~0.4 s and
-    ~70 MiB for a million keys); ``factorize`` dictionary-encodes the Arrow array instead.
+    ~70 MiB for a million keys); Arrow's hash kernel encodes the text where it lies instead.
     """
     codes = np.zeros(len(df), dtype=np.int64)
     for key in keys:
-        column, uniques = pd.factorize(df[key], use_na_sentinel=False)
-        codes = codes * max(len(uniques), 1) + column
+        column, distinct = _value_codes(df[key])
+        codes = codes * max(distinct, 1) + column
         if len(keys) > 1:
             codes = pd.factorize(codes)[0]  # renumber densely so the product never overflows
     return codes
 
 
+def _value_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """``(codes, number of distinct values)``, null being one value of its own.
+
+    Arrow-backed text is dictionary-encoded chunk by chunk against one shared dictionary: about a third
+    of the time ``pd.factorize`` takes on the same column (which first joins the chunks into one copy).
+    """
+    array = values.array
+    if isinstance(values.dtype, pd.StringDtype) and hasattr(array, "__arrow_array__"):
+        encoded = pc.dictionary_encode(array.__arrow_array__(), null_encoding="encode")
+        if encoded.num_chunks == 0 or len(values) == 0:
+            return np.zeros(len(values), dtype=np.int64), 0
+        codes = np.concatenate([chunk.indices.to_numpy().astype(np.int64, copy=False) for chunk in encoded.chunks])
+        return codes, len(encoded.chunk(0).dictionary)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes, len(uniques)
+
+
 def duplicated_rows(df: pd.DataFrame, keys: Sequence[str], keep: str | bool = "first") -> np.ndarray:
-    """``df.duplicated(subset=keys, keep=keep)`` as a numpy mask, computed on ``key_codes``."""
+    """``df.duplicated(subset=keys, keep=keep)`` as a numpy mask: by sorting for one text key (the usual
+    primary key), else on ``key_codes``."""
+    if len(keys) == 1 and _arrow_text_or_none(df[keys[0]]) is not None:
+        return _duplicated_by_sorting(_arrow_text_or_none(df[keys[0]]), keep)
     codes = key_codes(df, keys)
     if keep is False:
         return np.bincount(codes, minlength=1)[codes] > 1 if len(codes) else np.zeros(0, dtype=bool)
@@ -82,6 +120,46 @@ def duplicated_rows(df: pd.DataFrame, keys: Sequence[str], keep: str | bool = "f
     marked = np.ones(len(codes), dtype=bool)
     marked[np.unique(order, return_index=True)[1]] = False
     return marked if keep == "first" else marked[::-1]
+
+
+def _arrow_text_or_none(values: pd.Series) -> pa.ChunkedArray | None:
+    if isinstance(values.dtype, pd.StringDtype) and hasattr(values.array, "__arrow_array__"):
+        return values.array.__arrow_array__()
+    return None
+
+
+def _duplicated_by_sorting(values: pa.ChunkedArray, keep: str | bool) -> np.ndarray:
+    """``duplicated`` for one Arrow text column, from a stable sort and a comparison of neighbours.
+
+    Why not hashing: a hash table of a million distinct ids takes ~100 MiB and, cold, as long as this
+    sort; the sort needs one index array, and ids that arrive nearly in order (exports usually do) sort
+    several times faster. Equal values — nulls included, as in pandas — are neighbours after the sort,
+    in their original order (the sort is stable), so the first of a run is the first occurrence.
+    Neighbours are compared a block at a time, so no sorted copy of the whole column is made.
+    """
+    rows = len(values)
+    marked = np.zeros(rows, dtype=bool)
+    if rows < 2:
+        return marked
+    array = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    positions = pc.sort_indices(array).to_numpy()  # stable; nulls last
+    same = np.zeros(rows - 1, dtype=bool)  # same[i]: sorted row i + 1 equals sorted row i
+    for start in range(0, rows - 1, _SORTED_BLOCK_ROWS):
+        block = array.take(positions[start:min(start + _SORTED_BLOCK_ROWS + 1, rows)])
+        head, tail = block.slice(0, len(block) - 1), block.slice(1)
+        equal = pc.or_kleene(pc.equal(head, tail), pc.and_(pc.is_null(head), pc.is_null(tail)))
+        same[start:start + len(block) - 1] = np.asarray(equal.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    if keep == "first":
+        marked[positions[1:][same]] = True  # equal to the one before it
+    elif keep == "last":
+        marked[positions[:-1][same]] = True  # equal to the one after it
+    else:
+        marked[positions[1:][same]] = True
+        marked[positions[:-1][same]] = True
+    return marked
+
+
+_SORTED_BLOCK_ROWS = 1 << 16
 
 
 # A landed text column is stored as a pandas categorical (Parquet: dictionary-encoded; DuckDB, Spark and

@@ -347,7 +347,9 @@ def _read_csv_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
         return None
-    lines = _record_line_numbers(data, skip_first=settings.header)
+    lines = _counted_line_numbers(data, table.num_rows + len(skipped), settings.header)
+    if lines is None:
+        lines = _record_line_numbers(data, skip_first=settings.header)
     rejects: list[dict[str, Any]] = []
     if skipped:
         located = _reject_skipped_lines(data, lines, skipped, path, names, settings)
@@ -373,15 +375,21 @@ def _reject_skipped_lines(
         wanted[text] = wanted.get(text, 0) + 1
     if len(wanted) > MAX_LOCATED_BAD_LINES or any(not t or "\n" in t or "\r" in t for t in wanted):
         return None
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    found: list[tuple[int, str, str]] = []
+    located: list[tuple[int, str, str]] = []  # (byte offset, reason, text)
     for text, count in wanted.items():
         offsets = _whole_line_offsets(data, text.encode("utf-8"))
         reason = _csv_line_problem(text, names, settings)
         if len(offsets) != count or reason is None:
             return None
-        found.extend((int(np.searchsorted(newlines, offset)) + 1, reason, text) for offset in offsets)
-    found.sort()
+        located.extend((offset, reason, text) for offset in offsets)
+    located.sort()
+    # Line numbers by counting newlines between consecutive offsets: one pass over the bytes in all.
+    found: list[tuple[int, str, str]] = []
+    line, previous = 1, 0
+    for offset, reason, text in located:
+        line += data.count(b"\n", previous, offset)
+        previous = offset
+        found.append((line, reason, text))
     bad = np.fromiter((line for line, _, _ in found), dtype=np.int64, count=len(found))
     keep = ~np.isin(lines, bad)
     if int((~keep).sum()) != len(bad):
@@ -433,6 +441,21 @@ def _field_count_problem(rows: list[list[str]], names: list[str]) -> str | None:
         return None
     found = "several records" if fields is None else f"{len(fields)} fields"
     return f"expected {len(names)} fields ({', '.join(names)}), found {found}"
+
+
+def _counted_line_numbers(data: bytes, rows_seen: int, header: bool) -> np.ndarray | None:
+    """Record line numbers without scanning for blank lines, when counting proves there are none.
+
+    ``rows_seen`` is what pyarrow parsed plus what it skipped. When that plus the header equals the
+    number of physical lines and no lone CR splits a line, every line is a record or a skipped row, so
+    the numbering is a plain range (skipped rows are removed by the caller). None when that is not proven.
+    """
+    physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if rows_seen + (1 if header else 0) != physical:
+        return None
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return None  # pyarrow ends a line at a lone CR too: only the full scan knows those lines
+    return np.arange(2 if header else 1, physical + 1, dtype=np.int64)
 
 
 def _record_line_numbers(data: bytes, skip_first: bool) -> np.ndarray:

@@ -9,7 +9,9 @@ from lepton_pipelines.governance.checks import (
     evaluate_raw,
     governed_check_specs,
     landed_column_schema,
+    measure_clean,
     raw_check_specs,
+    record_clean,
 )
 from lepton_pipelines.governance.definitions import build_governance_defs
 from lepton_pipelines.governance.expectations import expectation_problems
@@ -27,5 +29,7 @@ __all__ = [
     "expectation_problems",
     "governed_check_specs",
     "landed_column_schema",
+    "measure_clean",
     "raw_check_specs",
+    "record_clean",
 ]

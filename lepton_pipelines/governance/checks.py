@@ -17,13 +17,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from lepton_pipelines.cleaning.support import duplicated_rows
+from lepton_pipelines.cleaning.support import duplicated_rows, select_rows
 from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.governance.drift import compare_schemas
 from lepton_pipelines.governance.expectations import CheckPlan, plan_check
 from lepton_pipelines.governance.quality_store import frame_fingerprint
 from lepton_pipelines.governance.resource import GreatExpectationsResource
-from lepton_pipelines.governance.validation import ExpectationOutcome
+from lepton_pipelines.governance.validation import ExpectationOutcome, SuiteOutcome
 from lepton_pipelines.lake.quarantine import write_quarantine
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.sources.registry import Source
@@ -148,7 +148,32 @@ def evaluate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, 
     """``clean_file``: ``lake.store.file_identity`` of the partition file ``clean`` was just written to.
     Given, the row failures are filed under it and certify matches them by the file it reads instead of
     hashing the table twice; without it they are filed under the frame's content fingerprint."""
-    return _validate_clean(ctx, clean, cleaning, clean_file).results
+    return record_clean(ctx, measure_clean(ctx, clean), clean_file).results
+
+
+@dataclass
+class CleanMeasurement:
+    """What validating a clean table computed, before anything is logged or stored.
+
+    Kept apart from ``record_clean`` so the computation can run beside the Parquet write of the same
+    table (it touches no Dagster context, log or file), and only the recording waits for the file."""
+
+    frame: pd.DataFrame  # the validated table, index reset (row positions are row numbers)
+    suite: SuiteOutcome
+    duplicated: np.ndarray | None  # primary-key duplicates (later occurrences); None: key columns missing
+    missing_key_columns: list[str]
+
+
+def measure_clean(ctx: GovernanceContext, clean: pd.DataFrame) -> CleanMeasurement:
+    """Run the expectation suite and the primary-key check on ``clean``: pure computation."""
+    spec = ctx.source.spec
+    declared = [c.name for c in spec.columns]
+    frame = clean.reset_index(drop=True)
+    suite = ctx.gx.validate(spec.name, frame[[c for c in declared if c in frame.columns]], check_plans(ctx.source))
+    key = primary_key_columns(ctx.source)
+    missing = [c for c in key if c not in frame.columns]
+    duplicated = None if missing else duplicated_rows(frame, key, keep="first")
+    return CleanMeasurement(frame=frame, suite=suite, duplicated=duplicated, missing_key_columns=missing)
 
 
 @dataclass
@@ -158,12 +183,12 @@ class _CleanVerdict:
     blocking_failures: list[str]  # "check: why"
 
 
-def _validate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None) -> _CleanVerdict:
+def record_clean(ctx: GovernanceContext, measured: CleanMeasurement, clean_file: str | None) -> _CleanVerdict:
+    """Turn a measurement into check results; log blocking failures; store results, the GX result and
+    the row failures (filed under ``clean_file``, see ``evaluate_clean``)."""
     spec = ctx.source.spec
     declared = [c.name for c in spec.columns]
-    frame = clean.reset_index(drop=True)
-    plans = check_plans(ctx.source)
-    suite = ctx.gx.validate(spec.name, frame[[c for c in declared if c in frame.columns]], plans)
+    suite = measured.suite
     results, rows, failures, blocking = [], [], {}, []
     for outcome in suite.outcomes:
         result, row = _expectation_result(ctx, outcome)
@@ -173,7 +198,7 @@ def _validate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict,
             failures[outcome.check_name] = outcome.failing_rows.tolist()
         if outcome.plan.blocking and not outcome.passed:
             blocking.append(f"{outcome.check_name}: {result.description}")
-    pk_result, pk_row = _primary_key_result(ctx, frame)
+    pk_result, pk_row = _primary_key_result(ctx, measured)
     results.append(pk_result)
     rows.append(pk_row)
     if not pk_result.passed:
@@ -182,7 +207,7 @@ def _validate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict,
         ctx.log.error(f"{spec.name}/clean blocking check failed — {problem}")
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "clean", rows)
     store.write_gx_result(ctx.lake, spec.name, ctx.partition_key, suite.gx_result)
-    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, _frame_key(frame, declared, clean_file), failures)
+    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, _frame_key(measured.frame, declared, clean_file), failures)
     return _CleanVerdict(results, failures, blocking)
 
 
@@ -229,14 +254,14 @@ def _describe_outcome(outcome: ExpectationOutcome, quarantined: int) -> str:
     return f"{call} {'passed' if outcome.passed else 'failed'}: observed {outcome.observed!r}"
 
 
-def _primary_key_result(ctx: GovernanceContext, frame: pd.DataFrame) -> tuple[dg.AssetCheckResult, dict]:
+def _primary_key_result(ctx: GovernanceContext, measured: CleanMeasurement) -> tuple[dg.AssetCheckResult, dict]:
     key = primary_key_columns(ctx.source)
-    missing = [c for c in key if c not in frame.columns]
+    frame, missing = measured.frame, measured.missing_key_columns
     if missing:
-        duplicated = pd.Series(False, index=frame.index)
+        duplicated = np.zeros(len(frame), dtype=bool)
         description = f"primary key column(s) missing from the clean table: {', '.join(missing)}"
     else:
-        duplicated = pd.Series(duplicated_rows(frame, key, keep="first"), index=frame.index)
+        duplicated = measured.duplicated
         description = f"{int(duplicated.sum())} duplicate key(s) on ({', '.join(key)}) among {len(frame)} rows"
     count = int(duplicated.sum())
     passed = count == 0 and not missing
@@ -282,7 +307,7 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_f
     failures, blocking = _stored_verdict(ctx, frame, clean_file)
     if failures is None:  # clean changed since it was validated (or was never validated): validate now
         ctx.log.info(f"{spec.name}: no validation on record for this clean table; validating before certifying")
-        verdict = _validate_clean(ctx, frame, cleaning, clean_file)
+        verdict = record_clean(ctx, measure_clean(ctx, frame), clean_file)
         failures, blocking = verdict.failures, verdict.blocking_failures
     if blocking:
         raise dg.Failure(
@@ -295,7 +320,7 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_f
     keep[positions] = False
     quarantine = _quarantine_rows(frame, positions, failures)
     written = write_quarantine(ctx.lake, spec.name, ctx.partition_key, "governed", quarantine)
-    governed = frame.loc[keep, [c for c in declared if c in frame.columns]].reset_index(drop=True)
+    governed = select_rows(frame, keep, [c for c in declared if c in frame.columns]).reset_index(drop=True)
     reconciliation = _reconciliation_result(ctx, cleaning, clean_rows=len(frame), governed_rows=len(governed), quarantined=len(positions))
     metadata = {
         "governed_rows": len(governed),

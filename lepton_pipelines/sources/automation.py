@@ -26,8 +26,17 @@ def source_job_name(source: str) -> str:
     return f"{source}_job"
 
 
+# Dagster's name for the checks ``build_*_freshness_checks`` make (see ``governance.freshness``).
+FRESHNESS_CHECK_NAME = "freshness_check"
+
+
 def source_selection(source: Source) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(*(asset_key(source.name, z) for z in ("raw", "clean", "governed")))
+    """The three stages with their checks — except freshness, which the freshness sensor evaluates when
+    it can change state; evaluating it in every ingest run would only repeat the sensor's work."""
+    assets = dg.AssetSelection.assets(*(asset_key(source.name, z) for z in ("raw", "clean", "governed")))
+    if source.spec.freshness is None:
+        return assets
+    return assets - dg.AssetSelection.checks(dg.AssetCheckKey(asset_key(source.name, "governed"), FRESHNESS_CHECK_NAME))
 
 
 def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefinition]:
@@ -48,7 +57,9 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
         for s in daily:
             groups[repr(partitions_for(s))].append(s)
         same = max(groups.values(), key=len)
-        selection = dg.AssetSelection.assets(*(asset_key(s.name, z) for s in same for z in ("raw", "clean", "governed")))
+        selection = dg.AssetSelection.assets()
+        for s in same:
+            selection = selection | source_selection(s)
         jobs.append(
             dg.define_asset_job(
                 MAIN_JOB,

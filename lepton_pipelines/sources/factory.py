@@ -6,6 +6,7 @@ IO manager (atomic Parquet per partition) and writes what it removed to the quar
 row of raw is accounted for: raw = governed + duplicates + dropped + quarantined.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -19,11 +20,12 @@ from lepton_pipelines.governance import (
     GreatExpectationsResource,
     certify,
     clean_check_specs,
-    evaluate_clean,
     evaluate_raw,
     governed_check_specs,
     landed_column_schema,
+    measure_clean,
     raw_check_specs,
+    record_clean,
 )
 from lepton_pipelines.lake.io_manager import release_freed_memory, table_schema
 from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
@@ -111,6 +113,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             )
             coerced = coerce_to_schema(fetched.records, source.table)
             fetched.records = None  # the landed text is typed now: freed before the raw table is written
+            release_freed_memory()
             rejects = fetched.rejects
             write_quarantine(store, spec.name, partition, "raw", rejects)
             for reject in rejects.head(5).itertuples(index=False):
@@ -156,6 +159,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             raw_rows = len(raw)
             result = run_cleaning(raw, source.rules)
             del raw  # a step input would stay alive until the step ends: a whole partition under validation's peak
+            release_freed_memory()
             dropped = result.removed
             if dropped is not None and not dropped.empty:
                 dropped = dropped[dropped["_rule"] != "deduplicate"]
@@ -163,21 +167,28 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             rejects = quarantined_rows(store, spec.name, partition, "raw")
             cleaning = {**result.reconciliation(), "raw_rows": raw_rows, "rejects": rejects}
             write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": cleaning, "lineage": result.lineage})
-            yield dg.Output(
-                result.frame,
-                metadata={
-                    "reconciliation": dg.MetadataValue.json(cleaning),
-                    "duplicates_removed": result.duplicates_removed,
-                    "rows_dropped": result.rows_dropped,
-                    "rules": dg.MetadataValue.json(result.reports),
-                    "column_lineage": dg.MetadataValue.json(result.lineage),
-                    "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
-                },
-            )
+            governance = _governance_context(context, source, store, gx)
+            # The checks are computed on a worker thread while this thread hands the table to the IO manager:
+            # the Parquet encoder releases the GIL, so validation and the write share the run's two cores.
+            # The worker gets its own (copy-on-write) view: the IO manager tags the yielded object's attrs.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-clean-checks") as worker:
+                measuring = worker.submit(measure_clean, governance, result.frame.reset_index(drop=True))
+                yield dg.Output(
+                    result.frame,
+                    metadata={
+                        "reconciliation": dg.MetadataValue.json(cleaning),
+                        "duplicates_removed": result.duplicates_removed,
+                        "rows_dropped": result.rows_dropped,
+                        "rules": dg.MetadataValue.json(result.reports),
+                        "column_lineage": dg.MetadataValue.json(result.lineage),
+                        "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
+                    },
+                )
+                measured = measuring.result()
             # Set by the lake IO manager on this very object when it published it (popped: pandas would
             # carry it onto frames derived from this one, which are not that file's content).
             clean_file = result.frame.attrs.pop(FILE_IDENTITY_ATTR, None)
-            yield from evaluate_clean(_governance_context(context, source, store, gx), result.frame, cleaning, clean_file)
+            yield from record_clean(governance, measured, clean_file).results
 
     return clean
 

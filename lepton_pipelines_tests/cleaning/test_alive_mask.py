@@ -122,3 +122,41 @@ def test_duplicated_rows_matches_pandas_including_null_keys(keep):
     for keys in (["a"], ["a", "b"], ["c", "b", "a"]):
         expected = df.duplicated(subset=keys, keep=keep).to_numpy()
         assert duplicated_rows(df, keys, keep=keep).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("keep", ["first", "last", False])
+def test_duplicated_rows_on_a_chunked_text_key_matches_pandas(keep):
+    """One text key (the sorting path) over an Arrow column of several chunks, as a Parquet read gives:
+    runs of equal keys crossing chunk boundaries, nulls, and keys out of order."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(11)
+    values = [None if v == "-" else v for v in rng.choice(["k1", "k2", "k3", "k10", "-", " k1"], 3000)]
+    chunks = [pa.array(values[i:i + 700], pa.large_string()) for i in range(0, 3000, 700)]
+    df = pa.table({"k": pa.chunked_array(chunks)}).to_pandas()
+    assert df["k"].array.__arrow_array__().num_chunks == len(chunks)
+    expected = df.duplicated(subset=["k"], keep=keep).to_numpy()
+    assert duplicated_rows(df, ["k"], keep=keep).tolist() == expected.tolist()
+
+
+def test_select_rows_equals_pandas_boolean_indexing_for_every_column_kind():
+    import pyarrow as pa
+
+    from lepton_pipelines.cleaning.support import select_rows
+
+    rng = np.random.default_rng(3)
+    n = 500
+    table = pa.table({
+        "text": pa.chunked_array([pa.array([f"t{i}" for i in range(250)], pa.large_string()),
+                                  pa.array([None] + [f"u{i}" for i in range(249)], pa.large_string())]),
+    })
+    df = table.to_pandas()
+    df["number"] = rng.normal(size=n)
+    df["integer"] = pd.array(rng.choice([1, 2, None], n), dtype="Int64")
+    df["flag"] = pd.array(rng.choice([True, False, None], n), dtype="boolean")
+    df["category"] = pd.Categorical(rng.choice(["a", "b"], n))
+    df["stamp"] = pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC")
+    df.index = pd.RangeIndex(100, 100 + n)
+    mask = rng.random(n) > 0.3
+    pd.testing.assert_frame_equal(select_rows(df, mask), df[mask])
+    pd.testing.assert_frame_equal(select_rows(df, mask, ["stamp", "text"]), df.loc[mask, ["stamp", "text"]])

@@ -326,3 +326,41 @@ def test_source_file_is_a_categorical_of_the_paths_in_lexicographic_order(local_
     assert list(column.cat.categories) == [f"{PART}/a.csv", f"{PART}/b.csv", f"{PART}/c.csv"]
     assert column.tolist() == [f"{PART}/a.csv", f"{PART}/b.csv", f"{PART}/b.csv"]
     assert records["id"].tolist() == ["3", "1", "2"] and records[SOURCE_LINE].tolist() == [2, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "data, fast_expected",
+    [
+        pytest.param(b"id,name,amount\n1,a,1\n2,b\n3,c,3\n4,d,4,x\n5,e,5\n", True, id="no-blank-lines-counted"),
+        pytest.param(b"id,name,amount\r\n1,a,1\r\n2,b\r\n3,c,3\r\n", True, id="crlf-counted"),
+        pytest.param(b"id,name,amount\n1,a,1\r2,b,2\n2,b\n\n3,c,3\n", False, id="lone-cr-and-blank-line"),
+        pytest.param(b"\nid,name,amount\n1,a,1\n2,b\n3,c,3", True, id="leading-blank-line-no-final-newline"),
+        pytest.param(b"id,name,amount\n1,a,1\r\n2,b\n3,c,3\r4,d,4\n", False, id="lone-cr-without-blank-line"),
+    ],
+)
+def test_csv_fast_path_numbers_lines_like_the_line_by_line_reader(data, fast_expected):
+    """The fast path numbers records by counting lines when the counts prove there are no blank lines and
+    no lone CRs, and by scanning otherwise; either way every record and reject carries the line the
+    line-by-line reader gives it."""
+    from lepton_pipelines.connectors.files import _csv_column_names, _read_csv_fast, _read_csv_line_by_line
+
+    settings = FileSettings(type="file")
+    names = _csv_column_names(data, "f.csv", settings)
+    slow_table, slow_lines, slow_rejects = _read_csv_line_by_line(data, "f.csv", names, settings)
+    fast = _read_csv_fast(data, "f.csv", names, settings)
+    if not fast_expected and fast is None:  # the fast path may decline such a file, never number it differently
+        return
+    assert fast is not None
+    fast_table, fast_lines, fast_rejects = fast
+    assert fast_table.to_pylist() == slow_table.to_pylist()
+    assert fast_lines.tolist() == slow_lines.tolist()
+    assert sorted((r["source_line"], r["raw"]) for r in fast_rejects) == sorted((r["source_line"], r["raw"]) for r in slow_rejects)
+
+
+def test_csv_fast_path_takes_the_counted_numbering_for_a_file_without_blank_lines():
+    from lepton_pipelines.connectors.files import _counted_line_numbers
+
+    assert _counted_line_numbers(b"h\n1\n2\n", rows_seen=2, header=True).tolist() == [2, 3]
+    assert _counted_line_numbers(b"h\r\n1\r\n2", rows_seen=2, header=True).tolist() == [2, 3]
+    assert _counted_line_numbers(b"h\n\n1\n2\n", rows_seen=2, header=True) is None  # a blank line: scan
+    assert _counted_line_numbers(b"h\n1\r2\n", rows_seen=2, header=True) is None  # a lone CR: scan
