@@ -182,17 +182,21 @@ def low_cardinality_text(text: pd.Series, share: float = LOW_CARDINALITY_SHARE, 
     if sample.nunique(dropna=True) > len(sample) * share:
         return text
     limit = int(len(text) * share)
-    encoded = _arrow_text(text).dictionary_encode()  # Arrow's hash kernel: ~10x pandas' factorize here
-    if len(encoded.dictionary) > limit:
+    # Arrow's hash kernel (~10x pandas' factorize here), chunk by chunk against one shared dictionary
+    encoded = pc.dictionary_encode(_arrow_chunks(text))
+    dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.large_string())
+    if len(dictionary) > limit:
         return text
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-    categories = pd.Index(encoded.dictionary.to_pandas(), dtype="str")
-    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=text.index, name=text.name)
+    codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
+    categories = pd.Index(dictionary.to_pandas(), dtype="str")
+    # validate=False: the codes come from the dictionary itself, so they are in range by construction
+    categorical = pd.Categorical.from_codes(codes, categories=categories, validate=False)
+    return pd.Series(categorical, index=text.index, name=text.name)
 
 
-def _arrow_text(text: pd.Series) -> pa.Array:
+def _arrow_chunks(text: pd.Series) -> pa.ChunkedArray:
     array = text.array.__arrow_array__() if hasattr(text.array, "__arrow_array__") else pa.array(text.to_numpy(dtype=object), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 def map_text(values: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> tuple[pd.Series, np.ndarray]:

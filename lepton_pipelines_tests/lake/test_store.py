@@ -139,3 +139,20 @@ def test_file_identity_ties_a_read_frame_to_the_published_file_version(tmp_path)
     assert lake.read_table("clean", "orders", "2026-03-01").attrs[FILE_IDENTITY_ATTR] == second.identity
     lake.write_table("clean", "orders", "2026-03-02", read)  # attrs of a read frame are not written along
     assert lake.read_table("clean", "orders", "2026-03-02").attrs[FILE_IDENTITY_ATTR] != first.identity
+
+
+@pytest.mark.parametrize("codec", ["zstd", "snappy", "none"])
+def test_tables_are_written_with_the_configured_codec(tmp_lake, monkeypatch, codec):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("LEPTON_PARQUET_COMPRESSION", codec)
+    written = tmp_lake.write_table("clean", "s", "2026-01-01", pd.DataFrame({"x": range(100)}))
+    column = pq.ParquetFile(written.path).metadata.row_group(0).column(0)
+    assert column.compression == ("UNCOMPRESSED" if codec == "none" else codec.upper())
+    assert tmp_lake.read_table("clean", "s", "2026-01-01")["x"].tolist() == list(range(100))
+
+
+def test_an_unknown_codec_is_an_error_naming_the_variable(tmp_lake, monkeypatch):
+    monkeypatch.setenv("LEPTON_PARQUET_COMPRESSION", "zip")
+    with pytest.raises(ValueError, match="LEPTON_PARQUET_COMPRESSION='zip' is not a Parquet codec; allowed: snappy, zstd"):
+        tmp_lake.write_table("clean", "s", "2026-01-01", pd.DataFrame({"x": [1]}))
