@@ -305,7 +305,9 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_f
     declared = [c.name for c in spec.columns]
     frame = clean.reset_index(drop=True)
     failures, blocking = _stored_verdict(ctx, frame, clean_file)
+    verdict_source = "recorded by the clean step for this clean table"
     if failures is None:  # clean changed since it was validated (or was never validated): validate now
+        verdict_source = "validated again at certification (no validation on record for this clean table)"
         ctx.log.info(f"{spec.name}: no validation on record for this clean table; validating before certifying")
         verdict = record_clean(ctx, measure_clean(ctx, frame), clean_file)
         failures, blocking = verdict.failures, verdict.blocking_failures
@@ -326,6 +328,7 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_f
         "governed_rows": len(governed),
         "quarantined_by_check": dg.MetadataValue.json({k: len(v) for k, v in failures.items()}),
         "dagster/row_count": len(governed),
+        "certified_with": verdict_source,
     }
     if written is not None:
         metadata["quarantine_path"] = dg.MetadataValue.path(written.path)

@@ -169,7 +169,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": cleaning, "lineage": result.lineage})
             governance = _governance_context(context, source, store, gx)
             # The checks are computed on a worker thread while this thread hands the table to the IO manager:
-            # the Parquet encoder releases the GIL, so validation and the write share the run's two cores.
+            # the Parquet encoder releases the GIL, so validation and the write proceed at the same time.
             # The worker gets its own (copy-on-write) view: the IO manager tags the yielded object's attrs.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-clean-checks") as worker:
                 measuring = worker.submit(measure_clean, governance, result.frame.reset_index(drop=True))
