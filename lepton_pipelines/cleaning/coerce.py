@@ -77,9 +77,15 @@ class CoercionResult:
         }
 
 
-def coerce_to_schema(records: pd.DataFrame, table: TableInfo) -> CoercionResult:
-    """Give each declared column its declared type; count and keep (never drop) what does not parse."""
+def coerce_to_schema(records: pd.DataFrame, table: TableInfo, consume: bool = False) -> CoercionResult:
+    """Give each declared column its declared type; count and keep (never drop) what does not parse.
+
+    ``consume``: delete each landed column from ``records`` once it is typed, so a partition's landed
+    text and its typed table are never both whole in memory; for a caller that is done with ``records``.
+    """
     declared = [c.name for c in table.columns]
+    index = records.index
+    extra = [c for c in records.columns if c not in declared and c not in LINEAGE_COLUMNS and c != PARSE_ERRORS_COLUMN]
     columns: dict[str, pd.Series] = {}
     failures: dict[str, np.ndarray] = {}  # column → boolean mask of rows whose value failed
     originals: dict[str, pd.Series] = {}
@@ -87,22 +93,24 @@ def coerce_to_schema(records: pd.DataFrame, table: TableInfo) -> CoercionResult:
     for column in table.columns:
         if column.name not in records.columns:
             missing.append(column.name)
-            columns[column.name] = _all_null(column.type, records.index)
+            columns[column.name] = _all_null(column.type, index)
             continue
         values = records[column.name]
         parsed, failed = _PARSERS[column.type](values)
-        columns[column.name] = pd.Series(parsed, index=records.index, name=column.name)
+        columns[column.name] = pd.Series(parsed, index=index, name=column.name)
         if failed is not None and failed.any():
             failures[column.name] = failed
-            originals[column.name] = values
-    extra = [c for c in records.columns if c not in declared and c not in LINEAGE_COLUMNS and c != PARSE_ERRORS_COLUMN]
+            originals[column.name] = values  # the failing values' text goes to _parse_errors
+        del values, parsed
+        if consume:
+            del records[column.name]
     for name in extra:
         columns[name] = records[name].astype("str")
     for name in LINEAGE_COLUMNS:
         if name in records.columns:
             columns[name] = records[name]
-    columns[PARSE_ERRORS_COLUMN] = _parse_error_json(failures, originals, records.index)
-    frame = pd.DataFrame(columns, index=records.index)
+    columns[PARSE_ERRORS_COLUMN] = _parse_error_json(failures, originals, index)
+    frame = pd.DataFrame(columns, index=index, copy=False)  # column by column: no consolidated 2-D copy
     return CoercionResult(
         frame=frame,
         parse_failures={name: int(mask.sum()) for name, mask in failures.items()},

@@ -111,8 +111,9 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             fetched: FetchResult = source.connector.fetch(
                 FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.name for c in spec.columns))
             )
-            coerced = coerce_to_schema(fetched.records, source.table)
-            fetched.records = None  # the landed text is typed now: freed before the raw table is written
+            # consume: each landed text column is freed as soon as it is typed
+            coerced = coerce_to_schema(fetched.records, source.table, consume=True)
+            fetched.records = None
             release_freed_memory()
             rejects = fetched.rejects
             write_quarantine(store, spec.name, partition, "raw", rejects)

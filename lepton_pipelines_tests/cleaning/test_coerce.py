@@ -150,3 +150,19 @@ def test_many_failures_in_one_row_and_many_rows_are_all_kept():
     assert sum(e is not None for e in errors) == 37
     ok = np.setdiff1d(np.arange(n), bad_rows)
     assert result.frame["a"].iloc[ok].tolist() == good[ok].astype(int).tolist()
+
+
+def test_consuming_coercion_frees_typed_columns_and_gives_the_same_result():
+    table = _table(("a", "integer"), ("b", "float"), ("t", "timestamp"), ("s", "string"))
+    records = pd.DataFrame({
+        "a": pd.Series(["1", "x", " 3"], dtype="str"), "b": pd.Series(["1.5", "n/a", ""], dtype="str"),
+        "t": pd.Series(["2026-01-01T00:00:00Z", "bad", "1767225600"], dtype="str"),
+        "s": pd.Series(["p", None, "q"], dtype="str"), "zz": ["e1", "e2", "e3"], "_source_line": [2, 3, 4],
+    })
+    kept = coerce_to_schema(records.copy(), table)
+    consumed_records = records.copy()
+    consumed = coerce_to_schema(consumed_records, table, consume=True)
+    pd.testing.assert_frame_equal(consumed.frame, kept.frame)
+    assert consumed.parse_failures == kept.parse_failures == {"a": 1, "b": 1, "t": 1}
+    assert _errors(consumed.frame)[1] == {"a": "x", "b": "n/a", "t": "bad"}
+    assert list(consumed_records.columns) == ["zz", "_source_line"]  # typed columns are gone from the input
