@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lepton_pipelines.cleaning.base import TableInfo
-from lepton_pipelines.cleaning.support import low_cardinality_text
+from lepton_pipelines.cleaning.support import arrow_text, low_cardinality_text
 from lepton_pipelines.connectors.base import LINEAGE_COLUMNS
 
 PARSE_ERRORS_COLUMN = "_parse_errors"  # JSON {column: original text} for rows with unparseable values
@@ -265,14 +265,9 @@ def _is_numeric(values: pd.Series) -> bool:
 
 
 def _as_text(values: pd.Series) -> pa.ChunkedArray:
-    """Landed values as Arrow ``large_string``; native values (JSON numbers, dates) rendered with ``str``.
-
-    Arrow-backed text (what the connectors hand over) is used in place, chunks and all: the kernels run
-    per chunk, so a million landed values are never copied into one buffer just to be parsed.
-    """
-    text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str")
-    array = text.array.__arrow_array__() if hasattr(text.array, "__arrow_array__") else pa.array(text, from_pandas=True)
-    array = array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+    """Landed values as Arrow ``large_string``, read in place when the connector handed over Arrow text
+    (``support.arrow_text``); native values (JSON numbers, dates) rendered with ``str``."""
+    array = arrow_text(values if isinstance(values.dtype, pd.StringDtype) else values.astype("str"))
     return array if array.type == pa.large_string() else array.cast(pa.large_string())
 
 

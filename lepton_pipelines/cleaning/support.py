@@ -97,9 +97,9 @@ def _value_codes(values: pd.Series) -> tuple[np.ndarray, int]:
     Arrow-backed text is dictionary-encoded chunk by chunk against one shared dictionary: about a third
     of the time ``pd.factorize`` takes on the same column (which first joins the chunks into one copy).
     """
-    array = values.array
-    if isinstance(values.dtype, pd.StringDtype) and hasattr(array, "__arrow_array__"):
-        encoded = pc.dictionary_encode(array.__arrow_array__(), null_encoding="encode")
+    text = _arrow_text_or_none(values)
+    if text is not None:
+        encoded = pc.dictionary_encode(text, null_encoding="encode")
         if encoded.num_chunks == 0 or len(values) == 0:
             return np.zeros(len(values), dtype=np.int64), 0
         codes = np.concatenate([chunk.indices.to_numpy().astype(np.int64, copy=False) for chunk in encoded.chunks])
@@ -111,8 +111,9 @@ def _value_codes(values: pd.Series) -> tuple[np.ndarray, int]:
 def duplicated_rows(df: pd.DataFrame, keys: Sequence[str], keep: str | bool = "first") -> np.ndarray:
     """``df.duplicated(subset=keys, keep=keep)`` as a numpy mask: by sorting for one text key (the usual
     primary key), else on ``key_codes``."""
-    if len(keys) == 1 and _arrow_text_or_none(df[keys[0]]) is not None:
-        return _duplicated_by_sorting(_arrow_text_or_none(df[keys[0]]), keep)
+    text = _arrow_text_or_none(df[keys[0]]) if len(keys) == 1 else None
+    if text is not None:
+        return _duplicated_by_sorting(text, keep)
     codes = key_codes(df, keys)
     if keep is False:
         return np.bincount(codes, minlength=1)[codes] > 1 if len(codes) else np.zeros(0, dtype=bool)
@@ -122,9 +123,17 @@ def duplicated_rows(df: pd.DataFrame, keys: Sequence[str], keep: str | bool = "f
     return marked if keep == "first" else marked[::-1]
 
 
+def arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """Text as Arrow: an Arrow-backed column in place, chunks and all (the kernels run per chunk, so it is
+    never joined into one copy just to be read); any other column converted."""
+    array = values.array.__arrow_array__() if hasattr(values.array, "__arrow_array__") else pa.array(values.to_numpy(dtype=object), from_pandas=True)
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+
+
 def _arrow_text_or_none(values: pd.Series) -> pa.ChunkedArray | None:
+    """``arrow_text`` for Arrow-backed text columns (read in place); None for any other column."""
     if isinstance(values.dtype, pd.StringDtype) and hasattr(values.array, "__arrow_array__"):
-        return values.array.__arrow_array__()
+        return arrow_text(values)
     return None
 
 
@@ -183,20 +192,15 @@ def low_cardinality_text(text: pd.Series, share: float = LOW_CARDINALITY_SHARE, 
         return text
     limit = int(len(text) * share)
     # Arrow's hash kernel (~10x pandas' factorize here), chunk by chunk against one shared dictionary
-    encoded = pc.dictionary_encode(_arrow_chunks(text))
-    dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.large_string())
-    if len(dictionary) > limit:
+    encoded = pc.dictionary_encode(arrow_text(text))
+    if encoded.num_chunks == 0 or len(encoded.chunk(0).dictionary) > limit:
         return text
+    dictionary = encoded.chunk(0).dictionary
     codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
     categories = pd.Index(dictionary.to_pandas(), dtype="str")
     # validate=False: the codes come from the dictionary itself, so they are in range by construction
     categorical = pd.Categorical.from_codes(codes, categories=categories, validate=False)
     return pd.Series(categorical, index=text.index, name=text.name)
-
-
-def _arrow_chunks(text: pd.Series) -> pa.ChunkedArray:
-    array = text.array.__arrow_array__() if hasattr(text.array, "__arrow_array__") else pa.array(text.to_numpy(dtype=object), from_pandas=True)
-    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 def map_text(values: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> tuple[pd.Series, np.ndarray]:

@@ -347,9 +347,7 @@ def _read_csv_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
         return None
-    lines = _counted_line_numbers(data, table.num_rows + len(skipped), settings.header)
-    if lines is None:
-        lines = _record_line_numbers(data, skip_first=settings.header)
+    lines = _record_line_numbers(data, table.num_rows + len(skipped), skip_first=settings.header)
     rejects: list[dict[str, Any]] = []
     if skipped:
         located = _reject_skipped_lines(data, lines, skipped, path, names, settings)
@@ -458,11 +456,15 @@ def _counted_line_numbers(data: bytes, rows_seen: int, header: bool) -> np.ndarr
     return np.arange(2 if header else 1, physical + 1, dtype=np.int64)
 
 
-def _record_line_numbers(data: bytes, skip_first: bool) -> np.ndarray:
-    """1-based numbers of the non-blank physical lines (pyarrow skips blank ones), minus the header."""
-    if not _may_have_blank_lines(data):  # the common case: numbering is a range, no scan of 100 MB of bytes
-        count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        return np.arange(2 if skip_first else 1, count + 1, dtype=np.int64)
+def _record_line_numbers(data: bytes, rows_seen: int, skip_first: bool) -> np.ndarray:
+    """1-based numbers of the non-blank physical lines (pyarrow skips blank ones), minus the header.
+
+    Counted when the counts prove every line is a record (the common case: no scan of 100 MB of bytes),
+    else found by scanning for blank and lone-CR lines.
+    """
+    counted = _counted_line_numbers(data, rows_seen, skip_first)
+    if counted is not None:
+        return counted
     buffer = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buffer == 10)
     starts = np.concatenate(([0], newlines + 1))
@@ -471,18 +473,6 @@ def _record_line_numbers(data: bytes, skip_first: bool) -> np.ndarray:
     carriage_only = (lengths == 1) & (buffer[np.minimum(starts, len(buffer) - 1)] == 13)
     numbers = np.flatnonzero((lengths > 0) & ~carriage_only) + 1
     return numbers[1:] if skip_first else numbers
-
-
-def _may_have_blank_lines(data: bytes) -> bool:
-    """A blank line is an empty or lone-CR line: at the start, between two LFs, or a CR after the last LF."""
-    return (
-        not data
-        or data.startswith((b"\n", b"\r\n"))
-        or data == b"\r"
-        or data.endswith(b"\n\r")
-        or b"\n\n" in data
-        or b"\n\r\n" in data
-    )
 
 
 def _read_csv_line_by_line(
