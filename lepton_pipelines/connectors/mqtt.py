@@ -11,12 +11,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lepton_pipelines.connectors.base import Connector, ConnectorError, ConnectorSettings, FetchRequest, FetchResult, register_connector
 from lepton_pipelines.connectors.files import FileConnector, FileSettings
 
 _CLIENT_ID = r"^[A-Za-z0-9_.\-]{1,128}$"
+
+
+class SequenceLossPolicy(BaseModel):
+    """``connector.loss_check``: end-to-end loss detection from the devices' own ``seq`` counters.
+
+    Independent of the broker: whatever a broker, network or collector loses shows as a hole in a
+    device's ``seq``. A device restart resets ``seq``; it is recognised by a change of ``boot_field``
+    (when the payload carries it) or, without one, by ``seq`` falling back to at most ``restart_max_seq``
+    (the reset rule: counters restart at 0 or 1). After a restart a first ``seq`` above
+    ``first_seq_after_restart`` means the messages before it were lost.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    boot_field: str | None = "boot_id"
+    restart_max_seq: int = Field(default=1, ge=0)
+    first_seq_after_restart: int = Field(default=0, ge=0)
+    max_missing_messages: int = Field(default=0, ge=0, description="fail when more messages than this are missing")
+    max_missing_fraction: float = Field(default=0.0, ge=0, le=1, description="... or more than this fraction of expected")
+    severity: Literal["error", "warn"] = "error"
+    lookback_days: int = Field(default=7, ge=0, description="earlier partitions searched for each device's previous message")
 
 
 class MqttSettings(ConnectorSettings):
@@ -40,6 +60,7 @@ class MqttSettings(ConnectorSettings):
     drain_max_messages: int = Field(default=100_000, ge=1)
     drain_max_seconds: float = Field(default=300.0, gt=0)
     drain_idle_seconds: float = Field(default=2.0, gt=0, description="stop a drain once the queue is quiet this long")
+    loss_check: SequenceLossPolicy = Field(default_factory=SequenceLossPolicy)
 
     @model_validator(mode="after")
     def _batch_fits_window(self) -> "MqttSettings":

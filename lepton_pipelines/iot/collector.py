@@ -54,6 +54,12 @@ def load_source_settings(source_file: Path) -> tuple[str, MqttSettings]:
         raise SystemExit(f"{source_file}: connector: {exc}") from None
 
 
+def declared_columns(source_file: Path) -> tuple[str, ...]:
+    """The source's column names: bad messages are quarantined with these columns as landed text."""
+    spec = yaml.safe_load(source_file.read_text(encoding="utf-8")) or {}
+    return tuple(str(column["name"]) for column in spec.get("schema") or [] if isinstance(column, dict) and "name" in column)
+
+
 def session_settings(settings: MqttSettings, client_id: str | None = None) -> SessionSettings:
     return SessionSettings(
         client_id=client_id or settings.client_id,
@@ -129,6 +135,13 @@ class CollectorService:
             ("lepton_collector_broker_dropped_messages", "gauge", "Broker $SYS publish/messages/dropped (-1: not seen)",
              -1 if c.broker_dropped is None else c.broker_dropped),
             ("lepton_collector_connected", "gauge", "1 when connected and subscribed", int(self.is_ready())),
+            ("lepton_collector_session_present", "gauge", "The last CONNACK's session-present flag (-1: not connected yet)",
+             -1 if c.session_present is None else int(c.session_present)),
+            ("lepton_collector_sessions_lost_total", "counter",
+             "Reconnects to a broker that no longer had this client's session (its state was lost)", c.sessions_lost),
+            ("lepton_collector_committed_without_ack_total", "counter",
+             "Messages held when the connection dropped: committed, never acked (the broker may resend them)", c.committed_without_ack),
+            ("lepton_collector_retained_cleared_total", "counter", "Empty retained messages (clears): acked, not landed", c.retained_cleared),
         ]
         lines: list[str] = []
         for name, kind, help_text, value in samples:
@@ -170,7 +183,8 @@ def build_service(source_file: Path, client_id: str | None = None, lake_url: str
     source, settings = load_source_settings(source_file)
     lake = Lake(lake_url)
     session = session_settings(settings, client_id)
-    ingest = SessionIngest(broker_from_env(), session, LandingCommitter(lake, source), batch_policy(settings))
+    committer = LandingCommitter(lake, source, columns=declared_columns(source_file))
+    ingest = SessionIngest(broker_from_env(), session, committer, batch_policy(settings))
     return CollectorService(ingest, ClientLease(lake, session.client_id, LEASE_TTL_SECONDS))
 
 

@@ -5,8 +5,12 @@ acknowledged only after the file holding it is committed. A batch is written as
 
 * ``<lake>/landing/<source>/date=<event date>/<batch-id>.jsonl`` — valid telemetry, one JSON object a
   line, grouped by the UTC date of the message ``ts``;
-* ``<lake>/quarantine/<source>/date=<receive date>/<batch-id>.parquet`` — bad messages with topic,
-  raw bytes (base64), reason and receive time.
+* ``<lake>/quarantine/<source>/date=<event date>/landing-<batch-id>.parquet`` — bad messages in the
+  unified quarantine schema (``_stage`` = ``landing``, ``_reason``, ``_raw`` = the payload bytes as
+  text, or ``base64:…`` when they are not UTF-8, then the source's columns as landed text), under the
+  date of the payload's ``ts`` when it has a usable one, else the receive date. One file per batch
+  and partition (``landing-<batch-id>``): the collector commits every second, and appending to one
+  ``landing.parquet`` would rewrite it each time.
 
 Each file is written under a hidden temporary name (starting with ``.``, which file-drop readers and
 the landing sensor ignore), fsync'ed and renamed into place; on S3 a single PUT publishes the object
@@ -16,7 +20,6 @@ loss is not (the clean step dedups by ``(device_id, seq)``).
 """
 from __future__ import annotations
 
-import base64
 import io
 import os
 import time
@@ -29,19 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from lepton_pipelines.iot.payloads import Rejected, Telemetry
+from lepton_pipelines.iot.payloads import PARTITION_KEY, QUARANTINE_STAGE, Rejected, Telemetry, quarantine_record, quarantine_table
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("batch_id", pa.string()),
-        ("topic", pa.string()),
-        ("device_id", pa.string()),  # from the topic; null when the topic itself is malformed
-        ("payload_base64", pa.string()),
-        ("payload_bytes", pa.int64()),
-        ("reason", pa.string()),
-        ("received_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+DEFAULT_COLUMNS = ("device_id", "ts", "seq", "boot_id", "temperature", "humidity", "vibration", "battery", "firmware")
 
 
 @dataclass(frozen=True)
@@ -64,16 +57,22 @@ class BatchPolicy:
 
 @dataclass
 class PendingBatch:
-    """Messages received but not yet committed, with the tokens that acknowledge them."""
+    """Messages received but not yet committed, with the tokens that acknowledge them.
+
+    ``ack_tokens`` may be shorter than the batch: tokens of a lost connection are forgotten
+    (``forget_acks``) — the messages are still committed, but acknowledging their packet ids on a new
+    connection could acknowledge other messages that reuse the ids.
+    """
 
     telemetry_lines: dict[str, list[bytes]] = field(default_factory=dict)  # event date → JSONL lines
     quarantine_rows: list[dict[str, Any]] = field(default_factory=list)
     ack_tokens: list[Hashable] = field(default_factory=list)
+    messages: int = 0  # telemetry + quarantined + control messages held
     payload_bytes: int = 0
     opened_at: float | None = None  # time.monotonic() of the first message
 
     def __len__(self) -> int:
-        return len(self.ack_tokens)
+        return self.messages
 
     def add(self, parsed: Telemetry | Rejected, topic: str, payload: bytes, received_at: datetime | str, token: Hashable) -> None:
         """``received_at`` (a datetime or UTC ISO-8601 text) is only used for rejected messages: good
@@ -86,21 +85,26 @@ class PendingBatch:
                 lines = self.telemetry_lines[parsed.event_date] = []
             lines.append(parsed.line)
         else:
-            self.quarantine_rows.append(
-                {
-                    "topic": topic,
-                    "device_id": parsed.topic_device_id,
-                    "payload_base64": base64.b64encode(payload).decode("ascii"),
-                    "payload_bytes": len(payload),
-                    "reason": parsed.reason,
-                    "received_at": received_at if isinstance(received_at, datetime) else datetime.fromisoformat(received_at),
-                }
-            )
+            received = received_at if isinstance(received_at, str) else received_at.astimezone(timezone.utc).isoformat()
+            self.quarantine_rows.append(quarantine_record(topic, payload, parsed, received))
+        self.messages += 1
         self.payload_bytes += len(payload)
         self.ack_tokens.append(token)
 
+    def add_control(self, token: Hashable) -> None:
+        """A message that carries no data (a retained-message clear): acknowledged with the batch."""
+        if self.opened_at is None:
+            self.opened_at = time.monotonic()
+        self.messages += 1
+        self.ack_tokens.append(token)
+
+    def forget_acks(self) -> int:
+        """Drop the acknowledgement tokens of a lost connection; returns how many were dropped."""
+        dropped, self.ack_tokens = len(self.ack_tokens), []
+        return dropped
+
     def is_full(self, policy: BatchPolicy) -> bool:
-        return len(self.ack_tokens) >= policy.max_messages or self.payload_bytes >= policy.max_bytes
+        return self.messages >= policy.max_messages or self.payload_bytes >= policy.max_bytes
 
     def is_due(self, policy: BatchPolicy, now: float | None = None) -> bool:
         if self.opened_at is None:
@@ -129,10 +133,11 @@ def new_batch_id(now: datetime | None = None) -> str:
 class LandingCommitter:
     """Writes pending batches into a lake (``lepton_pipelines.lake.store.Lake``) for one source."""
 
-    def __init__(self, lake: Any, source: str = "device_telemetry", fsync: bool = True):
+    def __init__(self, lake: Any, source: str = "device_telemetry", fsync: bool = True, columns: tuple[str, ...] = DEFAULT_COLUMNS):
         self.lake = lake
         self.source = source
         self.fsync = fsync
+        self.columns = tuple(columns)  # the source's declared columns: the quarantine keeps them as text
 
     def commit(self, batch: PendingBatch) -> CommitResult:
         """Publish every file of the batch; raise (and publish nothing further) on the first failure.
@@ -147,15 +152,15 @@ class LandingCommitter:
             directory = self.lake.table_dir("landing", self.source, event_date)
             files.append(write_bytes_atomic(directory, f"{batch_id}.jsonl", b"".join(lines), self.fsync))
             telemetry_count += len(lines)
-        by_receive_date: dict[str, list[dict[str, Any]]] = {}
+        by_partition: dict[str, list[dict[str, Any]]] = {}
         for row in batch.quarantine_rows:
-            by_receive_date.setdefault(row["received_at"].astimezone(timezone.utc).date().isoformat(), []).append(row)
-        for receive_date, rows in sorted(by_receive_date.items()):
-            table = pa.Table.from_pylist([{**row, "batch_id": batch_id} for row in rows], schema=QUARANTINE_SCHEMA)
+            by_partition.setdefault(row[PARTITION_KEY], []).append(row)
+        for partition, rows in sorted(by_partition.items()):
             buffer = io.BytesIO()
-            pq.write_table(table, buffer, compression="zstd")
-            directory = self.lake.table_dir("quarantine", self.source, receive_date)
-            files.append(write_bytes_atomic(directory, f"{batch_id}.parquet", buffer.getvalue(), self.fsync))
+            pq.write_table(quarantine_table(rows, self.columns), buffer, compression="zstd")
+            directory = self.lake.table_dir("quarantine", self.source, partition)
+            name = f"{QUARANTINE_STAGE}-{batch_id}.parquet"
+            files.append(write_bytes_atomic(directory, name, buffer.getvalue(), self.fsync))
         return CommitResult(
             batch_id=batch_id,
             files=files,

@@ -1,6 +1,6 @@
-"""Dagster wiring of the IoT platform: in-run drain, broker drop check, device registry and status.
+"""Dagster wiring of the IoT platform: in-run drain, broker drop check, seq gap check, device registry and status.
 
-Thin on purpose — the logic is in ``drain.py``, ``broker_stats.py`` and ``devices.py``.
+Thin on purpose — the logic is in ``drain.py``, ``broker_stats.py``, ``sequence.py`` and ``devices.py``.
 """
 
 import os
@@ -13,18 +13,22 @@ import pyarrow.parquet as pq
 import yaml
 
 from lepton_pipelines.connectors.mqtt import MqttSettings
-from lepton_pipelines.iot import broker_stats, devices as device_logic
+from lepton_pipelines.iot import broker_stats, devices as device_logic, sequence
+from lepton_pipelines.iot.collector import declared_columns
 from lepton_pipelines.iot.connection import DEFAULT_MQTT_URL, MQTT_URL_ENV, BrokerAddress, parse_mqtt_url
 from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.lease import LeaseHeld
+from lepton_pipelines.iot.sessions import session_events
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.resources import SHARED_RESOURCES
+from lepton_pipelines.sources.spec import SourceSpec
 
 SOURCE = "device_telemetry"
 SOURCE_FILE = Path(__file__).resolve().parent.parent / "sources" / "registry" / f"{SOURCE}.yaml"
 LANDING_KEY = dg.AssetKey([SOURCE, "landing"])
 CLEAN_KEY = dg.AssetKey([SOURCE, "clean"])
+GOVERNED_KEY = dg.AssetKey([SOURCE, "governed"])
 DEVICES_KEY = dg.AssetKey(["iot", "devices"])
 STATUS_KEY = dg.AssetKey(["iot", "device_status"])
 MQTT_CLIENT_TAG = "lepton/mqtt-client"
@@ -37,6 +41,11 @@ def _load_settings() -> MqttSettings:
 
 
 SETTINGS = _load_settings()
+COLUMNS = declared_columns(SOURCE_FILE)
+LOSS_POLICY = SETTINGS.loss_check
+# The governed asset's partitions (sources.factory.partitions_for: daily from start_date, today open for MQTT).
+_START_DATE = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8")).get("start_date") or SourceSpec.model_fields["start_date"].default
+PARTITIONS = dg.DailyPartitionsDefinition(start_date=_START_DATE, timezone="UTC", end_offset=1)
 
 
 class MqttBrokerResource(dg.ConfigurableResource):
@@ -72,11 +81,16 @@ def device_telemetry_landing(
 ) -> dg.MaterializeResult:
     address = mqtt.address()
     try:
-        result = drain(lake.get(), address, SETTINGS, SOURCE, config.max_messages, config.max_seconds, config.idle_seconds)
+        result = drain(lake.get(), address, SETTINGS, SOURCE, config.max_messages, config.max_seconds, config.idle_seconds, COLUMNS)
     except LeaseHeld as exc:
         context.log.warning(f"skipped: {exc}")
         return dg.MaterializeResult(metadata={"skipped": str(exc), "broker": address.display})
     c = result.counters
+    if c.sessions_lost:
+        context.log.error(
+            f"{address.display} had lost the session of {SETTINGS.client_id!r} ({c.sessions_lost} time(s)): messages "
+            "published while it was gone were dropped by the broker; the device_seq_gaps check names them"
+        )
     context.log.info(f"drained {c.received} message(s) from {address.display} in {result.seconds:.1f}s ({result.stopped_by})")
     return dg.MaterializeResult(
         metadata={
@@ -88,6 +102,10 @@ def device_telemetry_landing(
             "acked": c.acked,
             "batches": c.batches,
             "stopped_by": result.stopped_by,
+            "sessions_lost": c.sessions_lost,
+            "session_present": c.session_present if c.session_present is not None else "never connected",
+            "committed_without_ack": c.committed_without_ack,
+            "retained_cleared": c.retained_cleared,
             "seconds": round(result.seconds, 3),
             "broker_dropped_counter": -1 if result.broker_dropped is None else result.broker_dropped,
             "files": dg.MetadataValue.json(c.files[-20:]),
@@ -118,6 +136,46 @@ def broker_dropped_messages(lake: LakeResource, mqtt: MqttBrokerResource) -> dg.
             "dropped_counter": -1 if outcome.latest is None else outcome.latest.dropped,
             "observations_considered": outcome.observations_considered,
             "note": note,
+        },
+    )
+
+
+def _loss_report(the_lake: Lake, days: list[str], history_before: str | None, lookback_days: int) -> sequence.SequenceReport:
+    """Gaps in ``seq`` over the governed partitions ``days``, continuing from each device's last
+    message in the ``lookback_days`` partitions before ``history_before``."""
+    columns = ["device_id", "seq", "ts", *([LOSS_POLICY.boot_field] if LOSS_POLICY.boot_field else [])]
+    current = _read_zone(the_lake, "governed", SOURCE, days, columns)
+    previous = None
+    if history_before is not None and lookback_days and not current.empty:
+        earlier = [p for p in the_lake.partitions("governed", SOURCE) if p < history_before][-lookback_days:]
+        previous = sequence.last_message_per_device(_read_zone(the_lake, "governed", SOURCE, earlier, columns), LOSS_POLICY.boot_field)
+    return sequence.find_gaps(current, previous, LOSS_POLICY.boot_field, LOSS_POLICY.restart_max_seq, LOSS_POLICY.first_seq_after_restart)
+
+
+@dg.asset_check(asset=GOVERNED_KEY, name="device_seq_gaps", partitions_def=PARTITIONS, blocking=False, description=(
+    "End-to-end loss: holes in each device's `seq` in this governed partition (continuing from the device's "
+    "last earlier message), with device restarts recognised by boot id or seq reset. Fails per "
+    "`connector.loss_check` (default: any missing message) — whoever lost it: broker, network or collector."
+))
+def device_seq_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    the_lake = lake.get()
+    partition = context.partition_key
+    report = _loss_report(the_lake, [partition], partition, LOSS_POLICY.lookback_days)
+    verdict = sequence.judge(report, LOSS_POLICY.max_missing_messages, LOSS_POLICY.max_missing_fraction)
+    lossy = report.devices_with_loss()
+    lost_sessions = [e for e in session_events(the_lake, SETTINGS.client_id) if e["at"][:10] <= partition]
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR if LOSS_POLICY.severity == "error" else dg.AssetCheckSeverity.WARN,
+        description=verdict.description,
+        metadata={
+            "missing_messages": verdict.missing,
+            "expected_messages": verdict.expected,
+            "devices": len(report.devices),
+            "devices_with_loss": len(lossy),
+            "missing_ranges": dg.MetadataValue.json(dict(zip(lossy["device_id"].head(100), lossy["missing_ranges"].head(100)))),
+            "broker_session_lost_events": dg.MetadataValue.json([e["at"] for e in lost_sessions[-20:]]),
+            "policy": dg.MetadataValue.json(LOSS_POLICY.model_dump()),
         },
     )
 
@@ -186,12 +244,14 @@ def device_status(context: dg.AssetExecutionContext, config: DeviceStatusConfig,
     days = [(today - timedelta(days=n)).isoformat() for n in range(config.lookback_days, -1, -1)]
     telemetry = _read_zone(the_lake, "clean", SOURCE, days, ["device_id", "ts", *device_logic.READINGS])
     quarantine = _read_zone(the_lake, "quarantine", SOURCE, days, ["device_id"])
+    loss = _loss_report(the_lake, days, days[0], LOSS_POLICY.lookback_days)
     status = device_logic.device_status(
         devices, telemetry, device_logic.quarantined_per_device(quarantine), datetime.now(timezone.utc),
-        timedelta(minutes=config.offline_after_minutes), timedelta(minutes=config.rate_window_minutes),
+        timedelta(minutes=config.offline_after_minutes), timedelta(minutes=config.rate_window_minutes), loss.devices,
     )
     counts = status["status"].value_counts().to_dict()
-    context.add_output_metadata({f"devices_{name}": int(n) for name, n in counts.items()})
+    context.add_output_metadata({**{f"devices_{name}": int(n) for name, n in counts.items()},
+                                 "missing_messages": loss.missing, "devices_with_loss": len(loss.devices_with_loss())})
     return status
 
 
@@ -204,7 +264,7 @@ iot_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[device_telemetry_landing, devices, device_status],
-    asset_checks=[broker_dropped_messages, all_devices_registered],
+    asset_checks=[broker_dropped_messages, device_seq_gaps, all_devices_registered],
     jobs=[iot_job],
     resources={**SHARED_RESOURCES, "mqtt": MqttBrokerResource()},
 )

@@ -19,7 +19,7 @@ REGISTRY_FIELDS = ("device_id", "type", "site", "owner", "firmware")
 DEVICE_COLUMNS = ("device_id", "type", "site", "owner", "firmware", "first_seen", "last_seen", "messages", "registered")
 STATUS_COLUMNS = (
     "device_id", "registered", "status", "last_seen", "seconds_since_last_seen", "messages_in_window",
-    "messages_per_minute", "battery", "quarantined_messages", "missing_readings",
+    "messages_per_minute", "battery", "quarantined_messages", "missing_readings", "missing_messages", "missing_ranges",
 )
 READINGS = ("temperature", "humidity", "vibration", "battery")
 
@@ -91,9 +91,12 @@ def device_status(
     now: datetime,
     offline_after: timedelta,
     rate_window: timedelta,
+    loss: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Online when the last message is at most ``offline_after`` old; ``never_seen`` for declared
-    devices that never sent anything. Rate = messages in the trailing ``rate_window`` per minute."""
+    devices that never sent anything. Rate = messages in the trailing ``rate_window`` per minute.
+    ``loss``: ``sequence.find_gaps(...).devices`` — messages missing from each device's ``seq``."""
+    lost = loss.set_index("device_id") if loss is not None and len(loss) else pd.DataFrame(columns=["missing", "missing_ranges"])
     now_ts = pd.Timestamp(now)
     recent = telemetry[telemetry["ts"] > now_ts - rate_window] if not telemetry.empty else telemetry
     in_window = recent.groupby("device_id").size() if not recent.empty else pd.Series(dtype="int64")
@@ -121,6 +124,8 @@ def device_status(
             "battery": None if battery is None or pd.isna(battery) else float(battery),
             "quarantined_messages": int(quarantined_per_device.get(device.device_id, 0)),
             "missing_readings": int(missing.get(device.device_id, 0)),
+            "missing_messages": int(lost["missing"].get(device.device_id, 0)),
+            "missing_ranges": lost["missing_ranges"].get(device.device_id),
         })
     return pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
 

@@ -36,6 +36,7 @@ def drain(
     max_messages: int | None = None,
     max_seconds: float | None = None,
     idle_seconds: float | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> DrainResult:
     """Drain the session's backlog into landing files. Raises ``LeaseHeld`` when the client id is in
     use (the collector or another drain), ``ConnectionRefusedError`` when the broker rejects us."""
@@ -51,7 +52,7 @@ def drain(
         max_payload_bytes=settings.max_payload_bytes,
     )
     policy = BatchPolicy(settings.batch_max_messages, settings.batch_max_bytes, settings.batch_max_age_seconds)
-    ingest = SessionIngest(address, session, LandingCommitter(lake, source), policy, max_messages=max_messages)
+    ingest = SessionIngest(address, session, LandingCommitter(lake, source, **({"columns": columns} if columns else {})), policy, max_messages=max_messages)
     lease = ClientLease(lake, settings.client_id, DRAIN_LEASE_TTL_SECONDS)
     lease.acquire()
     started = time.monotonic()

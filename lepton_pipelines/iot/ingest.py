@@ -5,9 +5,22 @@ One thread does everything — read from the socket, parse, buffer, commit, ackn
 commit naturally applies back-pressure: while we write, we do not read, and the broker stops at our
 Receive Maximum.
 
-On a lost connection the pending batch is *discarded unacknowledged*: the broker redelivers those
-messages on the resumed session, and acknowledging old packet ids on a new connection could ack a
-different message that reuses the id.
+On a lost connection the pending batch is *committed without acknowledgement*. Never discarded: a
+broker that crashed and came back from a save taken seconds earlier may no longer hold those messages,
+so what the collector already received must reach the lake. Not acknowledged: packet ids belong to the
+connection, and acking them on a new one could acknowledge different messages that reuse the ids. The
+broker may deliver them again; the clean step removes the duplicates by ``(device_id, seq)``.
+
+Every CONNACK's session-present flag is compared with what we know: once this client id has had a
+session (a marker in the lake), a broker answering "no session" has lost it — a crash before its
+first save, or an expired session — and everything published meanwhile was dropped without touching
+the broker's drop counter. That is recorded as a ``session_lost`` event in the lake, counted on
+``/metrics`` and logged as an error; the ``device_seq_gaps`` check then names the missing messages.
+
+Retained messages: the subscription asks for retained copies only when it is new (MQTT v5 Retain
+Handling 1), so reconnecting to a session that still exists never re-delivers them, and keeps the
+retain flag as published, so an empty retained message — the MQTT way to clear a retained value — is
+recognised as a control message (acknowledged, counted, not landed) instead of a bad payload.
 """
 from __future__ import annotations
 
@@ -19,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from lepton_pipelines.iot.broker_stats import (
     SYS_TOPICS,
@@ -30,6 +44,7 @@ from lepton_pipelines.iot.broker_stats import (
 from lepton_pipelines.iot.committer import BatchPolicy, LandingCommitter, PendingBatch
 from lepton_pipelines.iot.connection import BrokerAddress, new_session_client, persistent_session_properties
 from lepton_pipelines.iot.payloads import DEFAULT_MAX_PAYLOAD_BYTES, format_timestamp, parse_telemetry
+from lepton_pipelines.iot.sessions import SessionLedger
 
 log = logging.getLogger("lepton.iot")
 
@@ -59,8 +74,11 @@ class IngestCounters:
     acked: int = 0
     batches: int = 0
     commit_failures: int = 0
-    discarded_on_disconnect: int = 0  # left unacked on a lost connection; the broker redelivers them
+    committed_without_ack: int = 0  # held when the connection was lost: committed, never acked (may come again)
+    retained_cleared: int = 0  # empty retained messages (control: acked, not landed)
     connects: int = 0
+    sessions_lost: int = 0  # CONNACKs without the session this client id had (broker lost its state)
+    session_present: bool | None = None  # the last CONNACK's flag
     broker_dropped: int | None = None
     connected: bool = False
     subscribed: bool = False
@@ -74,6 +92,10 @@ class SessionIngest:
 
     MAX_REMEMBERED_FILES = 1000
     READ_BURST_PACKETS = 256  # bounded so acks, keep-alives and the age limit are served promptly
+    # Reconnect fast: after a broker crash that lost our session, whatever devices publish before we
+    # subscribe again is dropped by the broker, so every second of back-off is a second of loss.
+    RECONNECT_FIRST_DELAY = 0.1
+    RECONNECT_MAX_DELAY = 2.0
 
     def __init__(
         self,
@@ -106,6 +128,7 @@ class SessionIngest:
         self._barrier_passed = False
         self._received_at = ""  # when the current network read began: the messages' _received_at
         self._publishes_seen = 0  # PUBLISH packets handed to _on_message: tells _step a read made progress
+        self.sessions = SessionLedger(committer.lake, session.client_id, address)
         self.client = new_session_client(address, session.client_id)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -130,7 +153,7 @@ class SessionIngest:
         Reconnects with back-off on a lost connection. A broker that refuses us (bad credentials,
         ACL) is an error a person must fix, so it raises ``ConnectionRefusedError``.
         """
-        backoff = 0.5
+        backoff = self.RECONNECT_FIRST_DELAY
         self._connect_with_retry(should_stop)
         while not should_stop(self):
             rc = self._step(tick_seconds)
@@ -138,15 +161,15 @@ class SessionIngest:
             if self._refused:
                 raise ConnectionRefusedError(f"MQTT broker {self.address.display} refused the session: {self._refused}")
             if rc != mqtt.MQTT_ERR_SUCCESS:
-                self._drop_pending_batch()
+                self._commit_held_on_connection_loss()
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, self.RECONNECT_MAX_DELAY)
                 try:
                     self.client.reconnect()
                 except OSError as exc:
                     log.warning("reconnect to %s failed: %s", self.address.display, exc)
                 continue
-            backoff = 0.5
+            backoff = self.RECONNECT_FIRST_DELAY
             if self.batch.is_due(self.policy):
                 self.flush()
             self._maybe_record_stats()
@@ -244,6 +267,7 @@ class SessionIngest:
         self._retry_commit_at = 0.0
         for mid, qos in result.ack_tokens:
             self.client.ack(mid, qos)
+        self.counters.committed_without_ack += len(self.batch) - len(result.ack_tokens)
         self.counters.committed += result.telemetry_count
         self.counters.quarantined += result.quarantined_count
         self.counters.acked += len(result.ack_tokens)
@@ -252,12 +276,18 @@ class SessionIngest:
         self.counters.files = (self.counters.files + result.files)[-self.MAX_REMEMBERED_FILES :]
         self.batch = PendingBatch()
 
-    def _drop_pending_batch(self) -> None:
-        if len(self.batch):
-            log.warning("connection lost: %d uncommitted message(s) left for redelivery", len(self.batch))
-            self.counters.discarded_on_disconnect += len(self.batch)
-            self.counters.received -= len(self.batch)
-            self.batch = PendingBatch()
+    def _commit_held_on_connection_loss(self) -> None:
+        """Commit what we hold without acknowledging it (see the module docstring). A failing commit
+        keeps the batch, tokens forgotten, and is retried by the next ``flush`` like any other."""
+        if not len(self.batch):
+            return
+        log.warning(
+            "connection to %s lost: committing %d received message(s) without acknowledgement "
+            "(the broker may deliver them again; clean removes the duplicates)", self.address.display, len(self.batch),
+        )
+        self.batch.forget_acks()
+        self._retry_commit_at = 0.0
+        self.flush()
 
     # -- broker statistics -----------------------------------------------------------------------------
     def _maybe_record_stats(self, force: bool = False) -> None:
@@ -280,13 +310,27 @@ class SessionIngest:
             return
         self.counters.connected = True
         self.counters.connects += 1
-        log.info(
-            "connected to %s as %s (session present: %s)",
-            self.address.display, self.session.client_id, flags.session_present,
-        )
-        topics = [(self.session.topic_filter, self.session.qos)]
+        present = bool(flags.session_present)
+        self.counters.session_present = present
+        log.info("connected to %s as %s (session present: %s)", self.address.display, self.session.client_id, present)
+        if not present and self.sessions.had_session():
+            self.counters.sessions_lost += 1
+            log.error(
+                "broker %s has no session for %s although it had one: it lost its state (crash before a save, "
+                "or the session expired). Messages published until this reconnect were dropped by the broker; "
+                "the device_seq_gaps check names them", self.address.display, self.session.client_id,
+            )
+            try:
+                self.sessions.record_lost()
+            except Exception:  # noqa: BLE001 — the event is also in the log and the metric; never stop ingestion
+                log.exception("could not record the session_lost event")
+        # Retained copies only for a new subscription (Retain Handling 1), retain flag as published so
+        # an empty retained message is recognisable as a clear.
+        telemetry = SubscribeOptions(qos=self.session.qos, retainAsPublished=True,
+                                     retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        topics = [(self.session.topic_filter, telemetry)]
         if self.session.watch_broker_stats:
-            topics += [(topic, 0) for topic in SYS_TOPICS]
+            topics += [(topic, SubscribeOptions(qos=0)) for topic in SYS_TOPICS]
         client.subscribe(topics)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
@@ -295,6 +339,10 @@ class SessionIngest:
             self._refused = f"subscription to {self.session.topic_filter!r} rejected ({', '.join(failed)}); check the broker ACL"
             return
         self.counters.subscribed = True
+        try:
+            self.sessions.mark_established()
+        except Exception:  # noqa: BLE001 — retried on the next SUBACK; only loss *detection* depends on it
+            log.exception("could not record that the session exists")
 
     def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
         if mid == self._barrier_mid:
@@ -317,6 +365,13 @@ class SessionIngest:
         if self._stopping or (self.max_messages is not None and self.counters.received >= self.max_messages):
             return  # beyond this run's bound: left unacknowledged, so the broker redelivers it next time
         payload = message.payload
+        if not payload and message.retain:
+            self.batch.add_control((message.mid, message.qos))  # a retained-value clear: acked with the batch
+            self.counters.retained_cleared += 1
+            log.info("retained message on %s cleared (empty retained payload): nothing to land", topic)
+            if self.batch.is_full(self.policy):
+                self.flush()
+            return
         parsed = parse_telemetry(topic, payload, self._received_at, self.session.max_payload_bytes)
         self.batch.add(parsed, topic, payload, self._received_at, (message.mid, message.qos))
         self.counters.received += 1

@@ -16,6 +16,7 @@ sent (ISO-8601 or epoch seconds); the raw asset's schema coercion turns both int
 """
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
+import pyarrow as pa
 
 TELEMETRY_TOPIC_PREFIX = "lepton/devices/"
 TELEMETRY_TOPIC_SUFFIX = "/telemetry"
@@ -37,6 +39,12 @@ _MIN_EPOCH, _MAX_EPOCH = 946_684_800, 4_102_444_800  # 2000-01-01 .. 2100-01-01
 TOPIC_FIELD = "_topic"
 RECEIVED_AT_FIELD = "_received_at"
 _UTC_SUFFIXES = ("Z", "+00:00")
+
+# The unified quarantine schema's leading columns (every stage and source), then the source's columns as text.
+QUARANTINE_META_COLUMNS = ("_stage", "_reason", "_rule", "_check", "_source_file", "_source_line", "_raw")
+QUARANTINE_STAGE = "landing"
+PARTITION_KEY = "_partition"  # internal: the date= folder a quarantine record goes to
+RAW_BASE64_PREFIX = "base64:"
 
 
 class Telemetry(NamedTuple):
@@ -142,6 +150,11 @@ def _device_id_of_topic(topic: str) -> str | None:
 def _landing_date(payload: bytes, topic_device: str, max_payload_bytes: int) -> str:
     """The UTC date partition of a payload that can land; ValueError with a reason people can act on
     (which field, what was found, what is allowed) when it cannot."""
+    if not payload:
+        raise ValueError(
+            "payload is empty (0 bytes): only a retained message may be empty (it clears the retained value); "
+            "a telemetry message needs a JSON object"
+        )
     if len(payload) > max_payload_bytes:
         raise ValueError(f"payload is {len(payload)} bytes; at most {max_payload_bytes} bytes are accepted")
     try:
@@ -191,3 +204,64 @@ def _json_type_name(value: Any) -> str:
     """The JSON name of a parsed value, for reasons people read (``array``, not ``list``)."""
     names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+# -- quarantine records (rare path: built only for rejected messages) --------------------------------
+def raw_text(payload: bytes) -> str:
+    """The payload as text when it is UTF-8, else ``base64:<base64>`` (also for UTF-8 text that itself
+    starts with the prefix, so the prefix always means base64)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or text.startswith(RAW_BASE64_PREFIX):
+        return RAW_BASE64_PREFIX + base64.b64encode(payload).decode("ascii")
+    return text
+
+
+def decode_raw(raw: str) -> bytes:
+    """The payload bytes back from ``_raw``."""
+    if raw.startswith(RAW_BASE64_PREFIX):
+        return base64.b64decode(raw[len(RAW_BASE64_PREFIX):])
+    return raw.encode("utf-8")
+
+
+def quarantine_record(topic: str, payload: bytes, rejected: Rejected, received_at: str) -> dict[str, Any]:
+    """One rejected message as a quarantine row: reason, raw bytes, the payload's fields as landed text,
+    and the data partition — the UTC date of its ``ts`` when that is usable, else the receive date."""
+    body: Any = None
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    fields: dict[str, str | None] = {}
+    if type(body) is dict:
+        fields = {str(k): (v if type(v) is str else None if v is None else orjson.dumps(v).decode()) for k, v in body.items()}
+    if fields.get("device_id") is None:
+        fields["device_id"] = rejected.topic_device_id  # the topic names the device when the payload cannot
+    fields[TOPIC_FIELD], fields[RECEIVED_AT_FIELD] = topic, received_at
+    try:
+        partition = event_date(body["ts"]) if type(body) is dict and "ts" in body else received_at[:10]
+    except ValueError:
+        partition = received_at[:10]
+    return {PARTITION_KEY: partition, "_reason": rejected.reason, "_raw": raw_text(payload),
+            "_source_file": f"mqtt:{topic}", "fields": fields}
+
+
+def quarantine_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
+    """Rows from ``quarantine_record`` in the unified quarantine schema: the meta columns, then
+    ``columns`` (the source's declared columns, lineage columns always included) as text."""
+    names = list(dict.fromkeys([*columns, TOPIC_FIELD, RECEIVED_AT_FIELD]))
+    n = len(rows)
+    arrays: dict[str, pa.Array] = {
+        "_stage": pa.array([QUARANTINE_STAGE] * n, pa.string()),
+        "_reason": pa.array([r["_reason"] for r in rows], pa.string()),
+        "_rule": pa.nulls(n, pa.string()),
+        "_check": pa.nulls(n, pa.string()),
+        "_source_file": pa.array([r["_source_file"] for r in rows], pa.string()),
+        "_source_line": pa.nulls(n, pa.int64()),
+        "_raw": pa.array([r["_raw"] for r in rows], pa.string()),
+    }
+    for name in names:
+        arrays[name] = pa.array([r["fields"].get(name) for r in rows], pa.string())
+    return pa.table(arrays)

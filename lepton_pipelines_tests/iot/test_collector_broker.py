@@ -1,7 +1,6 @@
 """The collector and the in-run drain against real Mosquitto brokers: nothing is ever lost."""
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from lepton_pipelines.iot import simulator
 from lepton_pipelines.iot.connection import parse_mqtt_url
 from lepton_pipelines.iot.definitions import SETTINGS, MqttBrokerResource, broker_dropped_messages
 from lepton_pipelines.iot.drain import drain
+from lepton_pipelines.iot.payloads import decode_raw
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines_tests.iot.conftest import REPO, free_port, hidden_files, landed_keys
@@ -194,10 +194,11 @@ def test_malformed_payloads_are_quarantined_with_raw_bytes(shipped_broker, tmp_p
     lake_dir = tmp_path / "lake"
     address = parse_mqtt_url(shipped_broker.collector_url)
     drain(Lake(str(lake_dir)), address, _settings())
+    bad_seq = b'{"device_id": "dev-1", "ts": "2026-01-05T00:00:00Z", "seq": "7"}'
     bad = {
         b"\xff\xfe not json": "not JSON",
         b'{"device_id": "dev-1", "ts": "2026-01-05T00:00:00Z"}': "missing required field(s): seq",
-        b'{"device_id": "dev-1", "ts": "2026-01-05T00:00:00Z", "seq": "7"}': "seq must be a non-negative integer",
+        bad_seq: "seq must be a non-negative integer",
         b'{"device_id": "dev-1", "ts": 1767571200, "seq": 8, "temperature": "hot"}': "field 'temperature' must be a finite number",
         b'{"device_id": "dev-1", "ts": 1767571200, "seq": 9, "x": "' + b"y" * 70_000 + b'"}': "payload is 70059 bytes; at most 65536",
     }
@@ -214,14 +215,25 @@ def test_malformed_payloads_are_quarantined_with_raw_bytes(shipped_broker, tmp_p
     result = drain(Lake(str(lake_dir)), address, _settings())
     assert (result.counters.committed, result.counters.quarantined, result.counters.acked) == (1, 5, 6)
     assert landed_keys(lake_dir) == [("dev-1", 10)]
-    files = list((lake_dir / "quarantine" / "device_telemetry").glob("date=*/*.parquet"))
-    rows = pq.read_table(files[0]).to_pylist()
-    by_payload = {base64.b64decode(row["payload_base64"]): row for row in rows}
+    # Unified quarantine schema, under the data partition: the date of the payload's ts when usable
+    # (1767571200 = 2026-01-05), else the receive date (the unparsable payload).
+    folder = lake_dir / "quarantine" / "device_telemetry"
+    files = sorted(folder.glob("date=*/landing-*.parquet"))
+    rows = {path.parent.name: pq.read_table(path).to_pylist() for path in files}
+    today = f"date={datetime.now(timezone.utc).date().isoformat()}"
+    assert {name: len(r) for name, r in rows.items()} == {"date=2026-01-05": 4, today: 1}
+    table = pq.read_table(files[0])
+    assert table.column_names[:7] == ["_stage", "_reason", "_rule", "_check", "_source_file", "_source_line", "_raw"]
+    assert {"device_id", "ts", "seq", "temperature", "_topic", "_received_at"} <= set(table.column_names)
+    by_payload = {decode_raw(row["_raw"]): row for group in rows.values() for row in group}
     assert set(by_payload) == set(bad)
     for payload, reason in bad.items():
-        assert reason in by_payload[payload]["reason"]
-        assert by_payload[payload]["topic"] == "lepton/devices/dev-1/telemetry"
-        assert by_payload[payload]["device_id"] == "dev-1"
+        row = by_payload[payload]
+        assert reason in row["_reason"] and row["_stage"] == "landing" and row["_rule"] is None
+        assert row["_topic"] == "lepton/devices/dev-1/telemetry" and row["_source_file"] == "mqtt:lepton/devices/dev-1/telemetry"
+        assert row["device_id"] == "dev-1"
+    assert by_payload[b"\xff\xfe not json"]["_raw"].startswith("base64:")  # not UTF-8
+    assert by_payload[bad_seq]["_raw"] == bad_seq.decode() and by_payload[bad_seq]["seq"] == "7"  # landed text
     # Acknowledged means gone from the broker: a rerun finds nothing.
     assert drain(Lake(str(lake_dir)), address, _settings()).counters.received == 0
 

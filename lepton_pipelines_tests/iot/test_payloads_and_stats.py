@@ -92,7 +92,7 @@ def test_lineage_is_json_escaped_for_awkward_topics():
         (b'"d1"', "must be a JSON object, got string"),
         (b"42", "must be a JSON object, got number"),
         (b"null", "must be a JSON object, got null"),
-        (b"", "not JSON"),
+        (b"", "payload is empty (0 bytes)"),
         (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"x":NaN}', "not JSON"),
         (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"temperature":1e999}', "not JSON"),
         (b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"note":"line\nbreak"}', "not JSON"),
