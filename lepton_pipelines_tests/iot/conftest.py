@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -29,6 +30,27 @@ class Broker:
     port: int
     process: subprocess.Popen
     config: Path
+
+    def kill(self) -> None:
+        """``kill -9``: no final save, exactly like a crash or an OOM kill."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start again from the same config and persistence folder (what survived the last save)."""
+        self.process = _start(self.config, self.port)
+
+    def save(self, database: Path, timeout: float = 10) -> None:
+        """Make the broker write its persistence file now (SIGUSR1) and wait until it did."""
+        before = database.stat().st_mtime_ns if database.exists() else 0
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if database.exists() and database.stat().st_mtime_ns != before:
+                time.sleep(0.2)  # written through a temp file and renamed; let the rename land
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"mosquitto did not save {database} within {timeout}s")
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
         auth = f"{user}:{password}@" if user else ""
@@ -70,9 +92,13 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def shipped_config_for(tmp: Path, port: int) -> Path:
-    """The shipped config with paths moved into ``tmp``, a loopback port and 1 s $SYS updates."""
+def shipped_config_for(tmp: Path, port: int, autosave_interval: int | None = None) -> Path:
+    """The shipped config with paths moved into ``tmp``, a loopback port and 1 s $SYS updates
+    (``autosave_interval``: replace the shipped one, e.g. to decide in a test when saves happen)."""
     text = (SHIPPED / "mosquitto.conf").read_text()
+    if autosave_interval is not None:
+        text, count = re.subn(r"(?m)^autosave_interval .*$", f"autosave_interval {autosave_interval}", text)
+        assert count == 1, "shipped mosquitto.conf no longer sets autosave_interval"
     replacements = {
         r"(?m)^persistence_location .*$": f"persistence_location {tmp}/data/",
         r"(?m)^password_file .*$": f"password_file {tmp}/passwd",
@@ -118,6 +144,28 @@ def default_broker(tmp_path):
     broker = Broker(port, _start(config, port), config)
     yield broker
     _stop(broker.process)
+
+
+def mosquitto_pub(port: int, device: str, records: list[dict], password: str = GATEWAY_PASSWORD, retain: bool = False) -> None:
+    """A foreign publisher: Mosquitto's own ``mosquitto_pub -q 1 -l``, one line a message, one device."""
+    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "lepton-gateway", "-P", password,
+               "-q", "1", "-V", "mqttv5", "-t", f"lepton/devices/{device}/telemetry", "-l"]
+    if retain:
+        command.append("-r")
+    lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+    completed = subprocess.run(command, input=lines.encode(), capture_output=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr.decode()
+
+
+def fleet_records(devices: int, seqs: range, start_epoch: int, prefix: str = "dev") -> dict[str, list[dict]]:
+    """Per device: telemetry records with the given seqs, one second apart."""
+    return {
+        f"{prefix}-{d}": [
+            {"device_id": f"{prefix}-{d}", "ts": start_epoch + seq, "seq": seq, "temperature": 20.0 + (seq % 7) / 10, "battery": 90.0}
+            for seq in seqs
+        ]
+        for d in range(devices)
+    }
 
 
 def landed_keys(lake_dir: Path) -> list[tuple[str, int]]:

@@ -47,14 +47,25 @@ def publish(monkeypatch, url: str, config: simulator.SimulatorConfig) -> int:
 class Collector:
     """``python -m lepton_pipelines.iot.collector`` as a separate process, like in production."""
 
-    def __init__(self, lake: Path, url: str):
+    def __init__(self, lake: Path, url: str, source_file: Path | None = None):
         self.lake, self.url, self.port = lake, url, free_port()
-        env = {**os.environ, "LEPTON_MQTT_URL": url, "LEPTON_LAKE_URL": str(lake), "LEPTON_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "LEPTON_MQTT_URL": url, "LEPTON_LAKE_URL": str(lake), "LEPTON_LOG_LEVEL": "WARNING",
+               "PYTHONPATH": str(REPO)}
+        extra = ["--source-file", str(source_file)] if source_file else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1", "--http-port", str(self.port)],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1", "--http-port", str(self.port), *extra],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._log_file(),
         )
         self.wait_until(lambda: self.get("/ready")[0] == 200, "collector ready")
+
+    def _log_file(self):
+        """stderr to a file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the collector."""
+        self.log_path = self.lake.parent / f"collector-{self.port}.log"
+        self.lake.parent.mkdir(parents=True, exist_ok=True)
+        return open(self.log_path, "wb")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -69,11 +80,11 @@ class Collector:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"collector exited ({self.process.returncode}): {self.process.stderr.read().decode()[-2000:]}")
+                raise AssertionError(f"collector exited ({self.process.returncode}): {self.log()[-2000:]}")
             if condition():
                 return
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+        raise AssertionError(f"timed out waiting for {what}; collector log: {self.log()[-2000:]}")
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
