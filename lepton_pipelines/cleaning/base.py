@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict
 
 REASON_COLUMN = "_reason"  # why a row was removed by a rule
 RULE_COLUMN = "_rule"  # which rule removed it
+# JSON {"<column>": {"original": …, "rule": "…", "action": "nulled"|"clipped"|"filled"}} on rows where a
+# rule replaced a value; null elsewhere. Built by the pipeline from each rule's ``RuleOutcome.replaced``.
+REPLACED_COLUMN = "_replaced"
 
 
 class RuleConfig(BaseModel):
@@ -52,6 +55,16 @@ class TableInfo:
         return next((c for c in self.columns if c.name == name), None)
 
 
+@dataclass(frozen=True)
+class Replaced:
+    """Values one rule replaced in one column: where (positions in ``RuleOutcome.frame``, alive rows
+    only), what they were before, and how (``nulled``, ``clipped`` or ``filled``)."""
+
+    positions: np.ndarray
+    original: pd.Series  # the values before the rule, one per position
+    action: str
+
+
 @dataclass
 class RuleOutcome:
     frame: pd.DataFrame
@@ -62,6 +75,7 @@ class RuleOutcome:
     # Rows of ``frame`` that survive, when the rule was given ``alive``: ``frame`` then still holds every
     # input row and the pipeline filters later. None: nothing removed, or ``frame`` is already filtered.
     keep: np.ndarray | None = None
+    replaced: dict[str, Replaced] = field(default_factory=dict)  # column → values this rule replaced
 
 
 class CleaningRule(ABC):

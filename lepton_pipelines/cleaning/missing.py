@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from lepton_pipelines.cleaning.base import CleaningRule, RuleConfig, RuleOutcome, TableInfo, register_rule
+from lepton_pipelines.cleaning.base import CleaningRule, Replaced, RuleConfig, RuleOutcome, TableInfo, register_rule
 from lepton_pipelines.cleaning.support import (
     NUMERIC_TYPES,
     column_problems,
@@ -79,6 +79,7 @@ class Impute(CleaningRule):
         still_missing: dict[str, int] = {}
         statistics: dict[str, Any] = {}
         lineage: dict[str, str] = {}
+        replaced: dict[str, Replaced] = {}
         for column in columns:
             before = df[column]
             if strategy == "ffill":
@@ -96,10 +97,14 @@ class Impute(CleaningRule):
                 was_missing, is_missing = was_missing & alive, is_missing & alive
             filled[column] = int(was_missing.sum() - is_missing.sum())
             still_missing[column] = int(is_missing.sum())
+            now_filled = was_missing & ~is_missing
+            if now_filled.any():
+                positions = np.flatnonzero(now_filled)
+                replaced[column] = Replaced(positions, before.iloc[positions], "filled")
         report: dict[str, Any] = {"strategy": strategy, "filled": filled, "still_missing": still_missing}
         if statistics:
             report["fill_values"] = statistics
-        return RuleOutcome(frame=df, report=report, lineage=lineage)
+        return RuleOutcome(frame=df, report=report, lineage=lineage, replaced=replaced)
 
     def _fill_value(self, values: pd.Series) -> Any:
         if self.config.strategy == "constant":

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from lepton_pipelines.cleaning.base import CleaningRule, RuleConfig, RuleOutcome, TableInfo, register_rule
+from lepton_pipelines.cleaning.base import CleaningRule, Replaced, RuleConfig, RuleOutcome, TableInfo, register_rule
 from lepton_pipelines.cleaning.support import (
     NUMERIC_TYPES,
     as_text,
@@ -92,7 +92,8 @@ class ValidRange(CleaningRule):
         else:
             df[column] = values.mask(outside)
             lineage = f"values outside {interval} set to null"
-        return RuleOutcome(frame=df, report=report, lineage={column: lineage})
+        return RuleOutcome(frame=df, report=report, lineage={column: lineage},
+                           replaced=_replaced(column, values, outside, "clipped" if action == "clip" else "nulled"))
 
 
 @register_rule
@@ -151,8 +152,11 @@ class Outliers(CleaningRule):
                                lineage={column: f"outlier rows dropped ({description})"})
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         if self.config.action == "clip":
-            df[column] = _clip(df[column], lower, upper)
-            return RuleOutcome(frame=df, report=report, lineage={column: f"outliers clipped to bounds ({description})"})
+            original = df[column]
+            df[column] = _clip(original, lower, upper)
+            changed = is_outlier & (df[column] != original).fillna(False).to_numpy(dtype=bool)
+            return RuleOutcome(frame=df, report=report, lineage={column: f"outliers clipped to bounds ({description})"},
+                               replaced=_replaced(column, original, changed, "clipped"))
         df[self.flag_column] = pd.array(is_outlier, dtype="boolean")
         return RuleOutcome(frame=df, report=report,
                            lineage={self.flag_column: f"flags {column} outliers ({description})"})
@@ -178,6 +182,14 @@ class Outliers(CleaningRule):
             lower, upper = mean - k * std, mean + k * std
             stats = {"mean": number(mean), "std": number(std)}
         return lower, upper, {**stats, "lower": number(lower), "upper": number(upper)}
+
+
+def _replaced(column: str, before: pd.Series, changed: np.ndarray, action: str) -> dict[str, Replaced]:
+    """The ``RuleOutcome.replaced`` entry for the rows in ``changed`` (empty when nothing changed)."""
+    if not changed.any():
+        return {}
+    positions = np.flatnonzero(changed)
+    return {column: Replaced(positions, before.iloc[positions], action)}
 
 
 def _fit_bound(bound: int | float | None, values: pd.Series) -> int | float | None:

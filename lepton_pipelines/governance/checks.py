@@ -322,7 +322,7 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_f
     keep[positions] = False
     quarantine = _quarantine_rows(frame, positions, failures)
     written = write_quarantine(ctx.lake, spec.name, ctx.partition_key, "governed", quarantine)
-    governed = select_rows(frame, keep, [c for c in declared if c in frame.columns]).reset_index(drop=True)
+    governed = select_rows(frame, keep, [c for c in [*declared, "_replaced"] if c in frame.columns]).reset_index(drop=True)
     reconciliation = _reconciliation_result(ctx, cleaning, clean_rows=len(frame), governed_rows=len(governed), quarantined=len(positions))
     metadata = {
         "governed_rows": len(governed),

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from lepton_pipelines.cleaning import RULE_COLUMN, build_rules, run_cleaning
+from lepton_pipelines.cleaning.base import REPLACED_COLUMN
 from lepton_pipelines.cleaning.support import duplicated_rows
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,8 +62,13 @@ def test_masked_run_equals_applying_each_removal_at_once(telemetry):
     result = run_cleaning(_frame(), rules)
     frame, removed, reports = _one_rule_at_a_time(_frame(), rules)
 
-    pd.testing.assert_frame_equal(result.frame, frame)
+    pd.testing.assert_frame_equal(result.frame.drop(columns=[REPLACED_COLUMN]), frame)
     pd.testing.assert_frame_equal(result.removed, removed)
+    # Only alive rows' replacements are kept: rows 1 (temperature 99) and 5 (80) would be clipped but
+    # were removed before; row 3's missing site was filled.
+    assert [None if pd.isna(v) else v for v in result.frame[REPLACED_COLUMN]] == [
+        None, '{"site":{"original":null,"rule":"impute","action":"filled"}}', None,
+    ]
     assert result.reports == reports
     assert result.reconciliation()["balanced"]
     # The case the mask must get right: a/1's 12:00 version was dropped for its null battery, so the
