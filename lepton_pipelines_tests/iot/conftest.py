@@ -180,3 +180,31 @@ def landed_keys(lake_dir: Path) -> list[tuple[str, int]]:
 
 def hidden_files(lake_dir: Path) -> list[Path]:
     return [p for p in (lake_dir / "landing").rglob(".*") if p.is_file()]
+
+
+def run_pipeline(lake_dir: Path, partition: str):
+    """raw → clean → governed of the shipped device_telemetry source, plus the device_seq_gaps check."""
+    import dagster as dg
+
+    from lepton_pipelines.governance import GreatExpectationsResource
+    from lepton_pipelines.iot.definitions import SOURCE_FILE, device_seq_gaps
+    from lepton_pipelines.lake.io_manager import LakeIOManager
+    from lepton_pipelines.lake.resource import LakeResource
+    from lepton_pipelines.sources.factory import build_source_assets
+    from lepton_pipelines.sources.registry import load_source_file
+
+    source, problems = load_source_file(SOURCE_FILE)
+    assert source is not None, problems
+    url = str(lake_dir)
+    return dg.materialize(
+        [*build_source_assets(source), device_seq_gaps],
+        partition_key=partition,
+        raise_on_error=False,
+        resources={"lake": LakeResource(url=url), "lake_io": LakeIOManager(url=url), "gx": GreatExpectationsResource()},
+    )
+
+
+def zone(lake_dir: Path, name: str, partition: str):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(lake_dir / name / "device_telemetry" / f"date={partition}").to_pandas()

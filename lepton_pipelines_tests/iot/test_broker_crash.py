@@ -15,19 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from lepton_pipelines.governance import GreatExpectationsResource
-from lepton_pipelines.iot.definitions import SOURCE_FILE, device_seq_gaps
+from lepton_pipelines.iot.definitions import SOURCE_FILE
 from lepton_pipelines.iot.sessions import session_events
-from lepton_pipelines.lake.io_manager import LakeIOManager
-from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.sources.factory import build_source_assets
-from lepton_pipelines.sources.registry import load_source_file
 from lepton_pipelines_tests.iot.conftest import (
     Broker,
     _start,
@@ -36,7 +29,9 @@ from lepton_pipelines_tests.iot.conftest import (
     free_port,
     landed_keys,
     mosquitto_pub,
+    run_pipeline,
     shipped_config_for,
+    zone,
 )
 from lepton_pipelines_tests.iot.test_collector_broker import Collector, metric
 
@@ -90,23 +85,6 @@ def publish_fleet(port: int, records: dict[str, list[dict]]) -> None:
     for thread in threads:
         thread.join(timeout=180)
     assert not errors, errors
-
-
-def run_pipeline(lake_dir: Path, partition: str) -> dg.ExecuteInProcessResult:
-    """raw → clean → governed of the shipped device_telemetry source, plus the device_seq_gaps check."""
-    source, problems = load_source_file(SOURCE_FILE)
-    assert source is not None, problems
-    url = str(lake_dir)
-    return dg.materialize(
-        [*build_source_assets(source), device_seq_gaps],
-        partition_key=partition,
-        raise_on_error=False,
-        resources={"lake": LakeResource(url=url), "lake_io": LakeIOManager(url=url), "gx": GreatExpectationsResource()},
-    )
-
-
-def zone(lake_dir: Path, name: str, partition: str) -> pd.DataFrame:
-    return pq.read_table(lake_dir / name / "device_telemetry" / f"date={partition}").to_pandas()
 
 
 def seq_check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
