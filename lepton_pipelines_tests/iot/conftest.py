@@ -65,6 +65,19 @@ class Broker:
         return self.url("lepton-gateway", GATEWAY_PASSWORD)
 
 
+RUNNING: list[subprocess.Popen] = []  # collector processes tests started; killed if a test leaves one behind
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    yield
+    while RUNNING:
+        process = RUNNING.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

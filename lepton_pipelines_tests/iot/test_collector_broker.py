@@ -25,7 +25,7 @@ from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.payloads import decode_raw
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines_tests.iot.conftest import REPO, free_port, hidden_files, landed_keys
+from lepton_pipelines_tests.iot.conftest import REPO, RUNNING, free_port, hidden_files, landed_keys
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -56,6 +56,7 @@ class Collector:
             [sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1", "--http-port", str(self.port), *extra],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._log_file(),
         )
+        RUNNING.append(self.process)
         self.wait_until(lambda: self.get("/ready")[0] == 200, "collector ready")
 
     def _log_file(self):
