@@ -329,20 +329,38 @@ def _watch_recovery(http_port: int, restarted: float, result: dict) -> None:
         time.sleep(0.02)
 
 
-def autosave_phase(tmp_path: Path, n: int, settings: MqttSettings, intervals: list[int]) -> list[tuple[int, float]]:
-    """Collector drain throughput on brokers that differ only in ``autosave_interval`` (phase 4)."""
+def autosave_phase(tmp_path: Path, n: int, settings: MqttSettings, intervals: list[int]) -> tuple[list[tuple[int, float]], float]:
+    """Phase 4: collector drain throughput on brokers that differ only in ``autosave_interval``, and the
+    time one save of an ``n``-message offline backlog takes (median of 3 forced saves, SIGUSR1):
+    Mosquitto is single-threaded, so that is how long the broker serves nobody at each autosave."""
     rates = []
+    save_seconds: list[float] = []
     for interval in intervals:
         port = free_port()
-        broker = _start(shipped_config_for(tmp_path / f"autosave-{interval}", port, autosave_interval=interval), port)
+        folder = tmp_path / f"autosave-{interval}"
+        broker = _start(shipped_config_for(folder, port, autosave_interval=interval), port)
         try:
             lake = Lake(str(tmp_path / f"lake-autosave-{interval}"))
-            seconds = measure(port, n, f"bench-autosave-{interval}", f"as{interval}",
-                              lambda cid: collector_drain(port, lake, settings, cid, n))
+            client_id = f"bench-autosave-{interval}"
+            open_session(port, client_id)
+            queue_backlog(port, n, f"as{interval}")
+            if not save_seconds:
+                save_seconds = [_timed_save(broker, folder / "data" / "mosquitto.db") for _ in range(3)]
+            seconds = collector_drain(port, lake, settings, client_id, n)
+            end_session(port, client_id)
             rates.append((interval, n / seconds))
         finally:
             _stop(broker)
-    return rates
+    return rates, statistics.median(save_seconds) if save_seconds else float("nan")
+
+
+def _timed_save(broker: subprocess.Popen, database: Path) -> float:
+    before = database.stat().st_mtime_ns if database.exists() else 0
+    started = time.monotonic()
+    broker.send_signal(signal.SIGUSR1)
+    while not (database.exists() and database.stat().st_mtime_ns != before) and time.monotonic() - started < 60:
+        time.sleep(0.002)
+    return time.monotonic() - started
 
 
 def main() -> int:
@@ -363,7 +381,7 @@ def main() -> int:
         if not args.skip_throughput:
             throughput_phases(tmp_path, n, settings, args)
         kill = broker_kill_phase(tmp_path, args.kill_messages, args.kill_rate)
-        autosave = autosave_phase(tmp_path, n, settings, intervals) if intervals else []
+        autosave, save_seconds = autosave_phase(tmp_path, n, settings, intervals) if intervals else ([], float("nan"))
     print(f"broker kill -9 mid-stream ({kill['published']:,} msgs at {args.kill_rate:,.0f} msgs/s over 20 devices, shipped "
           f"autosave_interval {shipped_autosave()} s; first save awaited {kill['waited_for_first_save_s']:.1f} s): "
           f"loss {kill['loss']} of {kill['broker_acked']:,} broker-acknowledged (target 0); "
@@ -376,6 +394,9 @@ def main() -> int:
         base = autosave[0][1]
         print("autosave cost (collector draining a " + f"{n:,}-message offline backlog): " + "; ".join(
             f"autosave_interval {interval} s: {rate:,.0f} msgs/s ({rate / base:.2f}x)" for interval, rate in autosave))
+        print(f"one save with {n:,} messages queued: {save_seconds * 1000:.0f} ms (the broker is blocked meanwhile: "
+              + ", ".join(f"{save_seconds / interval:.1%} of the time at autosave_interval {interval} s" for interval, _ in autosave)
+              + " while such a backlog exists)")
     return 0
 
 
