@@ -149,12 +149,15 @@ def _loss_report(the_lake: Lake, days: list[str], history_before: str | None, lo
     if history_before is not None and lookback_days and not current.empty:
         earlier = [p for p in the_lake.partitions("governed", SOURCE) if p < history_before][-lookback_days:]
         previous = sequence.last_message_per_device(_read_zone(the_lake, "governed", SOURCE, earlier, columns), LOSS_POLICY.boot_field)
-    return sequence.find_gaps(current, previous, LOSS_POLICY.boot_field, LOSS_POLICY.restart_max_seq, LOSS_POLICY.first_seq_after_restart)
+    quarantined = _read_zone(the_lake, "quarantine", SOURCE, days, ["device_id", "seq"])  # not lost: set aside with a reason
+    return sequence.find_gaps(current, previous, LOSS_POLICY.boot_field, LOSS_POLICY.restart_max_seq,
+                              LOSS_POLICY.first_seq_after_restart, quarantined)
 
 
 @dg.asset_check(asset=GOVERNED_KEY, name="device_seq_gaps", partitions_def=PARTITIONS, blocking=False, description=(
     "End-to-end loss: holes in each device's `seq` in this governed partition (continuing from the device's "
-    "last earlier message), with device restarts recognised by boot id or seq reset. Fails per "
+    "last earlier message), with device restarts recognised by boot id or seq reset; quarantined messages are "
+    "accounted for, not missing. Fails per "
     "`connector.loss_check` (default: any missing message) — whoever lost it: broker, network or collector."
 ))
 def device_seq_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:

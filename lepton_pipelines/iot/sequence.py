@@ -18,6 +18,8 @@ The rules (documented in ``deployments/README.md``, declared per source in ``con
   is put in front, so a hole at midnight is found by the later partition's check.
 * Duplicates (redelivery) are not gaps; ``seq`` values lower than an epoch's last one (late
   arrivals) only close holes.
+* Messages in quarantine (a bad payload, a row a rule or check removed) are not lost: a hole's
+  ``seq`` values found in the partition's quarantine for that device are accounted for, not missing.
 """
 from __future__ import annotations
 
@@ -87,9 +89,11 @@ def find_gaps(
     boot_field: str | None = "boot_id",
     restart_max_seq: int = 1,
     first_seq_after_restart: int = 0,
+    quarantined: pd.DataFrame | None = None,
 ) -> SequenceReport:
     """Holes in each device's ``seq`` in ``current`` (one partition), continuing from ``previous``
-    (each device's last earlier message, see ``last_message_per_device``)."""
+    (each device's last earlier message, see ``last_message_per_device``), less the ``(device_id, seq)``
+    of ``quarantined`` messages (their ``seq`` may be text, as quarantine keeps landed values)."""
     boot = boot_field if boot_field and boot_field in current.columns else None
     columns = _columns(current, boot)
     rows = current[columns].dropna(subset=["device_id", "seq"]).assign(**{_CONTEXT: False})
@@ -114,6 +118,7 @@ def find_gaps(
     rows["_restart"] = restart
 
     ranges = _holes_within_epochs(rows, boot) + _lost_epoch_starts(rows, boot, first_seq_after_restart)
+    ranges = _without_quarantined(ranges, quarantined)
     ranges.sort(key=lambda r: (r.device_id, r.boot or "", r.first))
     current_rows = rows[~rows[_CONTEXT]]
     per_device = pd.DataFrame({
@@ -200,6 +205,27 @@ def _lost_epoch_starts(rows: pd.DataFrame, boot: str | None, first_seq: int) -> 
         if low > first_seq:
             ranges.append(MissingRange(device, first_seq, low - 1, _boot_text(row_boot)))
     return ranges
+
+
+def _without_quarantined(ranges: list[MissingRange], quarantined: pd.DataFrame | None) -> list[MissingRange]:
+    """Split holes around the seqs that are in quarantine for the same device."""
+    if not ranges or quarantined is None or quarantined.empty or not {"device_id", "seq"} <= set(quarantined.columns):
+        return ranges
+    seqs = pd.to_numeric(quarantined["seq"].astype("string").str.strip('"'), errors="coerce")
+    known = pd.DataFrame({"device_id": quarantined["device_id"].astype("string"), "seq": seqs}).dropna()
+    by_device = {device: np.unique(group["seq"].to_numpy(dtype=np.int64)) for device, group in known.groupby("device_id")}
+    kept: list[MissingRange] = []
+    for hole in ranges:
+        inside = by_device.get(hole.device_id, np.empty(0, dtype=np.int64))
+        inside = inside[(inside >= hole.first) & (inside <= hole.last)]
+        start = hole.first
+        for seq in inside.tolist():
+            if seq > start:
+                kept.append(MissingRange(hole.device_id, start, seq - 1, hole.boot))
+            start = seq + 1
+        if start <= hole.last:
+            kept.append(MissingRange(hole.device_id, start, hole.last, hole.boot))
+    return kept
 
 
 def _boot_text(value: Any) -> str | None:

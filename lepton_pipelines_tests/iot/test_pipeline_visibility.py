@@ -48,6 +48,9 @@ def test_a_replaced_reading_says_so_in_governed_and_restarts_are_not_loss(tmp_pa
     records += [{"device_id": "pump-2", "boot_id": "a", "ts": start + i, "seq": 100 + i, "temperature": 20.0} for i in range(3)]
     records += [{"device_id": "pump-2", "boot_id": "b", "ts": start + 10 + i, "seq": i, "temperature": 20.0} for i in range(3)]
     records += [{"device_id": "pump-3", "ts": start + i, "seq": s, "temperature": 19.0} for i, s in enumerate([0, 1, 4, 0, 1])]
+    # pump-1's seq 6 is a bad payload: quarantined, so accounted for — not a hole.
+    records += [{"device_id": "pump-1", "boot_id": "b1", "ts": start + 6, "seq": 6, "temperature": "hot"},
+                {"device_id": "pump-1", "boot_id": "b1", "ts": start + 7, "seq": 7, "temperature": 21.6, "humidity": 40.0}]
     land(lake, records)
     land(lake, records[:6])  # pump-1 redelivered after a lost connection: duplicates, not new messages
 
@@ -59,7 +62,7 @@ def test_a_replaced_reading_says_so_in_governed_and_restarts_are_not_loss(tmp_pa
     replaced = json.loads(pump1.loc[3, "_replaced"])  # ... and the row says so
     assert replaced["temperature"]["original"] == 500.0
     assert replaced["temperature"]["rule"] == "valid_range -> impute" and replaced["temperature"]["action"] == "filled"
-    assert len(pump1) == 6 and pump1["_replaced"].isna().sum() == 5  # duplicates gone; nothing else touched
+    assert len(pump1) == 7 and pump1["_replaced"].isna().sum() == 6  # duplicates gone; nothing else touched
     assert len(governed[governed["device_id"] == "pump-2"]) == 6
     assert len(governed[governed["device_id"] == "pump-3"]) == 5  # (device_id, seq, ts) is the key
 
