@@ -4,7 +4,7 @@
 
 1. Throughput. A broker started from ``deployments/mosquitto/mosquitto.conf`` (free loopback port).
    Every consumer is measured the same way: its persistent MQTT v5 session is created (QoS 1
-   subscription, Receive Maximum 1000), N QoS 1 messages are queued for it while it is offline by four
+   subscription, the source YAML's Receive Maximum), N QoS 1 messages are queued for it while it is offline by four
    parallel ``mosquitto_pub -l`` publishers (so the publisher is never the bottleneck), then it
    connects and the time until the last message is counted; afterwards its session is ended so no
    other phase pays for a queue it never drains. Consumers, in this order:
@@ -69,6 +69,9 @@ from lepton_pipelines_tests.iot.conftest import (  # noqa: E402  (same adaptatio
 )
 
 PUBLISHERS = 4
+SOURCE_FILE = REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml"
+# Every consumer gets the collector's in-flight window (Receive Maximum), so bare figures are comparable.
+WINDOW = load_source_settings(SOURCE_FILE)[1].receive_maximum
 
 
 def queue_backlog(port: int, messages: int, tag: str) -> float:
@@ -105,7 +108,7 @@ def open_session(port: int, client_id: str) -> None:
     client = _paho_client(client_id)
     client.on_connect = lambda c, userdata, flags, rc, props: c.subscribe("lepton/devices/+/telemetry", qos=1)
     client.on_subscribe = lambda c, userdata, mid, reason_codes, props: c.disconnect()
-    client.connect("127.0.0.1", port, clean_start=False, properties=persistent_session_properties(1000, 3600))
+    client.connect("127.0.0.1", port, clean_start=False, properties=persistent_session_properties(WINDOW, 3600))
     client.loop_forever()
 
 
@@ -113,7 +116,7 @@ def end_session(port: int, client_id: str) -> None:
     """Clean start with session expiry 0: the broker forgets the session and anything still queued."""
     client = _paho_client(client_id)
     client.on_connect = lambda c, userdata, flags, rc, props: c.disconnect()
-    client.connect("127.0.0.1", port, clean_start=True, properties=persistent_session_properties(1000, 0))
+    client.connect("127.0.0.1", port, clean_start=True, properties=persistent_session_properties(WINDOW, 0))
     client.loop_forever()
 
 
@@ -132,7 +135,7 @@ def bare_subscriber(port: int, client_id: str, expected: int, loop: str) -> floa
 
     client.on_message = on_message
     started = time.monotonic()
-    client.connect("127.0.0.1", port, clean_start=False, properties=persistent_session_properties(1000, 3600))
+    client.connect("127.0.0.1", port, clean_start=False, properties=persistent_session_properties(WINDOW, 3600))
     if loop == "forever":
         client.loop_forever()
     else:

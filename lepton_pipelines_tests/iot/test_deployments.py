@@ -4,6 +4,7 @@ from __future__ import annotations
 import kubernetes_validate
 import yaml
 
+from lepton_pipelines.iot.definitions import SETTINGS
 from lepton_pipelines_tests.iot.conftest import REPO
 
 COLLECTOR = REPO / "deployments" / "collector"
@@ -32,6 +33,7 @@ def test_shipped_broker_config_lifts_the_data_losing_defaults():
         line.split(None, 1) for line in (REPO / "deployments" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     )
-    assert lines["max_queued_messages"] == "0" and lines["max_inflight_messages"] == "1000"
+    assert lines["max_queued_messages"] == "0" and int(lines["max_inflight_messages"]) >= SETTINGS.receive_maximum
     assert lines["persistence"] == "true" and lines["allow_anonymous"] == "false"
     assert "password_file" in lines and "acl_file" in lines
+    assert 1 <= int(lines["autosave_interval"]) <= 60  # a crash loses at most this many seconds (Mosquitto's default: 1800)
