@@ -16,7 +16,7 @@ Each file is written under a hidden temporary name (starting with ``.``, which f
 the landing sensor ignore), fsync'ed and renamed into place; on S3 a single PUT publishes the object
 atomically. Only then does the caller get the acknowledgement tokens back. A crash anywhere before
 that leaves the messages unacknowledged, so the broker redelivers them — duplicates are possible,
-loss is not (the clean step dedups by ``(device_id, seq)``).
+loss is not (the clean step dedups by ``(device_id, seq, ts)``).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ On a lost connection the pending batch is *committed without acknowledgement*. N
 broker that crashed and came back from a save taken seconds earlier may no longer hold those messages,
 so what the collector already received must reach the lake. Not acknowledged: packet ids belong to the
 connection, and acking them on a new one could acknowledge different messages that reuse the ids. The
-broker may deliver them again; the clean step removes the duplicates by ``(device_id, seq)``.
+broker may deliver them again; the clean step removes the duplicates by ``(device_id, seq, ts)``.
 
 Every CONNACK's session-present flag is compared with what we know: once this client id has had a
 session (a marker in the lake), a broker answering "no session" has lost it — a crash before its
