@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from lepton_pipelines.lake.backup import BACKUP_ZONES, BackupError, BackupRepository, IntegrityError
+from lepton_pipelines.lake.sql_cli import add_sql_command, run_sql
 from lepton_pipelines.lake.store import Lake
 
 
@@ -42,11 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("snapshot", help="snapshot id, or 'latest'")
     restore.add_argument("--to", dest="target", help="restore into this lake instead of --lake")
     restore.add_argument("--exact", action="store_true", help="also delete files the snapshot does not contain")
+    add_sql_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sql":
+        return run_sql(args)
     say = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     try:
         repo = BackupRepository(args.backup_url, args.s3_endpoint_url)
