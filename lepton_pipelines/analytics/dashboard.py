@@ -64,7 +64,7 @@ def _figures(data: DashboardData) -> list[tuple[str, object]]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    layout = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), height=360, colorway=PALETTE,
+    layout = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), autosize=True, colorway=PALETTE,
                   legend=dict(orientation="h", y=-0.2))
     figures: list[tuple[str, object]] = []
 
@@ -133,7 +133,7 @@ def _figures(data: DashboardData) -> list[tuple[str, object]]:
         if d["anomaly_rate"].notna().any():  # NULL without a device_anomaly champion
             fig.add_scatter(x=d["device_id"], y=d["anomaly_rate"], name="anomaly rate", mode="markers", secondary_y=True,
                             marker=dict(color=PALETTE[4], size=9))
-        fig.update_layout(title="Device health (green ok · amber degraded · red silent)", **layout)
+        fig.update_layout(title="Device delivery (green ok, amber degraded, red silent)", **layout)
         fig.update_yaxes(tickformat=".0%", range=[0, 1.05], secondary_y=False)
         fig.update_yaxes(tickformat=".1%", secondary_y=True)
         figures.append(("device-health", fig))
@@ -148,15 +148,17 @@ def _figures(data: DashboardData) -> list[tuple[str, object]]:
     return figures
 
 
+def _chart_html(name: str, fig) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=name, default_width="100%", default_height="360px",
+                       config={"displaylogo": False, "responsive": True})
+
+
 def render_dashboard(data: DashboardData, generated_at: datetime | None = None) -> str:
     """The whole page as one HTML string: inline CSS, inline plotly.js, one div per chart."""
     from plotly.offline import get_plotlyjs
 
     figures = _figures(data)
-    charts = "\n".join(
-        f'<section class="chart">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=name, config={"displaylogo": False, "responsive": True})}</section>'
-        for name, fig in figures
-    )
+    charts = "\n".join(f'<section class="chart">{_chart_html(name, fig)}</section>' for name, fig in figures)
     tile_html = "\n".join(f'<div class="tile"><div class="label">{html.escape(label)}</div><div class="value">{html.escape(value)}</div></div>'
                           for label, value in tiles(data))
     missing = "".join(f"<li>{html.escape(m)}</li>" for m in data.missing)
@@ -173,8 +175,9 @@ header h1 {{ margin: 0; font-size: 22px; }} header p {{ margin: 4px 0 0; color: 
 .tile {{ background: #fff; border-radius: 10px; padding: 12px 16px; box-shadow: 0 1px 3px rgba(15,23,42,.12); }}
 .tile .label {{ font-size: 12px; color: #64748b; text-transform: uppercase; letter-spacing: .04em; }}
 .tile .value {{ font-size: 22px; font-weight: 600; margin-top: 4px; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 14px; padding: 18px 28px 28px; }}
-.chart {{ background: #fff; border-radius: 10px; padding: 6px; box-shadow: 0 1px 3px rgba(15,23,42,.12); min-height: 360px; }}
+.grid {{ display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 14px; padding: 18px 28px 28px; }}
+@media (max-width: 1000px) {{ .grid {{ grid-template-columns: minmax(0, 1fr); }} }}
+.chart {{ background: #fff; border-radius: 10px; padding: 6px; box-shadow: 0 1px 3px rgba(15,23,42,.12); min-height: 360px; min-width: 0; overflow: hidden; }}
 .missing {{ margin: 12px 28px 0; padding: 10px 16px; background: #fef3c7; border-radius: 8px; font-size: 13px; }}
 </style>
 <script type="text/javascript">{get_plotlyjs()}</script>
@@ -184,5 +187,11 @@ header h1 {{ margin: 0; font-size: 22px; }} header p {{ margin: 4px 0 0; color: 
 {f'<div class="missing"><strong>Not available for this day:</strong><ul>{missing}</ul></div>' if missing else ''}
 <div class="tiles">{tile_html}</div>
 <main class="grid">{charts}</main>
+<script>
+// Charts are drawn while the page is still being laid out; fit each to its final box once it is.
+window.addEventListener("load", function () {{
+  document.querySelectorAll(".js-plotly-plot").forEach(function (chart) {{ Plotly.Plots.resize(chart); }});
+}});
+</script>
 </body></html>
 """
