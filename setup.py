@@ -39,6 +39,8 @@ setup(
         "kubernetes>=30",
         "kubernetes-validate>=1.30",
         "matplotlib>=3.8",
+        "duckdb>=1.1",  # analytics marts and `lepton-lake sql` (DuckDB over the lake's Parquet)
+        "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
     ],
