@@ -160,6 +160,29 @@ def test_device_health_matches_pandas(sample_lake):
     assert (actual["gap_count"] > 0).any()  # the simulator drops messages: gaps are found
 
 
+def test_device_anomaly_rate_is_the_champion_models_flags(sample_lake):
+    import io
+    import json
+
+    import joblib
+
+    lake = sample_lake["lake"]
+    index = json.loads(lake.path("models", "device_anomaly", "registry.json").read_text())
+    actual = mart(lake, "device_health", DAY).set_index("device_id")
+    champion = index["aliases"].get("production")
+    if champion is None:  # the sample's thresholds decide; without a champion the rate is unknown, not 0
+        assert actual["anomaly_rate"].isna().all()
+        return
+    folder = lake.path("models", "device_anomaly", champion)
+    model = joblib.load(io.BytesIO((folder / "model.joblib").read_bytes()))
+    features = [f["name"] for f in json.loads((folder / "model_card.json").read_text())["feature_schema"]]
+    today = governed(lake, "device_telemetry", DAY)
+    today["flag"] = model.predict(today[features].astype("float64")) == -1
+    expected = today.groupby("device_id")["flag"].agg(["sum", "mean"])
+    assert (actual.loc[expected.index, "anomalies"] == expected["sum"]).all()
+    np.testing.assert_allclose(actual.loc[expected.index, "anomaly_rate"], expected["mean"])
+
+
 def test_source_quality_counts_governed_and_quarantined_rows(sample_lake):
     from lepton_pipelines.lake.quarantine import quarantined_rows
 
