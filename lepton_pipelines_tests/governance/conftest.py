@@ -21,7 +21,9 @@ schema:
   - {{name: order_id, type: integer, nullable: false, description: Order number}}
   - {{name: status, type: string, description: Order status}}
   - {{name: amount, type: float, description: Amount in EUR}}
+  - {{name: created_at, type: timestamp, description: When the order was placed}}
 primary_key: [order_id]
+event_time: created_at
 partitioning: daily
 expectations:
   - {{expectation: expect_column_values_to_not_be_null, kwargs: {{column: amount}}}}

@@ -40,10 +40,10 @@ def test_clean_sample_passes_every_check_and_keeps_every_row(tmp_path, lake, mak
     source = orders_source(tmp_path)
     ctx = make_ctx(source)
     frame = good_orders()
-    raw_results = evaluate_raw(ctx, findings({"order_id": "int64", "status": "str", "amount": "float64", "_source_file": "str"}))
+    raw_results = evaluate_raw(ctx, findings({"order_id": "int64", "status": "str", "amount": "float64", "created_at": "str", "_source_file": "str"}))
     assert [r.passed for r in raw_results] == [True, True, True]
     results = evaluate_clean(ctx, frame, cleaning_for(frame))
-    assert {r.check_name for r in results} | {"required_values"} == {s.name for s in clean_check_specs(source)}  # contract checks: clean step
+    assert {r.check_name for r in results} | {"required_values", "late_arrival"} == {s.name for s in clean_check_specs(source)}  # contract checks: clean step
     assert all(r.passed for r in results), [(r.check_name, r.description) for r in results if not r.passed]
     outcome = certify(ctx, frame, cleaning_for(frame))
     assert outcome.quarantined_rows == 0
@@ -161,7 +161,7 @@ def test_reconciliation_fails_when_rows_are_unaccounted_for(tmp_path, make_ctx):
 def test_schema_drift_reports_added_removed_renamed_and_retyped_columns(tmp_path, make_ctx, policy, severity, blocking):
     source = orders_source(tmp_path, schema_drift=policy)
     assert raw_check_specs(source)[0].blocking is blocking
-    landed = {"Order_ID": "string", "amount": "string", "coupon": "string", "_source_file": "string"}
+    landed = {"Order_ID": "string", "amount": "string", "coupon": "string", "created_at": "string", "_source_file": "string"}
     result = evaluate_raw(make_ctx(source), findings(landed, parse_failures={"amount": 8}, non_null={"amount": 10}))[0]
     assert not result.passed and result.severity == severity
     assert meta(result, "added_columns") == ["coupon"] and meta(result, "removed_columns") == ["status"]
@@ -171,12 +171,12 @@ def test_schema_drift_reports_added_removed_renamed_and_retyped_columns(tmp_path
 
 
 def test_text_formats_landing_strings_are_not_drift(tmp_path, make_ctx):
-    result = evaluate_raw(make_ctx(orders_source(tmp_path)), findings({"order_id": "string", "status": "string", "amount": "string"}))[0]
+    result = evaluate_raw(make_ctx(orders_source(tmp_path)), findings({"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}))[0]
     assert result.passed, result.description
 
 
 def test_a_few_unparsable_values_are_not_drift_but_fail_the_parse_check(tmp_path, make_ctx):
-    landed = {"order_id": "string", "status": "string", "amount": "string"}
+    landed = {"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}
     results = by_name(evaluate_raw(make_ctx(orders_source(tmp_path)),
                                    findings(landed, parse_failures={"amount": 1}, non_null={"amount": 10}, parse_quarantined=1)))
     assert results["schema_drift"].passed
