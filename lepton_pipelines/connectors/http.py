@@ -186,17 +186,17 @@ class HttpConnector(Connector):
         s = self.settings
         for attempt in range(s.retries + 1):
             retry_after: float | None = None
-            timed_out = False
+            timed_out, error = False, None
             try:
                 response = session.request(s.method, url, params=params, timeout=s.timeout_seconds)
-            except requests.Timeout:
-                failure, timed_out = f"no answer within timeout_seconds={s.timeout_seconds:g}", True
+            except requests.Timeout as exc:
+                failure, timed_out, error = f"no answer within timeout_seconds={s.timeout_seconds:g}", True, exc
             except requests.ConnectionError as exc:
-                failure = f"connection failed: {_connection_reason(exc)}"
+                failure, error = f"connection failed: {_connection_reason(exc)}", exc
             else:
                 if response.status_code < 400:
                     return response
-                failure = f"HTTP {response.status_code} {response.reason}: {response.text[:300]}"
+                failure = f"HTTP {response.status_code} {response.reason}: {redact.excerpt(response.text, 300)}"
                 if response.status_code not in RETRYABLE_STATUS:
                     raise redact.fail(f"{s.method} {redact.url(response.url)}: {failure}")
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
@@ -204,7 +204,7 @@ class HttpConnector(Connector):
                 raise redact.fail(
                     f"{s.method} {redact.url(_with_params(url, params))}: {failure} (gave up after {attempt + 1} attempts; "
                     f"connector.retries={s.retries})",
-                    kind=ConnectorTimeoutError if timed_out else None,
+                    error, kind=ConnectorTimeoutError if timed_out else None,
                 )
             time.sleep(backoff_delay(attempt, s.backoff_seconds, s.max_backoff_seconds, retry_after))
         raise AssertionError("unreachable")
@@ -265,7 +265,7 @@ def _json_body(response: requests.Response, where: str, redact: Redactor, exact_
     except ValueError as exc:
         # The body may echo the request (auth header included): it is quoted only through the redactor.
         raise redact.fail(
-            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); starts with {response.text[:120]!r}", exc
+            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); starts with {redact.excerpt(response.text, 120)!r}", exc
         )
 
 

@@ -67,6 +67,12 @@ class Redactor:
         result = self._headers.sub(lambda m: f"{m['key']}{m['sep']}{MASK}", result)
         return _KEY_VALUE.sub(lambda m: f"{m['key']}{m['sep']}{MASK}", result)
 
+    def excerpt(self, text: str, length: int) -> str:
+        """The first ``length`` characters *after* redaction: cutting first could leave half a secret
+        that no longer matches. Only a window a little longer than the excerpt is scanned."""
+        longest = len(self._literals[0]) if self._literals else 0
+        return self.text(text[: length + longest + 256])[:length]
+
     def url(self, url: str) -> str:
         """The URL without its userinfo (user and password), then scrubbed like any text."""
         parts = urlsplit(url)
