@@ -193,6 +193,10 @@ class HttpConnector(Connector):
                 failure, timed_out, error = f"no answer within timeout_seconds={s.timeout_seconds:g}", True, exc
             except requests.ConnectionError as exc:
                 failure, error = f"connection failed: {_connection_reason(exc)}", exc
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+                failure, error = f"the answer broke off while it was read ({type(exc).__name__})", exc
+            except requests.RequestException as exc:  # invalid URL, too many redirects, ...: a retry cannot help
+                raise redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
             else:
                 if response.status_code < 400:
                     return response
@@ -240,7 +244,10 @@ def _fill(template: str, values: dict[str, str], field: str, source: str) -> str
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:
-    return requests.Request("GET", url, params=params).prepare().url or url
+    try:
+        return requests.Request("GET", url, params=params).prepare().url or url
+    except requests.RequestException:  # the URL itself is what is wrong: quote it as configured
+        return url
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

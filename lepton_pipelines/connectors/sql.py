@@ -91,7 +91,7 @@ class _AttemptFailed(Exception):
     """One attempt's database error, classified: which timeout fired (if any), and whether to retry."""
 
     def __init__(self, cause: DBAPIError, connected: bool):
-        super().__init__(str(cause))
+        super().__init__(type(cause).__name__)  # the raw driver text stays only in the redacted stand-in
         self.cause = cause
         self.timeout = _timeout_setting(cause, connected)
         self.transient = self.timeout == "connect_timeout" or _is_transient(cause, connected)
@@ -121,6 +121,11 @@ class SqlConnector(Connector):
                 break
             except SQLAlchemyError as exc:  # not a driver error (e.g. a missing dialect): never retried
                 raise redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
+            except ImportError as exc:
+                raise redact.fail(
+                    f"{self._where()}: the database driver for {url.drivername!r} is not installed ({exc}); "
+                    f"install it in the code location's image", exc,
+                )
             except _AttemptFailed as failed:
                 reason = _describe(redact, failed.cause)
                 gave_up = f"(gave up after {attempt + 1} attempts; connector.retries={s.retries})"

@@ -82,6 +82,10 @@ def route(path: str, query: dict[str, str], headers: dict[str, str], n: int) -> 
         if kind == "items":  # a JSON list whose items are not objects: they land as rejects
             return status, {}, [lines, {"id": 1}]
         return status, {}, {"error": "echo", "request_headers": headers}
+    if head == "loop":
+        return 302, {"Location": path}, {}
+    if head == "broken":  # /broken/<failures>/<key>: the first <failures> answers break off mid-body
+        return (200, {"X-Truncate": "1"}, ITEMS) if n <= int(parts[1]) else (200, {}, ITEMS[:3])
     if head == "mixed":
         return 200, {}, {"items": [{"id": 1}, 7, {"id": 3}]}
     if head == "html":
@@ -123,6 +127,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
+            if extra.get("X-Truncate"):  # promise the whole body, send half, hang up
+                self.wfile.write(payload[: len(payload) // 2])
+                self.close_connection = True
+                return
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)

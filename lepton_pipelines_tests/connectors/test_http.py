@@ -119,6 +119,20 @@ def test_connection_refused_names_the_socket_error_not_the_pool(api):
     assert "RedactedError" in type(failure.value.__cause__).__name__ and "ConnectionError" in str(failure.value.__cause__)
 
 
+def test_an_answer_that_breaks_off_is_retried(api):
+    path = f"/broken/1/{key()}"
+    result = fetch(url=f"{api.base}{path}", retries=2)
+    assert result.records["id"].tolist() == [1, 2, 3] and len(api.hits(path)) == 2
+    with pytest.raises(ConnectorError, match=r"/broken/9/\w+: the answer broke off while it was read "
+                                             r"\(ChunkedEncodingError\) \(gave up after 2 attempts; connector.retries=1\)$"):
+        fetch(url=f"{api.base}/broken/9/{key()}", retries=1)
+
+
+def test_a_redirect_loop_fails_at_once_naming_the_url(api):
+    with pytest.raises(ConnectorError, match=r"^GET http://127\.0\.0\.1:\d+/loop\?x=1: TooManyRedirects: Exceeded 30 redirects\.$"):
+        fetch(url=f"{api.base}/loop", params={"x": 1}, retries=3)
+
+
 def test_auth_header_comes_from_env_and_never_appears_in_errors_or_results(api, monkeypatch):
     settings = {"url": f"{api.base}/secure", "auth_header_env": "ORDERS_API_AUTH", "auth_header_name": "X-Auth"}
     monkeypatch.delenv("ORDERS_API_AUTH", raising=False)
