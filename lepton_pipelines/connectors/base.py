@@ -113,8 +113,7 @@ def build_connector(settings: ConnectorSettings) -> Connector:
     return CONNECTORS[settings.type](settings)
 
 
-# -- shared helpers for connectors (added with the batch connectors) -------------------------------
-
+# -- durations and retries, shared by the pulled connectors (HTTP, SQL) --------------------------
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -146,6 +145,9 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
         return min(retry_after, cap)
     delay = min(cap, base * 2**attempt)
     return delay / 2 + random.uniform(0, delay / 2)
+
+
+# -- shared helpers for connectors (added with the batch connectors) -------------------------------
 # Landed types use the registry's column-type vocabulary so the drift check can compare them with the
 # declared schema directly; anything outside it keeps its own name (e.g. ``list<int64>``, ``decimal``).
 

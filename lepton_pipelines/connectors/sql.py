@@ -13,10 +13,11 @@ Left unattended, a run must neither hang nor give up on a blip:
 
 - ``connect_timeout`` (default 10s) bounds connecting, including a server that accepts the TCP
   connection and then never answers; ``statement_timeout`` (default 300s) makes the database cancel a
-  query that runs too long. Both are applied for PostgreSQL (libpq ``connect_timeout`` — which libpq
-  rounds up to at least 2s — and ``SET statement_timeout``) and SQLite (a progress handler interrupts
-  the statement); other dialects keep their driver's defaults, and setting either explicitly for them
-  is an error rather than a silently ignored line.
+  statement that runs too long (the query, and each chunk fetched from its cursor). Both are applied
+  for PostgreSQL through psycopg2/psycopg (libpq ``connect_timeout`` — which libpq rounds up to at
+  least 2s — and ``SET statement_timeout``) and SQLite (a progress handler interrupts the statement);
+  other drivers keep their own defaults, and setting either explicitly for them is an error rather
+  than a silently ignored line.
 - Transient connection failures (refused, reset, timed out, "the database system is starting up",
   too many clients) are retried ``retries`` times with exponential backoff and jitter, as HTTP is;
   query errors, authentication failures and a missing database fail at once.
@@ -58,7 +59,8 @@ from lepton_pipelines.connectors.http import ENV_VAR_PATTERN
 from lepton_pipelines.connectors.redact import Redactor
 
 WINDOW_PARAMETERS = ("start", "end", "date")
-TIMEOUT_DIALECTS = ("postgresql", "sqlite")
+# (dialect, driver) pairs whose timeouts we know how to set; None: any driver of that dialect.
+TIMEOUT_DRIVERS = {"postgresql": ("psycopg2", "psycopg"), "sqlite": None}
 
 # SQLSTATEs a retry may cure: connection exceptions, server shutting down / starting up, too many clients.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "53300")
@@ -114,7 +116,7 @@ class SqlConnector(Connector):
         raw_url = self._url()
         url = make_url(raw_url)
         redact = Redactor([raw_url, url.password and str(url.password), url.render_as_string(hide_password=False)])
-        timeouts = self._timeouts_for(url.get_backend_name(), redact)
+        timeouts = self._timeouts_for(url, redact)
         for attempt in range(s.retries + 1):
             try:
                 columns, chunks = self._read(url, statement, params, timeouts is not None)
@@ -205,16 +207,17 @@ class SqlConnector(Connector):
 
         return engine
 
-    def _timeouts_for(self, backend: str, redact: Redactor) -> dict[str, str] | None:
+    def _timeouts_for(self, url: URL, redact: Redactor) -> dict[str, str] | None:
         s = self.settings
-        if backend in TIMEOUT_DIALECTS:
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if backend in TIMEOUT_DRIVERS and (TIMEOUT_DRIVERS[backend] is None or driver in TIMEOUT_DRIVERS[backend]):
             return {"connect_timeout": seconds_text(s.connect_timeout), "statement_timeout": seconds_text(s.statement_timeout)}
         explicit = sorted({"connect_timeout", "statement_timeout"} & s.model_fields_set)
         if explicit:
             raise redact.fail(
-                f"{self._where()}: connector.{' and connector.'.join(explicit)} cannot be applied to dialect {backend!r} "
-                f"(supported: {', '.join(TIMEOUT_DIALECTS)}); remove the setting and configure the timeout in the driver's "
-                f"URL options instead"
+                f"{self._where()}: connector.{' and connector.'.join(explicit)} cannot be applied to {backend}+{driver} "
+                f"(supported: postgresql+psycopg2, postgresql+psycopg, sqlite); remove the setting and configure the "
+                f"timeout in the driver's URL options instead"
             )
         return None
 
