@@ -14,8 +14,9 @@ import yaml
 from pydantic import ValidationError
 
 from lepton_pipelines.cleaning import CLEANING_RULES, CleaningRule, ColumnInfo, TableInfo
+from lepton_pipelines.cleaning.base import ParseOptions
 from lepton_pipelines.connectors import CONNECTORS, Connector
-from lepton_pipelines.sources.spec import SourceSpec
+from lepton_pipelines.sources.spec import ColumnSpec, SourceSpec
 
 SHIPPED_REGISTRY = Path(__file__).parent / "registry"
 SOURCES_PATH_ENV = "LEPTON_SOURCES_PATH"
@@ -95,7 +96,7 @@ def load_source_file(file: Path) -> tuple[Source | None, list[str]]:
         problems.append(f"{file}: name: {spec.name!r} must match the file name {file.stem!r}")
     table = TableInfo(
         source=spec.name,
-        columns=tuple(ColumnInfo(c.name, c.type, c.nullable) for c in spec.columns),
+        columns=tuple(column_info(spec, c) for c in spec.columns),
         primary_key=tuple(spec.primary_key),
         event_time=spec.event_time,
     )
@@ -105,6 +106,19 @@ def load_source_file(file: Path) -> tuple[Source | None, list[str]]:
     if problems or connector is None:
         return None, problems
     return Source(spec=spec, connector=connector, rules=tuple(rules), table=table), []
+
+
+def column_info(spec: SourceSpec, column: ColumnSpec) -> ColumnInfo:
+    """What typing and the cleaning rules need to know of a declared column."""
+    options = ParseOptions(
+        formats=column.formats,
+        decimal=column.decimal or ".",
+        thousands=column.thousands,
+        true_values=tuple(column.true_values) if column.true_values is not None else None,
+        false_values=tuple(column.false_values) if column.false_values is not None else None,
+        timezone=column.timezone or "UTC",
+    )
+    return ColumnInfo(column.name, column.type, column.nullable, options, column.from_, spec.parse_error_policy(column))
 
 
 def _build_connector(file: Path, block: dict[str, Any], problems: list[str]) -> Connector | None:

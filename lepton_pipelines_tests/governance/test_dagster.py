@@ -11,6 +11,7 @@ from lepton_pipelines.governance import (
     GovernanceContext, GreatExpectationsResource, build_governance_defs, certify, clean_check_specs, evaluate_clean,
     governed_check_specs,
 )
+from lepton_pipelines.governance.checks import contract_results
 from lepton_pipelines.governance.freshness import deadline_cron_for_daily
 from lepton_pipelines.lake.resource import LakeResource
 
@@ -29,6 +30,7 @@ def asset_pair(source, frame: pd.DataFrame, lake_url: str):
         ctx = GovernanceContext(source, lake.get(), context.partition_key, gx, context.log)
         yield dg.Output(None)
         yield from evaluate_clean(ctx, frame, cleaning_for(frame))
+        yield from contract_results(ctx, 0, [], 0, [])
 
     @dg.asset(key=["orders", "governed"], partitions_def=partitions, deps=[clean], check_specs=governed_check_specs(source))
     def governed(context, gx: GreatExpectationsResource, lake: LakeResource):
@@ -112,14 +114,14 @@ def test_scorecard_and_catalog_summarize_the_lake(tmp_path, lake):
     assert result.success
     by_source = pd.read_parquet(lake.path("_quality", "_scorecard", "by_source.parquet").path)
     row = by_source.set_index("source").loc["orders"]
-    assert row["checks"] == 14 and row["failed"] == 1 and row["quarantined_rows"] == 1  # 2 partitions × 7 checks
+    assert row["checks"] == 16 and row["failed"] == 1 and row["quarantined_rows"] == 1  # 2 partitions × 8 checks
     per_day = pd.read_parquet(lake.path("_quality", "_scorecard", "by_partition.parquet").path)
-    assert per_day["pass_rate"].tolist() == [1.0, pytest.approx(6 / 7)]
+    assert per_day["pass_rate"].tolist() == [1.0, pytest.approx(7 / 8)]
     scorecard_md = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "quality_scorecard").materialization.metadata["scorecard"].value
-    assert "data:image/png;base64," in scorecard_md and "| orders | 14 | 13 | 1 |" in scorecard_md
+    assert "data:image/png;base64," in scorecard_md and "| orders | 16 | 15 | 1 |" in scorecard_md
     catalog = pd.read_parquet(lake.path("_catalog", "catalog.parquet").path).set_index("dataset")
     assert set(catalog.index) == {"orders/clean", "orders/governed", "orders/quarantine"}
     assert catalog.loc["orders/governed", "row_count"] == 11 and catalog.loc["orders/quarantine", "row_count"] == 1
     assert catalog.loc["orders/governed", "owner"] == "team:test" and catalog.loc["orders/governed", "upstream"] == "orders/clean"
-    assert catalog.loc["orders/governed", "quality_score"] == pytest.approx(6 / 7, rel=1e-3)
+    assert catalog.loc["orders/governed", "quality_score"] == pytest.approx(7 / 8, rel=1e-3)
     assert '"description": "Amount in EUR"' in catalog.loc["orders/governed", "schema"]
