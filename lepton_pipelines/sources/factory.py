@@ -115,7 +115,8 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             store = lake.get()
             partition = context.partition_key if context.has_partition_key else None
             fetched: FetchResult = source.connector.fetch(
-                FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.landed_name for c in spec.columns))
+                FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.landed_name for c in spec.columns),
+                             column_types={c.landed_name: c.type for c in spec.columns})
             )
             # consume: each landed text column is freed as soon as it is typed
             coerced = coerce_to_schema(fetched.records, source.table, consume=True)
