@@ -139,7 +139,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             nulled = {c: n for c, n in coerced.parse_failures.items() if spec.parse_error_policy(spec.column(c)) == "null"}
             findings = RawFindings(
                 landed_schema=dict(fetched.landed_schema), parse_failures=dict(coerced.parse_failures), non_null=dict(coerced.non_null),
-                parse_quarantined=parsed.removed, parse_nulled=nulled, empty_inputs=_empty_inputs(fetched),
+                parse_quarantined=parsed.removed, parse_nulled=nulled, empty_inputs=_empty_inputs(fetched, pulled=source.connector.landing_settings() is None),
                 inputs=max(len(fetched.inputs), 1 if getattr(fetched, "empty", None) else 0), rows=len(frame),
             )
             yield dg.Output(
@@ -171,13 +171,13 @@ def _parse_failure_examples(coerced: Any, column: str) -> str:
     return f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. {', '.join(texts)}"
 
 
-def _empty_inputs(fetched: FetchResult) -> list[str]:
-    """Files (or windows) that held no record at all: 0-byte, header-only, no JSON objects, no rows."""
-    empty = [entry["path"] for entry in fetched.inputs if not entry.get("rows") and not entry.get("rejected")]
-    marker = getattr(fetched, "empty", None)  # pulled sources (HTTP, SQL) say why their window was empty
-    if marker and not empty:
-        empty.append(str(marker))
-    return empty
+def _empty_inputs(fetched: FetchResult, pulled: bool) -> list[str]:
+    """Inputs that held no record at all: landed files that are 0-byte, header-only, without a JSON object
+    or a row; for pulled sources (HTTP, SQL) the window itself, in the connector's words (``empty``) —
+    an API's last, empty page is how pagination ends, not an empty input."""
+    if pulled:
+        return [str(fetched.empty)] if fetched.empty else []
+    return [entry["path"] for entry in fetched.inputs if not entry.get("rows") and not entry.get("rejected")]
 
 
 def _column_descriptions(source: Source) -> dict[str, str]:
