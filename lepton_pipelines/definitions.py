@@ -14,11 +14,11 @@ from lepton_pipelines.iot import definitions as iot_definitions
 from lepton_pipelines.models import definitions as models_definitions
 from lepton_pipelines.platform import definitions as platform_definitions
 from lepton_pipelines.sources.definitions import build_sources_defs
-from lepton_pipelines.sources.registry import load_sources
+from lepton_pipelines.sources.registry import load_sources_or_explain
 
 
 def build_defs() -> dg.Definitions:
-    sources = load_sources()
+    sources = load_sources_or_explain()
     return dg.Definitions.merge(
         build_sources_defs(sources),
         build_governance_defs(sources),

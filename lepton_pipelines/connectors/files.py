@@ -51,8 +51,6 @@ from lepton_pipelines.connectors.base import (
 FILE_EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 DATE_PLACEHOLDER = "{date}"
 _DATE_SEGMENT = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
-# Values sampled per column and file to infer the landed type of string-typed CSV columns.
-INFER_SAMPLE_ROWS = 1000
 # Distinct bad lines the fast CSV path pins to line numbers (one scan of the file each); a file with
 # more is re-read line by line.
 MAX_LOCATED_BAD_LINES = 100
@@ -281,7 +279,8 @@ def read_csv_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRead:
     table, lines, rejects = fast if fast is not None else _read_csv_line_by_line(data, path, names, settings)
     note = "header only: no records" if table.num_rows == 0 and not rejects else None
     records = table.to_pandas()
-    return _FileRead(records, lines, rejects, _infer_string_columns(table), note)
+    # Every CSV value lands as text; whether it fits its declared type is typing's verdict, per value.
+    return _FileRead(records, lines, rejects, {name: "string" for name in table.column_names}, note)
 
 
 def _csv_column_names(data: bytes, path: str, settings: FileSettings) -> list[str]:
@@ -529,35 +528,6 @@ def _read_csv_line_by_line(
     table = pa.table({f"c{i}": pa.array(values, type=pa.string()) for i, values in enumerate(columns)})
     return table.rename_columns(names), np.asarray(lines, dtype=np.int64), rejects
 
-
-_STRING_INFERENCE = (
-    ("integer", pa.int64()),
-    ("float", pa.float64()),
-    ("boolean", pa.bool_()),
-    ("date", pa.date32()),
-    ("timestamp", pa.timestamp("us")),
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-)
-
-
-def _infer_string_columns(table: pa.Table) -> dict[str, str]:
-    """What each string column's values look like, from a sample: the drift check's view of a CSV."""
-    schema: dict[str, str] = {}
-    sample = table.slice(0, INFER_SAMPLE_ROWS)
-    for name, column in zip(table.column_names, sample.columns):
-        values = column.drop_null()
-        if len(values) == 0:
-            schema[name] = "null"
-            continue
-        schema[name] = "string"
-        for kind, arrow_type in _STRING_INFERENCE:
-            try:
-                pc.cast(values, arrow_type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                continue
-            schema[name] = kind
-            break
-    return schema
 
 
 # -- JSON Lines ----------------------------------------------------------------------------------
