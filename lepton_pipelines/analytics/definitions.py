@@ -7,7 +7,6 @@ import dagster as dg
 from lepton_pipelines.analytics import marts
 from lepton_pipelines.analytics.assets import (
     DASHBOARD_KEY,
-    GROUP,
     IO_MANAGER_KEY,
     AnalyticsIOManager,
     build_device_health,
@@ -88,7 +87,6 @@ def build_analytics_defs(sources: list[Source]) -> dg.Definitions:
         "analytics_daily",
         selection=dg.AssetSelection.assets(risk_scores, DASHBOARD_KEY, *[mart_key(n) for n in
                                            ("daily_kpis", "daily_source_quality", "customer_360", "market_risk", "device_health")]),
-        partitions_def=daily,
         description="Scores, marts and dashboard for one day, in dependency order.",
     )
     refresh = dg.build_schedule_from_partitioned_job(refresh_job, hour_of_day=6, minute_of_hour=0)
@@ -101,4 +99,3 @@ def build_analytics_defs(sources: list[Source]) -> dg.Definitions:
 
 
 defs = build_analytics_defs(load_sources())
-__all__ = ["GROUP", "build_analytics_defs", "defs"]

@@ -153,9 +153,6 @@ def registry_for(lake, spec: ModelSpec) -> ModelRegistry:
 
 
 # -- Dagster wiring (thin) -------------------------------------------------------------------------
-SCORES_CHECKS = ("one_score_per_governed_row", "scores_in_range", "scored_by_champion")
-
-
 def scores_key(model: str) -> dg.AssetKey:
     return dg.AssetKey(["models", model, SCORES_FOLDER])
 

@@ -2,7 +2,6 @@
 run on both: what the marts are tested against is what a user of ``bin/demo`` would have."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
