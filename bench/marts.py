@@ -9,7 +9,10 @@ governed inputs) on what was published — reported apart, since the baseline ha
 Each phase runs in its own process, so its peak RSS (sampled every 20 ms, above its post-import level)
 is its own. Target (issue #15): marts ≤ 1.3× duckdb.
 
-    .venv/bin/python bench/marts.py [--days 30] [--rows 100000] [--scale 0.1] [--repeat 3]
+*Dagster* (``--dagster``): the five mart assets materialized in-process, one run a day — SQL, IO manager,
+metadata, charts and checks — for what the orchestration around the SQL adds.
+
+    .venv/bin/python bench/marts.py [--days 30] [--rows 100000] [--scale 0.1] [--repeat 3] [--dagster]
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from datetime import date, timedelta
 
 MARTS = ("daily_kpis", "daily_source_quality", "customer_360", "market_risk", "device_health")
 SOURCES = (("transactions", True), ("customers", False), ("fx_rates", True), ("market_data", True), ("device_telemetry", True))
-LAST_DAY = "2026-11-30"
+LAST_DAY = "2026-11-20"  # in the past: Dagster refuses partitions of days to come
 
 
 class PeakRss:
@@ -189,6 +192,32 @@ def phase_checks(lake_url: str, days: list[str]) -> dict:
     return {"seconds": seconds, "peak_rss_mib": (rss.peak - rss.base) / 2**20, "failed": failed[:5], "failed_count": len(failed)}
 
 
+def phase_dagster(lake_url: str, days: list[str]) -> dict:
+    """The five mart assets materialized by Dagster, one in-process run per day: SQL, publish through the
+    IO manager, metadata and chart, and the checks — everything a scheduled run does but launching."""
+    import dagster as dg
+
+    from lepton_pipelines.analytics.assets import IO_MANAGER_KEY, AnalyticsIOManager, mart_key
+    from lepton_pipelines.analytics.definitions import build_analytics_defs
+    from lepton_pipelines.lake.resource import LakeResource
+    from lepton_pipelines.sources.registry import load_sources
+
+    defs = build_analytics_defs(load_sources())
+    keys = {mart_key(name) for name in MARTS}
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
+    resources = {"lake": LakeResource(url=lake_url), IO_MANAGER_KEY: AnalyticsIOManager(url=lake_url)}
+    instance = dg.DagsterInstance.ephemeral()
+    failed = 0
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        for day in days:
+            result = dg.materialize(assets, partition_key=day, resources=resources, instance=instance, raise_on_error=False,
+                                    run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+            failed += 0 if result.success else 1
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_rss_mib": (rss.peak - rss.base) / 2**20, "failed_runs": failed}
+
+
 def _sub(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])})
@@ -203,7 +232,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="governed transactions per day")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply --rows (e.g. 0.1 for a quick run)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N for each timed phase")
-    parser.add_argument("--phase", choices=("generate", "marts", "duckdb", "checks", "sql"), help=argparse.SUPPRESS)
+    parser.add_argument("--dagster", action="store_true", help="also materialize the mart assets with Dagster, one run a day")
+    parser.add_argument("--phase", choices=("generate", "marts", "duckdb", "checks", "sql", "dagster"), help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     parser.add_argument("--sql-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,6 +258,9 @@ def main() -> None:
         return
     if args.phase == "checks":
         print(json.dumps(phase_checks(args.lake, days)))
+        return
+    if args.phase == "dagster":
+        print(json.dumps(phase_dagster(args.lake, days)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-marts-") as tmp:
@@ -257,6 +290,11 @@ def main() -> None:
               f"checks {checked['peak_rss_mib']:.0f} MiB")
         print(f"checks (reconcile every published mart with the governed inputs): {checked['seconds']:.2f}s, "
               f"{checked['failed_count']} failed{': ' + '; '.join(checked['failed']) if checked['failed'] else ''}")
+        if args.dagster:
+            run = _sub("--phase", "dagster", *common)
+            print(f"Dagster (5 mart assets with checks, metadata and charts, one run a day): {run['seconds']:.2f}s = "
+                  f"{run['seconds'] / best_bare['seconds']:.2f}× duckdb, peak RSS {run['peak_rss_mib']:.0f} MiB, "
+                  f"{run['failed_runs']} failed run(s)")
         print(json.dumps({"ratio": round(ratio, 3), "marts_seconds": round(best_ours["seconds"], 3),
                           "duckdb_seconds": round(best_bare["seconds"], 3), "checks_seconds": round(checked["seconds"], 3),
                           "marts_peak_rss_mib": round(best_ours["peak_rss_mib"], 1), "duckdb_peak_rss_mib": round(best_bare["peak_rss_mib"], 1),

@@ -41,7 +41,8 @@ def build_analytics_defs(sources: list[Source]) -> dg.Definitions:
         mart_asset(
             "daily_kpis",
             "Per day × channel × country × currency: transactions, amounts (original and in USD at that day's "
-            "fx_rates), decline and confirmed-fraud rates, and the champion risk model's high-risk count and amount.",
+            "fx_rates), decline and confirmed-fraud rates, and the champion risk model's high-risk count and amount. "
+            "The day's governed vs quarantined share per source is its sibling `analytics/daily_source_quality`.",
             [governed("transactions"), governed("fx_rates"), risk_scores],
             daily,
             lambda con, lake, day: marts.daily_kpis_sql(lake, day),
