@@ -11,9 +11,10 @@ moves it); a registry that names an explicit ``champion`` alias wins. Promoting 
 and re-scoring a year of data is a decision. Which days were scored by which version is one query
 (``lepton-lake sql "select date, model_version, count(*) from scores.transaction_risk group by all"``)
 and the ``scored_by_champion`` check (WARN) records it at each run; re-scoring is a backfill of this
-asset over the chosen partitions (UI: select the partitions → Materialize, or ``dagster asset
-materialize --select models/transaction_risk/scores --partition-range A...B``). Scoring with a
-given version (to reproduce an old run) is the ``model_version`` run config.
+asset over the chosen partitions (UI: select the partitions → Materialize, one run per day; or
+``dagster asset materialize --select models/transaction_risk/scores --partition D`` per day), then of
+the marts that read them. Scoring with a given version (to reproduce an old run) is the
+``model_version`` run config.
 
 scikit-learn and joblib are imported inside the functions: loading the code location stays fast.
 """
