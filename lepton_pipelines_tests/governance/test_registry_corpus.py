@@ -53,3 +53,19 @@ def test_unquoted_start_date_is_taken_as_written(tmp_path):
     path.write_text(json.dumps(merged(BASE, {"start_date": "__DATE__"})).replace('"__DATE__"', "2013-01-01"))
     source, problems = load_source_file(path)
     assert source is not None and source.spec.start_date == "2013-01-01", problems
+
+
+def test_code_location_shows_the_registry_problem_before_any_traceback(tmp_path):
+    """What the CLI and the UI's code-location error show: the problem first, not a traceback wall."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "corpus.yaml").write_text(json.dumps(merged(BASE, {"primary_keys": ["id"]})))
+    env = {**os.environ, "LEPTON_SOURCES_PATH": str(folder), "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, "-c", "import lepton_pipelines.definitions"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0
+    first = done.stderr.index("primary_keys: unknown field (did you mean 'primary_key'?)")
+    assert "Traceback" not in done.stderr[:first]
