@@ -115,14 +115,16 @@ class Poller:
             except ConnectionRefusedError as error:
                 self._record("refused", repr(error))
                 connection = None
-            except (http.client.RemoteDisconnected, ConnectionResetError) as error:
-                if keep_alive:  # an idle keep-alive connection closed by the server is retried, like any client does
-                    self._record("keepalive_reconnect")
+            except (http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLEOFError) as error:
+                if keep_alive:
+                    # On reload the old worker closes idle keep-alive connections; a request sent on one at
+                    # that instant meets the close, and the client reconnects (as urllib3/requests do).
+                    self._record("keepalive_reconnect", f"keep-alive: {error!r}")
                 else:
                     self._record("reset", repr(error))
                 connection = None
             except OSError as error:
-                self._record("other_error", repr(error))
+                self._record("other_error", f"{'keep-alive' if keep_alive else 'fresh'}: {error!r}")
                 connection = None
             time.sleep(0.005)
 
@@ -161,6 +163,7 @@ def test_cutover_failed_deploy_and_rollback_refuse_no_request(
     assert counts.get("reset", 0) == 0 and counts.get("other_error", 0) == 0, poller.errors
     assert counts.get("other_status", 0) == 0, poller.errors
     assert counts["ok"] > 100
+    assert counts.get("keepalive_reconnect", 0) <= len(steps)  # at most one closed idle connection per reload
     assert poller.versions["good-v1"] > 0 and poller.versions["good-v2"] > 0
     assert "bad-v3" not in poller.versions and "bad-v5" not in poller.versions
     assert all(detail["action"] == "reloaded" and detail["old_workers_drained"] for _, detail in steps)
