@@ -81,7 +81,9 @@ def test_rbac_yaml_validates_and_grants_only_namespaced_rights(version: str) -> 
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lepton-deployer"}
     assert binding["subjects"][0]["name"] == "lepton-deployer"
     granted = {verb for rule in role["rules"] for verb in rule["verbs"]}
-    assert "*" not in granted and not {"list", "watch", "escalate", "bind", "impersonate"} & granted
+    assert "*" not in granted and not {"watch", "escalate", "bind", "impersonate"} & granted
+    # "list" only for pods (to see a terminal state of the new version's pods), nothing else.
+    assert [rule["resources"] for rule in role["rules"] if "list" in rule["verbs"]] == [["pods"]]
     assert all("*" not in rule["resources"] and "secrets" not in rule["resources"] for rule in role["rules"])
 
 
