@@ -322,6 +322,29 @@ class BackupRepository:
                 self.fs.rm(staged)
         return size
 
+    def _ingest(self, source_fs, source_path: str) -> tuple[str, str, int]:
+        """Copy a lake file of unknown checksum into a staging object while hashing it: one read of
+        the file instead of a hashing pass and a copying pass. Returns (staging path, sha256, size);
+        the caller publishes it under its checksum or drops it when that object is already stored.
+        The lake publishes files by atomic replace (and S3 objects are immutable), so an open handle
+        reads one whole version of the file: the checksum always describes the bytes stored."""
+        directory = self._abs("objects")
+        self.fs.makedirs(directory, exist_ok=True)
+        staged = f"{directory}/.ingest.{uuid.uuid4().hex}.tmp"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with source_fs.open(source_path, "rb") as src, self.fs.open(staged, "wb") as dst:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            if self.fs.exists(staged):
+                self.fs.rm(staged)
+            raise
+        return staged, digest.hexdigest(), size
+
     def _object_intact(self, sha256: str) -> bool:
         try:
             return _sha256_of(self.fs, self.object_path(sha256)) == sha256
@@ -355,20 +378,28 @@ class BackupRepository:
             size = int(info.get("size") or 0)
             fingerprint = fingerprint_of(info)
             known = previous.get((rel_path, fingerprint, size)) if fingerprint else None
+            staged = None
             if known:
                 sha = known
-            else:
-                sha = _sha256_of(lake.fs, abs_path)
+            elif rehash:
+                sha = _sha256_of(lake.fs, abs_path)  # a full check re-reads; it stores little
                 hashed += 1
-            damaged = False
-            if sha in intact:
-                reused += 1
-            elif sha in stored and stored[sha] == size and (not rehash or self._object_intact(sha)):
+            else:
+                staged, sha, size = self._ingest(lake.fs, abs_path)  # new or changed: one read
+                hashed += 1
+            if sha in intact or (sha in stored and stored[sha] == size and (not rehash or self._object_intact(sha))):
                 intact.add(sha)
                 reused += 1
+                if staged is not None:
+                    self.fs.rm(staged)
             else:
                 damaged = sha in stored
-                bytes_copied += self._store_object(lake.fs, abs_path, sha)
+                if staged is not None:
+                    self.fs.makedirs(self.object_path(sha).rsplit("/", 1)[0], exist_ok=True)
+                    _publish(self.fs, staged, self.object_path(sha))
+                    bytes_copied += size
+                else:
+                    bytes_copied += self._store_object(lake.fs, abs_path, sha)
                 stored[sha] = size
                 intact.add(sha)
                 copied += 1
@@ -480,7 +511,7 @@ class BackupRepository:
             entry for entry in manifest.files
             if overwrite_all or not _lake_file_matches(lake, entry, current.get(entry.path), trust_fingerprints)
         ]
-        available = self.object_sizes()
+        available = self.object_sizes() if wanted else {}
         absent = sorted({e.path for e in wanted if e.sha256 not in available})
         if absent:
             raise IntegrityError(
