@@ -283,13 +283,21 @@ class DockerHostTarget(DeployTarget):
             except GatewayError as error:
                 raise fail_unchanged(str(error)) from error
 
+        # Pin by digest: ask the registry (through the engine) which image the tag names, and run
+        # exactly that; a tag the registry does not know falls through to the pull, which says why.
+        if not tag.startswith("sha256:"):
+            try:
+                image = f"{repository}@{client.images.get_registry_data(request.image).id}"
+            except (APIError, NotFound, RequestException) as error:
+                log(f"cannot resolve {request.image} to a digest in its registry ({error}); using the tag")
         pulled = False
         try:
             client.images.get(image)
         except ImageNotFound:
             log(f"pulling {image}")
             try:
-                client.images.pull(repository, tag=tag)
+                name, _, reference = image.partition("@") if "@" in image else (repository, "", tag)
+                client.images.pull(name, tag=reference)
                 pulled = True
             except APIError as error:
                 raise fail_unchanged(f"pulling {image} failed (image pull error): {error.explanation or error}.") from error
@@ -307,7 +315,7 @@ class DockerHostTarget(DeployTarget):
                     name=container_name(model_name, plan.new_slot, replica),
                     network_mode="host",
                     environment={**passed_env, "PORT": str(port), "HOST": config.service_host},
-                    labels=container_labels(model_name, request.model_version, plan.new_slot, port, replica),
+                    labels=container_labels(model_name, request.model_version, plan.new_slot, port, replica, request.image),
                     restart_policy={"Name": "unless-stopped"},
                     mem_limit=config.memory_limit,
                     nano_cpus=int(config.cpus * 1e9) if config.cpus else None,

@@ -84,6 +84,9 @@ def test_first_deploy_pulls_image_and_serves_every_replica(docker_client, test_i
         assert container.attrs["Config"]["User"] == "10001:10001"
         assert "HOST=127.0.0.1" in container.attrs["Config"]["Env"]
         assert "as uid 10001" in container.logs().decode()
+        # Pinned: the tag was resolved in the registry and the container runs that digest.
+        assert container.attrs["Config"]["Image"] == result.details["image_pinned"]
+        assert result.details["image_pinned"].startswith(image.rsplit(":", 1)[0] + "@sha256:")
     ports_in_env = sorted(v for c in containers for v in c.attrs["Config"]["Env"] if v.startswith("PORT="))
     assert ports_in_env == [f"PORT={base_port}", f"PORT={base_port + 1}"]
 
