@@ -34,7 +34,7 @@ from .config import (
     split_image_reference,
     validate_model_name,
 )
-from .gateway import Gateway, GatewayError, ensure_gateway_image, gateway_container_name
+from .gateway import Gateway, GatewayError, ensure_gateway_image, public_host
 from .gateway_config import Backend, GatewaySpec
 from .health import ReplicaCheckFailed, probe, verify_replica
 from .slots import (
@@ -273,7 +273,7 @@ class DockerHostTarget(DeployTarget):
         gateway_image = ""
         if config.gateway.enabled:
             gateway = _gateway_for(client, model_name, config, gateway_secrets, log)
-            if gateway.find() is None and _port_answers(config.service_host, config.gateway_port):
+            if gateway.find() is None and _port_answers(public_host(config.gateway.bind_address), config.gateway_port):
                 raise fail_unchanged(
                     f"gateway port {config.gateway_port} already answers on this host and it is not this model's "
                     f"gateway ({gateway.name}); choose gateway.port or base_port"

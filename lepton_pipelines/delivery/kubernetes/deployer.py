@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from lepton_pipelines.delivery.targets import DeployFailed, DeployRequest, DeployResult
 
-from .client import ClusterClient, ClusterError
+from .client import ClusterClient, ClusterError, ClusterForbidden
 from .config import DeployConfig
 from .manifests import (
     CANARY,
@@ -78,6 +78,7 @@ class KubernetesDeployer:
         self._log = log
         self._sleep = sleep
         self._clock = clock
+        self._pods_forbidden = False
 
     def deploy(self, request: DeployRequest, config: DeployConfig, manifests: list[dict[str, Any]]) -> DeployResult:
         namespace, name = config.namespace, resource_name(request.model_name)
@@ -176,7 +177,15 @@ class KubernetesDeployer:
         version = manifest["spec"]["template"]["metadata"]["labels"].get(MODEL_VERSION_LABEL)
         if version:
             labels[MODEL_VERSION_LABEL] = version
-        pods = self._cluster.list_pods(namespace, labels)
+        if self._pods_forbidden:
+            return None
+        try:
+            pods = self._cluster.list_pods(namespace, labels)
+        except ClusterForbidden as error:
+            # An older Role without "list pods": keep deploying, only without the fast verdict.
+            self._log(f"cannot read pod states, terminal failures will surface at the rollout timeout: {error}")
+            self._pods_forbidden = True
+            return None
         problem = terminal_pod_problem(pods)
         if problem:
             return problem
