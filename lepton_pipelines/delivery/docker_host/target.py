@@ -68,6 +68,7 @@ class DockerHostStatus:
     serving_image: str | None
     serving_version: str | None
     replicas: list[ReplicaStatus]
+    gateway_url: str | None = None  # the model's stable address, when its gateway runs
 
 
 def _endpoint(service_host: str, port: int) -> str:
@@ -457,6 +458,9 @@ class DockerHostTarget(DeployTarget):
         client = _connect(settings)
         try:
             records = [record for _, record in _list_replicas(client, model_name)]
+            gateway = Gateway(client, _gateway_spec(model_name, settings), settings.gateway, {}, lambda _: None)
+            running = gateway.find()
+            gateway_url = gateway.url if running is not None and running.status == "running" else None
         finally:
             client.close()
         plan = plan_slots(records)
@@ -478,6 +482,7 @@ class DockerHostTarget(DeployTarget):
             serving_image=serving[0].image if serving else None,
             serving_version=serving[0].version if serving else None,
             replicas=replicas,
+            gateway_url=gateway_url,
         )
 
     def undeploy(

@@ -136,6 +136,7 @@ def test_cutover_failed_deploy_and_rollback_refuse_no_request(
     first = target.deploy(gateway_request(model_name, test_images["good-v1"], base_port), log=lambda _: None)
     port = base_port + 200
     assert first.details["endpoints"] == [f"https://127.0.0.1:{port}"]
+    assert target.status(model_name, {"base_port": base_port}).gateway_url == f"https://127.0.0.1:{port}"
 
     poller = Poller(port, gateway_secrets["ca_file"], gateway_secrets["api_key"]).start()
     time.sleep(1)
