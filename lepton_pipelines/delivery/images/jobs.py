@@ -77,9 +77,14 @@ def build_model_image_locally(
 def smoke_test_model_image(
     context: OpExecutionContext, built: dict[str, Any], image_builder: ImageBuilderResource
 ) -> dict[str, Any]:
-    """Run the local image with the production hardening; fail the run (nothing pushed) if it does not serve."""
-    report = run_smoke_test(context, built["reference"], ready_timeout_s=image_builder.smoke_ready_timeout_seconds)
-    context.log.info(f"smoke test of {built['reference']} passed: {[c['check'] for c in report.get('checks', [])]}")
+    """Run the local image with the production hardening; fail the run (nothing pushed) if it does not serve.
+
+    It runs the image by its id, not its tag, so the bytes tested are the bytes pushed next even if
+    the local tag were moved in between (the push re-checks the id against the registry)."""
+    report = run_smoke_test(context, built["image_id"], ready_timeout_s=image_builder.smoke_ready_timeout_seconds)
+    context.log.info(
+        f"smoke test of {built['reference']} ({built['image_id'][:19]}) passed: {[c['check'] for c in report.get('checks', [])]}"
+    )
     return {**report, "image_id": built["image_id"]}
 
 
