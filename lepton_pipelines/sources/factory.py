@@ -222,8 +222,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             release_freed_memory()
             required = contract.required_rejects(result.frame, spec)
             frame = result.frame if required.keep.all() else select_rows(result.frame, required.keep)
-            late, late_count = contract.late_rejects(frame, spec, partition)
-            late_sample = contract.late_arrivals(frame, spec, partition)[1][:5]
+            late, late_count, late_sample = contract.late_rejects(frame, spec, partition)
             frame = frame if late.keep.all() else select_rows(frame, late.keep)
             removed = [contract.cleaning_quarantine(result.removed, spec), required.quarantine, late.quarantine]
             write_quarantine(store, spec.name, partition, "clean", pd.concat([q for q in removed if len(q)], ignore_index=True) if any(len(q) for q in removed) else None)
