@@ -50,12 +50,14 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "duckdb>=1.0",
+            "vega_datasets>=0.9",  # real public data sets (CSV files inside the wheel) for the governance tests
         ],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "duckdb>=1.0",
+            "vega_datasets>=0.9",
             "ruff>=0.6",
         ],
     },

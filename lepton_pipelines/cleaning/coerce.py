@@ -75,7 +75,7 @@ class CoercionResult:
     extra_columns: list[str] = field(default_factory=list)  # landed but undeclared (not kept: see landing)
     failed_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # column → failing rows
     failed_text: dict[str, pd.Series] = field(default_factory=dict, repr=False)  # column → landed values
-    non_null: dict[str, int] = field(default_factory=dict)  # column → landed values that were not blank
+    non_null: dict[str, int] = field(default_factory=dict)  # column with failures → landed values that were not blank
     policies: dict[str, str] = field(default_factory=dict)  # column → on_parse_error
     expected: dict[str, str] = field(default_factory=dict)  # column → what a value should look like
 
@@ -99,7 +99,7 @@ class CoercionResult:
 
     def reject_reasons(self, positions: np.ndarray) -> list[str]:
         """One reason per row position: every column of that row whose value failed, its text and what
-        was expected, e.g. ``amount: '1,234' is not a float (expected a number with '.' decimals)``."""
+        was expected, e.g. ``amount: '12,50' is not a number ('.' decimal point, no thousands separator)``."""
         reasons: list[list[str]] = [[] for _ in range(len(positions))]
         for column, failed in self.failed_masks.items():
             hits = failed[positions]
@@ -146,8 +146,10 @@ def coerce_to_schema(records: pd.DataFrame, table: TableInfo, consume: bool = Fa
         values = records[column.source_name]
         parsed, failed = _PARSERS[column.kind](values, column)
         columns[column.name] = pd.Series(parsed, index=index, name=column.name)
-        result.non_null[column.name] = int(len(values) - _blank_count(values))
         if failed is not None and failed.any():
+            # landed values that were not blank, for drift's "mostly unparsable" judgement; only needed
+            # (and only paid for) where something failed
+            result.non_null[column.name] = int(len(values) - _blank_count(values))
             result.failed_masks[column.name] = failed
             result.failed_text[column.name] = values  # the failing values' text goes to _parse_errors
             result.parse_failures[column.name] = int(failed.sum())
@@ -207,9 +209,9 @@ def _parse_float(values: pd.Series, column: ColumnInfo) -> Parsed:
             return parsed.to_numpy(), _failed(landed, parsed)
         except pa.ArrowInvalid:
             pass
-    text = _normalize_number_text(_trim(landed), column)
-    parsed = _cast_matching(text, _FLOAT_TEXT, pa.float64())
-    return parsed.to_numpy(), _failed(_trim(landed), parsed)
+    trimmed = _trim(landed)
+    parsed = _cast_matching(_normalize_number_text(trimmed, column), _FLOAT_TEXT, pa.float64())
+    return parsed.to_numpy(), _failed(trimmed, parsed)
 
 
 def _parse_integer(values: pd.Series, column: ColumnInfo) -> Parsed:

@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -41,7 +42,7 @@ from lepton_pipelines.connectors.base import (
     ConnectorSettings,
     FetchRequest,
     FetchResult,
-    flatten_record,
+    RecordShape,
     landed_schema_of_records,
     merge_landed_schemas,
     register_connector,
@@ -215,8 +216,9 @@ class FileConnector(Connector):
         rejects: list[dict[str, Any]] = []
         inputs: list[dict[str, Any]] = []
         schemas: list[dict[str, str]] = []
+        shape = RecordShape.declared(request.column_types, self.settings.flatten_separator)
         for file in files:
-            read = self._read(request.lake, file)
+            read = self._read(request.lake, file, shape)
             frame = read.records
             clashing = [c for c in LINEAGE_COLUMNS if c in frame.columns]
             if clashing:
@@ -246,12 +248,14 @@ class FileConnector(Connector):
             records=records, rejects=rejects_frame(rejects), inputs=inputs, landed_schema=merge_landed_schemas(schemas)
         )
 
-    def _read(self, lake: Any, file: LandingFile) -> _FileRead:
+    def _read(self, lake: Any, file: LandingFile, shape: RecordShape) -> _FileRead:
         data = lake.fs.cat_file(lake.path(*file.path.split("/")).path)
         if not data:
             return _FileRead(pd.DataFrame(), np.empty(0, dtype=np.int64), [], {}, note="empty file (0 bytes): no records")
-        readers = {"csv": read_csv_bytes, "jsonl": read_jsonl_bytes, "parquet": read_parquet_bytes}
         try:
+            if self.settings.format == "jsonl":
+                return read_jsonl_bytes(data, file.path, self.settings, shape)
+            readers = {"csv": read_csv_bytes, "parquet": read_parquet_bytes}
             return readers[self.settings.format](data, file.path, self.settings)
         except ConnectorError:
             raise
@@ -533,8 +537,11 @@ def _read_csv_line_by_line(
 # -- JSON Lines ----------------------------------------------------------------------------------
 
 
-def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRead:
-    """One JSON object per line; objects are flattened one level (see ``flatten_record``)."""
+def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings, shape: RecordShape | None = None) -> _FileRead:
+    """One JSON object per line; objects are flattened one level, except what the declared columns keep
+    whole (``json`` columns) or exact (``decimal`` columns): see ``connectors.base.RecordShape``."""
+    shape = shape or RecordShape(separator=settings.flatten_separator)
+    parse_float = Decimal if shape.exact_numbers else float
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     rejects: list[dict[str, Any]] = []
@@ -545,7 +552,7 @@ def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRea
             continue
         reason = None
         try:
-            value = json.loads(raw.decode(settings.encoding))
+            value = json.loads(raw.decode(settings.encoding), parse_float=parse_float)
         except UnicodeDecodeError as exc:
             reason = f"invalid {settings.encoding} at byte {line_offset + exc.start}"
         except json.JSONDecodeError as exc:
@@ -557,7 +564,7 @@ def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRea
             rejects.append({"source_file": path, "source_line": line_number, "reason": reason,
                             "raw": raw.decode(settings.encoding, errors="backslashreplace").rstrip("\r\n")})
             continue
-        records.append(flatten_record(value, settings.flatten_separator))
+        records.append(shape.record(value))
         lines.append(line_number)
     frame = pd.DataFrame(records, dtype=object)  # object: ints next to nulls stay ints, as landed
     note = "no JSON records" if not records and not rejects else None

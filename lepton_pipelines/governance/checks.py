@@ -131,10 +131,8 @@ def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.Asset
         {by_landed[c]: n for c, n in findings.parse_failures.items()},
         {by_landed[c]: n for c, n in findings.non_null.items()},
     )
-    all_empty = findings.inputs > 0 and len(findings.empty_inputs) == findings.inputs
-    if all_empty:  # nothing landed at all: no column can be said to be missing
-        drift = compare_schemas(declared, [c for c in findings.landed_schema], {}, {})
-        drift.removed = []
+    if not findings.landed_schema:  # no input named a single column (empty or unreadable): nothing to judge;
+        drift = compare_schemas(declared, list(declared), {}, {})  # empty_input and the row-loss guard report it
     error = spec.governance.schema_drift == "error"
     severity = dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN
     description = f"{spec.name}: {drift.describe()}"

@@ -114,15 +114,15 @@ def late_arrivals(frame: pd.DataFrame, spec: SourceSpec, partition_key: str | No
     return late, reasons
 
 
-def late_rejects(frame: pd.DataFrame, spec: SourceSpec, partition_key: str | None) -> tuple[Split, int]:
-    """``late_arrival.action: quarantine`` removes late rows; ``flag`` keeps them. Returns the split and
-    the number of late rows (removed or flagged)."""
+def late_rejects(frame: pd.DataFrame, spec: SourceSpec, partition_key: str | None) -> tuple[Split, int, list[str]]:
+    """``late_arrival.action: quarantine`` removes late rows; ``flag`` keeps them. Returns the split, the
+    number of late rows (removed or flagged) and the first few reasons, for the check."""
     late, reasons = late_arrivals(frame, spec, partition_key)
     count = int(late.sum())
     if not count or spec.governance.late_arrival.action != "quarantine":
-        return Split(np.ones(len(frame), dtype=bool), quarantine_frame("clean", frame.iloc[0:0], declared_names(spec), reason=[])), count
+        return Split(np.ones(len(frame), dtype=bool), quarantine_frame("clean", frame.iloc[0:0], declared_names(spec), reason=[])), count, reasons[:5]
     rows = select_rows(frame, late)
-    return Split(~late, quarantine_frame("clean", rows, declared_names(spec), reason=reasons, rule=LATE_RULE)), count
+    return Split(~late, quarantine_frame("clean", rows, declared_names(spec), reason=reasons, rule=LATE_RULE)), count, reasons[:5]
 
 
 def _as_utc(values: pd.Series) -> pd.Series:

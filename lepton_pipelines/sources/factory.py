@@ -94,6 +94,16 @@ def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
     )
 
 
+def _partitioned(specs: list[dg.AssetCheckSpec], source: Source) -> list[dg.AssetCheckSpec]:
+    """The stage checks judge one partition each: declared with the asset's partitions, every evaluation
+    records its partition (the UI's check history shows which day failed)."""
+    partitions = partitions_for(source)
+    if partitions is None:
+        return specs
+    return [dg.AssetCheckSpec(s.name, asset=s.asset_key, description=s.description, blocking=s.blocking,
+                              metadata=s.metadata, partitions_def=partitions) for s in specs]
+
+
 def _governance_context(context: dg.AssetExecutionContext, source: Source, lake: Lake, gx: GreatExpectationsResource) -> GovernanceContext:
     partition = context.partition_key if context.has_partition_key else None
     return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=context.log)
@@ -107,7 +117,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
         **_common(source, "raw", "Bronze: landed records typed to the declared schema. Lines that are no record and rows "
                   "with a value that does not parse (per column `on_parse_error`) go to quarantine/raw with the reason; "
                   "values kept as null under `on_parse_error: null` keep their landed text in `_parse_errors`."),
-        check_specs=raw_check_specs(source),
+        check_specs=_partitioned(raw_check_specs(source), source),
         deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
     def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
@@ -199,7 +209,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
         **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules; "
                   "rows without a required value (and late arrivals, when the policy says so) are quarantined."),
         deps=[asset_key(spec.name, "raw")],
-        check_specs=clean_check_specs(source),
+        check_specs=_partitioned(clean_check_specs(source), source),
     )
     def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
         with _only_transient_retries():
@@ -212,8 +222,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             release_freed_memory()
             required = contract.required_rejects(result.frame, spec)
             frame = result.frame if required.keep.all() else select_rows(result.frame, required.keep)
-            late, late_count = contract.late_rejects(frame, spec, partition)
-            late_sample = contract.late_arrivals(frame, spec, partition)[1][:5]
+            late, late_count, late_sample = contract.late_rejects(frame, spec, partition)
             frame = frame if late.keep.all() else select_rows(frame, late.keep)
             removed = [contract.cleaning_quarantine(result.removed, spec), required.quarantine, late.quarantine]
             write_quarantine(store, spec.name, partition, "clean", pd.concat([q for q in removed if len(q)], ignore_index=True) if any(len(q) for q in removed) else None)
@@ -260,7 +269,7 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
                   "source's contract and expectations; the rest are in the quarantine zone with the reason. "
                   "Certification is refused (nothing published) when a blocking check fails or the row-loss guard trips."),
         deps=[asset_key(spec.name, "clean")],
-        check_specs=governed_check_specs(source),
+        check_specs=_partitioned(governed_check_specs(source), source),
         output_required=False,  # a refused certification publishes nothing
     )
     def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:

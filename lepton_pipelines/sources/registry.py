@@ -188,7 +188,7 @@ def _describe(err: dict[str, Any], prefix: str = "", document: Any = None) -> st
         allowed = _allowed_fields(loc[:-1], prefix)
         unknown = str(loc[-1]) if loc else ""
         close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
-        msg = "unknown field" + (f"; did you mean {close[0]!r}?" if close else "") + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "") + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
         return f"{field}: {msg}"
     if kind == "missing":
         return f"{field}: required field is missing"

@@ -83,6 +83,7 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
     declared = {k.name for k in defs.resolve_job_def(MAIN_JOB).asset_layer.asset_graph.asset_check_keys
                 if k.asset_key == dg.AssetKey(["transactions", "clean"])}
     assert {e.asset_check_evaluation_data.check_name for e in clean_checks} == declared and len(declared) == 10
+    assert {e.asset_check_evaluation_data.partition for e in clean_checks} == {PARTITION}  # the UI shows which day
 
     # the malformed CSV line is quarantined with its file and line number; unparsable amounts name the text
     rejects = quarantine_rows(lake, "transactions", PARTITION, "raw")
