@@ -39,6 +39,8 @@ setup(
         "kubernetes>=30",
         "kubernetes-validate>=1.30",
         "matplotlib>=3.8",
+        "duckdb>=1.1",  # analytics marts and `lepton-lake sql` (DuckDB over the lake's Parquet)
+        "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
     ],
@@ -48,12 +50,14 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "duckdb>=1.0",
+            "vega_datasets>=0.9",  # real public data sets (CSV files inside the wheel) for the governance tests
         ],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "duckdb>=1.0",
+            "vega_datasets>=0.9",
             "ruff>=0.6",
         ],
     },

@@ -28,6 +28,7 @@ import docker
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from lepton_pipelines.delivery.hardening import HARDENING  # noqa: E402
 from lepton_pipelines.delivery.images.builder import ModelImageBuilder  # noqa: E402
 from lepton_pipelines_tests.delivery.images.conftest import training_frame, write_model_artifact  # noqa: E402
 
@@ -121,7 +122,7 @@ def main() -> int:
 
     port = free_port()
     container = client.containers.run(
-        warm.reference, detach=True, network_mode="host", read_only=True, tmpfs={"/tmp": "rw,size=64m"},
+        warm.reference, detach=True, network_mode="host", **HARDENING.docker_run_kwargs(),
         environment={"PORT": str(port), "HOST": "127.0.0.1"},
     )
     try:

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from lepton_pipelines.analytics import definitions as analytics_definitions
 from lepton_pipelines.governance import build_governance_defs
 from lepton_pipelines.iot import definitions as iot_definitions
 from lepton_pipelines.models import definitions as models_definitions
 from lepton_pipelines.platform import definitions as platform_definitions
 from lepton_pipelines.sources.definitions import build_sources_defs
-from lepton_pipelines.sources.registry import load_sources
+from lepton_pipelines.sources.registry import load_sources_or_explain
 
 
 def build_defs() -> dg.Definitions:
-    sources = load_sources()
+    sources = load_sources_or_explain()
     return dg.Definitions.merge(
         build_sources_defs(sources),
         build_governance_defs(sources),
         iot_definitions.defs,
         models_definitions.defs,
         platform_definitions.defs,
+        analytics_definitions.defs,
     )
 
 

@@ -38,7 +38,7 @@ def test_the_main_job_spans_every_batch_daily_source():
         assert dg.AssetKey([name, "governed"]) in keys
 
 
-def test_ingest_jobs_leave_freshness_to_its_sensor_but_keep_every_other_check():
+def test_ingest_jobs_leave_freshness_to_its_schedule_but_keep_every_other_check():
     """A source job evaluates the stage checks and the schema-change check; freshness is evaluated by the
     freshness sensor (it changes with the clock, not with a materialization)."""
     for job_name in ("transactions_job", "lakehouse_daily"):
@@ -49,5 +49,7 @@ def test_ingest_jobs_leave_freshness_to_its_sensor_but_keep_every_other_check():
                 ("transactions/clean", "primary_key_unique"), ("transactions/governed", "reconciliation")} <= names
     freshness = {k for c in defs.asset_checks for k in c.check_keys if k.name == "freshness_check"}
     assert dg.AssetCheckKey(dg.AssetKey(["transactions", "governed"]), "freshness_check") in freshness
-    sensor = next(s for s in defs.sensors if s.name == "lepton_freshness_checks_sensor")
-    assert sensor is not None
+    schedule = next(s for s in defs.schedules if s.name == "lepton_freshness_checks_schedule")
+    assert schedule.job_name == "lepton_freshness_checks"
+    job_checks = defs.resolve_job_def("lepton_freshness_checks").asset_layer.asset_graph.asset_check_keys
+    assert {k.name for k in job_checks} == {"freshness_check"} and len(job_checks) == len(freshness)

@@ -3,7 +3,8 @@
 # without any external registry:
 #   * Debian's docker.io engine (dockerd), started when not answering;
 #   * Debian's docker-registry on 127.0.0.1:5000 (the LEPTON_IMAGE_REGISTRY of tests);
-#   * a local Python base image built with debootstrap + `docker import` (no pull needed).
+#   * a local Python base image built with debootstrap + `docker import` (no pull needed);
+#   * the model gateway image (HAProxy from Debian's package, deployments/gateway) on that base.
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ need_pkgs=()
 command -v dockerd >/dev/null || need_pkgs+=(docker.io)
 command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v rsync >/dev/null || need_pkgs+=(rsync)  # bench/backup.py's baseline
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "docker-up: installing ${need_pkgs[*]}"
   apt-get update -q >/dev/null
@@ -50,4 +52,17 @@ fi
 if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   bash "$(dirname "$0")/build-base-image.sh" "$BASE_IMAGE"
 fi
-echo "docker-up: engine, registry $REGISTRY_ADDR and base image $BASE_IMAGE ready"
+# The gateway image the docker_host target uses (it builds it itself when missing; CI builds it here
+# once). Its tag is content-addressed by the Python side, so ask it for the tag.
+REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON="${LEPTON_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=/work/main/.venv/bin/python
+if [ -x "$PYTHON" ]; then
+  GATEWAY_IMAGE="$(cd "$REPO_ROOT" && PYTHONPATH="$REPO_ROOT" "$PYTHON" -c \
+    "from lepton_pipelines.delivery.docker_host.gateway import gateway_image_tag; print(gateway_image_tag('$BASE_IMAGE'))")"
+  if ! docker image inspect "$GATEWAY_IMAGE" >/dev/null 2>&1; then
+    echo "docker-up: building gateway image $GATEWAY_IMAGE"
+    docker build -q --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$GATEWAY_IMAGE" "$REPO_ROOT/deployments/gateway" >/dev/null
+  fi
+fi
+echo "docker-up: engine, registry $REGISTRY_ADDR, base image $BASE_IMAGE and gateway image ready"

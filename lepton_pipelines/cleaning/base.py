@@ -36,10 +36,33 @@ class RuleConfig(BaseModel):
 
 
 @dataclass(frozen=True)
+class ParseOptions:
+    """How a column's landed text is read (see ``sources.spec.ColumnSpec``); nothing is guessed."""
+
+    formats: tuple[str, ...] = ()  # timestamp/date: strftime patterns, "iso8601", "epoch_s|ms|us"; () = ISO-8601
+    decimal: str = "."
+    thousands: str | None = None
+    true_values: tuple[str, ...] | None = None
+    false_values: tuple[str, ...] | None = None
+    timezone: str = "UTC"  # for naive timestamps
+
+
+@dataclass(frozen=True)
 class ColumnInfo:
     name: str
-    type: str  # one of lepton_pipelines.sources.spec.COLUMN_TYPES
+    type: str  # one of lepton_pipelines.sources.spec.COLUMN_TYPES (decimal as ``decimal(p,s)``)
     nullable: bool = True
+    parse: ParseOptions = ParseOptions()
+    landed_name: str | None = None  # the column's name in the landed data, when it differs
+    on_parse_error: str = "quarantine"  # quarantine | null | fail
+
+    @property
+    def kind(self) -> str:
+        return "decimal" if self.type.startswith("decimal") else self.type
+
+    @property
+    def source_name(self) -> str:
+        return self.landed_name or self.name
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,16 @@ returned as a reject with file, line and reason so it reaches the quarantine zon
 from __future__ import annotations
 
 import json
+import random
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, ClassVar
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # Lineage columns every connector adds to each record.
 SOURCE_FILE = "_source_file"  # file path, URL (with page) or "sql" — where the record came from
@@ -41,6 +44,9 @@ class FetchRequest:
     partition_key: str | None
     lake: Any  # lepton_pipelines.lake.store.Lake — typed loosely to keep connectors storage-agnostic
     columns: tuple[str, ...] = ()  # declared column names, for connectors that can project
+    # Declared column → type (``json``, ``decimal(20, 4)``, ...): lets a connector hand a nested value
+    # over whole or keep a number exact instead of guessing from the payload.
+    column_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def window(self) -> tuple[datetime, datetime] | None:
@@ -57,6 +63,9 @@ class FetchResult:
     rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REJECT_COLUMNS)))
     inputs: list[dict[str, Any]] = field(default_factory=list)  # per file/page: path, bytes, rows, etag/mtime
     landed_schema: dict[str, str] = field(default_factory=dict)  # column → type as it arrived (for drift)
+    # Why nothing arrived (e.g. "no rows in the partition window ..."), else None. A zero-row partition is
+    # an outcome of its own: ``landed_schema`` stays empty, so it can never read as every column drifting.
+    empty: str | None = None
 
 
 class Connector(ABC):
@@ -88,6 +97,10 @@ class ConnectorError(RuntimeError):
     """A failure a person can act on: the message names the file, URL or query and what went wrong."""
 
 
+class ConnectorTimeoutError(ConnectorError):
+    """The remote side did not answer within a configured timeout (the message names the setting)."""
+
+
 CONNECTORS: dict[str, type[Connector]] = {}
 
 
@@ -98,6 +111,40 @@ def register_connector(cls: type[Connector]) -> type[Connector]:
 
 def build_connector(settings: ConnectorSettings) -> Connector:
     return CONNECTORS[settings.type](settings)
+
+
+# -- durations and retries, shared by the pulled connectors (HTTP, SQL) --------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """``10s``, ``500ms``, ``5m``, ``1h`` or a bare number of seconds → seconds (float)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 10s, 500ms, 5m or 1h")
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+"""A duration setting: YAML says ``10s`` / ``5m``; the model holds seconds."""
+
+
+def seconds_text(seconds: float) -> str:
+    """How a duration setting is quoted back in messages: ``10s``, ``0.5s``."""
+    return f"{seconds:g}s"
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry ``attempt + 1``: the server's ``Retry-After`` when given, else
+    exponential with 'equal jitter' so many clients do not retry in step."""
+    if retry_after is not None:
+        return min(retry_after, cap)
+    delay = min(cap, base * 2**attempt)
+    return delay / 2 + random.uniform(0, delay / 2)
 
 
 # -- shared helpers for connectors (added with the batch connectors) -------------------------------
@@ -150,6 +197,77 @@ def _json_text_if_nested(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
+_DECIMAL_TYPE = re.compile(r"^\s*decimal\b", re.IGNORECASE)
+_WHOLE_TYPE = re.compile(r"^\s*(json|struct)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RecordShape:
+    """How one JSON object becomes one landed record, given the declared columns.
+
+    Like ``flatten_record`` (one level, ``customer.id`` → ``customer__id``), except where the source
+    declares otherwise: a ``json``/``struct`` column keeps its nested object or list as one value (not
+    flattened into undeclared columns); a ``null`` wrapper whose children are declared flattened
+    (``address`` null beside a declared ``address__city``) lands as null children, not as a new column;
+    a ``decimal(p, s)`` column keeps the number exact — the body is then parsed with ``Decimal`` for
+    every JSON number (``exact_numbers``) and numbers outside exact columns go back to ``float``.
+    """
+
+    separator: str = "__"
+    whole: frozenset[str] = frozenset()
+    exact: frozenset[str] = frozenset()
+    parents: frozenset[str] = frozenset()
+
+    @classmethod
+    def declared(cls, column_types: dict[str, str], separator: str = "__") -> "RecordShape":
+        parents = {name.split(separator, 1)[0] for name in column_types if separator in name} - set(column_types)
+        return cls(
+            separator=separator,
+            whole=frozenset(c for c, t in column_types.items() if _WHOLE_TYPE.match(str(t))),
+            exact=frozenset(c for c, t in column_types.items() if _DECIMAL_TYPE.match(str(t))),
+            parents=frozenset(parents),
+        )
+
+    @property
+    def exact_numbers(self) -> bool:
+        """Parse JSON numbers as ``Decimal`` (only when a declared column needs them exact)."""
+        return bool(self.exact)
+
+    def record(self, item: dict[str, Any]) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for key, value in item.items():
+            if key in self.whole:
+                flat[key] = self._plain(value)
+            elif isinstance(value, dict):
+                for inner_key, inner in value.items():
+                    name = f"{key}{self.separator}{inner_key}"
+                    flat[name] = self._leaf(name, inner)
+            elif value is None and key in self.parents:
+                continue  # a null wrapper object: its declared children are null, not a new column
+            else:
+                flat[key] = self._leaf(key, value)
+        return flat
+
+    def _leaf(self, name: str, value: Any) -> Any:
+        if name in self.exact:
+            # ints become Decimal too, so the column is one type; strings ("12.30") stay exact text
+            return Decimal(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, (dict, list)):
+            return json.dumps(self._plain(value), ensure_ascii=False, sort_keys=True)
+        return self._plain(value)
+
+    def _plain(self, value: Any) -> Any:
+        if not self.exact:
+            return value
+        if isinstance(value, Decimal):
+            return float(value)  # correctly rounded: the same float json.loads would have produced
+        if isinstance(value, dict):
+            return {k: self._plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._plain(v) for v in value]
+        return value
+
+
 # pandas' C-level inference names → registry vocabulary (``mixed`` and friends widen to string).
 _INFERRED_TO_LANDED = {
     "integer": "integer",
@@ -166,9 +284,14 @@ _INFERRED_TO_LANDED = {
 
 
 def landed_schema_of_records(df: pd.DataFrame, exclude: tuple[str, ...] = LINEAGE_COLUMNS) -> dict[str, str]:
-    """Column → landed type of native values (JSON, SQL driver), inferred over every row in C."""
-    return {
-        str(column): _INFERRED_TO_LANDED.get(pd.api.types.infer_dtype(df[column], skipna=True), "string")
-        for column in df.columns
-        if column not in exclude
-    }
+    """Column → landed type of native values (JSON, SQL driver), inferred over every row in C.
+
+    Nested objects/lists kept whole (declared ``json``) land as ``json``."""
+    return {str(column): _landed_type(df[column]) for column in df.columns if column not in exclude}
+
+
+def _landed_type(values: pd.Series) -> str:
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "mixed" and all(isinstance(v, (dict, list)) or v is None or v != v for v in values):
+        return "json"
+    return _INFERRED_TO_LANDED.get(inferred, "string")

@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -41,7 +42,7 @@ from lepton_pipelines.connectors.base import (
     ConnectorSettings,
     FetchRequest,
     FetchResult,
-    flatten_record,
+    RecordShape,
     landed_schema_of_records,
     merge_landed_schemas,
     register_connector,
@@ -51,8 +52,6 @@ from lepton_pipelines.connectors.base import (
 FILE_EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 DATE_PLACEHOLDER = "{date}"
 _DATE_SEGMENT = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
-# Values sampled per column and file to infer the landed type of string-typed CSV columns.
-INFER_SAMPLE_ROWS = 1000
 # Distinct bad lines the fast CSV path pins to line numbers (one scan of the file each); a file with
 # more is re-read line by line.
 MAX_LOCATED_BAD_LINES = 100
@@ -217,8 +216,9 @@ class FileConnector(Connector):
         rejects: list[dict[str, Any]] = []
         inputs: list[dict[str, Any]] = []
         schemas: list[dict[str, str]] = []
+        shape = RecordShape.declared(request.column_types, self.settings.flatten_separator)
         for file in files:
-            read = self._read(request.lake, file)
+            read = self._read(request.lake, file, shape)
             frame = read.records
             clashing = [c for c in LINEAGE_COLUMNS if c in frame.columns]
             if clashing:
@@ -248,12 +248,14 @@ class FileConnector(Connector):
             records=records, rejects=rejects_frame(rejects), inputs=inputs, landed_schema=merge_landed_schemas(schemas)
         )
 
-    def _read(self, lake: Any, file: LandingFile) -> _FileRead:
+    def _read(self, lake: Any, file: LandingFile, shape: RecordShape) -> _FileRead:
         data = lake.fs.cat_file(lake.path(*file.path.split("/")).path)
         if not data:
             return _FileRead(pd.DataFrame(), np.empty(0, dtype=np.int64), [], {}, note="empty file (0 bytes): no records")
-        readers = {"csv": read_csv_bytes, "jsonl": read_jsonl_bytes, "parquet": read_parquet_bytes}
         try:
+            if self.settings.format == "jsonl":
+                return read_jsonl_bytes(data, file.path, self.settings, shape)
+            readers = {"csv": read_csv_bytes, "parquet": read_parquet_bytes}
             return readers[self.settings.format](data, file.path, self.settings)
         except ConnectorError:
             raise
@@ -281,7 +283,8 @@ def read_csv_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRead:
     table, lines, rejects = fast if fast is not None else _read_csv_line_by_line(data, path, names, settings)
     note = "header only: no records" if table.num_rows == 0 and not rejects else None
     records = table.to_pandas()
-    return _FileRead(records, lines, rejects, _infer_string_columns(table), note)
+    # Every CSV value lands as text; whether it fits its declared type is typing's verdict, per value.
+    return _FileRead(records, lines, rejects, {name: "string" for name in table.column_names}, note)
 
 
 def _csv_column_names(data: bytes, path: str, settings: FileSettings) -> list[str]:
@@ -530,41 +533,15 @@ def _read_csv_line_by_line(
     return table.rename_columns(names), np.asarray(lines, dtype=np.int64), rejects
 
 
-_STRING_INFERENCE = (
-    ("integer", pa.int64()),
-    ("float", pa.float64()),
-    ("boolean", pa.bool_()),
-    ("date", pa.date32()),
-    ("timestamp", pa.timestamp("us")),
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-)
-
-
-def _infer_string_columns(table: pa.Table) -> dict[str, str]:
-    """What each string column's values look like, from a sample: the drift check's view of a CSV."""
-    schema: dict[str, str] = {}
-    sample = table.slice(0, INFER_SAMPLE_ROWS)
-    for name, column in zip(table.column_names, sample.columns):
-        values = column.drop_null()
-        if len(values) == 0:
-            schema[name] = "null"
-            continue
-        schema[name] = "string"
-        for kind, arrow_type in _STRING_INFERENCE:
-            try:
-                pc.cast(values, arrow_type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                continue
-            schema[name] = kind
-            break
-    return schema
-
 
 # -- JSON Lines ----------------------------------------------------------------------------------
 
 
-def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRead:
-    """One JSON object per line; objects are flattened one level (see ``flatten_record``)."""
+def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings, shape: RecordShape | None = None) -> _FileRead:
+    """One JSON object per line; objects are flattened one level, except what the declared columns keep
+    whole (``json`` columns) or exact (``decimal`` columns): see ``connectors.base.RecordShape``."""
+    shape = shape or RecordShape(separator=settings.flatten_separator)
+    parse_float = Decimal if shape.exact_numbers else float
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     rejects: list[dict[str, Any]] = []
@@ -575,7 +552,7 @@ def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRea
             continue
         reason = None
         try:
-            value = json.loads(raw.decode(settings.encoding))
+            value = json.loads(raw.decode(settings.encoding), parse_float=parse_float)
         except UnicodeDecodeError as exc:
             reason = f"invalid {settings.encoding} at byte {line_offset + exc.start}"
         except json.JSONDecodeError as exc:
@@ -587,7 +564,7 @@ def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings) -> _FileRea
             rejects.append({"source_file": path, "source_line": line_number, "reason": reason,
                             "raw": raw.decode(settings.encoding, errors="backslashreplace").rstrip("\r\n")})
             continue
-        records.append(flatten_record(value, settings.flatten_separator))
+        records.append(shape.record(value))
         lines.append(line_number)
     frame = pd.DataFrame(records, dtype=object)  # object: ints next to nulls stay ints, as landed
     note = "no JSON records" if not records and not rejects else None

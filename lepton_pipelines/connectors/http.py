@@ -10,21 +10,23 @@ only as a request header, and scrubbed from every error message: it never reache
 the landed records.
 
 Records: each item of the list at ``records_path`` is one record, flattened one level
-(``{"customer": {"id": 7}}`` → ``customer__id``; deeper objects and lists land as JSON text).
-``_source_file`` is the requested URL including its page/cursor parameters, ``_source_line`` the item's
-1-based position in that page.
+(``{"customer": {"id": 7}}`` → ``customer__id``; deeper objects and lists land as JSON text) — except
+where the source declares otherwise (see ``RecordShape``): a ``json`` column keeps its nested value
+whole, a ``decimal(p, s)`` column gets the exact number as ``Decimal``. ``_source_file`` is the
+requested URL including its page/cursor parameters, ``_source_line`` the item's 1-based position in
+that page. A window with no records is reported in ``FetchResult.empty``, not as a schema.
 """
 from __future__ import annotations
 
 import email.utils
 import json
 import os
-import random
 import re
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import pandas as pd
 import requests
@@ -37,13 +39,16 @@ from lepton_pipelines.connectors.base import (
     Connector,
     ConnectorError,
     ConnectorSettings,
+    ConnectorTimeoutError,
     FetchRequest,
     FetchResult,
-    flatten_record,
+    RecordShape,
+    backoff_delay,
     landed_schema_of_records,
     register_connector,
     rejects_frame,
 )
+from lepton_pipelines.connectors.redact import Redactor
 
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _PLACEHOLDER = re.compile(r"\{(date|start|end)\}")
@@ -105,7 +110,8 @@ class HttpConnector(Connector):
         headers = {"Accept": "application/json", **s.headers}
         if secret is not None:
             headers[s.auth_header_name] = secret
-        redact = _Redactor(secret)
+        redact = Redactor([secret], header_names=[s.auth_header_name])
+        shape = RecordShape.declared(request.column_types, s.flatten_separator)
 
         records: list[dict[str, Any]] = []
         rejects: list[dict[str, Any]] = []
@@ -124,15 +130,15 @@ class HttpConnector(Connector):
                 target = next_url or url
                 response = self._request(session, target, None if next_url else query, redact)
                 where = redact.url(response.url)
-                payload = _json_body(response, where)
-                items = _records_at(payload, s.records_path, where)
+                payload = _json_body(response, where, redact, shape.exact_numbers)
+                items = _records_at(payload, s.records_path, where, redact)
                 for index, item in enumerate(items, start=1):
                     if isinstance(item, dict):
-                        records.append({**flatten_record(item, s.flatten_separator), SOURCE_FILE: where, SOURCE_LINE: index})
+                        records.append({**shape.record(item), SOURCE_FILE: where, SOURCE_LINE: index})
                     else:
                         rejects.append({"source_file": where, "source_line": index,
                                         "reason": f"expected a JSON object, found {type(item).__name__}",
-                                        "raw": json.dumps(item, ensure_ascii=False)})
+                                        "raw": redact.text(json.dumps(item, ensure_ascii=False, default=str))})
                 inputs.append({"path": where, "bytes": len(response.content), "rows": len(items),
                                "status": response.status_code, "etag": response.headers.get("ETag")})
                 if s.pagination == "none" or not items:
@@ -149,7 +155,7 @@ class HttpConnector(Connector):
                         break
                     next_url = urljoin(response.url, link)
             else:
-                raise ConnectorError(
+                raise redact.fail(
                     f"{redact.url(url)}: still more pages after max_pages={s.max_pages}; raise connector.max_pages "
                     f"or narrow the query — stopping instead of landing a partial partition"
                 )
@@ -157,8 +163,12 @@ class HttpConnector(Connector):
         if frame.empty:
             frame = pd.DataFrame(columns=list(LINEAGE_COLUMNS))
         frame = frame[[c for c in frame.columns if c not in LINEAGE_COLUMNS] + list(LINEAGE_COLUMNS)]
+        empty = None
+        if not records and not rejects:
+            scope = f"the partition window {values['start']} to {values['end']}" if values else "the answer"
+            empty = f"no records in {scope} ({redact.url(url)}, {len(inputs)} page(s))"
         return FetchResult(records=frame, rejects=rejects_frame(rejects), inputs=inputs,
-                           landed_schema=landed_schema_of_records(frame))
+                           landed_schema={} if empty else landed_schema_of_records(frame), empty=empty)
 
     def _auth_value(self) -> str | None:
         name = self.settings.auth_header_env
@@ -167,66 +177,50 @@ class HttpConnector(Connector):
         value = os.environ.get(name)
         if not value:
             raise ConnectorError(
-                f"{self.settings.url}: environment variable {name} (auth_header_env) is not set; "
+                f"{Redactor().url(self.settings.url)}: environment variable {name} (auth_header_env) is not set; "
                 f"set it to the full {self.settings.auth_header_name} header value, e.g. 'Bearer <token>'"
             )
         return value
 
-    def _request(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: "_Redactor") -> requests.Response:
+    def _request(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor) -> requests.Response:
         s = self.settings
         for attempt in range(s.retries + 1):
             retry_after: float | None = None
+            timed_out, error = False, None
             try:
                 response = session.request(s.method, url, params=params, timeout=s.timeout_seconds)
-            except requests.Timeout:
-                failure = f"no answer within timeout_seconds={s.timeout_seconds}"
+            except requests.Timeout as exc:
+                failure, timed_out, error = f"no answer within timeout_seconds={s.timeout_seconds:g}", True, exc
             except requests.ConnectionError as exc:
-                failure = f"connection failed ({type(exc).__name__})"
+                failure, error = f"connection failed: {_connection_reason(exc)}", exc
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+                failure, error = f"the answer broke off while it was read ({type(exc).__name__})", exc
+            except requests.RequestException as exc:  # invalid URL, too many redirects, ...: a retry cannot help
+                raise redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
             else:
                 if response.status_code < 400:
                     return response
-                failure = f"HTTP {response.status_code} {response.reason}: {redact.text(response.text[:300])}"
+                failure = f"HTTP {response.status_code} {response.reason}: {redact.excerpt(response.text, 300)}"
                 if response.status_code not in RETRYABLE_STATUS:
-                    raise ConnectorError(f"{s.method} {redact.url(response.url)}: {failure}")
+                    raise redact.fail(f"{s.method} {redact.url(response.url)}: {failure}")
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if attempt == s.retries:
-                raise ConnectorError(
+                raise redact.fail(
                     f"{s.method} {redact.url(_with_params(url, params))}: {failure} (gave up after {attempt + 1} attempts; "
-                    f"connector.retries={s.retries})"
+                    f"connector.retries={s.retries})",
+                    error, kind=ConnectorTimeoutError if timed_out else None,
                 )
-            time.sleep(self._backoff(attempt, retry_after))
+            time.sleep(backoff_delay(attempt, s.backoff_seconds, s.max_backoff_seconds, retry_after))
         raise AssertionError("unreachable")
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Retry-After when given; else exponential with 'equal jitter' so many clients do not retry in step."""
-        cap = self.settings.max_backoff_seconds
-        if retry_after is not None:
-            return min(retry_after, cap)
-        delay = min(cap, self.settings.backoff_seconds * 2**attempt)
-        return delay / 2 + random.uniform(0, delay / 2)
+
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
 
-class _Redactor:
-    """Removes the auth secret and URL credentials from anything that may end up in a message."""
-
-    def __init__(self, secret: str | None):
-        self.secret = secret
-
-    def text(self, text: str) -> str:
-        if self.secret:
-            text = text.replace(self.secret, "***")
-            token = self.secret.split(" ", 1)[-1]
-            if len(token) >= 6:
-                text = text.replace(token, "***")
-        return text
-
-    def url(self, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.username or parts.password:
-            host = parts.hostname or ""
-            netloc = f"{host}:{parts.port}" if parts.port else host
-            url = urlunsplit(parts._replace(netloc=netloc))
-        return self.text(url)
+def _connection_reason(exc: requests.ConnectionError) -> str:
+    """The socket-level reason (``[Errno 111] Connection refused``) without urllib3's pool/URL wrapping."""
+    found = _ERRNO.findall(str(exc))
+    return found[-1].strip() if found else type(exc).__name__
 
 
 def _window_values(request: FetchRequest) -> dict[str, str]:
@@ -250,7 +244,10 @@ def _fill(template: str, values: dict[str, str], field: str, source: str) -> str
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:
-    return requests.Request("GET", url, params=params).prepare().url or url
+    try:
+        return requests.Request("GET", url, params=params).prepare().url or url
+    except requests.RequestException:  # the URL itself is what is wrong: quote it as configured
+        return url
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -269,13 +266,14 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _json_body(response: requests.Response, where: str) -> Any:
+def _json_body(response: requests.Response, where: str, redact: Redactor, exact_numbers: bool) -> Any:
     try:
-        return response.json()
+        return response.json(parse_float=Decimal) if exact_numbers else response.json()
     except ValueError as exc:
-        raise ConnectorError(
-            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); starts with {response.text[:120]!r}"
-        ) from exc
+        # The body may echo the request (auth header included): it is quoted only through the redactor.
+        raise redact.fail(
+            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); starts with {redact.excerpt(response.text, 120)!r}", exc
+        )
 
 
 def _at_path(payload: Any, path: str | None) -> Any:
@@ -290,13 +288,13 @@ def _at_path(payload: Any, path: str | None) -> Any:
     return value
 
 
-def _records_at(payload: Any, path: str | None, where: str) -> list[Any]:
+def _records_at(payload: Any, path: str | None, where: str, redact: Redactor) -> list[Any]:
     items = _at_path(payload, path)
     if items is None and path is not None:
         keys = ", ".join(sorted(payload)) if isinstance(payload, dict) else type(payload).__name__
-        raise ConnectorError(f"{where}: records_path {path!r} not found in the answer (top-level: {keys})")
+        raise redact.fail(f"{where}: records_path {path!r} not found in the answer (top-level: {keys})")
     if not isinstance(items, list):
-        raise ConnectorError(
+        raise redact.fail(
             f"{where}: expected a JSON list of records at records_path {path or '(body)'!r}, found {type(items).__name__}"
         )
     return items

@@ -24,16 +24,19 @@ from lepton_pipelines.governance.expectations import CheckPlan, plan_check
 from lepton_pipelines.governance.quality_store import frame_fingerprint
 from lepton_pipelines.governance.resource import GreatExpectationsResource
 from lepton_pipelines.governance.validation import ExpectationOutcome, SuiteOutcome
-from lepton_pipelines.lake.quarantine import write_quarantine
+from lepton_pipelines.lake.quarantine import quarantine_frame, quarantined_rows, write_quarantine
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.sources.registry import Source
 
 SCHEMA_DRIFT_CHECK = "schema_drift"
+PARSE_ERRORS_CHECK = "parse_errors"
+EMPTY_INPUT_CHECK = "empty_input"
 PRIMARY_KEY_CHECK = "primary_key_unique"
+REQUIRED_CHECK = "required_values"
+LATE_ARRIVAL_CHECK = "late_arrival"
 RECONCILIATION_CHECK = "reconciliation"
-REASON_COLUMN = "_reason"
-FAILED_CHECKS_COLUMN = "_failed_checks"
-FAILED_FLAG_PREFIX = "failed__"
+ROW_RETENTION_CHECK = "row_retention"
+NEWEST_EVENT_TIME_KEY = "lepton/newest_event_time"
 SAMPLE_KEYS = 5
 
 
@@ -54,6 +57,7 @@ class CertifyResult:
     quarantined_rows: int
     metadata: dict[str, Any]
     check_results: list[dg.AssetCheckResult] = field(default_factory=list)
+    refused: str | None = None  # why certification is refused after the checks ran (row-loss guard, reconciliation)
 
 
 def _key(source: Source, zone: str) -> dg.AssetKey:
@@ -64,35 +68,77 @@ def check_plans(source: Source) -> list[CheckPlan]:
     return [plan_check(entry, source.spec.governance) for entry in source.spec.expectations]
 
 
-# -- raw: schema drift -----------------------------------------------------------------------------
+# -- raw: schema drift, parse errors, empty input ----------------------------------------------------
 def raw_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
-    policy = source.spec.governance.schema_drift
+    spec = source.spec
+    policy = spec.governance.schema_drift
+    policies = sorted({spec.parse_error_policy(c) for c in spec.columns})
+    fails = "fail" in policies
     return [
         dg.AssetCheckSpec(
             SCHEMA_DRIFT_CHECK,
             asset=_key(source, "raw"),
             blocking=policy == "error",
-            description=f"Landed columns and types match the declared schema (added, removed, retyped columns); on drift: {policy.upper()}.",
-        )
+            description=f"Landed columns match the declared schema: no added, removed or renamed column, and no column whose "
+            f"values mostly fail to parse as its declared type; on drift: {policy.upper()}.",
+        ),
+        dg.AssetCheckSpec(
+            PARSE_ERRORS_CHECK,
+            asset=_key(source, "raw"),
+            blocking=fails,
+            description="Every landed value parses as its declared type and format. Values that do not are handled per column "
+            f"(on_parse_error: {', '.join(policies)}): quarantine moves the row to quarantine/raw with the column, text and "
+            "expected form; null keeps the row with the value in `_parse_errors`; fail stops the run. Warns when any value failed.",
+        ),
+        dg.AssetCheckSpec(
+            EMPTY_INPUT_CHECK,
+            asset=_key(source, "raw"),
+            blocking=spec.governance.empty_input == "fail",
+            description=f"Each landed file (or API/SQL window) holds at least one record; empty and header-only inputs are named "
+            f"(empty_input: {spec.governance.empty_input}).",
+        ),
     ]
 
 
-def landed_column_schema(landed_schema: dict[str, str]) -> dg.TableSchema:
+def landed_column_schema(landed_schema: dict[str, str], descriptions: dict[str, str] | None = None) -> dg.TableSchema:
     """The landed schema as Dagster column schema; put it on the raw materialization under
     ``dagster/column_schema`` so Dagster's column-schema-change checks can diff partitions."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(kind)) for name, kind in landed_schema.items()])
+    descriptions = descriptions or {}
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(kind), description=descriptions.get(name)) for name, kind in landed_schema.items()])
 
 
-def evaluate_raw(ctx: GovernanceContext, raw: pd.DataFrame, landed_schema: dict[str, str], coercion: dict) -> list[dg.AssetCheckResult]:
+@dataclass
+class RawFindings:
+    """What the raw step found, for its checks: computed by the step, judged here."""
+
+    landed_schema: dict[str, str]  # landed column → type as it arrived (names drive drift)
+    parse_failures: dict[str, int]
+    non_null: dict[str, int]  # declared column → non-blank landed values
+    parse_quarantined: int  # rows moved to quarantine/raw because a value did not parse
+    parse_nulled: dict[str, int]  # column → values kept as null (on_parse_error: null)
+    empty_inputs: list[str]  # files / windows without a record
+    inputs: int
+    rows: int  # rows in the raw table
+
+
+def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.AssetCheckResult]:
     spec = ctx.source.spec
-    declared = {c.name: c.type for c in spec.columns}
-    drift = compare_schemas(declared, landed_schema, coercion.get("missing_columns", []), coercion.get("extra_columns", []))
+    declared = {c.landed_name: c.type for c in spec.columns}
+    by_landed = {c.name: c.landed_name for c in spec.columns}
+    drift = compare_schemas(
+        declared,
+        list(findings.landed_schema),
+        {by_landed[c]: n for c, n in findings.parse_failures.items()},
+        {by_landed[c]: n for c, n in findings.non_null.items()},
+    )
+    if not findings.landed_schema:  # no input named a single column (empty or unreadable): nothing to judge;
+        drift = compare_schemas(declared, list(declared), {}, {})  # empty_input and the row-loss guard report it
     error = spec.governance.schema_drift == "error"
     severity = dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN
     description = f"{spec.name}: {drift.describe()}"
     if drift.drifted:
         ctx.log.log(logging.ERROR if error else logging.WARNING, f"{spec.name}/raw schema drift: {drift.describe()} (policy: {spec.governance.schema_drift})")
-    result = dg.AssetCheckResult(
+    drift_result = dg.AssetCheckResult(
         check_name=SCHEMA_DRIFT_CHECK,
         asset_key=_key(ctx.source, "raw"),
         passed=not drift.drifted,
@@ -101,20 +147,56 @@ def evaluate_raw(ctx: GovernanceContext, raw: pd.DataFrame, landed_schema: dict[
         metadata={
             "added_columns": dg.MetadataValue.json(drift.added),
             "removed_columns": dg.MetadataValue.json(drift.removed),
+            "renamed_columns": dg.MetadataValue.json(drift.renamed),
             "retyped_columns": dg.MetadataValue.json(drift.retyped),
-            "parse_failures": dg.MetadataValue.json(coercion.get("parse_failures", {})),
-            "landed_schema": dg.MetadataValue.table_schema(landed_column_schema(landed_schema)),
-            "declared_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in declared.items()])),
-            "rows": len(raw),
+            "landed_schema": dg.MetadataValue.table_schema(landed_column_schema(findings.landed_schema)),
+            "declared_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in spec.columns])),
+            "rows": findings.rows,
         },
+    )
+    failed_values = sum(findings.parse_failures.values())
+    fail_columns = [c for c, n in findings.parse_failures.items() if n and spec.parse_error_policy(spec.column(c)) == "fail"]
+    parse_severity = dg.AssetCheckSeverity.ERROR if fail_columns else dg.AssetCheckSeverity.WARN
+    parse_description = (
+        "every landed value parsed as its declared type" if not failed_values else
+        f"{failed_values} value(s) did not parse: " + ", ".join(f"{c} {n}" for c, n in findings.parse_failures.items())
+        + f"; {findings.parse_quarantined} row(s) quarantined"
+        + (f", {sum(findings.parse_nulled.values())} value(s) kept as null (on_parse_error: null)" if findings.parse_nulled else "")
+        + (f"; on_parse_error: fail for {', '.join(fail_columns)}" if fail_columns else "")
+    )
+    parse_result = dg.AssetCheckResult(
+        check_name=PARSE_ERRORS_CHECK, asset_key=_key(ctx.source, "raw"), passed=failed_values == 0, severity=parse_severity,
+        description=parse_description,
+        metadata={"parse_failures": dg.MetadataValue.json(findings.parse_failures), "quarantined_rows": findings.parse_quarantined,
+                  "nulled_values": dg.MetadataValue.json(findings.parse_nulled), "unexpected_count": failed_values},
+    )
+    empty_policy = spec.governance.empty_input
+    empty_description = ("every input holds records" if not findings.empty_inputs else
+                         f"{len(findings.empty_inputs)} of {findings.inputs} input(s) without a record: " + ", ".join(findings.empty_inputs[:20])
+                         + f" (empty_input: {empty_policy})")
+    if findings.empty_inputs and empty_policy != "ok":
+        ctx.log.warning(f"{spec.name}/raw: {empty_description}")
+    empty_result = dg.AssetCheckResult(
+        check_name=EMPTY_INPUT_CHECK, asset_key=_key(ctx.source, "raw"),
+        passed=not findings.empty_inputs or empty_policy == "ok",
+        severity=dg.AssetCheckSeverity.ERROR if empty_policy == "fail" else dg.AssetCheckSeverity.WARN,
+        description=empty_description,
+        metadata={"empty_inputs": dg.MetadataValue.json(findings.empty_inputs), "inputs": findings.inputs},
     )
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "raw", [
         store.result_row(spec.name, ctx.partition_key, "raw", check_name=SCHEMA_DRIFT_CHECK, expectation="schema_drift",
                          severity=severity.value, blocking=error, passed=not drift.drifted,
-                         observed={"added": drift.added, "removed": drift.removed, "retyped": drift.retyped},
-                         description=description)
+                         observed={"added": drift.added, "removed": drift.removed, "renamed": drift.renamed, "retyped": drift.retyped},
+                         description=description),
+        store.result_row(spec.name, ctx.partition_key, "raw", check_name=PARSE_ERRORS_CHECK, expectation="parse_errors",
+                         severity=parse_severity.value, blocking=bool(fail_columns), passed=failed_values == 0,
+                         observed=findings.parse_failures, unexpected_count=failed_values, quarantined=findings.parse_quarantined,
+                         description=parse_description),
+        store.result_row(spec.name, ctx.partition_key, "raw", check_name=EMPTY_INPUT_CHECK, expectation="empty_input",
+                         severity=empty_result.severity.value, blocking=empty_policy == "fail", passed=empty_result.passed,
+                         observed=findings.empty_inputs, description=empty_description),
     ])
-    return [result]
+    return [drift_result, parse_result, empty_result]
 
 
 # -- clean: expectations and primary key --------------------------------------------------------------
@@ -122,7 +204,10 @@ def clean_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
     specs = []
     for plan in check_plans(source):
         entry = plan.entry
-        action = "quarantines failing rows" if plan.quarantines else ("blocks governed" if plan.blocking else "warns")
+        if plan.quarantines:
+            action = "quarantines failing rows (they leave governed; the count is in quarantined_rows); blocks governed if GX cannot evaluate it"
+        else:
+            action = "blocks governed" if plan.blocking else "warns"
         text = entry.description or f"{entry.expectation} {entry.kwargs}"
         specs.append(
             dg.AssetCheckSpec(
@@ -130,13 +215,58 @@ def clean_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
                 asset=_key(source, "clean"),
                 blocking=plan.blocking,
                 description=f"{text} ({plan.scope}-level, {entry.severity}: {action})",
-                metadata={"gx_expectation": entry.expectation, "gx_kwargs": dg.MetadataValue.json(entry.kwargs)},
+                metadata={"gx_expectation": entry.expectation, "gx_kwargs": dg.MetadataValue.json(entry.kwargs),
+                          "lepton/action": "quarantine" if plan.quarantines else ("block" if plan.blocking else "warn")},
             )
         )
     key = ", ".join(primary_key_columns(source))
     specs.append(dg.AssetCheckSpec(PRIMARY_KEY_CHECK, asset=_key(source, "clean"), blocking=True,
-                                   description=f"No two rows share the primary key ({key})."))
+                                   description=f"No two rows share the primary key ({key}).",
+                                   metadata={"lepton/action": "block"}))
+    required = [c.name for c in source.spec.columns if not c.nullable]
+    specs.append(dg.AssetCheckSpec(
+        REQUIRED_CHECK, asset=_key(source, "clean"), blocking=False,
+        description=f"Row-level, quarantines: rows without a value in a required column ({', '.join(required) or 'none declared'}) "
+        "move to quarantine/clean as '<column> is required'; warns with the count.",
+        metadata={"lepton/action": "quarantine"}))
+    late = source.spec.governance.late_arrival
+    if source.spec.event_time and source.spec.is_partitioned:
+        specs.append(dg.AssetCheckSpec(
+            LATE_ARRIVAL_CHECK, asset=_key(source, "clean"), blocking=False,
+            description=f"Row-level: rows whose {source.spec.event_time} is outside the partition's day by more than {late.tolerance} "
+            f"are {'quarantined' if late.action == 'quarantine' else 'flagged (kept)'}; warns with the count.",
+            metadata={"lepton/action": late.action}))
     return specs
+
+
+def contract_results(ctx: GovernanceContext, required_removed: int, required_sample: list[str], late: int, late_sample: list[str]) -> list[dg.AssetCheckResult]:
+    """The clean step's built-in row-level contract checks (see ``governance.contract``)."""
+    spec = ctx.source.spec
+    results = [dg.AssetCheckResult(
+        check_name=REQUIRED_CHECK, asset_key=_key(ctx.source, "clean"), passed=required_removed == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=("every required column has a value" if not required_removed
+                     else f"{required_removed} row(s) quarantined without a required value, e.g. {required_sample[:SAMPLE_KEYS]}"),
+        metadata={"quarantined_rows": required_removed, "unexpected_sample": dg.MetadataValue.json(required_sample[:SAMPLE_KEYS])},
+    )]
+    rows = [store.result_row(spec.name, ctx.partition_key, "clean", check_name=REQUIRED_CHECK, expectation="required",
+                             severity="WARN", blocking=False, passed=required_removed == 0, unexpected_count=required_removed,
+                             quarantined=required_removed, description=results[0].description)]
+    if spec.event_time and spec.is_partitioned:
+        action = spec.governance.late_arrival.action
+        description = ("every event time is within the partition's day (and the tolerance)" if not late else
+                       f"{late} row(s) {'quarantined' if action == 'quarantine' else 'flagged'}: e.g. {late_sample[:SAMPLE_KEYS]}")
+        results.append(dg.AssetCheckResult(
+            check_name=LATE_ARRIVAL_CHECK, asset_key=_key(ctx.source, "clean"), passed=late == 0, severity=dg.AssetCheckSeverity.WARN,
+            description=description,
+            metadata={"late_rows": late, "quarantined_rows": late if action == "quarantine" else 0, "action": action,
+                      "unexpected_sample": dg.MetadataValue.json(late_sample[:SAMPLE_KEYS])},
+        ))
+        rows.append(store.result_row(spec.name, ctx.partition_key, "clean", check_name=LATE_ARRIVAL_CHECK, expectation="late_arrival",
+                                     severity="WARN", blocking=False, passed=late == 0, unexpected_count=late,
+                                     quarantined=late if action == "quarantine" else 0, description=description))
+    store.append_results(ctx.lake, spec.name, ctx.partition_key, "clean", rows)
+    return results
 
 
 def primary_key_columns(source: Source) -> list[str]:
@@ -194,9 +324,11 @@ def record_clean(ctx: GovernanceContext, measured: CleanMeasurement, clean_file:
         result, row = _expectation_result(ctx, outcome)
         results.append(result)
         rows.append(row)
-        if outcome.plan.quarantines and not outcome.passed:
+        if outcome.plan.quarantines and not outcome.passed and not outcome.error:
             failures[outcome.check_name] = outcome.failing_rows.tolist()
-        if outcome.plan.blocking and not outcome.passed:
+        # An expectation GX could not evaluate certifies nothing: it blocks when declared at severity error,
+        # whether it would have blocked or quarantined (which rows fail is unknown).
+        if not outcome.passed and (outcome.plan.blocking or (outcome.error and outcome.plan.entry.severity == "error")):
             blocking.append(f"{outcome.check_name}: {result.description}")
     pk_result, pk_row = _primary_key_result(ctx, measured)
     results.append(pk_result)
@@ -213,8 +345,8 @@ def record_clean(ctx: GovernanceContext, measured: CleanMeasurement, clean_file:
 
 def _expectation_result(ctx: GovernanceContext, outcome: ExpectationOutcome) -> tuple[dg.AssetCheckResult, dict]:
     plan = outcome.plan
-    quarantined = len(outcome.failing_rows) if plan.quarantines and not outcome.passed else 0
-    severity = dg.AssetCheckSeverity.ERROR if plan.blocking else dg.AssetCheckSeverity.WARN
+    quarantined = len(outcome.failing_rows) if plan.quarantines and not outcome.passed and not outcome.error else 0
+    severity = dg.AssetCheckSeverity.ERROR if plan.blocking or outcome.error else dg.AssetCheckSeverity.WARN
     description = _describe_outcome(outcome, quarantined)
     metadata: dict[str, Any] = {
         "gx_expectation": dg.MetadataValue.json(outcome.config),
@@ -232,7 +364,8 @@ def _expectation_result(ctx: GovernanceContext, outcome: ExpectationOutcome) -> 
     result = dg.AssetCheckResult(check_name=plan.check_name, asset_key=_key(ctx.source, "clean"), passed=outcome.passed,
                                  severity=severity, description=description, metadata=metadata)
     row = store.result_row(ctx.source.name, ctx.partition_key, "clean", check_name=plan.check_name,
-                           expectation=plan.entry.expectation, severity=severity.value, blocking=plan.blocking,
+                           expectation=plan.entry.expectation, severity=severity.value,
+                           blocking=plan.blocking or bool(outcome.error and plan.entry.severity == "error"),
                            passed=outcome.passed, observed=outcome.observed, unexpected_count=outcome.unexpected_count,
                            unexpected_percent=outcome.unexpected_percent, quarantined=quarantined, description=description)
     return result, row
@@ -281,26 +414,45 @@ def _primary_key_result(ctx: GovernanceContext, measured: CleanMeasurement) -> t
     return result, row
 
 
-# -- governed: certification and reconciliation -----------------------------------------------------
+# -- governed: certification, reconciliation and the row-loss guard ------------------------------------
 def governed_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
+    guard = source.spec.governance.min_retained_fraction
     return [
         dg.AssetCheckSpec(
             RECONCILIATION_CHECK,
             asset=_key(source, "governed"),
             blocking=True,
-            description="Every raw row is accounted for: raw = governed + duplicates + dropped + quarantined.",
-        )
+            description="Every landed record is accounted for: landed = governed + quarantined (raw: unreadable lines and "
+            "unparsable values; clean: cleaning rules incl. superseded duplicates, required values, late arrivals; governed: "
+            "failed expectations), and every stage's quarantine file holds exactly the rows the stage removed.",
+            metadata={"lepton/action": "block"},
+        ),
+        dg.AssetCheckSpec(
+            ROW_RETENTION_CHECK,
+            asset=_key(source, "governed"),
+            blocking=True,
+            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records (superseded duplicates aside; "
+            "governance.min_retained_fraction), and never zero rows of a non-empty landing. A failure refuses certification.",
+            metadata={"lepton/action": "block"},
+        ),
     ]
 
 
-def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None = None) -> CertifyResult:
+# Columns the governed table keeps besides the declared ones.
+GOVERNED_LINEAGE_COLUMNS = ("_replaced",)
+
+
+def certify(ctx: GovernanceContext, clean: pd.DataFrame, ledger: dict, clean_file: str | None = None) -> CertifyResult:
     """Remove rows failing quarantining expectations into ``quarantine/<source>/.../governed.parquet``
     and return the governed table. Raises ``dagster.Failure`` when the clean table failed a blocking
-    check, so an uncertified partition never reaches governed, even when governed runs on its own.
+    check, so an uncertified partition never reaches governed, even when governed runs on its own; sets
+    ``refused`` when the row-loss guard or the reconciliation fails (the caller records the failed checks,
+    then fails the step without publishing).
 
-    ``clean_file``: ``lake.store.file_identity`` of the file ``clean`` was read from (checked unchanged
-    across the read). Stored row failures apply only when filed under that exact file version (or, when
-    not given, under this frame's content fingerprint); otherwise the frame is validated again."""
+    ``ledger``: the clean step's row counts (``clean_ledger``). ``clean_file``: ``lake.store.file_identity``
+    of the file ``clean`` was read from (checked unchanged across the read). Stored row failures apply only
+    when filed under that exact file version (or, when not given, under this frame's content fingerprint);
+    otherwise the frame is validated again."""
     spec = ctx.source.spec
     declared = [c.name for c in spec.columns]
     frame = clean.reset_index(drop=True)
@@ -316,25 +468,37 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_f
             description=f"{spec.name}: not certified, {len(blocking)} blocking check(s) failed on {spec.name}/clean:\n"
             + "\n".join(f"  - {b}" for b in blocking),
             metadata={"failed_checks": dg.MetadataValue.json(blocking)},
+            allow_retries=False,
         )
     positions = np.unique(np.concatenate([np.asarray(v, dtype=np.int64) for v in failures.values()])) if failures else np.empty(0, dtype=np.int64)
     keep = np.ones(len(frame), dtype=bool)
     keep[positions] = False
-    quarantine = _quarantine_rows(frame, positions, failures)
+    quarantine = _quarantine_rows(frame, positions, failures, declared)
     written = write_quarantine(ctx.lake, spec.name, ctx.partition_key, "governed", quarantine)
-    governed = select_rows(frame, keep, [c for c in [*declared, "_replaced"] if c in frame.columns]).reset_index(drop=True)
-    reconciliation = _reconciliation_result(ctx, cleaning, clean_rows=len(frame), governed_rows=len(governed), quarantined=len(positions))
+    kept_columns = [c for c in (*declared, *GOVERNED_LINEAGE_COLUMNS) if c in frame.columns]
+    governed = select_rows(frame, keep, kept_columns).reset_index(drop=True)
+    quarantined_files = {stage: quarantined_rows(ctx.lake, spec.name, ctx.partition_key, stage) for stage in ("raw", "clean", "governed")}
+    reconciliation = _reconciliation_result(ctx, ledger, clean_rows=len(frame), governed_rows=len(governed),
+                                            governed_quarantined=len(positions), quarantined_files=quarantined_files)
+    retention = _retention_result(ctx, ledger, governed_rows=len(governed))
     metadata = {
         "governed_rows": len(governed),
         "quarantined_by_check": dg.MetadataValue.json({k: len(v) for k, v in failures.items()}),
         "dagster/row_count": len(governed),
         "certified_with": verdict_source,
     }
+    if spec.event_time and spec.event_time in governed.columns and len(governed):
+        newest = governed[spec.event_time].max()
+        if pd.notna(newest):  # freshness is judged on data age, not on when the run happened
+            metadata[NEWEST_EVENT_TIME_KEY] = str(pd.Timestamp(newest).isoformat())
     if written is not None:
         metadata["quarantine_path"] = dg.MetadataValue.path(written.path)
     if len(positions):
         ctx.log.warning(f"{spec.name}: {len(positions)} row(s) quarantined by {', '.join(sorted(failures))}")
-    return CertifyResult(frame=governed, quarantined_rows=int(len(positions)), metadata=metadata, check_results=[reconciliation])
+    refused = [r.description for r in (reconciliation, retention) if not r.passed]
+    return CertifyResult(frame=governed, quarantined_rows=int(len(positions)), metadata=metadata,
+                         check_results=[reconciliation, retention],
+                         refused=f"{spec.name}: not certified — " + "; ".join(refused) if refused else None)
 
 
 def _frame_key(frame: pd.DataFrame, declared: list[str], clean_file: str | None) -> str:
@@ -357,42 +521,92 @@ def _stored_verdict(ctx: GovernanceContext, frame: pd.DataFrame, clean_file: str
     return failures, [f"{r.check_name}: {r.description}" for r in failed.itertuples()]
 
 
-def _quarantine_rows(frame: pd.DataFrame, positions: np.ndarray, failures: dict[str, list[int]]) -> pd.DataFrame:
-    """The failing rows with one boolean column per failed check and a human-readable reason."""
-    rows = frame.iloc[positions].copy()
+def _quarantine_rows(frame: pd.DataFrame, positions: np.ndarray, failures: dict[str, list[int]], declared: list[str]) -> pd.DataFrame:
+    """The failing rows in the quarantine schema, ``_check`` naming every check each row failed."""
+    rows = frame.iloc[positions]
     names = sorted(failures)
-    for name in names:
-        rows[f"{FAILED_FLAG_PREFIX}{name}"] = np.isin(positions, np.asarray(failures[name], dtype=np.int64))
-    flags = rows[[f"{FAILED_FLAG_PREFIX}{n}" for n in names]].to_numpy() if names else np.zeros((len(rows), 0), dtype=bool)
+    flags = np.column_stack([np.isin(positions, np.asarray(failures[n], dtype=np.int64)) for n in names]) if names else np.zeros((len(rows), 0), dtype=bool)
     failed = [", ".join(n for n, f in zip(names, row) if f) for row in flags]
-    rows[FAILED_CHECKS_COLUMN] = failed
-    rows[REASON_COLUMN] = [f"failed expectation(s): {f}" for f in failed]
-    return rows.reset_index(drop=True)
+    return quarantine_frame("governed", rows, declared, reason=[f"failed expectation(s): {f}" for f in failed], check=failed)
 
 
-def _reconciliation_result(ctx: GovernanceContext, cleaning: dict, clean_rows: int, governed_rows: int, quarantined: int) -> dg.AssetCheckResult:
+def clean_ledger(raw_rows: int, raw_quarantined: int, cleaning: dict, required_removed: int, late_removed: int) -> dict:
+    """The clean step's row counts, stored beside the partition for certification to reconcile."""
+    clean_quarantined = int(cleaning["duplicates_removed"]) + int(cleaning["rows_dropped"]) + required_removed + late_removed
+    return {
+        "landed": raw_rows + raw_quarantined,
+        "raw_quarantined": raw_quarantined,
+        "raw_rows": raw_rows,
+        "duplicates_removed": int(cleaning["duplicates_removed"]),
+        "rows_dropped": int(cleaning["rows_dropped"]),
+        "required_removed": required_removed,
+        "late_removed": late_removed,
+        "clean_quarantined": clean_quarantined,
+        "clean_rows": int(cleaning["output_rows"]) - required_removed - late_removed,
+        "cleaning_balanced": bool(cleaning.get("balanced", True)),
+    }
+
+
+def _reconciliation_result(ctx: GovernanceContext, ledger: dict, clean_rows: int, governed_rows: int, governed_quarantined: int,
+                           quarantined_files: dict[str, int]) -> dg.AssetCheckResult:
     spec = ctx.source.spec
-    raw = int(cleaning.get("raw_rows", cleaning.get("input_rows", 0)))
-    duplicates = int(cleaning.get("duplicates_removed", 0))
-    dropped = int(cleaning.get("rows_dropped", 0))
-    accounted = governed_rows + duplicates + dropped + quarantined
-    expected_clean = cleaning.get("output_rows")
-    passed = raw == accounted and (expected_clean is None or int(expected_clean) == clean_rows)
-    description = (f"raw {raw} = governed {governed_rows} + duplicates {duplicates} + dropped {dropped} + quarantined {quarantined}"
-                   f" ({accounted})" + ("" if passed else f" — {raw - accounted} row(s) unaccounted for"))
-    if expected_clean is not None and int(expected_clean) != clean_rows:
-        description += f"; cleaning reported {expected_clean} clean rows but governed received {clean_rows}"
+    landed, raw_rows = int(ledger["landed"]), int(ledger["raw_rows"])
+    raw_q, clean_q = int(ledger["raw_quarantined"]), int(ledger["clean_quarantined"])
+    accounted = governed_rows + raw_q + clean_q + governed_quarantined
+    problems = []
+    if landed != accounted:
+        problems.append(f"{landed - accounted} landed record(s) unaccounted for")
+    if raw_rows != int(ledger["clean_rows"]) + clean_q:
+        problems.append(f"raw {raw_rows} != clean {ledger['clean_rows']} + clean quarantine {clean_q}")
+    if int(ledger["clean_rows"]) != clean_rows:
+        problems.append(f"the clean step reported {ledger['clean_rows']} clean rows but governed read {clean_rows}")
+    for stage, expected in (("raw", raw_q), ("clean", clean_q), ("governed", governed_quarantined)):
+        if quarantined_files[stage] != expected:
+            problems.append(f"quarantine/{stage} holds {quarantined_files[stage]} row(s), the stage removed {expected}")
+    if not ledger.get("cleaning_balanced", True):
+        problems.append("the cleaning rules did not balance")
+    passed = not problems
+    description = (f"landed {landed} = governed {governed_rows} + quarantined {raw_q + clean_q + governed_quarantined} "
+                   f"(raw {raw_q}; clean {clean_q} incl. {ledger['duplicates_removed']} superseded duplicate(s); governed {governed_quarantined})"
+                   + ("" if passed else " — " + "; ".join(problems)))
     if not passed:
         ctx.log.error(f"{spec.name}/governed reconciliation failed: {description}")
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "governed", [
         store.result_row(spec.name, ctx.partition_key, "governed", check_name=RECONCILIATION_CHECK, expectation="reconciliation",
                          severity="ERROR", blocking=True, passed=passed, observed=accounted,
-                         unexpected_count=raw - accounted, quarantined=quarantined, description=description)
+                         unexpected_count=landed - accounted, quarantined=governed_quarantined, description=description)
     ])
     return dg.AssetCheckResult(
         check_name=RECONCILIATION_CHECK, asset_key=_key(ctx.source, "governed"), passed=passed, severity=dg.AssetCheckSeverity.ERROR,
         description=description,
-        metadata={"raw_rows": raw, "governed_rows": governed_rows, "duplicates_removed": duplicates, "rows_dropped": dropped,
-                  "quarantined_rows": quarantined, "unaccounted_rows": raw - accounted,
-                  "connector_rejects": int(cleaning.get("rejects", 0)), "cleaning_balanced": bool(cleaning.get("balanced", True))},
+        metadata={"landed_records": landed, "raw_rows": raw_rows, "governed_rows": governed_rows,
+                  "quarantined_raw": raw_q, "quarantined_clean": clean_q, "quarantined_governed": governed_quarantined,
+                  "duplicates_removed": int(ledger["duplicates_removed"]), "unaccounted_rows": landed - accounted},
+    )
+
+
+def _retention_result(ctx: GovernanceContext, ledger: dict, governed_rows: int) -> dg.AssetCheckResult:
+    spec = ctx.source.spec
+    minimum = spec.governance.min_retained_fraction
+    landed = int(ledger["landed"])
+    basis = landed - int(ledger["duplicates_removed"])  # re-sent versions of a kept record are not a loss
+    fraction = governed_rows / basis if basis else 1.0
+    if basis and governed_rows == 0:
+        passed, why = False, f"{landed} landed record(s) and none governed"
+    elif fraction < minimum:
+        passed, why = False, f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}), below min_retained_fraction {minimum:.0%}"
+    else:
+        passed, why = True, f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}; minimum {minimum:.0%})"
+    if not passed:
+        why += " — see quarantine/ for the reasons"
+        ctx.log.error(f"{spec.name}/governed row-loss guard: {why}")
+    store.append_results(ctx.lake, spec.name, ctx.partition_key, "governed", [
+        store.result_row(spec.name, ctx.partition_key, "governed", check_name=ROW_RETENTION_CHECK, expectation="row_retention",
+                         severity="ERROR", blocking=True, passed=passed, observed=round(fraction, 6),
+                         unexpected_count=basis - governed_rows, description=why)
+    ])
+    return dg.AssetCheckResult(
+        check_name=ROW_RETENTION_CHECK, asset_key=_key(ctx.source, "governed"), passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        description=why, metadata={"retained_fraction": float(fraction), "min_retained_fraction": minimum,
+                                   "governed_rows": governed_rows, "landed_records": landed},
     )

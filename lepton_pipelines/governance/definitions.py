@@ -1,11 +1,11 @@
-"""Dagster definitions owned by governance: the GX resource, freshness checks and their sensor,
+"""Dagster definitions owned by governance: the GX resource, freshness checks and their schedule,
 column-schema-change checks on raw, the quality scorecard and the data catalog."""
 from __future__ import annotations
 
 import dagster as dg
 
 from lepton_pipelines.governance.catalog import build_catalog, catalog_markdown, catalog_path
-from lepton_pipelines.governance.freshness import freshness_checks, freshness_sensor
+from lepton_pipelines.governance.freshness import freshness_checks, freshness_schedule
 from lepton_pipelines.governance.quality_store import QUALITY_ROOT, read_history
 from lepton_pipelines.governance.resource import GreatExpectationsResource
 from lepton_pipelines.governance.scorecard import pass_rates, plot_pass_rates, scorecard_markdown
@@ -57,13 +57,13 @@ def build_governance_defs(sources: list[Source]) -> dg.Definitions:
 
     checks = freshness_checks(sources)
     schema_change = dg.build_column_schema_change_checks(assets=[dg.AssetKey([s.name, "raw"]) for s in sources]) if sources else []
-    sensor = freshness_sensor(checks)
+    freshness_job, freshness_runs = freshness_schedule(checks)
     refresh = dg.ScheduleDefinition(name="governance_refresh", cron_schedule=GOVERNANCE_REFRESH_CRON,
                                     target=dg.AssetSelection.assets(SCORECARD_KEY, CATALOG_KEY))
     return dg.Definitions(
         assets=[quality_scorecard, data_catalog],
         asset_checks=[*checks, *schema_change],
-        sensors=[sensor] if sensor else [],
-        schedules=[refresh],
+        jobs=[freshness_job] if freshness_job else [],
+        schedules=[refresh, *([freshness_runs] if freshness_runs else [])],
         resources={"gx": GreatExpectationsResource()},
     )

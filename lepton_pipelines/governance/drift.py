@@ -1,82 +1,99 @@
-"""Schema drift: the landed schema of a partition compared with the declared one.
+"""Schema drift: what landed, judged against the declared schema — never against types guessed from values.
 
-Types are compared in the registry's vocabulary (string, integer, float, boolean, timestamp, date).
-Text formats (CSV, text-encoded JSON fields) land every value as a string, so a string landing in a typed
-column is not drift — values that do not parse are counted by coercion and caught by expectations.
+A source's declared schema is its contract, so drift is only what breaks the contract as a whole:
+
+* **added** — a landed column the schema does not declare (kept in the landing files, not in raw);
+* **removed** — a declared column absent from every landed file/page/row set;
+* **renamed** — a removed and an added column whose names differ only in case, separators or a small
+  typo (``Amount`` / ``amount``, ``customerId`` / ``customer_id``): reported as a pair, so a person sees
+  the likely cause;
+* **retyped** — a declared column whose landed values mostly (more than ``RETYPE_SHARE``) do not parse as
+  its declared type. Single values that do not parse are not drift: the column's ``on_parse_error``
+  policy handles them row by row (quarantine, null or fail).
+
+So integers written by pandas as ``517.0``, all-digit ids in a string column and optional columns that
+are empty in every row are not drift: they all meet the declared schema. An input without a single
+record (a 0-byte file, a header-only file, an empty API window) is not drift either: it is the
+``empty_input`` outcome, reported apart with the file name.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
-# Landed types that may legitimately carry a declared type (e.g. epoch integers for timestamps).
-COMPATIBLE_LANDED_TYPES = {
-    "string": {"string"},
-    "integer": {"integer", "string"},
-    "float": {"float", "integer", "string"},
-    "boolean": {"boolean", "string"},
-    "timestamp": {"timestamp", "date", "string", "integer", "float"},
-    "date": {"date", "timestamp", "string"},
-}
-_TYPE_PATTERNS = (
-    (r"^(u?int|int)\d*$|^integer$|^long$|^bigint$|^smallint$", "integer"),
-    (r"^(float|double|decimal|numeric|real)", "float"),
-    (r"^bool", "boolean"),
-    (r"^(datetime|timestamp)", "timestamp"),
-    (r"^date", "date"),
-    (r"^(object|str|string|text|varchar|char|large_string|utf8|category)", "string"),
-)
-
-
-def normalize_type(landed: str) -> str:
-    """``Int64``, ``datetime64[ns, UTC]``, ``large_string``, ``VARCHAR`` ... → the declared vocabulary;
-    unknown names are returned lower-cased so they show up as a retype rather than being hidden."""
-    name = str(landed).strip().lower()
-    for pattern, declared in _TYPE_PATTERNS:
-        if re.match(pattern, name):
-            return declared
-    return name
+# A declared column is retyped when more than this share of its non-blank landed values fail to parse.
+RETYPE_SHARE = 0.5
 
 
 @dataclass
 class SchemaDrift:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    retyped: dict[str, dict[str, str]] = field(default_factory=dict)  # column → {declared, landed}
+    renamed: dict[str, str] = field(default_factory=dict)  # declared (landed name) → the landed name it likely became
+    retyped: dict[str, dict[str, object]] = field(default_factory=dict)  # column → {declared, failed, of}
 
     @property
     def drifted(self) -> bool:
-        return bool(self.added or self.removed or self.retyped)
+        return bool(self.added or self.removed or self.renamed or self.retyped)
 
     def describe(self) -> str:
         if not self.drifted:
-            return "landed schema matches the declared schema"
+            return "landed columns match the declared schema"
         parts = []
+        if self.renamed:
+            parts.append("renamed: " + ", ".join(f"{old} → {new}" for old, new in self.renamed.items()))
         if self.added:
             parts.append(f"added: {', '.join(self.added)}")
         if self.removed:
             parts.append(f"removed: {', '.join(self.removed)}")
         if self.retyped:
-            parts.append("retyped: " + ", ".join(f"{c} {t['declared']}→{t['landed']}" for c, t in self.retyped.items()))
+            parts.append("retyped: " + ", ".join(
+                f"{c} ({t['failed']} of {t['of']} values are not {t['declared']})" for c, t in self.retyped.items()))
         return "; ".join(parts)
 
 
-def compare_schemas(declared: dict[str, str], landed: dict[str, str], missing: list[str] = (), extra: list[str] = ()) -> SchemaDrift:
-    """``declared``/``landed``: column → type. Lineage columns (leading underscore) are the pipeline's own.
-
-    ``missing``/``extra`` are what coercion saw, used when a connector cannot report a landed schema."""
-    # Underscore columns are the pipeline's own lineage unless the source declares them (e.g. the MQTT
-    # collector's `_topic`/`_received_at`, which arrive in the landing files like any other field).
-    landed = {c: t for c, t in landed.items() if not c.startswith("_") or c in declared}
-    landed_names = set(landed) | set(extra)
-    if not landed:
-        landed_names = (set(declared) - set(missing)) | set(extra)
-    added = sorted(c for c in landed_names if c not in declared and not c.startswith("_"))
-    removed = sorted(c for c in declared if c not in landed_names or c in missing)
-    retyped = {}
+def compare_schemas(
+    declared: dict[str, str],
+    landed_columns: list[str] | set[str],
+    parse_failures: dict[str, int] | None = None,
+    non_null: dict[str, int] | None = None,
+) -> SchemaDrift:
+    """``declared``: landed column name → declared type. ``landed_columns``: every column name that
+    landed (union over the partition's inputs; lineage columns — leading underscore — are ignored unless
+    declared). ``parse_failures``/``non_null``: per declared column name, from typing."""
+    parse_failures, non_null = parse_failures or {}, non_null or {}
+    landed = {c for c in landed_columns if not c.startswith("_") or c in declared}
+    added = sorted(c for c in landed if c not in declared)
+    removed = sorted(c for c in declared if c not in landed)
+    renamed = _likely_renames(removed, added)
+    retyped: dict[str, dict[str, object]] = {}
     for column, declared_type in declared.items():
-        if column in landed and column not in removed:
-            landed_type = normalize_type(landed[column])
-            if landed_type not in COMPATIBLE_LANDED_TYPES.get(declared_type, {declared_type}):
-                retyped[column] = {"declared": declared_type, "landed": landed_type}
-    return SchemaDrift(added=added, removed=removed, retyped=retyped)
+        failed, of = int(parse_failures.get(column, 0)), int(non_null.get(column, 0))
+        if column in landed and of and failed > RETYPE_SHARE * of:
+            retyped[column] = {"declared": declared_type, "failed": failed, "of": of}
+    return SchemaDrift(
+        added=[c for c in added if c not in renamed.values()],
+        removed=[c for c in removed if c not in renamed],
+        renamed=renamed,
+        retyped=retyped,
+    )
+
+
+def _likely_renames(removed: list[str], added: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    free = list(added)
+    for old in removed:
+        squashed = {_squash(a): a for a in free}
+        match = squashed.get(_squash(old))
+        if match is None:
+            close = difflib.get_close_matches(old.lower(), [a.lower() for a in free], n=1, cutoff=0.85)
+            match = next((a for a in free if close and a.lower() == close[0]), None)
+        if match is not None:
+            pairs[old] = match
+            free.remove(match)
+    return pairs
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())

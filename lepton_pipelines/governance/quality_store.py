@@ -44,18 +44,23 @@ def result_row(source: str, partition_key: str | None, stage: str, **values: Any
     return row
 
 
-def write_results(lake: Lake, source: str, partition_key: str | None, stage: str, rows: list[dict[str, Any]]) -> None:
-    """Replace this stage's rows of the partition, keeping the other stages' rows."""
+def write_results(lake: Lake, source: str, partition_key: str | None, stage: str, rows: list[dict[str, Any]], replace: bool = True) -> None:
+    """Replace this stage's rows of the partition (``replace``; else add to them), keeping the other stages' rows."""
     folder = quality_dir(lake, source, partition_key)
     new = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     existing = read_results(lake, source, partition_key)
     if existing is not None:
-        existing = existing[existing["stage"] != stage]
+        existing = existing[existing["stage"] != stage] if replace else existing
         new = pd.concat([existing, new], ignore_index=True) if not existing.empty else new
     new = new.astype({"unexpected_count": "Int64", "unexpected_percent": "Float64", "quarantined": "Int64",
                       "passed": "bool", "blocking": "bool"})
     new["validated_at"] = pd.to_datetime(new["validated_at"], utc=True)
     write_parquet_atomic(folder, new, RESULTS_FILE)
+
+
+def append_results(lake: Lake, source: str, partition_key: str | None, stage: str, rows: list[dict[str, Any]]) -> None:
+    """Add rows to this stage's results (checks recorded after the stage's main validation)."""
+    write_results(lake, source, partition_key, stage, rows, replace=False)
 
 
 def read_results(lake: Lake, source: str, partition_key: str | None) -> pd.DataFrame | None:

@@ -90,8 +90,7 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
 
 def _outcome(plan: CheckPlan, result: dict[str, Any], sample_size: int) -> ExpectationOutcome:
     body = result.get("result") or {}
-    exception = result.get("exception_info") or {}
-    error = exception.get("exception_message") if exception.get("raised_exception") else None
+    error = gx_exception(result.get("exception_info"))
     failing = np.asarray(body.get("unexpected_index_list") or [], dtype=np.int64) if plan.scope == "row" else np.empty(0, dtype=np.int64)
     percent = body.get("unexpected_percent")
     return ExpectationOutcome(
@@ -108,13 +107,49 @@ def _outcome(plan: CheckPlan, result: dict[str, Any], sample_size: int) -> Expec
     )
 
 
+def gx_exception(info: Any) -> str | None:
+    """GX's message when it could not evaluate an expectation, wherever GX put it.
+
+    GX 1.x reports a failure to compute at the top level of ``exception_info`` for some expectations and
+    nested per metric (``{"<metric id>": {"raised_exception": true, ...}}``) for others; an expectation
+    that raised must never read as a plain failure with ``observed None`` — or, worse, as a pass."""
+    messages: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("raised_exception"):
+                messages.append(str(node.get("exception_message") or "GX raised an exception (no message)"))
+                return
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(info)
+    return "; ".join(dict.fromkeys(messages)) or None
+
+
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
 def _json_safe(value: Any) -> Any:
-    """GX results carry numpy scalars, Timestamps and NaN; metadata and JSON files need plain values."""
-    return json.loads(json.dumps(value, default=_default, allow_nan=True).replace("NaN", "null"))
+    """GX results carry numpy scalars, Timestamps and NaN; metadata and JSON files need plain values.
+
+    NaN becomes null by walking the value (``_nan_to_none``), never by rewriting the serialized text: a
+    string value that contains "NaN" stays as it is."""
+    return _nan_to_none(json.loads(json.dumps(value, default=_default, allow_nan=True)))
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value
 
 
 def _default(value: Any) -> Any:

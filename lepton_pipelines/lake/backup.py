@@ -15,6 +15,12 @@ Backup location layout (``LEPTON_BACKUP_URL``: a folder or ``s3://bucket/prefix`
 
 A manifest is written last, so a snapshot exists only once all of its objects are stored. Retention
 deletes old manifests first and then the objects no remaining manifest references.
+
+Backups heal: an object is only reused when it is still what its name says (its size always, its
+bytes too with ``rehash``); a damaged one is copied again from the lake, and ``verify(repair_from=lake)``
+re-fetches damaged objects whose lake file still hashes to the manifest's checksum. Restores check
+first and write after: every object the restore needs is copied into a staging file and hashed before
+any live file is replaced, and only files that are missing or differ from the snapshot are written.
 """
 from __future__ import annotations
 
@@ -115,36 +121,45 @@ class BackupResult:
     bytes_copied: int
     objects_reused: int
     hashed: int  # files whose content had to be read to learn their checksum
+    objects_healed: int = 0  # stored objects found damaged (wrong size, or wrong bytes with rehash) and copied again
 
 
 @dataclass(frozen=True)
 class VerifyReport:
+    """``missing``/``corrupted`` are what is still wrong; ``repaired`` what a repair fixed (lake paths)."""
+
     snapshot_id: str
     checked: int
     missing: tuple[str, ...] = ()
     corrupted: tuple[str, ...] = ()
+    repaired: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.corrupted
 
     def describe(self) -> str:
+        repaired = f"; {len(self.repaired)} damaged objects re-copied from the lake" if self.repaired else ""
         if self.ok:
-            return f"snapshot {self.snapshot_id}: {self.checked} files verified"
+            return f"snapshot {self.snapshot_id}: {self.checked} files verified{repaired}"
         parts = [f"snapshot {self.snapshot_id}: {self.checked} files checked"]
         if self.missing:
             parts.append(f"{len(self.missing)} missing objects (e.g. {', '.join(self.missing[:3])})")
         if self.corrupted:
             parts.append(f"{len(self.corrupted)} objects fail their checksum (e.g. {', '.join(self.corrupted[:3])})")
-        return "; ".join(parts)
+        return "; ".join(parts) + repaired
 
 
 @dataclass(frozen=True)
 class RestoreResult:
+    """``restored`` files were written; ``unchanged`` already matched the snapshot and were left alone."""
+
     snapshot_id: str
     restored: int
     bytes: int
     removed: tuple[str, ...] = field(default_factory=tuple)
+    unchanged: int = 0
+    restored_paths: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -259,13 +274,21 @@ class BackupRepository:
         _write_bytes_atomic(self.fs, self._abs(f"snapshots/{manifest.snapshot_id}.json"), manifest.to_json().encode())
 
     # -- objects -------------------------------------------------------------------------------
-    def object_shas(self) -> set[str]:
-        """Every stored object, from one recursive listing (cheaper than an exists() per file on S3)."""
+    def object_sizes(self) -> dict[str, int]:
+        """Every stored object and its size, from one recursive listing (cheaper than a stat per
+        file on S3). The size is what lets every backup notice a truncated object for free."""
         directory = self._abs("objects")
         _invalidate(self.fs)
         if not self.fs.exists(directory):
-            return set()
-        return {PurePosixPath(p).name for p in self.fs.find(directory) if not _is_temp_file(PurePosixPath(p).name)}
+            return {}
+        return {
+            PurePosixPath(path).name: int(info.get("size") or 0)
+            for path, info in self.fs.find(directory, detail=True).items()
+            if info.get("type") != "directory" and not _is_temp_file(PurePosixPath(path).name)
+        }
+
+    def object_shas(self) -> set[str]:
+        return set(self.object_sizes())
 
     def object_path(self, sha256: str) -> str:
         return self._abs(object_key(sha256))
@@ -274,7 +297,8 @@ class BackupRepository:
         """Copy a lake file into ``objects/`` under its checksum, re-hashing the bytes as they stream.
 
         If the file changed between hashing and copying, the copy would be stored under the wrong
-        name; the re-hash catches that and the backup stops instead of recording a lie.
+        name; the re-hash catches that and the backup stops instead of recording a lie. The copy is
+        staged and then moved over the final name, so re-storing a damaged object replaces it whole.
         """
         final = self.object_path(expected_sha)
         staged = f"{final.rsplit('/', 1)[0]}/.{expected_sha}.{uuid.uuid4().hex}.tmp"
@@ -298,6 +322,35 @@ class BackupRepository:
                 self.fs.rm(staged)
         return size
 
+    def _ingest(self, source_fs, source_path: str) -> tuple[str, str, int]:
+        """Copy a lake file of unknown checksum into a staging object while hashing it: one read of
+        the file instead of a hashing pass and a copying pass. Returns (staging path, sha256, size);
+        the caller publishes it under its checksum or drops it when that object is already stored.
+        The lake publishes files by atomic replace (and S3 objects are immutable), so an open handle
+        reads one whole version of the file: the checksum always describes the bytes stored."""
+        directory = self._abs("objects")
+        self.fs.makedirs(directory, exist_ok=True)
+        staged = f"{directory}/.ingest.{uuid.uuid4().hex}.tmp"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with source_fs.open(source_path, "rb") as src, self.fs.open(staged, "wb") as dst:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            if self.fs.exists(staged):
+                self.fs.rm(staged)
+            raise
+        return staged, digest.hexdigest(), size
+
+    def _object_intact(self, sha256: str) -> bool:
+        try:
+            return _sha256_of(self.fs, self.object_path(sha256)) == sha256
+        except FileNotFoundError:
+            return False
+
     # -- the operations ------------------------------------------------------------------------
     def backup(
         self,
@@ -307,32 +360,51 @@ class BackupRepository:
         now: datetime | None = None,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> BackupResult:
-        """Snapshot ``zones`` of ``lake``. Only objects the location does not already hold are copied.
+        """Snapshot ``zones`` of ``lake``. Only objects the location does not already hold intact are copied.
 
         Checksums of files whose fingerprint (ETag, or size+mtime) matches the previous snapshot are
-        reused without reading the file; ``rehash=True`` reads everything (a periodic full check).
+        reused without reading the file. A stored object is reused only if its size is right; with
+        ``rehash=True`` every lake file is read and every reused object is re-hashed too, and any
+        object whose bytes no longer match its name is copied again from the lake (a periodic full
+        check that also heals bit rot in the backup).
         """
         _check_not_nested(lake, self)
         previous = {} if rehash else _fingerprint_index(self)
-        stored = self.object_shas()
+        stored = self.object_sizes()
+        intact: set[str] = set()  # objects this run stored or proved intact
         entries: list[FileEntry] = []
-        copied = bytes_copied = reused = hashed = 0
+        copied = bytes_copied = reused = hashed = healed = 0
         for rel_path, abs_path, info in _lake_files(lake, zones):
             size = int(info.get("size") or 0)
             fingerprint = fingerprint_of(info)
             known = previous.get((rel_path, fingerprint, size)) if fingerprint else None
+            staged = None
             if known:
                 sha = known
-            else:
-                sha = _sha256_of(lake.fs, abs_path)
+            elif rehash:
+                sha = _sha256_of(lake.fs, abs_path)  # a full check re-reads; it stores little
                 hashed += 1
-            if sha in stored:
-                reused += 1
             else:
-                bytes_copied += self._store_object(lake.fs, abs_path, sha)
-                stored.add(sha)
+                staged, sha, size = self._ingest(lake.fs, abs_path)  # new or changed: one read
+                hashed += 1
+            if sha in intact or (sha in stored and stored[sha] == size and (not rehash or self._object_intact(sha))):
+                intact.add(sha)
+                reused += 1
+                if staged is not None:
+                    self.fs.rm(staged)
+            else:
+                damaged = sha in stored
+                if staged is not None:
+                    self.fs.makedirs(self.object_path(sha).rsplit("/", 1)[0], exist_ok=True)
+                    _publish(self.fs, staged, self.object_path(sha))
+                    bytes_copied += size
+                else:
+                    bytes_copied += self._store_object(lake.fs, abs_path, sha)
+                stored[sha] = size
+                intact.add(sha)
                 copied += 1
-                log(f"stored {rel_path} ({size} bytes) as {sha[:12]}")
+                healed += damaged
+                log(f"{'re-stored damaged object for' if damaged else 'stored'} {rel_path} ({size} bytes) as {sha[:12]}")
             entries.append(FileEntry(path=rel_path, size=size, sha256=sha, fingerprint=fingerprint))
         manifest = Manifest(
             snapshot_id=new_snapshot_id(now),
@@ -350,29 +422,55 @@ class BackupRepository:
             bytes_copied=bytes_copied,
             objects_reused=reused,
             hashed=hashed,
+            objects_healed=healed,
         )
 
-    def verify(self, snapshot_id: str | None = None, deep: bool = True) -> VerifyReport:
+    def verify(
+        self,
+        snapshot_id: str | None = None,
+        deep: bool = True,
+        repair_from: Lake | None = None,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> VerifyReport:
         """Check that every object of a snapshot exists with the recorded size (and, when ``deep``,
-        that its bytes still hash to the recorded checksum: bit rot, truncation, tampering)."""
+        that its bytes still hash to the recorded checksum: bit rot, truncation, tampering).
+
+        With ``repair_from`` (a lake), each missing or damaged object is fetched again from the lake
+        file that the manifest names, when that file still hashes to the recorded checksum; what
+        cannot be repaired that way stays in ``missing``/``corrupted``.
+        """
         manifest = self.load_manifest(snapshot_id)
-        missing: list[str] = []
-        corrupted: list[str] = []
-        checked_objects: dict[str, str] = {}
+        states: dict[str, str] = {}
         for entry in manifest.files:
-            if entry.sha256 not in checked_objects:
-                checked_objects[entry.sha256] = self._object_state(entry, deep)
-            state = checked_objects[entry.sha256]
-            if state == "missing":
-                missing.append(entry.path)
-            elif state == "corrupted":
-                corrupted.append(entry.path)
+            if entry.sha256 not in states:
+                states[entry.sha256] = self._object_state(entry, deep)
+        repaired: list[str] = []
+        if repair_from is not None:
+            for entry in manifest.files:
+                if states[entry.sha256] in ("missing", "corrupted") and self._repair(entry, repair_from, log):
+                    states[entry.sha256] = "repaired"
+            repaired = [e.path for e in manifest.files if states[e.sha256] == "repaired"]
         return VerifyReport(
             snapshot_id=manifest.snapshot_id,
             checked=len(manifest.files),
-            missing=tuple(missing),
-            corrupted=tuple(corrupted),
+            missing=tuple(e.path for e in manifest.files if states[e.sha256] == "missing"),
+            corrupted=tuple(e.path for e in manifest.files if states[e.sha256] == "corrupted"),
+            repaired=tuple(repaired),
         )
+
+    def _repair(self, entry: FileEntry, lake: Lake, log: Callable[[str], None]) -> bool:
+        """Re-store ``entry``'s object from the lake if the lake file is still the backed-up version."""
+        source = lake.path(*PurePosixPath(entry.path).parts).path
+        try:
+            if not lake.fs.exists(source) or _sha256_of(lake.fs, source) != entry.sha256:
+                log(f"cannot repair {object_key(entry.sha256)} from {entry.path}: the lake file is gone or changed")
+                return False
+            self._store_object(lake.fs, source, entry.sha256)
+        except BackupError as error:  # the lake file changed while we copied it
+            log(f"cannot repair {object_key(entry.sha256)}: {error}")
+            return False
+        log(f"repaired {object_key(entry.sha256)} from {entry.path}")
+        return True
 
     def _object_state(self, entry: FileEntry, deep: bool) -> str:
         path = self.object_path(entry.sha256)
@@ -389,41 +487,86 @@ class BackupRepository:
         lake: Lake,
         snapshot_id: str | None = None,
         exact: bool = False,
+        overwrite_all: bool = False,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> RestoreResult:
         """Write a snapshot's files back into ``lake`` (which may be a different lake than the
-        backed-up one), verifying every byte against the manifest before it becomes visible.
+        backed-up one): check everything first, then write.
 
-        Each file is staged beside its destination and moved into place only after its checksum
-        matches, so a failed restore never leaves a corrupt partition. With ``exact``, files in the
-        snapshot's zones that the snapshot does not contain are removed afterwards (a true
-        point-in-time rollback); by default nothing in the lake is deleted.
+        1. Only files that are missing from the lake or differ from the snapshot are restored
+           (``overwrite_all`` rewrites every file). A lake file is "unchanged" when its size and
+           sha256 match the manifest; for the lake the snapshot was taken from, an unchanged
+           size+mtime/ETag fingerprint is trusted without reading the file, as backups do.
+        2. Every object needed is copied into a staging file beside its destination and hashed.
+           If any object is missing or corrupt, every staging file is removed and the restore
+           fails naming all of them — no live file has been touched.
+        3. Only then are the staged files moved into place, and (with ``exact``) files in the
+           snapshot's zones that the snapshot does not contain are removed.
         """
         manifest = self.load_manifest(snapshot_id)
+        _invalidate(lake.fs)
+        current = {rel: info for rel, _abs, info in _lake_files(lake, manifest.zones)}
+        trust_fingerprints = _same_location(lake.url, manifest.lake_url)
+        wanted = [
+            entry for entry in manifest.files
+            if overwrite_all or not _lake_file_matches(lake, entry, current.get(entry.path), trust_fingerprints)
+        ]
+        available = self.object_sizes() if wanted else {}
+        absent = sorted({e.path for e in wanted if e.sha256 not in available})
+        if absent:
+            raise IntegrityError(
+                f"cannot restore snapshot {manifest.snapshot_id}: {len(absent)} backup objects are missing from "
+                f"{self.url} (e.g. {', '.join(absent[:3])}); nothing in the lake was changed. Try `lepton-lake "
+                "verify --repair` while the lake still has those files, or restore an older snapshot"
+            )
+        staged: list[tuple[str, str]] = []  # (staging file, final path)
+        problems: list[str] = []
         total = 0
-        for entry in manifest.files:
-            target = lake.path(*PurePosixPath(entry.path).parts).path
-            total += self._restore_file(entry, lake.fs, target)
+        try:
+            for entry in wanted:
+                target = lake.path(*PurePosixPath(entry.path).parts).path
+                try:
+                    staging, size = self._stage_file(entry, lake.fs, target)
+                except IntegrityError as error:
+                    problems.append(str(error))
+                    continue
+                staged.append((staging, target))
+                total += size
+            if problems:
+                raise IntegrityError(
+                    f"cannot restore snapshot {manifest.snapshot_id}: {len(problems)} backup objects are corrupt; "
+                    f"nothing in the lake was changed. {problems[0]}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                )
+            for staging, target in staged:
+                _publish(lake.fs, staging, target)
+        finally:
+            for staging, _target in staged:
+                if lake.fs.exists(staging):
+                    lake.fs.rm(staging)
+        for entry in wanted:
             log(f"restored {entry.path}")
         removed: list[str] = []
         if exact:
-            wanted = {e.path for e in manifest.files}
+            keep = {e.path for e in manifest.files}
             for rel_path, abs_path, _info in list(_lake_files(lake, manifest.zones)):
-                if rel_path not in wanted:
+                if rel_path not in keep:
                     lake.fs.rm(abs_path)
                     removed.append(rel_path)
                     log(f"removed {rel_path} (not in snapshot {manifest.snapshot_id})")
         _invalidate(lake.fs)
         return RestoreResult(
-            snapshot_id=manifest.snapshot_id, restored=len(manifest.files), bytes=total, removed=tuple(removed)
+            snapshot_id=manifest.snapshot_id,
+            restored=len(wanted),
+            bytes=total,
+            removed=tuple(removed),
+            unchanged=len(manifest.files) - len(wanted),
+            restored_paths=tuple(e.path for e in wanted),
         )
 
-    def _restore_file(self, entry: FileEntry, target_fs, target: str) -> int:
+    def _stage_file(self, entry: FileEntry, target_fs, target: str) -> tuple[str, int]:
+        """Copy ``entry``'s object next to ``target`` under a hidden temp name, checking its sha256."""
         source = self.object_path(entry.sha256)
-        if not self.fs.exists(source):
-            raise IntegrityError(
-                f"cannot restore {entry.path}: object {object_key(entry.sha256)} is missing from {self.url}"
-            )
         parent = target.rsplit("/", 1)[0]
         target_fs.makedirs(parent, exist_ok=True)
         staged = f"{parent}/.{PurePosixPath(target).name}.{uuid.uuid4().hex}.tmp"
@@ -435,17 +578,18 @@ class BackupRepository:
                     digest.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
-            if digest.hexdigest() != entry.sha256 or size != entry.size:
-                raise IntegrityError(
-                    f"cannot restore {entry.path}: backup object {object_key(entry.sha256)} is corrupt "
-                    f"(sha256 {digest.hexdigest()[:12]}…, {size} bytes; manifest says {entry.sha256[:12]}…, "
-                    f"{entry.size} bytes); restore an older snapshot"
-                )
-            _publish(target_fs, staged, target)
-        finally:
-            if target_fs.exists(staged):
-                target_fs.rm(staged)
-        return size
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"cannot restore {entry.path}: object {object_key(entry.sha256)} is missing from {self.url}"
+            ) from None
+        if digest.hexdigest() != entry.sha256 or size != entry.size:
+            target_fs.rm(staged)
+            raise IntegrityError(
+                f"cannot restore {entry.path}: backup object {object_key(entry.sha256)} is corrupt "
+                f"(sha256 {digest.hexdigest()[:12]}…, {size} bytes; manifest says {entry.sha256[:12]}…, "
+                f"{entry.size} bytes); repair it with `lepton-lake verify --repair` or restore an older snapshot"
+            )
+        return staged, size
 
     def verify_lake(self, lake: Lake, snapshot_id: str | None = None) -> VerifyReport:
         """Re-read a lake's files and compare them with a snapshot's manifest: the proof, after a
@@ -502,6 +646,19 @@ def _fingerprint_index(repo: BackupRepository) -> dict[tuple[str, str, int], str
     if latest is None:
         return {}
     return {(f.path, f.fingerprint, f.size): f.sha256 for f in repo.load_manifest(latest).files if f.fingerprint}
+
+
+def _same_location(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def _lake_file_matches(lake: Lake, entry: FileEntry, info: dict[str, Any] | None, trust_fingerprints: bool) -> bool:
+    """Whether the live lake file already is the snapshot's version (so a restore can skip it)."""
+    if info is None or int(info.get("size") or 0) != entry.size:
+        return False
+    if trust_fingerprints and entry.fingerprint and fingerprint_of(info) == entry.fingerprint:
+        return True
+    return _sha256_of(lake.fs, lake.path(*PurePosixPath(entry.path).parts).path) == entry.sha256
 
 
 def _sha256_of(fs, path: str) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from lepton_pipelines.lake.backup import BACKUP_ZONES, BackupError, BackupRepository, IntegrityError
+from lepton_pipelines.lake.sql_cli import add_sql_command, run_sql
 from lepton_pipelines.lake.store import Lake
 
 
@@ -27,36 +28,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    backup = commands.add_parser("backup", help="snapshot the lake (incremental), verify it, apply retention")
+    backup = commands.add_parser(
+        "backup", help="snapshot the lake (incremental), verify it (repairing damaged objects from the lake), apply retention"
+    )
     backup.add_argument("--zones", nargs="+", default=list(BACKUP_ZONES), help="zones to snapshot")
     backup.add_argument("--keep", type=int, default=None, help="keep the newest N snapshots (default: keep all)")
-    backup.add_argument("--rehash", action="store_true", help="read every file instead of trusting fingerprints")
+    backup.add_argument(
+        "--rehash", action="store_true",
+        help="read every lake file instead of trusting fingerprints, and re-copy stored objects whose bytes do not match",
+    )
 
     commands.add_parser("list", help="list snapshots, oldest first")
 
     verify = commands.add_parser("verify", help="re-hash a snapshot's objects against its manifest")
     verify.add_argument("snapshot", nargs="?", default="latest")
     verify.add_argument("--shallow", action="store_true", help="check existence and sizes only")
+    verify.add_argument(
+        "--repair", action="store_true",
+        help="re-copy missing or damaged objects from the lake when the lake file still matches the manifest",
+    )
 
     restore = commands.add_parser("restore", help="restore a snapshot into the lake and verify checksums")
     restore.add_argument("snapshot", help="snapshot id, or 'latest'")
     restore.add_argument("--to", dest="target", help="restore into this lake instead of --lake")
     restore.add_argument("--exact", action="store_true", help="also delete files the snapshot does not contain")
+    restore.add_argument(
+        "--all", dest="overwrite_all", action="store_true",
+        help="rewrite every file of the snapshot (default: only files that are missing or differ)",
+    )
+    add_sql_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sql":
+        return run_sql(args)
     say = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     try:
         repo = BackupRepository(args.backup_url, args.s3_endpoint_url)
         if args.command == "backup":
-            result = repo.backup(Lake(args.lake, args.s3_endpoint_url), zones=args.zones, rehash=args.rehash, log=say)
-            report = repo.verify(result.snapshot_id)
+            lake = Lake(args.lake, args.s3_endpoint_url)
+            result = repo.backup(lake, zones=args.zones, rehash=args.rehash, log=say)
+            # The lake is at hand: an object found damaged now is fetched again instead of leaving
+            # a snapshot that is born failing verification.
+            report = repo.verify(result.snapshot_id, repair_from=lake, log=say)
             pruned = repo.prune(args.keep, log=say) if args.keep and report.ok else None
+            healed = f", {result.objects_healed} damaged objects re-copied" if result.objects_healed else ""
             _emit(args, {"backup": asdict(result), "verify": _report(report), "prune": asdict(pruned) if pruned else None},
                   f"snapshot {result.snapshot_id}: {result.files} files, {result.objects_copied} objects copied "
-                  f"({result.bytes_copied} bytes), {result.objects_reused} unchanged\n{report.describe()}")
+                  f"({result.bytes_copied} bytes), {result.objects_reused} unchanged{healed}\n{report.describe()}")
             return 0 if report.ok else 1
         if args.command == "list":
             manifests = repo.manifests()
@@ -66,16 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                             for m in manifests) or "no snapshots")
             return 0
         if args.command == "verify":
-            report = repo.verify(args.snapshot, deep=not args.shallow)
+            lake = Lake(args.lake, args.s3_endpoint_url) if args.repair else None
+            report = repo.verify(args.snapshot, deep=not args.shallow, repair_from=lake, log=say)
             _emit(args, _report(report), report.describe())
             return 0 if report.ok else 1
         if args.command == "restore":
             lake = Lake(args.target or args.lake, args.s3_endpoint_url)
-            result = repo.restore(lake, args.snapshot, exact=args.exact, log=say)
+            result = repo.restore(lake, args.snapshot, exact=args.exact, overwrite_all=args.overwrite_all, log=say)
             report = repo.verify_lake(lake, result.snapshot_id)
             _emit(args, {"restore": asdict(result), "verify": _report(report)},
                   f"restored snapshot {result.snapshot_id}: {result.restored} files ({result.bytes} bytes) "
-                  f"into {lake.url}\n{report.describe()}")
+                  f"into {lake.url}, {result.unchanged} already matched\n{report.describe()}")
             return 0 if report.ok else 1
     except IntegrityError as exc:
         print(f"lepton-lake: {exc}", file=sys.stderr)

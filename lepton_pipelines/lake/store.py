@@ -197,6 +197,14 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     return chosen
 
 
+def _arrow_backed(arrow_type: pa.DataType) -> pd.ArrowDtype | None:
+    """Decimals and dates stay Arrow-backed when read: as Python objects a decimal(38, 4) column would be
+    written back with a precision inferred from its values, and a date would lose its Parquet DATE type."""
+    if pa.types.is_decimal(arrow_type) or pa.types.is_date(arrow_type):
+        return pd.ArrowDtype(arrow_type)
+    return None
+
+
 def read_parquet_dir(directory: UPath) -> pd.DataFrame:
     """Read every published ``*.parquet`` file of a partition or table folder (never temp files)."""
     if directory.is_file():
@@ -217,7 +225,7 @@ def read_parquet_dir(directory: UPath) -> pd.DataFrame:
     if identity is not None and file_identity(files[0]) != identity:
         identity = None  # rewritten while we read: the frame may be either version, so it has no identity
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    frame = table.to_pandas()
+    frame = table.to_pandas(types_mapper=_arrow_backed)
     del table, tables
     frame.attrs.pop(FILE_IDENTITY_ATTR, None)  # pandas restores attrs stored with the frame it was written from
     if identity is not None:

@@ -63,6 +63,9 @@ class RestoreConfig(Config):
     snapshot_id: str = Field(description="Snapshot to restore ('latest' for the newest); see `lepton-lake list`")
     target_lake_url: str | None = Field(default=None, description="Restore into another lake (default: the lake)")
     exact: bool = Field(default=False, description="Also delete files in the snapshot's zones it does not contain")
+    overwrite_all: bool = Field(
+        default=False, description="Rewrite every file of the snapshot (default: only files missing or different)"
+    )
 
 
 @contextmanager
@@ -105,18 +108,19 @@ def snapshot_lake(context: OpExecutionContext, config: BackupConfig, lake_backup
     context.add_output_metadata({**asdict(result), "backup_url": MetadataValue.text(repo.url)})
     context.log.info(
         f"snapshot {result.snapshot_id}: {result.files} files; {result.objects_copied} objects copied, "
-        f"{result.objects_reused} unchanged"
+        f"{result.objects_reused} unchanged, {result.objects_healed} damaged objects re-copied"
     )
     return result.snapshot_id
 
 
 @op(retry_policy=TRANSIENT_RETRY_POLICY, out=Out(str))
 def verify_lake_snapshot(context: OpExecutionContext, snapshot_id: str, lake_backup: LakeBackupResource) -> str:
-    """Re-hash every object of the new snapshot: a backup is only as good as its last verification."""
+    """Re-hash every object of the new snapshot: a backup is only as good as its last verification.
+    Objects found damaged are fetched again from the lake when the lake file still matches."""
     with storage_errors_classified():
-        report = lake_backup.repository().verify(snapshot_id, deep=True)
+        report = lake_backup.repository().verify(snapshot_id, deep=True, repair_from=lake_backup.lake(), log=_logged(context))
     _fail_unless_ok(report, "backup verification failed")
-    context.add_output_metadata({"files_verified": report.checked})
+    context.add_output_metadata({"files_verified": report.checked, "objects_repaired": len(report.repaired)})
     return snapshot_id
 
 
@@ -136,8 +140,11 @@ def apply_backup_retention(context: OpExecutionContext, verified_snapshot_id: st
 def restore_lake_snapshot(context: OpExecutionContext, config: RestoreConfig, lake_backup: LakeBackupResource) -> dict:
     lake = lake_backup.lake(config.target_lake_url)
     with storage_errors_classified():
-        result = lake_backup.repository().restore(lake, config.snapshot_id, exact=config.exact, log=_logged(context))
+        result = lake_backup.repository().restore(
+            lake, config.snapshot_id, exact=config.exact, overwrite_all=config.overwrite_all, log=_logged(context)
+        )
     context.add_output_metadata({"snapshot_id": result.snapshot_id, "files": result.restored, "bytes": result.bytes,
+                                 "unchanged": result.unchanged,
                                  "lake_url": lake.url, "removed": MetadataValue.json(list(result.removed[:100]))})
     return {"snapshot_id": result.snapshot_id, "lake_url": lake.url}
 

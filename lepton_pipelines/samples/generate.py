@@ -41,6 +41,7 @@ class SampleManifest:
     files: list[str] = field(default_factory=list)
     landed_records: int = 0  # data records written (malformed lines included)
     malformed_lines: int = 0  # lines no parser can turn into a record → raw-stage quarantine
+    unparsable: dict[str, int] = field(default_factory=dict)  # by column: values that do not parse → raw-stage quarantine
     duplicates: int = 0  # extra versions of an existing key → removed by dedup
     dropped: dict[str, int] = field(default_factory=dict)  # by cause → clean-stage quarantine
     quarantined: dict[str, int] = field(default_factory=dict)  # by failed expectation → governed-stage quarantine
@@ -147,10 +148,11 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
     m.landed_records = n + len(dup_src) + m.malformed_lines
     m.duplicates = len(dup_src)
     m.late_arriving = len(late)
-    m.dropped = {"amount_null_or_unparsable": len(null_amt) + len(bad_amt), "amount_out_of_range": len(neg_amt) + len(huge_amt)}
+    m.unparsable = {"amount": len(bad_amt)}
+    m.dropped = {"amount_null": len(null_amt), "amount_out_of_range": len(neg_amt) + len(huge_amt)}
     m.quarantined = {"currency_not_in_set": len(bad_ccy)}
     m.imputed = {"merchant_category": int((df["merchant_category"] == "").sum())}
-    m.expected_governed = n - sum(m.dropped.values()) - sum(m.quarantined.values())
+    m.expected_governed = n - len(bad_amt) - sum(m.dropped.values()) - sum(m.quarantined.values())
     return m
 
 

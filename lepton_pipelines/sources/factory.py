@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from lepton_pipelines.cleaning import coerce_to_schema, run_cleaning
 from lepton_pipelines.connectors import FetchRequest, FetchResult
+from lepton_pipelines.cleaning.support import select_rows
 from lepton_pipelines.governance import (
     GovernanceContext,
     GreatExpectationsResource,
@@ -27,6 +29,8 @@ from lepton_pipelines.governance import (
     raw_check_specs,
     record_clean,
 )
+from lepton_pipelines.governance import contract
+from lepton_pipelines.governance.checks import RawFindings, clean_ledger, contract_results
 from lepton_pipelines.lake.io_manager import release_freed_memory, table_schema
 from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
 from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine
@@ -90,6 +94,16 @@ def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
     )
 
 
+def _partitioned(specs: list[dg.AssetCheckSpec], source: Source) -> list[dg.AssetCheckSpec]:
+    """The stage checks judge one partition each: declared with the asset's partitions, every evaluation
+    records its partition (the UI's check history shows which day failed)."""
+    partitions = partitions_for(source)
+    if partitions is None:
+        return specs
+    return [dg.AssetCheckSpec(s.name, asset=s.asset_key, description=s.description, blocking=s.blocking,
+                              metadata=s.metadata, partitions_def=partitions) for s in specs]
+
+
 def _governance_context(context: dg.AssetExecutionContext, source: Source, lake: Lake, gx: GreatExpectationsResource) -> GovernanceContext:
     partition = context.partition_key if context.has_partition_key else None
     return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=context.log)
@@ -97,11 +111,13 @@ def _governance_context(context: dg.AssetExecutionContext, source: Source, lake:
 
 def _raw_asset(source: Source) -> dg.AssetsDefinition:
     spec = source.spec
+    descriptions = _column_descriptions(source)
 
     @dg.asset(
-        **_common(source, "raw", "Bronze: landed records typed to the declared schema; unparsable values are "
-                  "kept in `_parse_errors`, unparsable lines go to quarantine."),
-        check_specs=raw_check_specs(source),
+        **_common(source, "raw", "Bronze: landed records typed to the declared schema. Lines that are no record and rows "
+                  "with a value that does not parse (per column `on_parse_error`) go to quarantine/raw with the reason; "
+                  "values kept as null under `on_parse_error: null` keep their landed text in `_parse_errors`."),
+        check_specs=_partitioned(raw_check_specs(source), source),
         deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
     def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
@@ -109,48 +125,91 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             store = lake.get()
             partition = context.partition_key if context.has_partition_key else None
             fetched: FetchResult = source.connector.fetch(
-                FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.name for c in spec.columns))
+                FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.landed_name for c in spec.columns),
+                             column_types={c.landed_name: c.type for c in spec.columns})
             )
             # consume: each landed text column is freed as soon as it is typed
             coerced = coerce_to_schema(fetched.records, source.table, consume=True)
             fetched.records = None
             release_freed_memory()
-            rejects = fetched.rejects
-            write_quarantine(store, spec.name, partition, "raw", rejects)
-            for reject in rejects.head(5).itertuples(index=False):
-                context.log.warning(f"{spec.name}: rejected {reject.source_file} line {reject.source_line}: {reject.reason}")
-            coercion = {
-                "parse_failures": dict(coerced.parse_failures),
-                "missing_columns": list(coerced.missing_columns),
-                "extra_columns": list(coerced.extra_columns),
-            }
+            failing = coerced.failing_policy_columns
+            if failing:
+                raise dg.Failure(
+                    f"{spec.name}: value(s) that do not parse in column(s) with on_parse_error: fail — "
+                    + "; ".join(_parse_failure_examples(coerced, column) for column in failing),
+                    allow_retries=False,
+                )
+            parsed = contract.parse_rejects(coerced, spec)
+            rejects = contract.read_rejects(fetched.rejects, spec)
+            quarantine = pd.concat([rejects, parsed.quarantine], ignore_index=True) if len(rejects) else parsed.quarantine
+            write_quarantine(store, spec.name, partition, "raw", quarantine)
+            for _, reject in quarantine.head(5).iterrows():
+                context.log.warning(f"{spec.name}: quarantined {reject['_source_file']} line {reject['_source_line']}: {reject['_reason']}")
+            frame = coerced.frame if parsed.keep.all() else select_rows(coerced.frame, parsed.keep)
+            nulled = {c: n for c, n in coerced.parse_failures.items() if spec.parse_error_policy(spec.column(c)) == "null"}
+            findings = RawFindings(
+                landed_schema=dict(fetched.landed_schema), parse_failures=dict(coerced.parse_failures), non_null=dict(coerced.non_null),
+                parse_quarantined=parsed.removed, parse_nulled=nulled, empty_inputs=_empty_inputs(fetched, pulled=source.connector.landing_settings() is None),
+                inputs=max(len(fetched.inputs), 1 if getattr(fetched, "empty", None) else 0), rows=len(frame),
+            )
             yield dg.Output(
-                coerced.frame,
+                frame,
                 metadata={
                     "input_files": dg.MetadataValue.json(fetched.inputs[:200]),
                     "input_count": len(fetched.inputs),
                     "rejected_lines": len(rejects),
-                    "parse_failures": dg.MetadataValue.json(coercion["parse_failures"]),
-                    "missing_columns": dg.MetadataValue.json(coercion["missing_columns"]),
-                    "extra_columns": dg.MetadataValue.json(coercion["extra_columns"]),
+                    "parse_failures": dg.MetadataValue.json(findings.parse_failures),
+                    "parse_quarantined_rows": parsed.removed,
+                    "missing_columns": dg.MetadataValue.json(list(coerced.missing_columns)),
+                    "extra_columns": dg.MetadataValue.json(list(coerced.extra_columns)),
+                    "empty_inputs": dg.MetadataValue.json(findings.empty_inputs),
                     "landed_schema": dg.MetadataValue.json(fetched.landed_schema),
                     # What arrived, not what we typed it to: Dagster's column-schema-change checks compare this.
-                    "dagster/column_schema": dg.MetadataValue.table_schema(landed_column_schema(fetched.landed_schema)),
+                    "dagster/column_schema": dg.MetadataValue.table_schema(
+                        landed_column_schema(fetched.landed_schema, {c.landed_name: c.description for c in spec.columns})),
+                    "lepton/typed_schema": dg.MetadataValue.table_schema(table_schema(frame, descriptions)),
                 },
             )
-            yield from evaluate_raw(_governance_context(context, source, store, gx), coerced.frame, fetched.landed_schema, coercion)
+            yield from evaluate_raw(_governance_context(context, source, store, gx), findings)
 
     return raw
 
 
+def _parse_failure_examples(coerced: Any, column: str) -> str:
+    positions = np.flatnonzero(coerced.failed_masks[column])[:3]
+    texts = [repr(str(v)) for v in coerced.failed_text[column].iloc[positions].tolist()]
+    return f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. {', '.join(texts)}"
+
+
+def _empty_inputs(fetched: FetchResult, pulled: bool) -> list[str]:
+    """Inputs that held no record at all: landed files that are 0-byte, header-only, without a JSON object
+    or a row; for pulled sources (HTTP, SQL) the window itself, in the connector's words (``empty``) —
+    an API's last, empty page is how pagination ends, not an empty input."""
+    if pulled:
+        return [str(fetched.empty)] if fetched.empty else []
+    return [entry["path"] for entry in fetched.inputs if not entry.get("rows") and not entry.get("rejected")]
+
+
+def _column_descriptions(source: Source) -> dict[str, str]:
+    descriptions = {c.name: c.description or f"{c.type}" for c in source.spec.columns}
+    descriptions.update({
+        "_source_file": "landing file, URL page or query the row came from",
+        "_source_line": "line / record number in that input",
+        "_parse_errors": "JSON {column: landed text} of values that did not parse (on_parse_error: null)",
+        "_replaced": "JSON {column: {original, rule, action}} of values a cleaning rule nulled, clipped or filled",
+    })
+    return descriptions
+
+
 def _clean_asset(source: Source) -> dg.AssetsDefinition:
     spec = source.spec
-    descriptions = {c.name: c.description for c in spec.columns}
+    descriptions = _column_descriptions(source)
 
     @dg.asset(
-        **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules."),
+        **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules; "
+                  "rows without a required value (and late arrivals, when the policy says so) are quarantined."),
         deps=[asset_key(spec.name, "raw")],
-        check_specs=clean_check_specs(source),
+        check_specs=_partitioned(clean_check_specs(source), source),
     )
     def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
         with _only_transient_retries():
@@ -161,57 +220,69 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             result = run_cleaning(raw, source.rules)
             del raw  # a step input would stay alive until the step ends: a whole partition under validation's peak
             release_freed_memory()
-            dropped = result.removed
-            if dropped is not None and not dropped.empty:
-                dropped = dropped[dropped["_rule"] != "deduplicate"]
-            write_quarantine(store, spec.name, partition, "clean", dropped)
-            rejects = quarantined_rows(store, spec.name, partition, "raw")
-            cleaning = {**result.reconciliation(), "raw_rows": raw_rows, "rejects": rejects}
-            write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": cleaning, "lineage": result.lineage})
+            required = contract.required_rejects(result.frame, spec)
+            frame = result.frame if required.keep.all() else select_rows(result.frame, required.keep)
+            late, late_count, late_sample = contract.late_rejects(frame, spec, partition)
+            frame = frame if late.keep.all() else select_rows(frame, late.keep)
+            removed = [contract.cleaning_quarantine(result.removed, spec), required.quarantine, late.quarantine]
+            write_quarantine(store, spec.name, partition, "clean", pd.concat([q for q in removed if len(q)], ignore_index=True) if any(len(q) for q in removed) else None)
+            raw_quarantined = quarantined_rows(store, spec.name, partition, "raw")
+            cleaning = result.reconciliation()
+            ledger = clean_ledger(raw_rows, raw_quarantined, cleaning, required.removed, late.removed)
+            write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": ledger, "cleaning": cleaning, "lineage": result.lineage})
             governance = _governance_context(context, source, store, gx)
             # The checks are computed on a worker thread while this thread hands the table to the IO manager:
             # the Parquet encoder releases the GIL, so validation and the write proceed at the same time.
             # The worker gets its own (copy-on-write) view: the IO manager tags the yielded object's attrs.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-clean-checks") as worker:
-                measuring = worker.submit(measure_clean, governance, result.frame.reset_index(drop=True))
+                measuring = worker.submit(measure_clean, governance, frame.reset_index(drop=True))
                 yield dg.Output(
-                    result.frame,
+                    frame,
                     metadata={
-                        "reconciliation": dg.MetadataValue.json(cleaning),
+                        "reconciliation": dg.MetadataValue.json(ledger),
                         "duplicates_removed": result.duplicates_removed,
                         "rows_dropped": result.rows_dropped,
+                        "required_removed": required.removed,
+                        "late_rows": late_count,
                         "rules": dg.MetadataValue.json(result.reports),
                         "column_lineage": dg.MetadataValue.json(result.lineage),
-                        "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(result.frame, descriptions)),
+                        "dagster/column_schema": dg.MetadataValue.table_schema(table_schema(frame, descriptions)),
                     },
                 )
                 measured = measuring.result()
             # Set by the lake IO manager on this very object when it published it (popped: pandas would
             # carry it onto frames derived from this one, which are not that file's content).
-            clean_file = result.frame.attrs.pop(FILE_IDENTITY_ATTR, None)
+            clean_file = frame.attrs.pop(FILE_IDENTITY_ATTR, None)
             yield from record_clean(governance, measured, clean_file).results
+            yield from contract_results(governance, required.removed, required.quarantine["_reason"].head(5).tolist(),
+                                        late_count, late_sample)
 
     return clean
 
 
 def _governed_asset(source: Source) -> dg.AssetsDefinition:
     spec = source.spec
-    descriptions = {c.name: c.description for c in spec.columns}
+    descriptions = _column_descriptions(source)
 
     @dg.asset(
         **_common(source, "governed", "Gold: the certified table downstream users read. Only rows that pass the "
-                  "source's expectations; the rest are in the quarantine zone with the reason."),
+                  "source's contract and expectations; the rest are in the quarantine zone with the reason. "
+                  "Certification is refused (nothing published) when a blocking check fails or the row-loss guard trips."),
         deps=[asset_key(spec.name, "clean")],
-        check_specs=governed_check_specs(source),
+        check_specs=_partitioned(governed_check_specs(source), source),
+        output_required=False,  # a refused certification publishes nothing
     )
     def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             partition = context.partition_key if context.has_partition_key else None
-            cleaning = _read_cleaning_record(store, spec.name, partition)["reconciliation"]
+            ledger = _read_cleaning_record(store, spec.name, partition)["reconciliation"]
             clean, clean_file = _read_upstream(store, "clean", spec.name, partition)
-            result = certify(_governance_context(context, source, store, gx), clean, cleaning, clean_file)
+            result = certify(_governance_context(context, source, store, gx), clean, ledger, clean_file)
             del clean  # freed before the governed table is written, not at the end of the step
+            if result.refused:
+                yield from result.check_results  # recorded as failed checks, then the step fails unpublished
+                raise dg.Failure(result.refused, allow_retries=False)
             yield dg.Output(
                 result.frame,
                 metadata={

@@ -5,17 +5,21 @@ the file, the field and what is allowed — one bad source never hides the other
 """
 from __future__ import annotations
 
+import difflib
 import os
+import sys
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lepton_pipelines.cleaning import CLEANING_RULES, CleaningRule, ColumnInfo, TableInfo
+from lepton_pipelines.cleaning.base import ParseOptions
 from lepton_pipelines.connectors import CONNECTORS, Connector
-from lepton_pipelines.sources.spec import SourceSpec
+from lepton_pipelines.sources.spec import ColumnSpec, SourceSpec
 
 SHIPPED_REGISTRY = Path(__file__).parent / "registry"
 SOURCES_PATH_ENV = "LEPTON_SOURCES_PATH"
@@ -88,14 +92,14 @@ def load_source_file(file: Path) -> tuple[Source | None, list[str]]:
     try:
         spec = SourceSpec.model_validate(raw)
     except ValidationError as exc:
-        return None, [f"{file}: {_describe(err)}" for err in exc.errors()]
+        return None, [f"{file}: {_describe(err, document=raw)}" for err in exc.errors()]
     spec.origin = str(file)
     problems: list[str] = []
     if spec.name != file.stem:
         problems.append(f"{file}: name: {spec.name!r} must match the file name {file.stem!r}")
     table = TableInfo(
         source=spec.name,
-        columns=tuple(ColumnInfo(c.name, c.type, c.nullable) for c in spec.columns),
+        columns=tuple(column_info(spec, c) for c in spec.columns),
         primary_key=tuple(spec.primary_key),
         event_time=spec.event_time,
     )
@@ -105,6 +109,19 @@ def load_source_file(file: Path) -> tuple[Source | None, list[str]]:
     if problems or connector is None:
         return None, problems
     return Source(spec=spec, connector=connector, rules=tuple(rules), table=table), []
+
+
+def column_info(spec: SourceSpec, column: ColumnSpec) -> ColumnInfo:
+    """What typing and the cleaning rules need to know of a declared column."""
+    options = ParseOptions(
+        formats=column.formats,
+        decimal=column.decimal or ".",
+        thousands=column.thousands,
+        true_values=tuple(column.true_values) if column.true_values is not None else None,
+        false_values=tuple(column.false_values) if column.false_values is not None else None,
+        timezone=column.timezone or "UTC",
+    )
+    return ColumnInfo(column.name, column.type, column.nullable, options, column.from_, spec.parse_error_policy(column))
 
 
 def _build_connector(file: Path, block: dict[str, Any], problems: list[str]) -> Connector | None:
@@ -144,26 +161,95 @@ def _build_rules(file: Path, entries: list[dict[str, Any]], table: TableInfo, pr
 def _expectation_problems(file: Path, spec: SourceSpec) -> list[str]:
     # Imported here: governance is optional for loading, but when present every entry is checked
     # against GX's own expectation classes at definitions load time.
+    from lepton_pipelines.governance.expectation_lint import lint_expectation
     from lepton_pipelines.governance.expectations import expectation_problems
 
     problems = []
     for index, entry in enumerate(spec.expectations):
-        problems.extend(f"{file}: expectations[{index}] ({entry.expectation}): {p}" for p in expectation_problems(entry, spec))
+        found = expectation_problems(entry, spec) or lint_expectation(entry, spec)
+        problems.extend(f"{file}: expectations[{index}] ({entry.expectation}): {p}" for p in found)
     names = [e.check_name for e in spec.expectations]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{file}: expectations: two entries share the check name {dup!r}; set a distinct `name:`")
     return problems
 
 
-def _describe(err: dict[str, Any], prefix: str = "") -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-    loc = loc.replace("schema_", "schema")
-    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(top level)")
+def _describe(err: dict[str, Any], prefix: str = "", document: Any = None) -> str:
+    """One pydantic error in the words of the YAML: columns named by name (``schema[amount].type``),
+    unknown fields with the allowed ones and a did-you-mean, YAML's own dates explained."""
+    loc = [p for p in err.get("loc", ()) if p != "__root__"]
+    field = prefix + ("." if prefix and loc else "") + _location(loc, document) if loc else (prefix or "(top level)")
+    kind = err.get("type")
     msg = err.get("msg", "invalid")
-    if err.get("type") == "extra_forbidden":
-        msg = "unknown field (check the spelling; see the source registry schema for allowed fields)"
-    elif err.get("type") == "missing":
-        msg = "required field is missing"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
     value = err.get("input")
-    shown = f" (got {value!r})" if err.get("type") not in ("missing",) and not isinstance(value, (dict, list)) else ""
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(loc[:-1], prefix)
+        unknown = str(loc[-1]) if loc else ""
+        close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
+        msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "") + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        return f"{field}: {msg}"
+    if kind == "missing":
+        return f"{field}: required field is missing"
+    if isinstance(value, (date, datetime)):
+        return (f"{field}: YAML read {value.isoformat()} as a date, not text; quote it "
+                f"(e.g. {loc[-1] if loc else 'value'}: \"{value.isoformat()}\")")
+    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    if not loc and not prefix:  # a whole-source rule: its message names the fields itself
+        return msg
     return f"{field}: {msg}{shown}"
+
+
+def _location(loc: list[Any], document: Any) -> str:
+    """``['schema', 1, 'type']`` → ``schema[amount].type`` (the column's name), lists by index otherwise."""
+    parts: list[str] = []
+    node = document
+    for part in loc:
+        name = "schema" if part == "schema_" else ("from" if part == "from_" else part)
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else None
+            parts.append(f"[{label}]" if label else f"[{part}]")
+            node = item
+        else:
+            parts.append(("." if parts else "") + str(name))
+            node = node.get(name) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _allowed_fields(loc: list[Any], prefix: str) -> list[str]:
+    """The fields the model at ``loc`` accepts (by their YAML names)."""
+    if prefix == "connector":
+        return []  # the connector's Settings list their own fields in their docs
+    model: Any = SourceSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = model.model_fields.get(part) or next((f for f in model.model_fields.values() if f.alias == part), None)
+        if field_info is None:
+            return []
+        model = _model_of(field_info.annotation)
+        if model is None:
+            return []
+    return sorted(f.alias or n for n, f in model.model_fields.items() if n != "origin")
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def load_sources_or_explain(folders: Iterable[Path] | None = None) -> list[Source]:
+    """``load_sources`` for the code location: a registry problem is printed first, on its own, and
+    raised without the chain of loader frames, so the CLI and the UI show what to fix, not a traceback wall."""
+    try:
+        return load_sources(folders)
+    except SourceRegistryError as error:
+        print(f"\nLepton source registry: {error}\n", file=sys.stderr)
+        raise SourceRegistryError(error.problems) from None

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from lepton_pipelines.cleaning import PARSE_ERRORS_COLUMN, ColumnInfo, TableInfo, coerce_to_schema
+from lepton_pipelines.cleaning.base import ParseOptions
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,8 +45,8 @@ def test_messy_text_numbers_are_parsed_counted_and_originals_kept():
     assert _errors(result.frame) == [None, {"amount": "abc"}, {"count": " 12.5 "}, {"count": "seven"}, None, None]
 
 
-def test_timestamps_iso_with_and_without_offset_and_epoch_seconds():
-    table = _table(("ts", "timestamp"))
+def test_timestamps_iso_with_and_without_offset_and_declared_epoch_seconds():
+    table = TableInfo("t", (ColumnInfo("ts", "timestamp", parse=ParseOptions(formats=("iso8601", "epoch_s"))),))
     values = ["2026-11-25T10:00:00+02:00", "1764064800", "2026-11-25 10:00:00", "2026-11-25T10:00:00Z", "yesterday", None]
     result = coerce_to_schema(pd.DataFrame({"ts": values}), table)
     ts = result.frame["ts"]
@@ -67,8 +68,16 @@ def test_timestamps_all_with_offsets_take_the_fast_path_and_match_pandas():
     assert result.parse_failures == {}
 
 
-def test_native_epoch_numbers_and_naive_datetimes_become_utc():
+def test_all_digit_values_are_never_guessed_to_be_epoch_time():
+    result = coerce_to_schema(pd.DataFrame({"ts": ["1764064800", "2026-11-25T10:00:00Z"]}), _table(("ts", "timestamp")))
+    assert pd.isna(result.frame["ts"].iloc[0]) and result.parse_failures == {"ts": 1}
     numbers = coerce_to_schema(pd.DataFrame({"ts": [1764064800, None]}), _table(("ts", "timestamp")))
+    assert numbers.frame["ts"].isna().all() and numbers.parse_failures == {"ts": 1}
+
+
+def test_native_epoch_numbers_with_declared_unit_and_naive_datetimes_become_utc():
+    epoch = TableInfo("t", (ColumnInfo("ts", "timestamp", parse=ParseOptions(formats=("epoch_s",))),))
+    numbers = coerce_to_schema(pd.DataFrame({"ts": [1764064800, None]}), epoch)
     assert numbers.frame["ts"].iloc[0] == pd.Timestamp(1764064800, unit="s", tz="UTC")
     assert pd.isna(numbers.frame["ts"].iloc[1]) and numbers.parse_failures == {}
     naive = coerce_to_schema(pd.DataFrame({"ts": pd.to_datetime(["2026-01-02 03:04:05"])}), _table(("ts", "timestamp")))
@@ -86,12 +95,12 @@ def test_booleans_accept_common_spellings_case_insensitively():
     assert _errors(result.frame)[7] == {"ok": "maybe"}
 
 
-def test_dates_are_midnight_datetimes_and_impossible_days_fail():
+def test_dates_are_arrow_dates_and_impossible_days_fail():
     values = ["2026-11-25", "2026-02-30", "2026-11-25T00:00:00", "2026-11-25T10:30", "25/11/2026", None]
     result = coerce_to_schema(pd.DataFrame({"day": values}), _table(("day", "date")))
     day = result.frame["day"]
-    assert str(day.dtype) == "datetime64[ns]"
-    assert day.iloc[0] == pd.Timestamp("2026-11-25") and day.iloc[2] == pd.Timestamp("2026-11-25")
+    assert str(day.dtype) == "date32[day][pyarrow]"  # stored as Parquet DATE
+    assert day.iloc[0] == date(2026, 11, 25) and day.iloc[2] == date(2026, 11, 25)
     assert day.iloc[[1, 3, 4, 5]].isna().all()
     assert result.parse_failures == {"day": 3}
 
@@ -120,9 +129,9 @@ def test_missing_extra_and_lineage_columns():
     result = coerce_to_schema(records, table)
     assert result.missing_columns == ["b", "c"] and result.extra_columns == ["zz"]
     assert result.frame["b"].isna().all() and result.frame["c"].isna().all() and result.frame["c"].dtype == "boolean"
-    assert result.frame["zz"].tolist() == ["3", "4"]
+    assert "zz" not in result.frame.columns  # one raw schema across partitions; reported, and kept in landing
     assert result.frame["_source_line"].tolist() == [2, 3] and result.frame["_source_file"].tolist() == ["f.csv"] * 2
-    assert list(result.frame.columns) == ["a", "b", "c", "zz", "_source_file", "_source_line", PARSE_ERRORS_COLUMN]
+    assert list(result.frame.columns) == ["a", "b", "c", "_source_file", "_source_line", PARSE_ERRORS_COLUMN]
     assert result.frame[PARSE_ERRORS_COLUMN].isna().all()
     assert result.report()["missing_columns"] == ["b", "c"]
 
@@ -156,7 +165,7 @@ def test_consuming_coercion_frees_typed_columns_and_gives_the_same_result():
     table = _table(("a", "integer"), ("b", "float"), ("t", "timestamp"), ("s", "string"))
     records = pd.DataFrame({
         "a": pd.Series(["1", "x", " 3"], dtype="str"), "b": pd.Series(["1.5", "n/a", ""], dtype="str"),
-        "t": pd.Series(["2026-01-01T00:00:00Z", "bad", "1767225600"], dtype="str"),
+        "t": pd.Series(["2026-01-01T00:00:00Z", "bad", "2026-01-01 00:00"], dtype="str"),
         "s": pd.Series(["p", None, "q"], dtype="str"), "zz": ["e1", "e2", "e3"], "_source_line": [2, 3, 4],
     })
     kept = coerce_to_schema(records.copy(), table)

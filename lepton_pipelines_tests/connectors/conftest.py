@@ -1,11 +1,17 @@
-"""Fixtures for connector tests: a local lake, and an S3 lake served by moto's threaded server over HTTP."""
+"""Fixtures for connector tests: a local lake, an S3 lake served by moto's threaded server over HTTP,
+and a JSON API served by its own process (``api_server.py``)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 
 from lepton_pipelines.lake.store import Lake
@@ -42,3 +48,31 @@ def land(lake: Lake, relative: str, data: bytes) -> str:
     with lake.fs.open(target.path, "wb") as handle:
         handle.write(data)
     return relative
+
+
+# -- a real HTTP API in its own process ----------------------------------------------------------------
+API_SECRET = "Bearer s3cret-token-4242"  # what /secure expects in X-Auth
+
+
+@dataclass
+class ApiServer:
+    """Handle on ``api_server.py`` running as a subprocess: its base URL and its request log."""
+
+    base: str
+
+    def hits(self, path: str) -> list[dict]:
+        return requests.get(f"{self.base}/_log", params={"path": path}, timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def api():
+    env = {**os.environ, "API_EXPECTED_AUTH": API_SECRET}
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("api_server.py"))],
+                               stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("PORT "), f"api_server.py did not start: {line!r}"
+        yield ApiServer(f"http://127.0.0.1:{int(line.split()[1])}")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -21,7 +21,9 @@ schema:
   - {{name: order_id, type: integer, nullable: false, description: Order number}}
   - {{name: status, type: string, description: Order status}}
   - {{name: amount, type: float, description: Amount in EUR}}
+  - {{name: created_at, type: timestamp, description: When the order was placed}}
 primary_key: [order_id]
+event_time: created_at
 partitioning: daily
 expectations:
   - {{expectation: expect_column_values_to_not_be_null, kwargs: {{column: amount}}}}
@@ -59,9 +61,12 @@ def good_orders(n: int = 6) -> pd.DataFrame:
 
 
 def cleaning_for(frame: pd.DataFrame, duplicates: int = 0, dropped: int = 0) -> dict:
+    """The clean step's ledger for ``frame`` as the clean table (``duplicates``/``dropped`` removed before it)."""
+    from lepton_pipelines.governance.checks import clean_ledger
+
     raw = len(frame) + duplicates + dropped
-    return {"raw_rows": raw, "input_rows": raw, "output_rows": len(frame), "duplicates_removed": duplicates,
-            "rows_dropped": dropped, "rejects": 0, "balanced": True}
+    cleaning = {"input_rows": raw, "output_rows": len(frame), "duplicates_removed": duplicates, "rows_dropped": dropped, "balanced": True}
+    return clean_ledger(raw, 0, cleaning, 0, 0)
 
 
 @pytest.fixture(scope="session")

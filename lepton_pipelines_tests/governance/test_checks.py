@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from lepton_pipelines.governance import certify, clean_check_specs, evaluate_clean, evaluate_raw, raw_check_specs
+from lepton_pipelines.governance.checks import RawFindings
+from lepton_pipelines.lake.quarantine import quarantine_frame, write_quarantine
 from lepton_pipelines.governance.quality_store import quality_dir, read_results
 from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, read_parquet_dir
 
@@ -27,20 +29,27 @@ def meta(result: dg.AssetCheckResult, key: str):
     return getattr(value, "value", value)
 
 
+def findings(landed: dict[str, str], rows: int = 5, **overrides) -> RawFindings:
+    values = dict(landed_schema=landed, parse_failures={}, non_null={}, parse_quarantined=0, parse_nulled={},
+                  empty_inputs=[], inputs=1, rows=rows)
+    values.update(overrides)
+    return RawFindings(**values)
+
+
 def test_clean_sample_passes_every_check_and_keeps_every_row(tmp_path, lake, make_ctx):
     source = orders_source(tmp_path)
     ctx = make_ctx(source)
     frame = good_orders()
-    raw_results = evaluate_raw(ctx, frame, {"order_id": "int64", "status": "str", "amount": "float64", "_source_file": "str"}, {})
-    assert [r.passed for r in raw_results] == [True]
+    raw_results = evaluate_raw(ctx, findings({"order_id": "int64", "status": "str", "amount": "float64", "created_at": "str", "_source_file": "str"}))
+    assert [r.passed for r in raw_results] == [True, True, True]
     results = evaluate_clean(ctx, frame, cleaning_for(frame))
-    assert {r.check_name for r in results} == {s.name for s in clean_check_specs(source)}
+    assert {r.check_name for r in results} | {"required_values", "late_arrival"} == {s.name for s in clean_check_specs(source)}  # contract checks: clean step
     assert all(r.passed for r in results), [(r.check_name, r.description) for r in results if not r.passed]
     outcome = certify(ctx, frame, cleaning_for(frame))
     assert outcome.quarantined_rows == 0
     assert list(outcome.frame.columns) == ["order_id", "status", "amount"]
     assert len(outcome.frame) == len(frame)
-    assert [r.passed for r in outcome.check_results] == [True]
+    assert [r.passed for r in outcome.check_results] == [True, True]
     history = read_results(lake, "orders", PK)
     assert set(history["stage"]) == {"raw", "clean", "governed"} and history["passed"].all()
     gx_json = json.loads((quality_dir(lake, "orders", PK) / "gx_result.json").read_text())
@@ -57,6 +66,8 @@ def test_nulls_out_of_range_and_wrong_set_members_are_quarantined_with_reasons(t
     frame.loc[4, "status"] = "lost"        # same row: wrong set member too
     frame.loc[7, "status"] = "refunded"    # wrong set member
     cleaning = cleaning_for(frame, duplicates=2, dropped=1)
+    removed = pd.DataFrame({"order_id": [1, 1, 2]})
+    write_quarantine(ctx.lake, "orders", PK, "clean", quarantine_frame("clean", removed, ["order_id"], reason="dropped in cleaning"))
     results = by_name(evaluate_clean(ctx, frame, cleaning))
 
     nulls, between, in_set = results["amount__column_values_to_not_be_null"], results["amount__column_values_to_be_between"], results["status__column_values_to_be_in_set"]
@@ -72,10 +83,10 @@ def test_nulls_out_of_range_and_wrong_set_members_are_quarantined_with_reasons(t
     outcome = certify(ctx, frame, cleaning)
     assert outcome.quarantined_rows == 3
     assert sorted(outcome.frame["order_id"]) == [1, 3, 4, 6, 7, 9]
-    quarantine = lake.read_table("quarantine", "orders", PK)
-    row5 = quarantine.set_index("order_id").loc[5]
-    assert bool(row5["failed__amount__column_values_to_be_between"]) and bool(row5["failed__status__column_values_to_be_in_set"])
-    assert not bool(row5["failed__amount__column_values_to_not_be_null"])
+    quarantine = read_parquet_dir(lake.table_dir("quarantine", "orders", PK) / "governed.parquet")
+    row5 = quarantine.set_index("order_id").loc["5"]
+    assert row5["_check"] == "amount__column_values_to_be_between, status__column_values_to_be_in_set"
+    assert row5["_stage"] == "governed" and row5["amount"] == "5000.0" and row5["status"] == "lost"
     assert "status__column_values_to_be_in_set" in row5["_reason"] and row5["_source_line"] == 6
     reconciliation = outcome.check_results[0]
     assert reconciliation.passed, reconciliation.description
@@ -137,28 +148,48 @@ def test_certify_revalidates_when_clean_changed_since_validation(tmp_path, make_
 def test_reconciliation_fails_when_rows_are_unaccounted_for(tmp_path, make_ctx):
     ctx = make_ctx(orders_source(tmp_path))
     frame = good_orders()
-    cleaning = cleaning_for(frame) | {"raw_rows": len(frame) + 4}
+    cleaning = cleaning_for(frame) | {"landed": len(frame) + 4}
     evaluate_clean(ctx, frame, cleaning)
-    check = certify(ctx, frame, cleaning).check_results[0]
+    outcome = certify(ctx, frame, cleaning)
+    check = outcome.check_results[0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert meta(check, "unaccounted_rows") == 4 and "4 row(s) unaccounted" in check.description
+    assert meta(check, "unaccounted_rows") == 4 and "4 landed record(s) unaccounted for" in check.description
+    assert outcome.refused and "unaccounted" in outcome.refused
 
 
 @pytest.mark.parametrize("policy, severity, blocking", [("warn", dg.AssetCheckSeverity.WARN, False), ("error", dg.AssetCheckSeverity.ERROR, True)])
-def test_schema_drift_reports_added_removed_and_retyped_columns(tmp_path, make_ctx, policy, severity, blocking):
+def test_schema_drift_reports_added_removed_renamed_and_retyped_columns(tmp_path, make_ctx, policy, severity, blocking):
     source = orders_source(tmp_path, schema_drift=policy)
     assert raw_check_specs(source)[0].blocking is blocking
-    landed = {"order_id": "float64", "amount": "float64", "coupon": "str", "_source_file": "str"}
-    result = evaluate_raw(make_ctx(source), good_orders(), landed, {"missing_columns": ["status"], "extra_columns": ["coupon"]})[0]
+    landed = {"Order_ID": "string", "amount": "string", "coupon": "string", "created_at": "string", "_source_file": "string"}
+    result = evaluate_raw(make_ctx(source), findings(landed, parse_failures={"amount": 8}, non_null={"amount": 10}))[0]
     assert not result.passed and result.severity == severity
     assert meta(result, "added_columns") == ["coupon"] and meta(result, "removed_columns") == ["status"]
-    assert meta(result, "retyped_columns") == {"order_id": {"declared": "integer", "landed": "float"}}
+    assert meta(result, "renamed_columns") == {"order_id": "Order_ID"}
+    assert meta(result, "retyped_columns") == {"amount": {"declared": "float", "failed": 8, "of": 10}}
     assert [c.name for c in meta(result, "landed_schema").columns] == list(landed)
 
 
 def test_text_formats_landing_strings_are_not_drift(tmp_path, make_ctx):
-    result = evaluate_raw(make_ctx(orders_source(tmp_path)), good_orders(), {"order_id": "string", "status": "string", "amount": "string"}, {})[0]
+    result = evaluate_raw(make_ctx(orders_source(tmp_path)), findings({"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}))[0]
     assert result.passed, result.description
+
+
+def test_a_few_unparsable_values_are_not_drift_but_fail_the_parse_check(tmp_path, make_ctx):
+    landed = {"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}
+    results = by_name(evaluate_raw(make_ctx(orders_source(tmp_path)),
+                                   findings(landed, parse_failures={"amount": 1}, non_null={"amount": 10}, parse_quarantined=1)))
+    assert results["schema_drift"].passed
+    parse = results["parse_errors"]
+    assert not parse.passed and parse.severity == dg.AssetCheckSeverity.WARN and meta(parse, "quarantined_rows") == 1
+
+
+def test_empty_inputs_are_named_not_drift(tmp_path, make_ctx):
+    results = by_name(evaluate_raw(make_ctx(orders_source(tmp_path)),
+                                   findings({}, rows=0, empty_inputs=["landing/orders/date=2026-03-01/empty.csv"], inputs=1)))
+    assert results["schema_drift"].passed, results["schema_drift"].description
+    empty = results["empty_input"]
+    assert not empty.passed and empty.severity == dg.AssetCheckSeverity.WARN and "empty.csv" in empty.description
 
 
 def test_large_quarantine_positions_match_rows(tmp_path, make_ctx):
@@ -178,9 +209,9 @@ def test_declared_underscore_columns_are_compared_like_any_other():
     from lepton_pipelines.governance.drift import compare_schemas
 
     declared = {"device_id": "string", "_topic": "string"}
-    present = compare_schemas(declared, {"device_id": "string", "_topic": "string", "_source_file": "string"})
+    present = compare_schemas(declared, ["device_id", "_topic", "_source_file"])
     assert (present.added, present.removed) == ([], [])
-    absent = compare_schemas(declared, {"device_id": "string", "_source_file": "string"})
+    absent = compare_schemas(declared, ["device_id", "_source_file"])
     assert absent.removed == ["_topic"]
 
 

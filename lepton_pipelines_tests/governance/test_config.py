@@ -46,7 +46,7 @@ def test_unknown_column_is_reported_with_declared_columns(tmp_path):
     problems = load_with(tmp_path, "  - {expectation: expect_column_values_to_not_be_null, kwargs: {column: amout}}")
     assert problems == [
         f"{tmp_path / 'orders.yaml'}: expectations[0] (expect_column_values_to_not_be_null): kwargs.column: column 'amout' "
-        "is not in the schema; declared columns: order_id, status, amount"
+        "is not in the schema; declared columns: order_id, status, amount, created_at"
     ]
 
 

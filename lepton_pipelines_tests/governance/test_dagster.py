@@ -11,7 +11,7 @@ from lepton_pipelines.governance import (
     GovernanceContext, GreatExpectationsResource, build_governance_defs, certify, clean_check_specs, evaluate_clean,
     governed_check_specs,
 )
-from lepton_pipelines.governance.freshness import deadline_cron_for_daily
+from lepton_pipelines.governance.checks import contract_results
 from lepton_pipelines.lake.resource import LakeResource
 
 from .conftest import cleaning_for, good_orders, orders_source
@@ -29,6 +29,7 @@ def asset_pair(source, frame: pd.DataFrame, lake_url: str):
         ctx = GovernanceContext(source, lake.get(), context.partition_key, gx, context.log)
         yield dg.Output(None)
         yield from evaluate_clean(ctx, frame, cleaning_for(frame))
+        yield from contract_results(ctx, 0, [], 0, [])  # required_values, late_arrival
 
     @dg.asset(key=["orders", "governed"], partitions_def=partitions, deps=[clean], check_specs=governed_check_specs(source))
     def governed(context, gx: GreatExpectationsResource, lake: LakeResource):
@@ -68,29 +69,28 @@ def test_quarantine_failures_warn_and_governed_materializes(tmp_path):
     assert governed and governed[0].materialization.metadata["quarantined_rows"].value == 1
 
 
-def test_freshness_check_fails_for_a_stale_partition_and_passes_when_fresh(tmp_path):
-    assert deadline_cron_for_daily(timedelta(hours=6, minutes=30)) == "30 6 * * *"
-    source = orders_source(tmp_path, max_lag="1h")
-    defs = build_governance_defs([source])
-    checks = [c for c in defs.asset_checks if any("freshness" in k.name for k in c.check_keys)]
-    assert len(checks) == 1
-    partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01")
-    governed = dg.AssetSpec(["orders", "governed"], partitions_def=partitions)
+def test_freshness_judges_the_age_of_the_newest_event_not_the_run_time(tmp_path, lake):
+    """A run today over 2013 data is not fresh: the check reads the newest event time in governed."""
+    source = orders_source(tmp_path, max_lag="2d")
+    defs = dg.Definitions.merge(build_governance_defs([source]), dg.Definitions(resources={"lake": LakeResource(url=lake.url)}))
+    job = defs.resolve_job_def("lepton_freshness_checks")
     instance = dg.DagsterInstance.ephemeral()
-    today = datetime.now(timezone.utc).date()
 
-    def check_passes() -> bool:
-        job = dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*checks[0].check_keys))
-        job_defs = dg.Definitions(assets=[governed], asset_checks=checks, jobs=[job])
-        result = job_defs.resolve_job_def("freshness").execute_in_process(instance=instance, raise_on_error=False)
-        evaluation = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-        return evaluation.asset_check_evaluation_data.passed
+    def evaluate() -> dg.AssetCheckEvaluation:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        return next(e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION).asset_check_evaluation_data
 
-    instance.report_runless_asset_event(dg.AssetMaterialization(["orders", "governed"], partition=str(today - timedelta(days=5))))
-    assert not check_passes()
-    for days in (1, 2):
-        instance.report_runless_asset_event(dg.AssetMaterialization(["orders", "governed"], partition=str(today - timedelta(days=days))))
-    assert check_passes()
+    assert not evaluate().passed  # nothing governed yet
+    old = good_orders().assign(created_at=pd.Timestamp("2013-01-01 09:00", tz="UTC"))
+    lake.write_table("governed", "orders", "2013-01-01", old)
+    stale = evaluate()
+    assert not stale.passed and "2013-01-01T09:00:00+00:00" in stale.description and "older than max_lag 2.0d" in stale.description
+    today = datetime.now(timezone.utc)
+    recent = good_orders().assign(created_at=pd.Timestamp(today - timedelta(hours=3)))
+    lake.write_table("governed", "orders", str(today.date()), recent)
+    fresh = evaluate()
+    assert fresh.passed, fresh.description
+    assert 2.9 < fresh.metadata["data_age_hours"].value < 3.5
 
 
 def test_scorecard_and_catalog_summarize_the_lake(tmp_path, lake):
@@ -112,14 +112,14 @@ def test_scorecard_and_catalog_summarize_the_lake(tmp_path, lake):
     assert result.success
     by_source = pd.read_parquet(lake.path("_quality", "_scorecard", "by_source.parquet").path)
     row = by_source.set_index("source").loc["orders"]
-    assert row["checks"] == 14 and row["failed"] == 1 and row["quarantined_rows"] == 1  # 2 partitions × 7 checks
+    assert row["checks"] == 16 and row["failed"] == 1 and row["quarantined_rows"] == 1  # 2 partitions × 8 checks
     per_day = pd.read_parquet(lake.path("_quality", "_scorecard", "by_partition.parquet").path)
-    assert per_day["pass_rate"].tolist() == [1.0, pytest.approx(6 / 7)]
+    assert per_day["pass_rate"].tolist() == [1.0, pytest.approx(7 / 8)]
     scorecard_md = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "quality_scorecard").materialization.metadata["scorecard"].value
-    assert "data:image/png;base64," in scorecard_md and "| orders | 14 | 13 | 1 |" in scorecard_md
+    assert "data:image/png;base64," in scorecard_md and "| orders | 16 | 15 | 1 |" in scorecard_md
     catalog = pd.read_parquet(lake.path("_catalog", "catalog.parquet").path).set_index("dataset")
     assert set(catalog.index) == {"orders/clean", "orders/governed", "orders/quarantine"}
     assert catalog.loc["orders/governed", "row_count"] == 11 and catalog.loc["orders/quarantine", "row_count"] == 1
     assert catalog.loc["orders/governed", "owner"] == "team:test" and catalog.loc["orders/governed", "upstream"] == "orders/clean"
-    assert catalog.loc["orders/governed", "quality_score"] == pytest.approx(6 / 7, rel=1e-3)
+    assert catalog.loc["orders/governed", "quality_score"] == pytest.approx(7 / 8, rel=1e-3)
     assert '"description": "Amount in EUR"' in catalog.loc["orders/governed", "schema"]

@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from lepton_pipelines.lake.quarantine import write_quarantine
+from lepton_pipelines.lake.quarantine import quarantine_frame, write_quarantine
 from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, read_parquet_dir
 
 
@@ -85,15 +85,19 @@ def test_a_write_killed_midway_leaves_the_previous_partition_intact(tmp_lake):
 
 
 def test_quarantine_stage_files_coexist_and_an_empty_rerun_clears_its_own(tmp_lake):
-    bad = pd.DataFrame({"raw": ["x,y"], "reason": ["wrong field count"]})
+    bad = quarantine_frame("raw", pd.DataFrame({"_source_line": [3]}), ["id"], reason="wrong field count", rule="read", raw="x,y")
     write_quarantine(tmp_lake, "transactions", "2026-11-25", "raw", bad)
-    write_quarantine(tmp_lake, "transactions", "2026-11-25", "clean", pd.DataFrame({"id": [1], "_reason": ["amount is null"]}))
+    removed = quarantine_frame("clean", pd.DataFrame({"id": [1]}), ["id"], reason="amount is required", rule="required")
+    write_quarantine(tmp_lake, "transactions", "2026-11-25", "clean", removed)
     folder = tmp_lake.table_dir("quarantine", "transactions", "2026-11-25")
     assert sorted(p.name for p in folder.iterdir()) == ["clean.parquet", "raw.parquet"]
 
     write_quarantine(tmp_lake, "transactions", "2026-11-25", "raw", pd.DataFrame())
     assert sorted(p.name for p in folder.iterdir()) == ["clean.parquet"]
-    assert read_parquet_dir(folder / "clean.parquet")["_quarantine_stage"].tolist() == ["clean"]
+    stored = read_parquet_dir(folder / "clean.parquet")
+    assert stored["_stage"].tolist() == ["clean"] and stored["id"].tolist() == ["1"] and stored["_rule"].tolist() == ["required"]
+    with pytest.raises(ValueError, match="lack _stage"):  # one schema: a frame that is not in it is refused
+        write_quarantine(tmp_lake, "transactions", "2026-11-25", "clean", pd.DataFrame({"id": [1], "_reason": ["x"]}))
 
 
 def test_categorical_columns_round_trip_dictionary_encoded(tmp_lake):

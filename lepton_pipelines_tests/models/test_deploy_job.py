@@ -97,7 +97,8 @@ def test_failed_deploy_fails_the_run_and_records_what_serves(tmp_lake: Lake, reg
     was serving before, and the run fails with the target's message."""
     missing = f"127.0.0.1:5000/lepton/model-device_anomaly:{registered}-absent"
     result = run_deploy(tmp_lake, "device_anomaly", registered, image=missing,
-                        deploy_config={"replicas": 1, "base_port": 18480, "health_timeout_seconds": 5})
+                        deploy_config={"replicas": 1, "base_port": 18480, "health_timeout_seconds": 5,
+                                       "gateway": {"enabled": False}})
     message = failure_message(result)
     assert message.startswith(f"deploy of {missing} failed: ")
     assert "manifest unknown" in message and "Nothing is serving model 'device_anomaly'" in message

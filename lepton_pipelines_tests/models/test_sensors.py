@@ -66,7 +66,7 @@ class StandInBuildConfig(dg.Config):
     model_version: str
 
 
-@dg.op(name="build_and_push_model_image")
+@dg.op(name="build_model_image_locally")
 def stand_in_build(config: StandInBuildConfig) -> None:
     """Succeeds like a finished build; the real build (Docker) is covered by the images tests."""
 

@@ -125,6 +125,12 @@ def test_retention_keeps_newest_n_and_collects_unreferenced_objects(local_lake, 
         local_repo.prune(keep=0)
 
 
+def _flip_byte(path: str, offset: int = 100) -> None:
+    data = bytearray(open(path, "rb").read())
+    data[min(offset, len(data) - 1)] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
 def test_verify_detects_corrupted_and_missing_objects_and_restore_refuses_them(local_lake, local_repo):
     snapshot = local_repo.backup(local_lake).snapshot_id
     manifest = local_repo.load_manifest(snapshot)
@@ -132,10 +138,7 @@ def test_verify_detects_corrupted_and_missing_objects_and_restore_refuses_them(l
     quality = next(f for f in manifest.files if f.path.startswith("_quality/"))
 
     # Flip one byte of the stored model (same size: only the checksum can tell).
-    object_path = local_repo.object_path(model.sha256)
-    data = bytearray(open(object_path, "rb").read())
-    data[100] ^= 0xFF
-    open(object_path, "wb").write(bytes(data))
+    _flip_byte(local_repo.object_path(model.sha256))
     local_repo.fs.rm(local_repo.object_path(quality.sha256))
 
     report = local_repo.verify(snapshot)
@@ -144,12 +147,94 @@ def test_verify_detects_corrupted_and_missing_objects_and_restore_refuses_them(l
     assert report.missing == (quality.path,)
     assert local_repo.verify(snapshot, deep=False).corrupted == ()  # sizes alone cannot see a flipped byte
 
-    original = local_file(local_lake, model.path).read_bytes()
-    with pytest.raises(IntegrityError, match="corrupt"):
+    wipe_zones(local_lake)
+    with pytest.raises(IntegrityError, match="missing") as missing:
         local_repo.restore(local_lake, snapshot)
-    # The live file was not replaced by the corrupt copy, and no staging file was left behind.
-    assert local_file(local_lake, model.path).read_bytes() == original
-    assert not [p for p in local_file(local_lake, model.path).parent.iterdir() if p.name.endswith(".tmp")]
+    assert quality.path in str(missing.value) and "nothing in the lake was changed" in str(missing.value)
+    assert checksums(local_lake) == {}  # checked first: not one file was written
+
+
+def test_restore_checks_every_object_before_writing_any_file(local_lake, local_repo):
+    snapshot = local_repo.backup(local_lake).snapshot_id
+    manifest = local_repo.load_manifest(snapshot)
+    last = manifest.files[-1]  # restored last: every other file would be written before it is met
+    _flip_byte(local_repo.object_path(last.sha256), offset=20)
+    wipe_zones(local_lake)
+
+    with pytest.raises(IntegrityError, match="corrupt") as failure:
+        local_repo.restore(local_lake, snapshot)
+
+    # Nothing was written, and no staging file was left behind anywhere in the lake.
+    assert last.path in str(failure.value) and "nothing in the lake was changed" in str(failure.value)
+    assert checksums(local_lake) == {}
+    leftovers = [p for p in local_lake.fs.find(local_lake.root.path) if p.endswith(".tmp")]
+    assert leftovers == [p for p in leftovers if "raw/" in p or ".data.parquet.abc.tmp" in p]
+
+
+def test_restore_writes_only_missing_or_changed_files_unless_told_otherwise(local_lake, local_repo):
+    snapshot = local_repo.backup(local_lake).snapshot_id
+    before = {k: v for k, v in checksums(local_lake).items() if k in PROTECTED_FILES}
+    deleted = "governed/transactions/date=2024-01-01/data.parquet"
+    local_file(local_lake, deleted).unlink()
+    changed = "_quality/transactions/results.json"
+    local_file(local_lake, changed).write_bytes(b'{"success": false, "checks": 9}')
+    untouched = local_file(local_lake, "models/churn/versions/3/model.joblib")
+    untouched_inode = untouched.stat().st_ino
+
+    result = local_repo.restore(local_lake, snapshot)
+
+    assert sorted(result.restored_paths) == sorted([deleted, changed])
+    assert (result.restored, result.unchanged) == (2, len(PROTECTED_FILES) - 2)
+    assert {k: v for k, v in checksums(local_lake).items() if k in PROTECTED_FILES} == before
+    assert untouched.stat().st_ino == untouched_inode  # left alone, not rewritten
+
+    everything = local_repo.restore(local_lake, snapshot, overwrite_all=True)
+    assert (everything.restored, everything.unchanged) == (len(PROTECTED_FILES), 0)
+    assert untouched.stat().st_ino != untouched_inode
+
+    # Into another, empty lake nothing can be trusted by fingerprint: every file is written.
+    assert local_repo.restore(Lake(local_lake.url + "-copy"), snapshot).restored == len(PROTECTED_FILES)
+
+
+def test_backup_heals_damaged_objects_and_new_snapshots_verify(local_lake, local_repo):
+    first = local_repo.backup(local_lake)
+    manifest = local_repo.load_manifest(first.snapshot_id)
+    model = next(f for f in manifest.files if f.path.startswith("models/"))
+    quality = next(f for f in manifest.files if f.path.startswith("_quality/"))
+    _flip_byte(local_repo.object_path(model.sha256))  # same size: only a re-hash can see it
+    with open(local_repo.object_path(quality.sha256), "r+b") as handle:
+        handle.truncate(3)  # wrong size: every backup sees it from the listing
+
+    plain = local_repo.backup(local_lake)
+    assert (plain.objects_copied, plain.objects_healed) == (1, 1)  # the truncated one
+    assert local_repo.verify(plain.snapshot_id).corrupted == (model.path,)
+
+    rehashed = local_repo.backup(local_lake, rehash=True)
+    assert (rehashed.objects_copied, rehashed.objects_healed) == (1, 1)
+    assert rehashed.objects_reused == len(PROTECTED_FILES) - 1
+    for snapshot in (first.snapshot_id, plain.snapshot_id, rehashed.snapshot_id):
+        assert local_repo.verify(snapshot).ok  # objects are shared: healing one heals every snapshot
+    assert local_repo.backup(local_lake, rehash=True).objects_copied == 0
+
+
+def test_verify_repair_refetches_from_the_lake_only_when_the_lake_still_matches(local_lake, local_repo):
+    snapshot = local_repo.backup(local_lake).snapshot_id
+    manifest = local_repo.load_manifest(snapshot)
+    model = next(f for f in manifest.files if f.path.startswith("models/"))
+    quality = next(f for f in manifest.files if f.path.startswith("_quality/"))
+    governed = next(f for f in manifest.files if f.path.startswith("governed/"))
+    _flip_byte(local_repo.object_path(model.sha256))
+    local_repo.fs.rm(local_repo.object_path(quality.sha256))
+    _flip_byte(local_repo.object_path(governed.sha256), offset=10)
+    local_file(local_lake, governed.path).write_bytes(b"a newer partition the snapshot never saw")
+
+    report = local_repo.verify(snapshot, repair_from=local_lake)
+
+    assert sorted(report.repaired) == sorted([model.path, quality.path])
+    assert report.corrupted == (governed.path,)  # its lake file changed since: cannot be the backed-up bytes
+    assert not report.ok
+    again = local_repo.verify(snapshot)
+    assert again.corrupted == (governed.path,) and again.missing == ()
 
 
 def test_exact_restore_removes_files_created_after_the_snapshot(local_lake, local_repo):
@@ -211,5 +296,23 @@ def test_cli_backup_list_verify_restore(local_lake, tmp_path, monkeypatch, capsy
         handle.write(b"X")
     assert cli(["verify"]) == 1
     assert "fail their checksum" in capsys.readouterr().out
+    assert cli(["--json", "verify", "--repair"]) == 0
+    repaired = json.loads(capsys.readouterr().out)
+    assert repaired["ok"] and repaired["repaired"] == [victim.path]
+    assert cli(["verify"]) == 0
+    capsys.readouterr()
+
+    # The same damage, and a plain `backup` heals it: its snapshot is not born failing verification.
+    with open(repo.object_path(victim.sha256), "r+b") as handle:
+        handle.write(b"X")
+    assert cli(["--json", "backup"]) == 0
+    healed = json.loads(capsys.readouterr().out)
+    assert healed["verify"]["ok"] and healed["verify"]["repaired"] == [victim.path]
+
+    assert cli(["--json", "restore", "latest"]) == 0
+    nothing_to_do = json.loads(capsys.readouterr().out)
+    assert nothing_to_do["restore"]["restored"] == 0 and nothing_to_do["restore"]["unchanged"] == len(PROTECTED_FILES)
+    assert cli(["--json", "restore", "latest", "--all"]) == 0
+    assert json.loads(capsys.readouterr().out)["restore"]["restored"] == len(PROTECTED_FILES)
     assert cli(["restore", "20000101T000000000000Z-000000"]) == 2
     assert "not found" in capsys.readouterr().err

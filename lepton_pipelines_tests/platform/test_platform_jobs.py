@@ -73,8 +73,9 @@ def test_restore_of_corrupt_snapshot_fails_once_without_retrying(local_lake, tmp
     with open(repo.object_path(victim.sha256), "r+b") as handle:
         handle.write(b"corrupt")
 
+    # The lake still matches the snapshot, so only a full rewrite needs the corrupt object.
     result = lake_restore.execute_in_process(
-        run_config={"ops": {"restore_lake_snapshot": {"config": {"snapshot_id": snapshot}}}},
+        run_config={"ops": {"restore_lake_snapshot": {"config": {"snapshot_id": snapshot, "overwrite_all": True}}}},
         resources={"lake_backup": LakeBackupResource(lake_url=local_lake.url, backup_url=repo.url)},
         raise_on_error=False,
     )

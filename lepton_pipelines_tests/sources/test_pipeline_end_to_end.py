@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from lepton_pipelines.definitions import build_defs
+from lepton_pipelines.lake.quarantine import QUARANTINE_COLUMNS
 from lepton_pipelines.samples.generate import generate_all
 from lepton_pipelines.sources.automation import MAIN_JOB, plan_landing_runs, source_job_name
 from lepton_pipelines.sources.registry import load_sources
@@ -38,7 +39,7 @@ def materialized_metadata(result, key_path: list[str]) -> dict:
 
 def quarantine_rows(lake, source: str, partition: str | None, stage: str) -> pd.DataFrame:
     path = lake.table_dir("quarantine", source, partition) / f"{stage}.parquet"
-    return pd.read_parquet(path.path) if path.exists() else pd.DataFrame()
+    return pd.read_parquet(path.path) if path.exists() else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
 
 
 def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake):
@@ -54,17 +55,23 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
         governed = lake.read_table("governed", name, partition)
         clean_meta = materialized_metadata(result, [name, "clean"])["reconciliation"]
 
-        assert len(raw) == m.landed_records - m.malformed_lines, name
-        assert len(quarantine_rows(lake, name, partition, "raw")) == m.malformed_lines, name
+        unparsable = sum(m.unparsable.values())
+        assert len(raw) == m.landed_records - m.malformed_lines - unparsable, name
+        raw_q = quarantine_rows(lake, name, partition, "raw")
+        assert len(raw_q) == m.malformed_lines + unparsable, name
+        assert (raw_q["_rule"] == "parse").sum() == unparsable, name
         assert clean_meta["duplicates_removed"] == m.duplicates, name
         assert clean_meta["rows_dropped"] == sum(m.dropped.values()), name
-        assert len(quarantine_rows(lake, name, partition, "clean")) == sum(m.dropped.values()), name
+        clean_q = quarantine_rows(lake, name, partition, "clean")
+        # superseded duplicates are in quarantine too, with the key that replaced them
+        assert len(clean_q) == sum(m.dropped.values()) + m.duplicates, name
+        assert (clean_q["_rule"] == "deduplicate").sum() == m.duplicates, name
         assert len(quarantine_rows(lake, name, partition, "governed")) == sum(m.quarantined.values()), name
         assert len(governed) == m.expected_governed, name
-        # nothing lost: every raw row is governed, a superseded duplicate, dropped or quarantined
-        assert len(raw) == len(governed) + m.duplicates + sum(m.dropped.values()) + sum(m.quarantined.values())
-        # governed is the declared schema plus `_replaced` (what cleaning changed), nothing else internal
-        assert [c for c in governed.columns if c.startswith("_")] == ["_replaced"], name
+        # nothing lost: every landed record is governed or in quarantine with a reason
+        assert m.landed_records == len(governed) + len(raw_q) + len(clean_q) + len(quarantine_rows(lake, name, partition, "governed"))
+        # governed is the declared schema plus the replaced-values lineage, nothing else internal
+        assert not [c for c in governed.columns if c.startswith("_") and c != "_replaced"], name
 
     # clean's checks (computed beside its write) were filed under the published file, so certify trusted
     # them instead of validating the table a second time
@@ -75,12 +82,17 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
                     and e.asset_check_evaluation_data.asset_key.path == ["transactions", "clean"]]
     declared = {k.name for k in defs.resolve_job_def(MAIN_JOB).asset_layer.asset_graph.asset_check_keys
                 if k.asset_key == dg.AssetKey(["transactions", "clean"])}
-    assert {e.asset_check_evaluation_data.check_name for e in clean_checks} == declared and len(declared) == 8
+    assert {e.asset_check_evaluation_data.check_name for e in clean_checks} == declared and len(declared) == 10
+    assert {e.asset_check_evaluation_data.partition for e in clean_checks} == {PARTITION}  # the UI shows which day
 
-    # the malformed CSV line is quarantined with its file and line number
+    # the malformed CSV line is quarantined with its file and line number; unparsable amounts name the text
     rejects = quarantine_rows(lake, "transactions", PARTITION, "raw")
-    assert rejects["source_file"].str.endswith("part-0002.csv").all()
-    assert rejects["raw"].str.contains("BROKEN").all()
+    malformed = rejects[rejects["_rule"] == "read"]
+    assert malformed["_source_file"].str.endswith("part-0002.csv").all() and len(malformed) == 1
+    assert malformed["_raw"].str.contains("BROKEN").all() and malformed["_source_line"].notna().all()
+    parse = rejects[rejects["_rule"] == "parse"]
+    assert parse["_reason"].str.match(r"^amount: '.*' is not a number").all()
+    assert set(parse["amount"]) <= {"12,50", "n/a", "1.2.3", "$40"}
     # dedup kept the latest version (reversed) of each duplicated transaction
     governed = lake.read_table("governed", "transactions", PARTITION)
     assert (governed["status"] == "reversed").sum() == manifests["transactions"].duplicates

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # The second (green) block starts this far above base_port, so it also caps the replica count.
 SLOT_PORT_OFFSET = 100
+# The gateway's public port and its loopback metrics port follow the two slot blocks by default.
+GATEWAY_PORT_OFFSET = 2 * SLOT_PORT_OFFSET
+DEFAULT_GATEWAY_BASE_IMAGE = "lepton/python-base:bookworm"
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by the target itself: the model-service app listens on $PORT.
 RESERVED_ENV_NAMES = frozenset({"PORT"})
@@ -31,6 +34,47 @@ def default_docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
 
 
+class GatewayConfig(BaseModel):
+    """The model's stable endpoint: an HAProxy container in front of the blue/green replicas.
+
+    Secure by default: TLS and an API key are on, their values read at deploy time from the
+    variables *named* here. Set ``tls_pem_env`` / ``api_key_env`` to null to run without them
+    (a laptop); the gateway then says so in its config and the deploy result.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="run the gateway; without it clients must follow the slot ports")
+    port: int | None = Field(default=None, ge=1, le=65535, description="public port; default base_port+200")
+    metrics_port: int | None = Field(
+        default=None, ge=1024, le=65535, description="HAProxy's own /metrics on 127.0.0.1; default base_port+201"
+    )
+    bind_address: str = Field(default="127.0.0.1", description="address the public port binds to")
+    api_key_env: str | None = Field(
+        default="LEPTON_GATEWAY_API_KEY", description="name of the variable holding the API key clients must send"
+    )
+    tls_pem_env: str | None = Field(
+        default="LEPTON_GATEWAY_TLS_PEM", description="name of the variable holding the PEM certificate chain + key"
+    )
+    image: str | None = Field(default=None, description="prebuilt gateway image; default: built from deployments/gateway")
+    base_image: str = Field(
+        default_factory=lambda: os.environ.get("LEPTON_BASE_IMAGE") or DEFAULT_GATEWAY_BASE_IMAGE,
+        description="BASE_IMAGE for building the gateway image",
+    )
+    drain_timeout_seconds: float = Field(
+        default=35.0, gt=0, description="wait this long for the old HAProxy workers to finish their requests"
+    )
+
+    @field_validator("api_key_env", "tls_pem_env")
+    @classmethod
+    def _variable_name(cls, name: str | None) -> str | None:
+        if name is not None and not ENV_NAME_PATTERN.match(name):
+            raise ValueError(
+                "give the *name* of an environment variable (allowed: [A-Za-z_][A-Za-z0-9_]*), never the secret itself"
+            )
+        return name
+
+
 class DockerHostDeployConfig(BaseModel):
     """``DeployRequest.config`` for ``target: docker_host``."""
 
@@ -40,7 +84,7 @@ class DockerHostDeployConfig(BaseModel):
     base_port: int = Field(
         default=18080,
         ge=1024,
-        le=65535 - 2 * SLOT_PORT_OFFSET,  # room for the green block at the maximum replica count
+        le=65535 - GATEWAY_PORT_OFFSET - 1,  # room for both blocks and the gateway's two ports
         description="blue slot uses base_port.., green slot base_port+100..; one port per replica",
     )
     health_timeout_seconds: float = Field(default=60.0, gt=0, description="time for all replicas to pass")
@@ -53,7 +97,8 @@ class DockerHostDeployConfig(BaseModel):
     )
     service_host: str = Field(
         default="127.0.0.1",
-        description="address the deployer reaches the host-networked containers at",
+        description="address the replicas bind to and the gateway and deployer reach them at (loopback: "
+        "only this host can call a replica directly)",
     )
     pass_env: list[str] = Field(
         default_factory=list,
@@ -61,6 +106,15 @@ class DockerHostDeployConfig(BaseModel):
     )
     memory_limit: str | None = Field(default=None, pattern=r"^\d+[bkmg]?$", description="e.g. 512m")
     cpus: float | None = Field(default=None, gt=0)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+
+    @property
+    def gateway_port(self) -> int:
+        return self.gateway.port or self.base_port + GATEWAY_PORT_OFFSET
+
+    @property
+    def gateway_metrics_port(self) -> int:
+        return self.gateway.metrics_port or self.base_port + GATEWAY_PORT_OFFSET + 1
 
     @field_validator("pass_env")
     @classmethod
@@ -102,7 +156,7 @@ def _may_echo_input(issue: Mapping[str, Any]) -> bool:
         "input" in issue
         and issue["type"] != "extra_forbidden"
         and field_name in DockerHostDeployConfig.model_fields
-        and field_name != "pass_env"
+        and field_name not in ("pass_env", "gateway")  # gateway.*_env: a pasted key must not be echoed
     )
 
 
@@ -116,16 +170,26 @@ def validate_model_name(model_name: str) -> str:
     return model_name
 
 
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
 def split_image_reference(image: str) -> tuple[str, str]:
-    """``registry/repo:tag`` → (``registry/repo``, ``tag``); rejects references without a real version tag.
+    """``registry/repo:tag`` → (``registry/repo``, ``tag``); ``registry/repo[:tag]@sha256:…`` →
+    (``registry/repo``, ``sha256:…``). Rejects references without a real version tag or digest.
 
     Blue/green tells versions apart by image, so a missing tag (implicit ``latest``) or ``latest``
-    itself would make "old" and "new" indistinguishable and a rollback meaningless.
+    itself would make "old" and "new" indistinguishable and a rollback meaningless. A digest is the
+    strongest pin (what the deploy job passes): the bytes that were smoke-tested, nothing else.
     """
     if "@" in image:
-        raise InvalidDeployConfig(
-            f"image {image!r}: use a version tag (…/model-<name>:<version>), not a digest reference"
-        )
+        name, digest = image.split("@", 1)
+        if not DIGEST_PATTERN.match(digest):
+            raise InvalidDeployConfig(f"image {image!r}: {digest!r} is not a sha256 digest (sha256:<64 hex>)")
+        last_segment = name.rsplit("/", 1)[-1]
+        repository = name.rsplit(":", 1)[0] if ":" in last_segment else name
+        if not repository:
+            raise InvalidDeployConfig(f"image {image!r} is not a valid <repository>@<digest> reference")
+        return repository, digest
     last_segment = image.rsplit("/", 1)[-1]
     if ":" not in last_segment:
         raise InvalidDeployConfig(
@@ -150,3 +214,37 @@ def resolve_pass_env(names: list[str], environ: Mapping[str, str]) -> dict[str, 
             f"{', '.join(missing)}; set them (e.g. via the run launcher's env) or remove them from pass_env"
         )
     return {name: environ[name] for name in names}
+
+
+MIN_API_KEY_CHARS = 16
+
+
+def resolve_gateway_secrets(settings: GatewayConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The gateway's API key and TLS PEM, read from the variables the config names; every gap at once.
+
+    Returned under the fixed names the gateway container reads (``LEPTON_GATEWAY_API_KEY``,
+    ``LEPTON_GATEWAY_TLS_PEM``). Values are never echoed in errors.
+    """
+    from .gateway_config import API_KEY_VARIABLE, TLS_PEM_VARIABLE
+
+    problems = []
+    for name, what in ((settings.api_key_env, "API key"), (settings.tls_pem_env, "TLS certificate chain + key (PEM)")):
+        if name and not environ.get(name):
+            problems.append(f"{name} (the gateway's {what}) is not set")
+    if settings.api_key_env and environ.get(settings.api_key_env) and len(environ[settings.api_key_env]) < MIN_API_KEY_CHARS:
+        problems.append(f"{settings.api_key_env} is shorter than {MIN_API_KEY_CHARS} characters")
+    pem = environ.get(settings.tls_pem_env or "", "")
+    if settings.tls_pem_env and pem and ("BEGIN CERTIFICATE" not in pem or "PRIVATE KEY" not in pem):
+        problems.append(f"{settings.tls_pem_env} must hold a PEM certificate chain and its private key")
+    if problems:
+        raise InvalidDeployConfig(
+            "the model gateway is secure by default: " + "; ".join(problems) + ". Set them in the deploying "
+            "process's environment (e.g. the run launcher's secrets), or set gateway.api_key_env / "
+            "gateway.tls_pem_env to null to run without them (not for shared networks)"
+        )
+    secrets = {}
+    if settings.api_key_env:
+        secrets[API_KEY_VARIABLE] = environ[settings.api_key_env]
+    if settings.tls_pem_env:
+        secrets[TLS_PEM_VARIABLE] = pem
+    return secrets

@@ -1,7 +1,8 @@
 """Health gate for one replica: GET /health, then GET /ready, then a POST /predict smoke test.
 
 The gate polls until a shared deadline because a fresh model-service needs time to load its model;
-it gives up early when the container itself died, since no amount of waiting fixes that. Plain
+it gives up at once on a terminal answer — the container died or crash-loops, or ``/ready`` says
+``"status": "failed"`` (the model could not be loaded) — since no amount of waiting fixes those. Plain
 urllib with proxies disabled: the containers are on the host network, and a corporate HTTP(S)_PROXY
 must never swallow a probe to 127.0.0.1.
 """
@@ -26,12 +27,27 @@ class ProbeAnswer:
 
 
 class ReplicaCheckFailed(Exception):
-    """``check`` names the probe that failed (``GET /ready``), ``detail`` what it last saw."""
+    """``check`` names the probe that failed (``GET /ready``), ``detail`` what it last saw;
+    ``terminal``: it failed for a reason waiting could not fix (and did not wait for the deadline)."""
 
-    def __init__(self, check: str, detail: str):
+    def __init__(self, check: str, detail: str, terminal: bool = False):
         super().__init__(f"{check} failed: {detail}")
         self.check = check
         self.detail = detail
+        self.terminal = terminal
+
+
+def terminal_answer(answer: ProbeAnswer) -> str | None:
+    """The model service's own word that it will never become ready: ``{"status": "failed", "error": …}``."""
+    if answer.ok or not answer.body:
+        return None
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("status") == "failed":
+        return f"model failed to load: {body.get('error') or 'no reason given'}"
+    return None
 
 
 def probe(method: str, url: str, timeout: float, payload: Any = None) -> ProbeAnswer:
@@ -44,8 +60,9 @@ def probe(method: str, url: str, timeout: float, payload: Any = None) -> ProbeAn
             body = response.read()
             return ProbeAnswer(ok=200 <= response.status < 300, detail=f"HTTP {response.status}", body=body)
     except urllib.error.HTTPError as error:
-        excerpt = error.read()[:_BODY_EXCERPT_CHARS].decode(errors="replace").strip()
-        return ProbeAnswer(ok=False, detail=f"HTTP {error.code}" + (f": {excerpt}" if excerpt else ""))
+        body = error.read()
+        excerpt = body[:_BODY_EXCERPT_CHARS].decode(errors="replace").strip()
+        return ProbeAnswer(ok=False, detail=f"HTTP {error.code}" + (f": {excerpt}" if excerpt else ""), body=body)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         return ProbeAnswer(ok=False, detail=f"no answer ({reason})")
@@ -65,9 +82,12 @@ def wait_until_ok(
         answer = probe("GET", url, timeout=request_timeout)
         if answer.ok:
             return
+        verdict = terminal_answer(answer)
+        if verdict:
+            raise ReplicaCheckFailed(check, f"{verdict} ({answer.detail.split(':', 1)[0]})", terminal=True)
         death = container_gone()
         if death:
-            raise ReplicaCheckFailed(check, f"{death} (last probe: {answer.detail})")
+            raise ReplicaCheckFailed(check, f"{death} (last probe: {answer.detail})", terminal=True)
         if time.monotonic() >= deadline:
             waited = time.monotonic() - started
             raise ReplicaCheckFailed(check, f"not OK after {waited:.1f}s, last answer: {answer.detail}")

@@ -16,6 +16,8 @@ LABEL_MODEL_VERSION = "org.lepton.model.version"
 LABEL_SLOT = "org.lepton.deploy.slot"
 LABEL_PORT = "org.lepton.deploy.port"
 LABEL_REPLICA = "org.lepton.deploy.replica"
+# The image as the deploy request named it (tag); the container itself runs the pinned digest.
+LABEL_IMAGE = "org.lepton.deploy.image"
 # Model-service images carry org.lepton.model.* themselves, so a container someone ran by hand from
 # such an image would match a model-name filter; this label marks the containers this target owns.
 LABEL_TARGET = "org.lepton.deploy.target"
@@ -50,8 +52,11 @@ def owner_label_filters(model_name: str) -> list[str]:
     return [f"{LABEL_TARGET}={TARGET_NAME}", f"{LABEL_MODEL_NAME}={model_name}"]
 
 
-def container_labels(model_name: str, model_version: str, slot: str, port: int, replica: int) -> dict[str, str]:
+def container_labels(
+    model_name: str, model_version: str, slot: str, port: int, replica: int, image: str = ""
+) -> dict[str, str]:
     return {
+        **({LABEL_IMAGE: image} if image else {}),
         LABEL_TARGET: TARGET_NAME,
         LABEL_MODEL_NAME: model_name,
         LABEL_MODEL_VERSION: model_version,
@@ -82,7 +87,7 @@ def record_from_container_attrs(attrs: Mapping[str, Any]) -> ReplicaRecord:
         name=attrs.get("Name", "").lstrip("/"),
         slot=labels.get(LABEL_SLOT, ""),
         version=labels.get(LABEL_MODEL_VERSION, ""),
-        image=attrs.get("Config", {}).get("Image", ""),
+        image=labels.get(LABEL_IMAGE) or attrs.get("Config", {}).get("Image", ""),
         port=int(port) if port and port.isdigit() else None,
         state=attrs.get("State", {}).get("Status", "unknown"),
         created=attrs.get("Created", ""),

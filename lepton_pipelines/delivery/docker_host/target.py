@@ -1,9 +1,15 @@
-"""The ``docker_host`` deploy target: blue/green model-service containers on one Docker engine.
+"""The ``docker_host`` deploy target: blue/green model-service containers behind one gateway per model.
 
 For edge sites and dev laptops that have Docker but no Kubernetes. The new version starts beside the
-old one (the other port block), must pass /health, /ready and a /predict smoke test on every
-replica, and only then replaces the old containers. Any failure removes the new containers and
-leaves the old ones serving, so a bad model never takes traffic and never takes the old one down.
+old one (the other port block, loopback only), must pass /health, /ready and a /predict smoke test
+on every replica, and only then does the model's gateway (HAProxy, ``gateway.py``) switch to it with a
+graceful reload — clients keep one address and no request is refused. The old containers stop once
+the gateway's old workers have finished their requests. Any failure removes the new containers and
+leaves the old ones serving, so a bad model never takes traffic and never takes the old one down; a
+terminal answer (model failed to load, crash loop) ends the wait at once.
+
+Containers run exactly as the smoke test ran them (``delivery.hardening``): non-root, read-only root
+filesystem, no capabilities, bound to ``service_host`` only.
 """
 from __future__ import annotations
 
@@ -18,14 +24,18 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from requests import RequestException
 
+from ..hardening import HARDENING, hardening_problems
 from ..targets import DeployFailed, DeployRequest, DeployResult, DeployTarget, register_target
 from .config import (
     DockerHostDeployConfig,
     parse_deploy_config,
+    resolve_gateway_secrets,
     resolve_pass_env,
     split_image_reference,
     validate_model_name,
 )
+from .gateway import Gateway, GatewayError, ensure_gateway_image, public_host
+from .gateway_config import Backend, GatewaySpec
 from .health import ReplicaCheckFailed, probe, verify_replica
 from .slots import (
     ReplicaRecord,
@@ -58,6 +68,7 @@ class DockerHostStatus:
     serving_image: str | None
     serving_version: str | None
     replicas: list[ReplicaStatus]
+    gateway_url: str | None = None  # the model's stable address, when its gateway runs
 
 
 def _endpoint(service_host: str, port: int) -> str:
@@ -147,6 +158,43 @@ def _describe_serving(
     )
 
 
+def _gateway_spec(model_name: str, config: DockerHostDeployConfig) -> GatewaySpec:
+    return GatewaySpec(
+        model_name=model_name,
+        bind_address=config.gateway.bind_address,
+        port=config.gateway_port,
+        metrics_port=config.gateway_metrics_port,
+        tls=bool(config.gateway.tls_pem_env),
+        api_key=bool(config.gateway.api_key_env),
+    )
+
+
+def _gateway_for(
+    client: docker.DockerClient, model_name: str, config: DockerHostDeployConfig, secrets: dict[str, str],
+    log: Callable[[str], None],
+) -> Gateway:
+    return Gateway(client, _gateway_spec(model_name, config), config.gateway, secrets, log)
+
+
+def _restore_gateway(
+    gateway: Gateway | None, previous: list[tuple[Container, ReplicaRecord]], config: DockerHostDeployConfig,
+    gateway_image: str, log: Callable[[str], None],
+) -> None:
+    """After a failed switch: point the gateway back at the previous replicas (or remove a gateway
+    that only ever pointed at the failed ones)."""
+    if gateway is None:
+        return
+    try:
+        if previous:
+            backends = [Backend(r.name, config.service_host, r.port) for _, r in previous if r.port is not None]
+            gateway.route_to(backends, previous[0][1].version, gateway_image)
+            log(f"gateway {gateway.name} points at the previous version {previous[0][1].version} again")
+        else:
+            gateway.remove()
+    except (GatewayError, DockerException) as error:
+        log(f"could not restore gateway {gateway.name}: {error}")
+
+
 @register_target
 class DockerHostTarget(DeployTarget):
     """Blue/green deploy of a model-service image onto one Docker engine with host networking."""
@@ -159,6 +207,7 @@ class DockerHostTarget(DeployTarget):
         repository, tag = split_image_reference(request.image)
         config = parse_deploy_config(request.config, model_name)
         passed_env = resolve_pass_env(config.pass_env, os.environ)
+        gateway_secrets = resolve_gateway_secrets(config.gateway, os.environ) if config.gateway.enabled else {}
 
         try:
             client = _connect(config)
@@ -172,7 +221,7 @@ class DockerHostTarget(DeployTarget):
                 )
             ) from error
         try:
-            return self._deploy(client, request, config, repository, tag, passed_env, log)
+            return self._deploy(client, request, config, repository, tag, passed_env, gateway_secrets, log)
         finally:
             client.close()
 
@@ -184,9 +233,12 @@ class DockerHostTarget(DeployTarget):
         repository: str,
         tag: str,
         passed_env: dict[str, str],
+        gateway_secrets: dict[str, str],
         log: Callable[[str], None],
     ) -> DeployResult:
         model_name = request.model_name
+        # A digest pin (what the deploy job passes) is used as ``repository@sha256:…``: exact bytes.
+        image = f"{repository}@{tag}" if tag.startswith("sha256:") else request.image
         existing = _list_replicas(client, model_name)
         plan = plan_slots([record for _, record in existing])
         previous = [(c, r) for c, r in existing if r.slot == plan.serving_slot]
@@ -218,35 +270,64 @@ class DockerHostTarget(DeployTarget):
                 f"{config.base_port + 100}.. are free."
             )
 
+        gateway: Gateway | None = None
+        gateway_image = ""
+        if config.gateway.enabled:
+            gateway = _gateway_for(client, model_name, config, gateway_secrets, log)
+            if gateway.find() is None and _port_answers(public_host(config.gateway.bind_address), config.gateway_port):
+                raise fail_unchanged(
+                    f"gateway port {config.gateway_port} already answers on this host and it is not this model's "
+                    f"gateway ({gateway.name}); choose gateway.port or base_port"
+                )
+            try:
+                gateway_image = ensure_gateway_image(client, config.gateway, log)
+            except GatewayError as error:
+                raise fail_unchanged(str(error)) from error
+
+        # Pin by digest: ask the registry (through the engine) which image the tag names, and run
+        # exactly that; a tag the registry does not know falls through to the pull, which says why.
+        if not tag.startswith("sha256:"):
+            try:
+                image = f"{repository}@{client.images.get_registry_data(request.image).id}"
+            except (APIError, NotFound, RequestException) as error:
+                log(f"cannot resolve {request.image} to a digest in its registry ({error}); using the tag")
         pulled = False
         try:
-            client.images.get(request.image)
+            client.images.get(image)
         except ImageNotFound:
-            log(f"pulling {request.image}")
+            log(f"pulling {image}")
             try:
-                client.images.pull(repository, tag=tag)
+                name, _, reference = image.partition("@") if "@" in image else (repository, "", tag)
+                client.images.pull(name, tag=reference)
                 pulled = True
             except APIError as error:
-                raise fail_unchanged(f"pulling {request.image} failed: {error.explanation or error}.") from error
+                raise fail_unchanged(f"pulling {image} failed (image pull error): {error.explanation or error}.") from error
 
         started_at = time.monotonic()
         new: list[tuple[Container, int]] = []
         checking: Container | None = None
+        gateway_touched = False
+        gateway_details: dict[str, Any] = {}
         try:
             for replica, port in enumerate(ports):
                 container = client.containers.run(
-                    request.image,
+                    image,
                     detach=True,
                     name=container_name(model_name, plan.new_slot, replica),
                     network_mode="host",
-                    environment={**passed_env, "PORT": str(port)},
-                    labels=container_labels(model_name, request.model_version, plan.new_slot, port, replica),
+                    environment={**passed_env, "PORT": str(port), "HOST": config.service_host},
+                    labels=container_labels(model_name, request.model_version, plan.new_slot, port, replica, request.image),
                     restart_policy={"Name": "unless-stopped"},
                     mem_limit=config.memory_limit,
                     nano_cpus=int(config.cpus * 1e9) if config.cpus else None,
+                    **HARDENING.docker_run_kwargs(),
                 )
                 new.append((container, port))
-                log(f"started {container.name} ({request.image}) on port {port}")
+                container.reload()
+                weaker = hardening_problems(container.attrs)
+                if weaker:
+                    raise RuntimeError(f"{container.name} does not run as the smoke test did: {'; '.join(weaker)}")
+                log(f"started {container.name} ({image}) on {config.service_host}:{port}")
             deadline = started_at + config.health_timeout_seconds
             for container, port in new:
                 checking = container
@@ -259,16 +340,27 @@ class DockerHostTarget(DeployTarget):
                     container_gone=lambda container=container: _death_of(container),
                 )
                 log(f"{container.name} passed /health, /ready" + (", /predict" if request.sample_rows else ""))
+            checking = None
+            if gateway is not None:
+                gateway_touched = True
+                gateway_details = gateway.route_to(
+                    [Backend(c.name, config.service_host, port) for c, port in new], request.model_version, gateway_image
+                )
         except Exception as error:  # whatever went wrong, the new containers must go and the old keep serving
             failing = checking if isinstance(error, ReplicaCheckFailed) else None
+            if gateway_touched:
+                _restore_gateway(gateway, previous, config, gateway_image, log)
             raise self._roll_back(request, config, plan.new_slot, ports, new, failing, error, previous, log) from error
 
-        endpoints = [_endpoint(config.service_host, port) for _, port in new]
+        replica_endpoints = [_endpoint(config.service_host, port) for _, port in new]
+        endpoints = [gateway.url] if gateway is not None else replica_endpoints
         left_behind = _remove([c for c, _ in previous], config.stop_timeout_seconds, log)
         replaced = f"; replaced {previous_image} ({len(previous)} container(s) removed)" if previous else ""
         message = (
-            f"model {model_name!r} version {request.model_version} serving from {request.image} "
-            f"in the {plan.new_slot} slot at {', '.join(endpoints)}{replaced}"
+            f"model {model_name!r} version {request.model_version} serving from {image} "
+            f"in the {plan.new_slot} slot at {', '.join(endpoints)}"
+            + (f" (replicas {', '.join(replica_endpoints)})" if gateway is not None else "")
+            + replaced
         )
         log(message)
         return DeployResult(
@@ -279,6 +371,9 @@ class DockerHostTarget(DeployTarget):
             message=message,
             details={
                 "endpoints": endpoints,
+                "replica_endpoints": replica_endpoints,
+                "gateway": gateway_details,
+                "image_pinned": image,
                 "slot": plan.new_slot,
                 "ports": ports,
                 "containers": [c.name for c, _ in new],
@@ -304,9 +399,13 @@ class DockerHostTarget(DeployTarget):
     ) -> DeployFailed:
         logs = {container.name: _last_log_lines(container) for container, _ in new}
         left_behind = _remove([c for c, _ in new], 0, log)
-        if isinstance(error, ReplicaCheckFailed):
+        if isinstance(error, ReplicaCheckFailed) and failing is not None:
             failing_port = next(port for container, port in new if container is failing)
             what = f"replica {failing.name} on port {failing_port}: {error}"
+            if error.terminal:
+                what += " (terminal: not waiting for the health timeout)"
+        elif isinstance(error, GatewayError):
+            what = f"switching the gateway failed: {error}"
         else:
             what = f"starting the new containers failed: {getattr(error, 'explanation', None) or error}"
         cleanup = (
@@ -336,7 +435,8 @@ class DockerHostTarget(DeployTarget):
                 rolled_back=True,
                 message=message,
                 details={
-                    "failed_check": getattr(error, "check", "container start"),
+                    "failed_check": getattr(error, "check", "gateway" if isinstance(error, GatewayError) else "container start"),
+                    "terminal": bool(getattr(error, "terminal", False)),
                     "failed_slot": slot,
                     "failed_ports": ports,
                     "new_container_logs": logs,
@@ -358,6 +458,9 @@ class DockerHostTarget(DeployTarget):
         client = _connect(settings)
         try:
             records = [record for _, record in _list_replicas(client, model_name)]
+            gateway = Gateway(client, _gateway_spec(model_name, settings), settings.gateway, {}, lambda _: None)
+            running = gateway.find()
+            gateway_url = gateway.url if running is not None and running.status == "running" else None
         finally:
             client.close()
         plan = plan_slots(records)
@@ -379,6 +482,7 @@ class DockerHostTarget(DeployTarget):
             serving_image=serving[0].image if serving else None,
             serving_version=serving[0].version if serving else None,
             replicas=replicas,
+            gateway_url=gateway_url,
         )
 
     def undeploy(
@@ -389,6 +493,10 @@ class DockerHostTarget(DeployTarget):
         client = _connect(settings)
         try:
             existing = [container for container, _ in _list_replicas(client, model_name)]
+            gateway = Gateway(client, _gateway_spec(model_name, settings), settings.gateway, {}, log)
+            if gateway.find() is not None:
+                gateway.remove()
+                log(f"removed gateway {gateway.name}")
             left_behind = _remove(existing, settings.stop_timeout_seconds, log)
         finally:
             client.close()

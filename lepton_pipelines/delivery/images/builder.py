@@ -1,5 +1,11 @@
 """Build, tag, label and push a model-service image with the Docker SDK.
 
+A version is built locally, smoke-tested (by the job, see smoke.py), and only then pushed; the
+registry tag of a model version is written once: ``push`` asks the registry first and refuses to
+overwrite a tag that already names a different image (``ImageVersionExists``), so
+``<registry>/lepton/model-<name>:<version>`` means the same bytes forever and a deploy can pin it
+by digest.
+
 Wheels are resolved on the host (``pip download`` for the image's Python and platform, cached
 under ~/.cache/lepton-wheels) and shipped in the build context, so ``docker build`` itself needs
 no network and installs exactly the library versions the model was trained with. Resolution is
@@ -11,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +25,7 @@ import docker
 import docker.errors
 from upath import UPath
 
+from .registry import RegistryClient, RegistryError, RemoteImage
 from .context import (
     assemble_build_context,
     image_labels,
@@ -37,6 +44,10 @@ DOCKER_API_TIMEOUT_S = 900
 
 class ImageBuildError(RuntimeError):
     """Resolving wheels, building or pushing failed; the message carries the tool's own words."""
+
+
+class ImageVersionExists(ImageBuildError):
+    """The registry already holds this model version's tag for a different image; it is not overwritten."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,9 @@ def _tail(text: str, lines: int = 30) -> str:
 
 @dataclass(frozen=True)
 class BuiltImage:
-    """What was pushed. ``digest`` is the RepoDigest ``<repository>@sha256:...`` (pull by it to be exact)."""
+    """A built image; after ``push`` also where it lives. ``digest`` is ``<repository>@sha256:...``
+    (pull by it to be exact; empty until pushed). ``already_in_registry``: the tag held this very
+    image before (a rebuild that reproduced it), so nothing was written."""
 
     reference: str
     repository: str
@@ -110,6 +123,7 @@ class BuiltImage:
     sample_input: list[dict[str, Any]] = field(default_factory=list)
     build_seconds: float = 0.0
     push_seconds: float = 0.0
+    already_in_registry: bool = False
 
 
 class ModelImageBuilder:
@@ -154,23 +168,12 @@ class ModelImageBuilder:
             started = time.perf_counter()
             image_id = self._docker_build(context.path, reference, labels, nocache, log)
             build_seconds = time.perf_counter() - started
-        push_seconds = 0.0
-        digest = ""
-        if push:
-            started = time.perf_counter()
-            self._docker_push(card.name, card.version, log)
-            push_seconds = time.perf_counter() - started
         image = self.client.images.get(reference)
-        repository = image_repository(self.registry, card.name)
-        if push:
-            digest = next((d for d in image.attrs.get("RepoDigests") or [] if d.startswith(repository + "@")), "")
-            if not digest:
-                raise ImageBuildError(f"pushed {reference} but the engine reports no RepoDigest for {repository}")
-        return BuiltImage(
+        built = BuiltImage(
             reference=reference,
-            repository=repository,
+            repository=image_repository(self.registry, card.name),
             tag=card.version,
-            digest=digest,
+            digest="",
             image_id=image_id,
             size_bytes=int(image.attrs.get("Size") or 0),
             base_image=self.base_image,
@@ -179,8 +182,51 @@ class ModelImageBuilder:
             library_versions=card.library_versions,
             sample_input=card.sample_input,
             build_seconds=build_seconds,
-            push_seconds=push_seconds,
         )
+        return self.push(built, log) if push else built
+
+    def registry_client(self) -> RegistryClient:
+        auth = self.registry_auth or {}
+        return RegistryClient(self.registry, auth.get("username"), auth.get("password"))
+
+    def push(self, built: BuiltImage, log: Callable[[str], None] = lambda line: None) -> BuiltImage:
+        """Push a built (and smoke-tested) image under its version tag — once.
+
+        The registry is asked first: a tag holding this very image (same config digest = image id)
+        is left as it is; a tag holding another image is refused with ``ImageVersionExists``. After
+        the push the tag is read back, so a concurrent writer cannot slip a different image in
+        unnoticed.
+        """
+        registry = self.registry_client()
+        path = built.repository.split("/", 1)[1]
+        try:
+            existing = registry.manifest(path, built.tag)
+        except RegistryError as error:
+            raise ImageBuildError(f"cannot check {built.reference} in the registry before pushing: {error}") from error
+        if existing is not None:
+            if existing.config_digest != built.image_id:
+                raise ImageVersionExists(
+                    f"{built.reference} already exists in the registry as {existing.repository}@{existing.digest} "
+                    f"(image {existing.config_digest[:19] or existing.media_type}), and this build produced a different "
+                    f"image ({built.image_id[:19]}). Model versions are immutable: the tag is not overwritten. Register "
+                    "the change as a new model version (a new tag), or deploy the existing image by its digest."
+                )
+            log(f"{built.reference} already in the registry as {existing.digest}: same image, nothing pushed")
+            return _with_remote(built, existing, push_seconds=0.0, already=True)
+        started = time.perf_counter()
+        pushed_digest = self._docker_push(built.repository, built.tag, log)
+        push_seconds = time.perf_counter() - started
+        try:
+            landed = registry.manifest(path, built.tag)
+        except RegistryError as error:
+            raise ImageBuildError(f"pushed {built.reference} but cannot read it back: {error}") from error
+        if landed is None or landed.config_digest != built.image_id or (pushed_digest and landed.digest != pushed_digest):
+            raise ImageVersionExists(
+                f"pushed {built.reference} ({pushed_digest or built.image_id[:19]}), but the registry now holds "
+                f"{landed.digest if landed else 'nothing'} under that tag: another build wrote it at the same time. "
+                "Check which image the version should be before deploying it."
+            )
+        return _with_remote(built, landed, push_seconds=push_seconds, already=False)
 
     def _docker_build(
         self, context_dir: Path, reference: str, labels: dict[str, str], nocache: bool, log: Callable[[str], None]
@@ -207,14 +253,23 @@ class ModelImageBuilder:
             raise ImageBuildError(f"docker build of {reference} ended without an image id:\n" + "\n".join(output[-30:]))
         return image_id
 
-    def _docker_push(self, model_name: str, tag: str, log: Callable[[str], None]) -> None:
-        repository = image_repository(self.registry, model_name)
+    def _docker_push(self, repository: str, tag: str, log: Callable[[str], None]) -> str:
+        """Push ``repository:tag``; returns the manifest digest the engine reports."""
+        digest = ""
         try:
             stream = self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=self.registry_auth)
             for chunk in stream:
                 if "error" in chunk:
                     raise ImageBuildError(f"push of {repository}:{tag} failed: {chunk['error']}")
                 if "aux" in chunk:
-                    log(f"pushed {repository}:{tag} {chunk['aux'].get('Digest', '')}")
+                    digest = chunk["aux"].get("Digest", digest)
+                    log(f"pushed {repository}:{tag} {digest}")
         except docker.errors.APIError as exc:
             raise ImageBuildError(f"push of {repository}:{tag} failed: {exc}") from exc
+        return digest
+
+
+def _with_remote(built: BuiltImage, remote: RemoteImage, push_seconds: float, already: bool) -> BuiltImage:
+    return replace(
+        built, digest=f"{built.repository}@{remote.digest}", push_seconds=push_seconds, already_in_registry=already
+    )

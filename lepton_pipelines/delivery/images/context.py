@@ -48,6 +48,7 @@ class ModelCard:
     library_versions: dict[str, str]
     sample_input: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""  # set by the model registry when the version was registered
 
 
 def parse_model_card(raw: Any, source: str) -> ModelCard:
@@ -102,6 +103,7 @@ def parse_model_card(raw: Any, source: str) -> ModelCard:
         library_versions={str(k): str(v) for k, v in versions.items()},
         sample_input=sample,
         metrics=raw.get("metrics") or {},
+        created_at=str(raw.get("created_at") or ""),
     )
 
 
@@ -158,7 +160,17 @@ def image_reference(registry: str, model_name: str, model_version: str) -> str:
 
 
 def image_labels(card: ModelCard, base_image: str, created: datetime | None = None) -> dict[str, str]:
-    """Contract label ``org.lepton.model.version`` plus the model's identity and OCI annotations."""
+    """Contract label ``org.lepton.model.version`` plus the model's identity and OCI annotations.
+
+    The creation time is the version's registration time (from the card) when known, so that a
+    rebuild of an unchanged version with the layer cache reproduces the very same image id — which
+    the registry then recognises as already pushed instead of a conflicting rebuild.
+    """
+    if created is None and card.created_at:
+        try:
+            created = datetime.fromisoformat(card.created_at)
+        except ValueError:
+            created = None
     created = created or datetime.now(timezone.utc)
     return {
         f"{LABEL_PREFIX}.name": card.name,

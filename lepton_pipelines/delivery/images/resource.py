@@ -44,11 +44,6 @@ class ImageBuilderResource(ConfigurableResource):
             return None
         return {"username": self.registry_username, "password": self.registry_password}
 
-    def docker_registry_config(self) -> dict[str, str] | None:
-        """The ``registry`` argument of dagster-docker's execute_docker_container (pull with login)."""
-        auth = self.registry_auth()
-        return None if auth is None else {"url": self.registry, **auth}
-
     def get_builder(self) -> ModelImageBuilder:
         if not self.registry:
             raise ImageBuildError("no image registry configured: set LEPTON_IMAGE_REGISTRY (e.g. 127.0.0.1:5000)")

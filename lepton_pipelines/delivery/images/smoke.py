@@ -1,10 +1,13 @@
-"""Smoke-test a pushed model-service image by running it once, the way it will run in production.
+"""Smoke-test a freshly built model-service image by running it once, the way it will run in production.
+
+It runs before the push: an image that cannot serve its own sample input never reaches the registry.
 
 The image ships a ``smoke`` entrypoint that starts the real server on a free 127.0.0.1 port
 in-process, calls /health, /ready, /predict (the card's sample_input) and /metrics, prints a JSON
 report and exits 0/1. Running it through dagster-docker's ``execute_docker_container`` with host
-networking, a read-only root filesystem and no capabilities means no port mapping, no second
-container and no cleanup of a long-running service — and a failure lands in the op's logs.
+networking and the production hardening (``delivery.hardening``: non-root, read-only root
+filesystem, no capabilities — the very settings the deploy targets use) means no port mapping, no
+second container and no cleanup of a long-running service — and a failure lands in the op's logs.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import docker
 import docker.errors
 from dagster import OpExecutionContext
 from dagster_docker import execute_docker_container
+
+from lepton_pipelines.delivery.hardening import HARDENING
 
 SMOKE_ENTRYPOINT = ["python", "-m", "lepton_model_service", "smoke"]
 SMOKE_RUN_LABEL = "org.lepton.smoke-run"
@@ -31,14 +36,7 @@ class SmokeTestFailed(RuntimeError):
 
 def smoke_container_kwargs(run_label: str) -> dict[str, Any]:
     """The production hardening the service must survive, plus a label to find the container again."""
-    return {
-        "network_mode": "host",
-        "read_only": True,
-        "tmpfs": {"/tmp": "rw,size=64m"},
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "labels": {SMOKE_RUN_LABEL: run_label},
-    }
+    return {"network_mode": "host", **HARDENING.docker_run_kwargs(), "labels": {SMOKE_RUN_LABEL: run_label}}
 
 
 def parse_smoke_report(logs: str) -> dict[str, Any]:

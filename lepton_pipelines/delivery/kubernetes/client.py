@@ -70,6 +70,8 @@ KINDS: dict[str, _Kind] = {
 
 # Service proxy calls are authorized as verbs on the ``services/proxy`` subresource.
 _SERVICE_PROXY = _Kind("", "services/proxy", k8s.CoreV1Api, "")
+_PODS = _Kind("", "pods", k8s.CoreV1Api, "")
+_POD_PROXY = _Kind("", "pods/proxy", k8s.CoreV1Api, "")
 
 
 class _NotFound(Exception):
@@ -168,6 +170,30 @@ class ClusterClient:
         except _NotFound:
             return False
         return True
+
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Pods matching ``labels`` (as plain dicts), to read their container states."""
+        core = k8s.CoreV1Api(self._api_client)
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        raw = self._call(
+            "list", _PODS, namespace, selector,
+            lambda: core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False,
+                                             _request_timeout=REQUEST_TIMEOUT_SECONDS),
+        )
+        return _json(raw).get("items") or []
+
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str, timeout: float) -> tuple[int, bytes]:
+        """GET a path on one pod through the API server's pod proxy; (status, body), also for non-2xx."""
+        core = k8s.CoreV1Api(self._api_client)
+        try:
+            response = core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod}:{port}", namespace, path, _preload_content=False, _request_timeout=timeout
+            )
+            return response.status, response.data or b""
+        except ApiException as error:
+            return error.status, (error.body or b"") if isinstance(error.body, bytes) else str(error.body or "").encode()
+        except _TRANSIENT_CONNECTION_ERRORS:
+            return 0, b""
 
     def service_proxy_get(self, namespace: str, service: str, path: str, timeout: float) -> bytes:
         """GET a path on the Service through the API server's service proxy (``services/proxy``)."""

@@ -94,11 +94,21 @@ class HpaConfig(_Strict):
 
 
 class IngressConfig(_Strict):
+    """The public route to a model: only ``<path>/predict`` (never ``/metrics``), TLS and authentication
+    on by default. ``tls_secret`` defaults to ``model-<name>-tls``; authentication is ingress-nginx
+    basic auth from the Secret ``basic_auth_secret`` (default ``model-<name>-basic-auth``, an htpasswd
+    ``auth`` key), or external auth when ``auth_url`` is set. ``allow_plaintext`` / ``auth: none``
+    must be said out loud to switch either off."""
+
     enabled: bool = True
     host: str | None = None
     path: str | None = Field(default=None, description="defaults to /models/<model name>")
     ingress_class: str | None = "nginx"
     tls_secret: str | None = None
+    allow_plaintext: bool = False
+    auth: str = Field(default="basic", pattern="^(basic|external|none)$")
+    basic_auth_secret: str | None = None
+    basic_auth_realm: str = "lepton model"
     # ingress-nginx external auth: every request is first sent to auth_url; non-2xx is rejected.
     auth_url: str | None = None
     auth_signin: str | None = None
@@ -115,9 +125,13 @@ class IngressConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _tls_needs_host(self) -> IngressConfig:
+    def _tls_and_auth_consistent(self) -> IngressConfig:
         if self.tls_secret and not self.host:
             raise ValueError("tls_secret needs a host: a TLS certificate is issued for a host name")
+        if self.auth_url and self.auth == "basic":
+            object.__setattr__(self, "auth", "external")  # an auth_url means external auth
+        if self.auth == "external" and not self.auth_url:
+            raise ValueError("auth: external needs auth_url (the ingress-nginx external auth endpoint)")
         return self
 
 
@@ -130,9 +144,17 @@ class GatewaySelector(_Strict):
     _labels = field_validator("namespace_labels", "pod_labels")(_check_label_map)
 
 
+class MetricsScraperSelector(GatewaySelector):
+    """Who may scrape ``/metrics`` on the pods directly (inside the cluster; never through the Ingress)."""
+
+    namespace_labels: dict[str, str] = {"kubernetes.io/metadata.name": "monitoring"}
+    pod_labels: dict[str, str] = {"app.kubernetes.io/name": "prometheus"}
+
+
 class NetworkPolicyConfig(_Strict):
     enabled: bool = True
     gateway: GatewaySelector = GatewaySelector()
+    metrics_scrapers: MetricsScraperSelector | None = MetricsScraperSelector()
     # Extra sources by CIDR, e.g. the control-plane range so the deployer's smoke test through the
     # API server's service proxy is not blocked, or a Prometheus node range for /metrics.
     allow_cidrs: list[str] = []

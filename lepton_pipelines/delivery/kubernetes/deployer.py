@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from lepton_pipelines.delivery.targets import DeployFailed, DeployRequest, DeployResult
 
-from .client import ClusterClient, ClusterError
+from .client import ClusterClient, ClusterError, ClusterForbidden
 from .config import DeployConfig
 from .manifests import (
     CANARY,
@@ -22,7 +22,8 @@ from .manifests import (
     canary_name,
     resource_name,
 )
-from .rollout import rollout_state
+from .manifests import CONTAINER_PORT
+from .rollout import rollout_state, terminal_pod_problem
 
 TARGET_NAME = "kubernetes"
 
@@ -77,6 +78,7 @@ class KubernetesDeployer:
         self._log = log
         self._sleep = sleep
         self._clock = clock
+        self._pods_forbidden = False
 
     def deploy(self, request: DeployRequest, config: DeployConfig, manifests: list[dict[str, Any]]) -> DeployResult:
         namespace, name = config.namespace, resource_name(request.model_name)
@@ -155,11 +157,53 @@ class KubernetesDeployer:
                 return round(self._clock() - started, 3)
             if state.failed:
                 raise DeployStepFailed(f"rollout of Deployment {namespace}/{name} failed: {state.message}")
+            terminal = self._terminal_state(manifest)
+            if terminal:
+                raise DeployStepFailed(
+                    f"rollout of Deployment {namespace}/{name} cannot succeed: {terminal}; not waiting for the "
+                    "rollout timeout"
+                )
             if self._clock() - started >= timeout:
                 raise DeployStepFailed(
                     f"rollout of Deployment {namespace}/{name} did not finish within {timeout:g}s: {state.message}"
                 )
             self._sleep(self._poll_interval)
+
+    def _terminal_state(self, manifest: dict[str, Any]) -> str | None:
+        """A pod of the new version that can never become ready: image pull error, crash loop, or a
+        model service whose /ready says ``"status": "failed"`` (asked through the pod proxy)."""
+        namespace = manifest["metadata"]["namespace"]
+        labels = dict(manifest["spec"]["selector"]["matchLabels"])
+        version = manifest["spec"]["template"]["metadata"]["labels"].get(MODEL_VERSION_LABEL)
+        if version:
+            labels[MODEL_VERSION_LABEL] = version
+        if self._pods_forbidden:
+            return None
+        try:
+            pods = self._cluster.list_pods(namespace, labels)
+        except ClusterForbidden as error:
+            # An older Role without "list pods": keep deploying, only without the fast verdict.
+            self._log(f"cannot read pod states, terminal failures will surface at the rollout timeout: {error}")
+            self._pods_forbidden = True
+            return None
+        problem = terminal_pod_problem(pods)
+        if problem:
+            return problem
+        for pod in pods:
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            if not statuses or not all((s.get("state") or {}).get("running") for s in statuses):
+                continue
+            if all(s.get("ready") for s in statuses):
+                continue
+            name = pod["metadata"]["name"]
+            status, body = self._cluster.pod_proxy_get(namespace, name, CONTAINER_PORT, "ready", self._smoke_timeout)
+            try:
+                answer = json.loads(body) if status == 503 else {}
+            except ValueError:
+                answer = {}
+            if isinstance(answer, dict) and answer.get("status") == "failed":
+                return f"pod {name}: model failed to load: {answer.get('error') or 'no reason given'} (GET /ready)"
+        return None
 
     def _smoke_test(self, deployment: dict[str, Any], rows: list[dict[str, Any]], is_canary: bool) -> dict[str, Any]:
         """GET /health and POST /predict through the Service via the API server's service proxy —

@@ -10,13 +10,13 @@ from typing import Any
 
 import yaml
 
+from lepton_pipelines.delivery.hardening import HARDENING, SERVICE_USER_ID
 from lepton_pipelines.delivery.targets import DeployRequest
 
 from .config import DeployConfig
 
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
-SERVICE_USER_ID = 10001
 FIELD_MANAGER = "lepton-deployer"
 NAME_LABEL = "app.kubernetes.io/name"
 TRACK_LABEL = "org.lepton.track"
@@ -66,16 +66,9 @@ def service_selector(request: DeployRequest) -> dict[str, str]:
 
 
 def _restricted_security_context() -> dict[str, Any]:
-    # Satisfies the "restricted" Pod Security Standard, so the namespace can enforce it.
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": SERVICE_USER_ID,
-        "runAsGroup": SERVICE_USER_ID,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    # The same hardening the smoke test and the Docker-host target use (delivery.hardening);
+    # it satisfies the "restricted" Pod Security Standard, so the namespace can enforce it.
+    return HARDENING.kubernetes_container_security_context()
 
 
 def deployment_manifest(
@@ -118,6 +111,7 @@ def deployment_manifest(
 
 
 def _pod_spec(request: DeployRequest, config: DeployConfig) -> dict[str, Any]:
+    tmp_volume, tmp_mount = HARDENING.kubernetes_tmp_volume()
     container = {
         "name": "model",
         "image": request.image,
@@ -144,19 +138,13 @@ def _pod_spec(request: DeployRequest, config: DeployConfig) -> dict[str, Any]:
         },
         "securityContext": _restricted_security_context(),
         # The root filesystem is read-only; Python and the server still need a scratch /tmp.
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [tmp_mount],
     }
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,  # the model service never calls the Kubernetes API
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": SERVICE_USER_ID,
-            "runAsGroup": SERVICE_USER_ID,
-            "fsGroup": SERVICE_USER_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": HARDENING.kubernetes_pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [tmp_volume],
     }
     if config.service_account_name:
         pod["serviceAccountName"] = config.service_account_name
@@ -201,17 +189,37 @@ def hpa_manifest(request: DeployRequest, config: DeployConfig) -> dict[str, Any]
     }
 
 
+def tls_secret_name(request: DeployRequest, config: DeployConfig) -> str | None:
+    if config.ingress.allow_plaintext and not config.ingress.tls_secret:
+        return None
+    return config.ingress.tls_secret or f"{resource_name(request.model_name)}-tls"
+
+
+def basic_auth_secret_name(request: DeployRequest, config: DeployConfig) -> str:
+    return config.ingress.basic_auth_secret or f"{resource_name(request.model_name)}-basic-auth"
+
+
 def ingress_manifest(request: DeployRequest, config: DeployConfig) -> dict[str, Any]:
+    """Routes only ``<prefix>/predict`` — ``/metrics``, ``/ready`` and everything else stay inside the
+    cluster — over TLS (HTTP is redirected) and behind basic or external auth."""
     settings = config.ingress
-    prefix = ingress_path(request, config)
+    prefix = ingress_path(request, config).rstrip("/")
     annotations: dict[str, str] = {}
     if settings.strip_path_prefix:
-        # ingress-nginx: /models/churn/predict reaches the pod as /predict.
-        path, path_type = f"{prefix.rstrip('/')}(/|$)(.*)", "ImplementationSpecific"
+        # ingress-nginx: /models/churn/predict reaches the pod as /predict; nothing else matches.
+        path, path_type = f"{prefix}/(predict)$", "ImplementationSpecific"
         annotations["nginx.ingress.kubernetes.io/use-regex"] = "true"
-        annotations["nginx.ingress.kubernetes.io/rewrite-target"] = "/$2"
+        annotations["nginx.ingress.kubernetes.io/rewrite-target"] = "/$1"
     else:
-        path, path_type = prefix, "Prefix"
+        path, path_type = f"{prefix}/predict", "Exact"
+    tls_secret = tls_secret_name(request, config)
+    if tls_secret:
+        annotations["nginx.ingress.kubernetes.io/ssl-redirect"] = "true"
+        annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] = "true"
+    if settings.auth == "basic":
+        annotations["nginx.ingress.kubernetes.io/auth-type"] = "basic"
+        annotations["nginx.ingress.kubernetes.io/auth-secret"] = basic_auth_secret_name(request, config)
+        annotations["nginx.ingress.kubernetes.io/auth-realm"] = settings.basic_auth_realm
     if settings.auth_url:
         annotations["nginx.ingress.kubernetes.io/auth-url"] = settings.auth_url
     if settings.auth_signin:
@@ -238,8 +246,8 @@ def ingress_manifest(request: DeployRequest, config: DeployConfig) -> dict[str, 
     spec: dict[str, Any] = {"rules": [rule]}
     if settings.ingress_class:
         spec["ingressClassName"] = settings.ingress_class
-    if settings.tls_secret:
-        spec["tls"] = [{"hosts": [settings.host], "secretName": settings.tls_secret}]
+    if tls_secret:
+        spec["tls"] = [{"hosts": [settings.host], "secretName": tls_secret} if settings.host else {"secretName": tls_secret}]
     metadata = _metadata(resource_name(request.model_name), request, config)
     if annotations:
         metadata["annotations"] = annotations
@@ -253,6 +261,14 @@ def network_policy_manifest(request: DeployRequest, config: DeployConfig) -> dic
         {"namespaceSelector": {"matchLabels": gateway.namespace_labels}, "podSelector": {"matchLabels": gateway.pod_labels}}
     ]
     peers += [{"ipBlock": {"cidr": cidr}} for cidr in config.network_policy.allow_cidrs]
+    rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}]
+    scrapers = config.network_policy.metrics_scrapers
+    if scrapers is not None:  # Prometheus scrapes /metrics on the pods, inside the cluster
+        rules.append({
+            "from": [{"namespaceSelector": {"matchLabels": scrapers.namespace_labels},
+                      "podSelector": {"matchLabels": scrapers.pod_labels}}],
+            "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}],
+        })
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -260,7 +276,7 @@ def network_policy_manifest(request: DeployRequest, config: DeployConfig) -> dic
         "spec": {
             "podSelector": {"matchLabels": service_selector(request)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
+            "ingress": rules,
         },
     }
 

@@ -41,3 +41,30 @@ def rollout_state(deployment: dict[str, Any]) -> RolloutState:
     if ready < updated or available < updated:
         return RolloutState(False, False, f"{min(ready, available)} of {updated} updated replicas ready and available")
     return RolloutState(True, False, f"{name}: {updated} of {desired} replicas updated, ready and available")
+
+
+# Container states no amount of waiting fixes: the image cannot be pulled, the config is unusable,
+# or the process keeps crashing.
+TERMINAL_WAITING_REASONS = {
+    "ErrImagePull": "image pull error",
+    "ImagePullBackOff": "image pull error",
+    "InvalidImageName": "invalid image name",
+    "CrashLoopBackOff": "crash loop",
+    "CreateContainerConfigError": "container config error",
+    "CreateContainerError": "container cannot be created",
+}
+
+
+def terminal_pod_problem(pods: list[dict[str, Any]]) -> str | None:
+    """The first pod of the new version that is in a terminal state, described; None if none is."""
+    for pod in pods:
+        name = pod.get("metadata", {}).get("name", "?")
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in TERMINAL_WAITING_REASONS:
+                detail = waiting.get("message") or ""
+                restarts = status.get("restartCount", 0)
+                return (f"pod {name} container {status.get('name')}: {TERMINAL_WAITING_REASONS[reason]} ({reason}"
+                        + (f", {restarts} restarts" if restarts else "") + (f": {detail}" if detail else "") + ")")
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Callable
 
 from kubernetes import client as k8s
@@ -21,8 +22,10 @@ from lepton_pipelines.delivery.targets import (
     register_target,
 )
 
+from lepton_pipelines.delivery.images.registry import RegistryClient, RegistryError, split_repository
+
 from .client import ClusterClient, RetryPolicy
-from .config import parse_deploy_config, validate_request_identity
+from .config import DeployConfigError, parse_deploy_config, validate_request_identity
 from .deployer import TARGET_NAME, KubernetesDeployer
 from .manifests import manifests_to_yaml, render_manifests
 from .validation import validate_manifests
@@ -46,6 +49,7 @@ class KubernetesTarget(DeployTarget):
         smoke_test_timeout_seconds: float = 10.0,
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
+        pin_digest: bool = True,
     ):
         """
         api_client / host: talk to this API server (``host`` e.g. ``https://k8s.example:6443``);
@@ -53,7 +57,11 @@ class KubernetesTarget(DeployTarget):
         kubeconfig / context: used when not running in a cluster and no host is given.
         dry_run: render and schema-validate only; no API calls.
         kubernetes_version: schema version for validation (default: newest kubernetes-validate knows).
+        pin_digest: resolve a tagged image in its registry and deploy ``<repo>:<tag>@sha256:…`` (the
+            bytes that were smoke-tested; a missing tag fails before any apply). Registry credentials:
+            LEPTON_IMAGE_REGISTRY_USERNAME / LEPTON_IMAGE_REGISTRY_PASSWORD.
         """
+        self._pin_digest = pin_digest
         self._api_client = api_client
         self._host = host
         self._token_env_var = token_env_var
@@ -70,6 +78,8 @@ class KubernetesTarget(DeployTarget):
         # Everything that can be checked offline is checked before the first API call.
         validate_request_identity(request.model_name, request.model_version, request.image)
         config = parse_deploy_config(request.config, model_name=request.model_name)
+        request, pin_note = self._pinned(request)
+        log(pin_note)
         manifests = render_manifests(request, config)
         schema_version = validate_manifests(manifests, self._kubernetes_version)
         manifests_yaml = manifests_to_yaml(manifests)
@@ -82,7 +92,8 @@ class KubernetesTarget(DeployTarget):
                 serving_image=None,
                 message=f"dry run: {len(manifests)} manifests rendered and valid for Kubernetes {schema_version}; "
                 "nothing was applied",
-                details={"namespace": config.namespace, "manifests_yaml": manifests_yaml, "dry_run": True},
+                details={"namespace": config.namespace, "manifests_yaml": manifests_yaml, "dry_run": True,
+                         "image_pinned": request.image if "@sha256:" in request.image else "", "pin": pin_note},
             )
         cluster = ClusterClient(self._resolve_api_client(), retry=self._retry, log=log, sleep=self._sleep)
         deployer = KubernetesDeployer(
@@ -98,7 +109,33 @@ class KubernetesTarget(DeployTarget):
             failure.result.details["manifests_yaml"] = manifests_yaml
             raise
         result.details["manifests_yaml"] = manifests_yaml
+        result.details["image_pinned"] = request.image
         return result
+
+    def _pinned(self, request: DeployRequest) -> tuple[DeployRequest, str]:
+        """The request with its image pinned by digest, and a line saying what was done."""
+        if "@sha256:" in request.image:
+            return request, f"image {request.image} is pinned by digest"
+        if not self._pin_digest:
+            return request, f"image {request.image} deployed by tag (pin_digest: false)"
+        name, tag = request.image.rsplit(":", 1)
+        try:
+            registry, path = split_repository(name)
+            remote = RegistryClient(
+                registry, os.environ.get("LEPTON_IMAGE_REGISTRY_USERNAME"), os.environ.get("LEPTON_IMAGE_REGISTRY_PASSWORD")
+            ).manifest(path, tag)
+        except RegistryError as error:
+            if self.dry_run:
+                return request, f"dry run: could not pin {request.image} by digest ({error})"
+            raise DeployConfigError(f"cannot pin {request.image} by digest before deploying: {error}") from None
+        if remote is None:
+            if self.dry_run:
+                return request, f"dry run: {request.image} is not in its registry (yet); rendered by tag"
+            raise DeployConfigError(
+                f"image {request.image} is not in its registry: pods would end in ImagePullBackOff. Build and push "
+                "it first (job build_model_image), then deploy"
+            )
+        return replace(request, image=remote.pinned), f"pinned {request.image} to {remote.digest}"
 
     def _resolve_api_client(self) -> k8s.ApiClient:
         if self._api_client is not None:

@@ -15,13 +15,16 @@ from typing import Iterator
 import docker
 import pytest
 
+from lepton_pipelines.delivery.docker_host.gateway import Gateway, gateway_container_name, gateway_volume_name
 from lepton_pipelines.delivery.docker_host.slots import LABEL_MODEL_NAME
 
 REGISTRY = "127.0.0.1:5000"
 REPOSITORY = f"{REGISTRY}/lepton/model-testhost"
 BASE_IMAGE = "lepton/python-base:bookworm"
 # tag → behaviour of fake_model_service.py
-IMAGE_BEHAVIOURS = {"good-v1": "healthy", "good-v2": "healthy", "bad-v3": "never_ready", "bad-v4": "crash"}
+IMAGE_BEHAVIOURS = {
+    "good-v1": "healthy", "good-v2": "healthy", "bad-v3": "never_ready", "bad-v4": "crash", "bad-v5": "load_failed",
+}
 
 DOCKERFILE = f"""\
 FROM {BASE_IMAGE}
@@ -70,6 +73,12 @@ def test_images(docker_client: docker.DockerClient, tmp_path_factory: pytest.Tem
 def remove_model_containers(client: docker.DockerClient, model_name: str) -> None:
     for container in client.containers.list(all=True, filters={"label": f"{LABEL_MODEL_NAME}={model_name}"}):
         container.remove(force=True)
+    for name, remove in ((gateway_container_name(model_name), client.containers.get),
+                         (gateway_volume_name(model_name), client.volumes.get)):
+        try:
+            remove(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 @pytest.fixture
@@ -91,9 +100,49 @@ def _port_is_free(port: int) -> bool:
 
 @pytest.fixture
 def base_port() -> int:
-    """A base port whose blue (base..) and green (base+100..) blocks are free for a few replicas."""
+    """A base port whose blue (base..), green (base+100..) blocks and gateway ports (base+200, +201) are free."""
     for _ in range(200):
         candidate = random.randrange(20000, 40000)
-        if all(_port_is_free(candidate + offset + i) for offset in (0, 100) for i in range(4)):
+        if all(_port_is_free(candidate + offset + i) for offset in (0, 100, 200) for i in range(4)):
             return candidate
     pytest.fail("no free port block found on 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A self-signed certificate for 127.0.0.1: (PEM chain + key for the gateway, CA file for clients)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lepton gateway test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca_file.write_text(cert_pem)
+    return cert_pem + key_pem, ca_file
+
+
+@pytest.fixture
+def gateway_secrets(monkeypatch: pytest.MonkeyPatch, tls_material: tuple[str, Path]) -> dict[str, str]:
+    """The gateway's secrets, only as environment variables of the deploying process."""
+    key = f"test-key-{uuid.uuid4().hex}"
+    monkeypatch.setenv("LEPTON_GATEWAY_API_KEY", key)
+    monkeypatch.setenv("LEPTON_GATEWAY_TLS_PEM", tls_material[0])
+    return {"api_key": key, "ca_file": str(tls_material[1])}

@@ -5,6 +5,8 @@ library only, so it runs on the bare python base image. BEHAVIOUR (build arg) se
   healthy      – all endpoints answer 200 and report MODEL_VERSION
   never_ready  – /health 200 but /ready 503 forever, like a model that cannot load
   crash        – exits with code 3 at start-up
+  load_failed  – /health 200, /ready 503 {"status": "failed", "error": …} like the real service whose model
+                 cannot be unpickled (a terminal state: waiting cannot fix it)
 """
 import json
 import os
@@ -15,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 VERSION = os.environ["MODEL_VERSION"]
 BEHAVIOUR = os.environ["BEHAVIOUR"]
 PORT = int(os.environ.get("PORT", "8080"))
+HOST = os.environ.get("HOST", "127.0.0.1")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -31,7 +34,9 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, {"status": "ok", "version": VERSION})
         elif self.path == "/ready":
             if BEHAVIOUR == "never_ready":
-                self._reply(503, {"status": "model not loaded"})
+                self._reply(503, {"status": "loading"})
+            elif BEHAVIOUR == "load_failed":
+                self._reply(503, {"status": "failed", "error": "model.joblib: invalid load key, 'x'"})
             else:
                 self._reply(200, {"status": "ready", "version": VERSION})
         else:
@@ -56,8 +61,8 @@ def main():
         sys.exit(3)
     if BEHAVIOUR == "never_ready":
         print(f"{VERSION}: cannot load model weights, staying unready", flush=True)
-    print(f"{VERSION} listening on 127.0.0.1:{PORT}", flush=True)
-    ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+    print(f"{VERSION} listening on {HOST}:{PORT} as uid {os.getuid()}", flush=True)
+    ThreadingHTTPServer((HOST, PORT), Handler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 
 from lepton_pipelines.delivery.docker_host import DockerHostTarget, InvalidDeployConfig
 from lepton_pipelines.delivery.docker_host.slots import LABEL_MODEL_NAME
+from lepton_pipelines.delivery.hardening import hardening_problems
 from lepton_pipelines.delivery.targets import DEPLOY_TARGETS, DeployFailed, DeployRequest
 
 pytestmark = pytest.mark.timeout(240)
@@ -44,7 +45,9 @@ def request_for(model_name: str, image: str, **config: Any) -> DeployRequest:
         model_name=model_name,
         model_version=image.rsplit(":", 1)[1],
         image=image,
-        config={"health_timeout_seconds": 30, "health_poll_interval_seconds": 0.2, "stop_timeout_seconds": 2, **config},
+        # The gateway has its own tests (test_gateway.py); here the replicas are addressed directly.
+        config={"health_timeout_seconds": 30, "health_poll_interval_seconds": 0.2, "stop_timeout_seconds": 2,
+                "gateway": {"enabled": False}, **config},
         sample_rows=SAMPLE_ROWS,
     )
 
@@ -61,7 +64,7 @@ def test_first_deploy_pulls_image_and_serves_every_replica(docker_client, test_i
 
     assert result.ok and result.serving_image == image and result.previous_image is None
     assert result.details["image_pulled"] is True
-    endpoints = result.details["endpoints"]
+    endpoints = result.details["replica_endpoints"]
     assert endpoints == [f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{base_port + 1}"]
     for endpoint in endpoints:
         assert fetch_json(f"{endpoint}/health")["version"] == "good-v1"
@@ -75,6 +78,15 @@ def test_first_deploy_pulls_image_and_serves_every_replica(docker_client, test_i
         host_config = container.attrs["HostConfig"]
         assert host_config["NetworkMode"] == "host"
         assert host_config["RestartPolicy"]["Name"] == "unless-stopped"
+        # Exactly the hardening the image was smoke-tested under, and bound to loopback only.
+        assert hardening_problems(container.attrs) == []
+        assert host_config["ReadonlyRootfs"] is True and host_config["CapDrop"] == ["ALL"]
+        assert container.attrs["Config"]["User"] == "10001:10001"
+        assert "HOST=127.0.0.1" in container.attrs["Config"]["Env"]
+        assert "as uid 10001" in container.logs().decode()
+        # Pinned: the tag was resolved in the registry and the container runs that digest.
+        assert container.attrs["Config"]["Image"] == result.details["image_pinned"]
+        assert result.details["image_pinned"].startswith(image.rsplit(":", 1)[0] + "@sha256:")
     ports_in_env = sorted(v for c in containers for v in c.attrs["Config"]["Env"] if v.startswith("PORT="))
     assert ports_in_env == [f"PORT={base_port}", f"PORT={base_port + 1}"]
 
@@ -92,10 +104,10 @@ def test_update_replaces_old_version_after_new_one_is_healthy(docker_client, tes
     assert second.ok and second.serving_image == test_images["good-v2"]
     assert second.previous_image == test_images["good-v1"]
     assert second.details["slot"] == "green"
-    assert second.details["endpoints"] == [f"http://127.0.0.1:{base_port + 100}", f"http://127.0.0.1:{base_port + 101}"]
-    for endpoint in second.details["endpoints"]:
+    assert second.details["replica_endpoints"] == [f"http://127.0.0.1:{base_port + 100}", f"http://127.0.0.1:{base_port + 101}"]
+    for endpoint in second.details["replica_endpoints"]:
         assert fetch_json(f"{endpoint}/predict", {"rows": SAMPLE_ROWS})["version"] == "good-v2"
-    for endpoint in first.details["endpoints"]:
+    for endpoint in first.details["replica_endpoints"]:
         assert refuses_connections(f"{endpoint}/health")
     versions = sorted(c.labels["org.lepton.model.version"] for c in deployed(docker_client, model_name))
     assert versions == ["good-v2", "good-v2"]
@@ -124,7 +136,7 @@ def test_failed_readiness_rolls_back_and_keeps_old_version_serving(docker_client
     assert f"Still serving: {test_images['good-v2']}" in message
     assert "cannot load model weights" in message  # the failing container's last log lines
     assert result.details["failed_check"] == "GET /ready"
-    for endpoint in good.details["endpoints"]:
+    for endpoint in good.details["replica_endpoints"]:
         assert fetch_json(f"{endpoint}/health")["version"] == "good-v2"
     versions = sorted(c.labels["org.lepton.model.version"] for c in deployed(docker_client, model_name))
     assert versions == ["good-v2", "good-v2"]
@@ -207,3 +219,49 @@ def test_undeploy_removes_every_container(docker_client, test_images, model_name
     assert deployed(docker_client, model_name) == []
     assert target.status(model_name).serving_image is None
     assert refuses_connections(f"http://127.0.0.1:{base_port}/health")
+
+
+def test_model_that_reports_failed_load_ends_the_rollout_at_once(docker_client, test_images, model_name, base_port):
+    target = DockerHostTarget()
+    target.deploy(request_for(model_name, test_images["good-v1"], base_port=base_port), log=lambda _: None)
+
+    # A health timeout longer than this test's own timeout: only a terminal verdict can end it in time.
+    with pytest.raises(DeployFailed) as failure:
+        target.deploy(
+            request_for(model_name, test_images["bad-v5"], base_port=base_port, health_timeout_seconds=3600),
+            log=lambda _: None,
+        )
+
+    result = failure.value.result
+    assert result.details["terminal"] is True and result.details["failed_check"] == "GET /ready"
+    assert "model failed to load: model.joblib: invalid load key" in str(failure.value)
+    assert "terminal: not waiting for the health timeout" in str(failure.value)
+    assert result.rolled_back and result.serving_image == test_images["good-v1"]
+    assert fetch_json(f"http://127.0.0.1:{base_port}/health")["version"] == "good-v1"
+
+
+def test_crash_loop_is_terminal_too(docker_client, test_images, model_name, base_port):
+    with pytest.raises(DeployFailed) as failure:
+        DockerHostTarget().deploy(
+            request_for(model_name, test_images["bad-v4"], base_port=base_port, health_timeout_seconds=3600),
+            log=lambda _: None,
+        )
+    assert failure.value.result.details["terminal"] is True
+    assert deployed(docker_client, model_name) == []
+
+
+def test_image_pinned_by_digest_is_what_runs(docker_client, test_images, model_name, base_port):
+    repository, tag = test_images["good-v2"].rsplit(":", 1)
+    digest = next(d for d in docker_client.images.get(test_images["good-v2"]).attrs["RepoDigests"] if d.startswith(repository))
+    pinned = f"{repository}:{tag}@{digest.split('@', 1)[1]}"
+
+    result = DockerHostTarget().deploy(
+        DeployRequest(model_name=model_name, model_version="good-v2", image=pinned,
+                      config={"base_port": base_port, "gateway": {"enabled": False}}, sample_rows=SAMPLE_ROWS),
+        log=lambda _: None,
+    )
+
+    assert result.details["image_pinned"] == digest
+    (container,) = deployed(docker_client, model_name)
+    assert container.attrs["Config"]["Image"] == digest
+    assert fetch_json(f"http://127.0.0.1:{base_port}/health")["version"] == "good-v2"

@@ -56,6 +56,7 @@ def target_for(fake_k8s: FakeKubernetes) -> Callable[..., KubernetesTarget]:
             poll_interval_seconds=0.01,
             smoke_test_timeout_seconds=5,
             retry=RetryPolicy(attempts=4, initial_delay_seconds=0.01, max_delay_seconds=0.02),
+            pin_digest=False,  # these images exist only in the fake cluster's story; test_pinning pushes real ones
         )
         return KubernetesTarget(**{**settings, **overrides})
 

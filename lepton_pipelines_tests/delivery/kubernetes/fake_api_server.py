@@ -43,6 +43,13 @@ class Scenario:
     stuck_images: set[str] = field(default_factory=set)  # rollout ends in ProgressDeadlineExceeded
     unhealthy_images: set[str] = field(default_factory=set)  # /health answers 500
     failing_predict_images: set[str] = field(default_factory=set)  # /predict answers 500
+    # Terminal pod states: the rollout never completes, the pods say why.
+    pull_error_images: set[str] = field(default_factory=set)  # waiting: ImagePullBackOff
+    crashloop_images: set[str] = field(default_factory=set)  # waiting: CrashLoopBackOff, restarts
+    load_failed_images: set[str] = field(default_factory=set)  # running, not ready, /ready says failed
+
+    def terminal(self, image: str) -> bool:
+        return image in self.pull_error_images | self.crashloop_images | self.load_failed_images
 
 
 @dataclass
@@ -190,7 +197,7 @@ class FakeKubernetes:
                 ],
             }
             return
-        if rollout.polls < self.scenario.rollout_polls:
+        if rollout.polls < self.scenario.rollout_polls or self.scenario.terminal(image):
             deployment["status"] = {**old, "observedGeneration": meta["generation"], "updatedReplicas": 1}
             return
         deployment["status"] = self._complete_status(deployment)
@@ -233,6 +240,43 @@ class FakeKubernetes:
             }
         return 404, {"error": f"no route {method} /{rest}"}
 
+    def _pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Pods of the Deployments whose template labels match ``selector``, with container states
+        derived from the scenario (as the kubelet would report them)."""
+        wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
+        pods = []
+        for path, deployment in self.objects.items():
+            if not path.startswith(f"/apis/apps/v1/namespaces/{namespace}/deployments/"):
+                continue
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            if not wanted.items() <= labels.items():
+                continue
+            image = _image(deployment)
+            for index in range(max(deployment["spec"].get("replicas", 1), 1)):
+                pods.append({"metadata": {"name": f"{deployment['metadata']['name']}-pod-{index}", "labels": labels},
+                             "status": {"containerStatuses": [self._container_status(image)]}})
+        return pods
+
+    def _container_status(self, image: str) -> dict[str, Any]:
+        if image in self.scenario.pull_error_images:
+            return {"name": "model", "ready": False, "restartCount": 0, "image": image, "state": {"waiting": {
+                "reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}}
+        if image in self.scenario.crashloop_images:
+            return {"name": "model", "ready": False, "restartCount": 4, "image": image, "state": {"waiting": {
+                "reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container=model"}}}
+        ready = image not in self.scenario.load_failed_images
+        return {"name": "model", "ready": ready, "restartCount": 0, "image": image,
+                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+
+    def _pod_ready_answer(self, namespace: str, pod: str) -> tuple[int, Any]:
+        deployment_name = pod.split(":", 1)[0].rsplit("-pod-", 1)[0]
+        deployment = self.objects.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment_name}")
+        if deployment is None:
+            return 404, _status(404, f'pods "{pod}" not found')
+        if _image(deployment) in self.scenario.load_failed_images:
+            return 503, {"status": "failed", "error": "model.joblib: invalid load key, 'x'"}
+        return 200, {"status": "ready"}
+
     def _authorized(self, verb: str, group: str, resource: str) -> bool:
         if self.role_rules is None:
             return True
@@ -251,6 +295,18 @@ class FakeKubernetes:
                     injection.times -= 1
                     return injection.status, _status(injection.status, "injected by the test"), injection.headers
             parsed = _parse(split.path)
+            if parsed is not None and parsed[2] == "pods" and method == "GET":
+                namespace, name, rest = parsed[1], parsed[3], parsed[4]
+                if name is None:
+                    if not self._authorized("list", "", "pods"):
+                        return 403, _forbidden("list", "pods", "", namespace), {}
+                    selector = parse_qs(split.query).get("labelSelector", [""])[0]
+                    return 200, {"kind": "PodList", "apiVersion": "v1", "items": self._pods(namespace, selector)}, {}
+                if rest == "proxy/ready":
+                    if not self._authorized("get", "", "pods/proxy"):
+                        return 403, _forbidden("get", "pods/proxy", "", namespace), {}
+                    status, answer = self._pod_ready_answer(namespace, name)
+                    return status, answer, {}
             if parsed is None or parsed[3] is None:
                 return 404, _status(404, f"the fake serves no {split.path}"), {}
             group, namespace, resource, name, rest = parsed

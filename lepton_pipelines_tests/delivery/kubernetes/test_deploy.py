@@ -258,3 +258,30 @@ def test_dry_run_renders_and_validates_without_a_cluster(fake_k8s: FakeKubernete
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.details["manifests_yaml"])]
     assert kinds == ["NetworkPolicy", "Service", "Deployment", "HorizontalPodAutoscaler", "Ingress"]
     assert fake_k8s.requests == []
+
+
+@pytest.mark.parametrize(
+    ("scenario_field", "reason"),
+    [
+        ("pull_error_images", "image pull error (ImagePullBackOff"),
+        ("crashloop_images", "crash loop (CrashLoopBackOff, 4 restarts"),
+        ("load_failed_images", "model failed to load: model.joblib: invalid load key"),
+    ],
+)
+def test_terminal_pod_states_end_the_rollout_at_once_and_roll_back(
+    fake_k8s: FakeKubernetes, target_for: TargetFor, scenario_field: str, reason: str
+) -> None:
+    fake_k8s.enforce_role(deployer_role())  # the shipped Role allows reading pods and their /ready
+    _deployed_v6(fake_k8s, target_for, NO_HPA)
+    getattr(fake_k8s.scenario, scenario_field).add(image_for("7"))
+    # A rollout timeout the test could never wait out: only a terminal verdict ends it.
+    config = {**NO_HPA, "rollout": {"timeout_seconds": 100000}}
+
+    with pytest.raises(DeployFailed) as failure:
+        target_for(poll_interval_seconds=0.05).deploy(make_request("7", config), log=lambda _: None)
+
+    message = str(failure.value)
+    assert reason in message and "not waiting for the rollout timeout" in message
+    assert failure.value.result.rolled_back and failure.value.result.serving_image == image_for("6")
+    assert _live_image(fake_k8s) == image_for("6")
+    assert fake_k8s.requests_matching("GET", "/pods")

@@ -81,7 +81,9 @@ def test_rbac_yaml_validates_and_grants_only_namespaced_rights(version: str) -> 
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lepton-deployer"}
     assert binding["subjects"][0]["name"] == "lepton-deployer"
     granted = {verb for rule in role["rules"] for verb in rule["verbs"]}
-    assert "*" not in granted and not {"list", "watch", "escalate", "bind", "impersonate"} & granted
+    assert "*" not in granted and not {"watch", "escalate", "bind", "impersonate"} & granted
+    # "list" only for pods (to see a terminal state of the new version's pods), nothing else.
+    assert [rule["resources"] for rule in role["rules"] if "list" in rule["verbs"]] == [["pods"]]
     assert all("*" not in rule["resources"] and "secrets" not in rule["resources"] for rule in role["rules"])
 
 
@@ -141,28 +143,62 @@ def test_service_hpa_ingress_and_network_policy_route_to_the_model() -> None:
     assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 65}
     rule = ingress["spec"]["rules"][0]
     assert rule["host"] == "models.example.com"
-    assert rule["http"]["paths"][0]["path"] == "/models/churn(/|$)(.*)"
+    assert rule["http"]["paths"][0]["path"] == "/models/churn/(predict)$"  # /metrics is never routed
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "model-churn", "port": {"number": 80}}
     assert ingress["spec"]["tls"] == [{"hosts": ["models.example.com"], "secretName": "models-example-tls"}]
     assert ingress["spec"]["ingressClassName"] == "nginx"
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/auth-url"] == "https://auth.example.com/oauth2/auth"
-    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
+    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$1"
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert "nginx.ingress.kubernetes.io/auth-type" not in annotations  # external auth replaces basic auth
     rule_in = policy["spec"]["ingress"][0]
     assert rule_in["ports"] == [{"protocol": "TCP", "port": 8080}]
     assert rule_in["from"] == [
         {"namespaceSelector": {"matchLabels": {"team": "edge"}}, "podSelector": {"matchLabels": {"app": "gateway"}}},
         {"ipBlock": {"cidr": "10.0.0.0/24"}},
     ]
+    scrape = policy["spec"]["ingress"][1]  # Prometheus reaches /metrics on the pods, inside the cluster
+    assert scrape["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 
 
 def test_prefix_path_without_rewrite_and_default_path() -> None:
-    config = {"ingress": {"strip_path_prefix": False, "ingress_class": None}}
+    config = {"ingress": {"strip_path_prefix": False, "ingress_class": None, "allow_plaintext": True, "auth": "none"}}
     ingress = _by_kind(render_manifests(make_request(config=config), parse_deploy_config(config)))["Ingress"]
     path = ingress["spec"]["rules"][0]["http"]["paths"][0]
-    assert (path["path"], path["pathType"]) == ("/models/churn", "Prefix")
+    assert (path["path"], path["pathType"]) == ("/models/churn/predict", "Exact")
     assert "ingressClassName" not in ingress["spec"] and "annotations" not in ingress["metadata"]
+    assert "tls" not in ingress["spec"]  # only because allow_plaintext and auth: none were said out loud
+
+
+@pytest.mark.parametrize("version", ["1.29", None])
+def test_default_ingress_is_tls_and_basic_auth_and_routes_only_predict(version: str | None) -> None:
+    manifests = render_manifests(make_request(), parse_deploy_config({}))
+    validate_manifests(manifests, version)
+    ingress = _by_kind(manifests)["Ingress"]
+    assert ingress["spec"]["tls"] == [{"secretName": "model-churn-tls"}]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "model-churn-basic-auth"
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == ["/models/churn/(predict)$"]
+    assert not any("metrics" in p for p in paths)
+
+
+def test_kubernetes_and_docker_host_share_one_hardening() -> None:
+    from lepton_pipelines.delivery.hardening import HARDENING
+
+    deployment = _by_kind(render_manifests(make_request(), parse_deploy_config({})))["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    context = pod["containers"][0]["securityContext"]
+    docker = HARDENING.docker_run_kwargs()
+    assert context == HARDENING.kubernetes_container_security_context()
+    assert docker["user"] == f"{context['runAsUser']}:{context['runAsGroup']}"
+    assert docker["read_only"] is context["readOnlyRootFilesystem"] is True
+    assert docker["cap_drop"] == context["capabilities"]["drop"] == ["ALL"]
+    assert "no-new-privileges" in docker["security_opt"] and context["allowPrivilegeEscalation"] is False
 
 
 def test_yaml_dump_round_trips_in_apply_order() -> None:
