@@ -249,19 +249,19 @@ def quarantine_record(topic: str, payload: bytes, rejected: Rejected, received_a
 
 
 def quarantine_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
-    """Rows from ``quarantine_record`` in the unified quarantine schema: the meta columns, then
-    ``columns`` (the source's declared columns, lineage columns always included) as text."""
+    """Rows from ``quarantine_record`` in the lake's unified quarantine schema (``lake.quarantine``):
+    the fixed columns, then ``columns`` (the source's declared columns, lineage columns always
+    included) as text — built by the same ``quarantine_frame`` as every other stage, so every file of a
+    source's quarantine has identical column types."""
+    import pandas as pd
+
+    from lepton_pipelines.lake.quarantine import quarantine_frame
+    from lepton_pipelines.lake.store import to_arrow
+
     names = list(dict.fromkeys([*columns, TOPIC_FIELD, RECEIVED_AT_FIELD]))
-    n = len(rows)
-    arrays: dict[str, pa.Array] = {
-        "_stage": pa.array([QUARANTINE_STAGE] * n, pa.string()),
-        "_reason": pa.array([r["_reason"] for r in rows], pa.string()),
-        "_rule": pa.nulls(n, pa.string()),
-        "_check": pa.nulls(n, pa.string()),
-        "_source_file": pa.array([r["_source_file"] for r in rows], pa.string()),
-        "_source_line": pa.nulls(n, pa.int64()),
-        "_raw": pa.array([r["_raw"] for r in rows], pa.string()),
-    }
-    for name in names:
-        arrays[name] = pa.array([r["fields"].get(name) for r in rows], pa.string())
-    return pa.table(arrays)
+    landed = pd.DataFrame(
+        {"_source_file": [r["_source_file"] for r in rows], **{n: [r["fields"].get(n) for r in rows] for n in names}},
+        dtype=object,
+    )
+    frame = quarantine_frame(QUARANTINE_STAGE, landed, names, reason=[r["_reason"] for r in rows], raw=[r["_raw"] for r in rows])
+    return to_arrow(frame)
