@@ -50,6 +50,7 @@ class SimulatedMessage:
     kind: str  # "ok", "spike", "missing", "duplicate" or "malformed:<why>"
     device_id: str
     seq: int | None
+    sent_at: datetime | None = None  # event time of the message: when the device sent it
 
 
 def device_ids(config: SimulatorConfig) -> list[str]:
@@ -73,7 +74,7 @@ def generate(config: SimulatorConfig) -> Iterator[SimulatedMessage]:
             topic = telemetry_topic(device)
             if rng.random() < config.malformed_rate:
                 kind = rng.choice(MALFORMED_KINDS)
-                yield SimulatedMessage(topic, _malformed(kind, device, moment, step), f"malformed:{kind}", device, None)
+                yield SimulatedMessage(topic, _malformed(kind, device, moment, step), f"malformed:{kind}", device, None, moment)
                 continue
             body = {
                 "device_id": device,
@@ -93,9 +94,9 @@ def generate(config: SimulatorConfig) -> Iterator[SimulatedMessage]:
                 body[rng.choice(("temperature", "humidity", "vibration"))] = None
                 kind = "missing"
             payload = json.dumps(body, separators=(",", ":")).encode()
-            yield SimulatedMessage(topic, payload, kind, device, step)
+            yield SimulatedMessage(topic, payload, kind, device, step, moment)
             if rng.random() < config.duplicate_rate:
-                yield SimulatedMessage(topic, payload, "duplicate", device, step)
+                yield SimulatedMessage(topic, payload, "duplicate", device, step, moment)
 
 
 def _malformed(kind: str, device: str, moment: datetime, step: int) -> bytes:
@@ -109,7 +110,9 @@ def _malformed(kind: str, device: str, moment: datetime, step: int) -> bytes:
 
 
 def write_to_landing(lake, config: SimulatorConfig, source: str = "device_telemetry", batch_messages: int = 5000) -> dict[str, int]:
-    """Offline mode: the collector's parse + commit path without a broker (same files, same quarantine)."""
+    """Offline mode: the collector's parse + commit path without a broker (same files, same quarantine),
+    as if the collector had received each message when the device sent it — so a simulated day lands
+    (and quarantines even payloads without a usable ``ts``) in that day's partition."""
     from lepton_pipelines.iot.committer import LandingCommitter, PendingBatch
 
     committer, batch = LandingCommitter(lake, source, fsync=False), PendingBatch()
@@ -122,7 +125,7 @@ def write_to_landing(lake, config: SimulatorConfig, source: str = "device_teleme
         totals["files"] += len(result.files)
 
     for index, message in enumerate(generate(config)):
-        received_at = datetime.now(timezone.utc)
+        received_at = message.sent_at or datetime.now(timezone.utc)
         batch.add(parse_telemetry(message.topic, message.payload, received_at), message.topic, message.payload, received_at, index)
         totals["messages"] += 1
         if len(batch) >= batch_messages:
