@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from lepton_pipelines.analytics import definitions as analytics_definitions
+from lepton_pipelines.analytics.definitions import build_analytics_defs
 from lepton_pipelines.governance import build_governance_defs
 from lepton_pipelines.iot import definitions as iot_definitions
 from lepton_pipelines.models import definitions as models_definitions
@@ -25,7 +25,7 @@ def build_defs() -> dg.Definitions:
         iot_definitions.defs,
         models_definitions.defs,
         platform_definitions.defs,
-        analytics_definitions.defs,
+        build_analytics_defs(sources),  # built from the one registry load above
     )
 
 

@@ -18,7 +18,7 @@ from lepton_pipelines.analytics.assets import (
 from lepton_pipelines.models.config import load_models, model_by_name
 from lepton_pipelines.models.scoring import build_scores_asset, scores_key
 from lepton_pipelines.resources import SHARED_RESOURCES
-from lepton_pipelines.sources.registry import Source, load_sources
+from lepton_pipelines.sources.registry import Source
 
 DEFAULT_START = "2026-01-01"
 
@@ -98,5 +98,3 @@ def build_analytics_defs(sources: list[Source]) -> dg.Definitions:
         resources={IO_MANAGER_KEY: AnalyticsIOManager(), "lake": SHARED_RESOURCES["lake"]},
     )
 
-
-defs = build_analytics_defs(load_sources())

@@ -31,7 +31,10 @@ def sample_lake(tmp_path_factory):
             assert demo.main(["--date", day, "--size", "tiny"]) == 0
         lake = Lake(str(base / "lake"))
         champion = make_champion(lake, "transaction_risk", SAMPLE_DAYS)
-        from lepton_pipelines.analytics.definitions import defs
+        from lepton_pipelines.analytics.definitions import build_analytics_defs
+        from lepton_pipelines.sources.registry import load_sources
+
+        defs = build_analytics_defs(load_sources())
 
         job = defs.resolve_job_def("analytics_daily")
         results = {}
