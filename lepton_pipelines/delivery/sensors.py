@@ -7,8 +7,12 @@ lost cursor cannot build a version twice). ``image_built_sensor`` fires when a b
 model's production version** at that moment: every version gets a tested image (ready to roll
 forward or back), but only a version that won the champion/challenger rule takes traffic.
 
-Both sensors start RUNNING (the chain is the product). With an empty cursor the version sensor
-requests builds for every version already in the registry, once; run keys keep that exactly-once.
+Both sensors start RUNNING (the chain is the product), but neither requests a run the platform
+cannot carry out: without an image registry (``LEPTON_IMAGE_REGISTRY``) every tick is skipped with a
+reason naming that setting, so a laptop without one shows quiet sensors instead of failed builds.
+The version sensor's cursor does not advance while it skips: set the registry later and every
+version registered meanwhile gets its image. With an empty cursor the version sensor requests builds
+for every version already in the registry, once; run keys keep that exactly-once.
 """
 
 import json
@@ -17,6 +21,7 @@ from typing import Any, Iterable
 import dagster as dg
 
 from lepton_pipelines.delivery.images.jobs import build_model_image, build_model_image_run_config
+from lepton_pipelines.delivery.images.resource import ImageBuilderResource
 from lepton_pipelines.delivery.jobs import deploy_model, deploy_model_run_config
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.models.registry import MODELS_ROOT, ModelRegistry, RegistryError, registered_model_names
@@ -63,6 +68,16 @@ def model_from_run(run: dg.DagsterRun) -> tuple[str, str] | None:
     return None
 
 
+def missing_registry_reason(image_builder: ImageBuilderResource, what: str) -> dg.SkipReason | None:
+    """A skip naming the missing setting, or None when the image registry is configured."""
+    if image_builder.registry.strip():
+        return None
+    return dg.SkipReason(
+        f"LEPTON_IMAGE_REGISTRY is unset: {what} is off. Set it to a registry host[:port] "
+        "(e.g. 127.0.0.1:5000) in the code location's environment to build and deploy model images."
+    )
+
+
 def _op_configs(run_config: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for node in (run_config.get("ops") or {}).values():
         if isinstance(node, dict) and isinstance(node.get("config"), dict):
@@ -76,7 +91,12 @@ def _op_configs(run_config: dict[str, Any]) -> Iterable[dict[str, Any]]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one build_model_image run per newly registered model version (run key model:version).",
 )
-def model_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+def model_version_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, image_builder: ImageBuilderResource
+) -> dg.SensorResult | dg.SkipReason:
+    skip = missing_registry_reason(image_builder, "building an image for each new model version")
+    if skip is not None:
+        return skip  # the cursor stays: versions registered meanwhile are built once a registry is set
     models_root = lake.get().path(MODELS_ROOT)
     indexes: dict[str, dict[str, Any]] = {}
     for name in registered_model_names(models_root):
@@ -109,7 +129,10 @@ def model_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="When a model image build succeeds, deploys it if that version is the model's production alias.",
 )
-def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource):
+def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource, image_builder: ImageBuilderResource):
+    skip = missing_registry_reason(image_builder, "deploying built model images")
+    if skip is not None:
+        return skip
     identity = model_from_run(context.dagster_run)
     if identity is None:
         return dg.SkipReason(f"run {context.dagster_run.run_id} names no model_name/model_version; nothing to deploy")
