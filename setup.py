@@ -17,7 +17,9 @@ setup(
     name="lepton_pipelines",
     version="0.1.0",
     description="Config-driven lakehouse, data governance, IoT collection and model delivery on Dagster.",
-    packages=find_packages(exclude=["lepton_pipelines_tests*", "bench*"]),
+    # sources/registry/ holds only YAML (the module sources/registry.py reads it): listed as a data-only
+    # package so setuptools does not warn that an importable-looking folder is missing from `packages`.
+    packages=[*find_packages(exclude=["lepton_pipelines_tests*", "bench*"]), "lepton_pipelines.sources.registry"],
     include_package_data=True,
     package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml"]},
     python_requires=">=3.11",
@@ -41,19 +43,20 @@ setup(
         "matplotlib>=3.8",
         "psutil>=5.9",
         "packaging>=23",
+        "duckdb>=1.0,<3",  # the README's and the demo's way to query the lake (SQL over Hive-partitioned Parquet)
     ],
     extras_require={
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
-            "duckdb>=1.0",
+            "playwright>=1.45,<2",  # drives the system Chromium in the UI test (no browser download)
         ],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
-            "duckdb>=1.0",
+            "playwright>=1.45,<2",
             "ruff>=0.6",
         ],
     },
