@@ -39,7 +39,8 @@ DOWNSTREAM = (
     ["governance", "quality_scorecard"],
     ["governance", "data_catalog"],
 )
-ASSET_JOB = "__ASSET_JOB"  # the job the UI's "Materialize" button launches
+ASSET_JOB = "__ASSET_JOB"
+DEVICE_SOURCE = "device_telemetry"  # the sample streaming source, simulated without a broker  # the job the UI's "Materialize" button launches
 
 
 def demo_days(last: date, days: int | None, first_partition: date) -> list[str]:
@@ -84,15 +85,22 @@ def main(argv: list[str] | None = None) -> int:
         manifests = generate_all(lake, day, size)
         _simulate_devices(lake, day, size)
 
+    from lepton_pipelines.definitions import defs
     from lepton_pipelines.platform.launcher import InstanceLauncher, LaunchRequest
 
     instance = dg.DagsterInstance.get()
-    from lepton_pipelines.definitions import defs
 
     # The main job holds the batch daily sources; the others (streaming, or another partition start) run their own job.
     in_main = set(defs.resolve_job_def(MAIN_JOB).asset_layer.executable_asset_keys)
     per_day = [MAIN_JOB] + [source_job_name(s.name) for s in partitioned if dg.AssetKey([s.name, "raw"]) not in in_main]
     requests = [LaunchRequest(job, day, tags=DEMO_TAGS, run_config=QUIET) for day in days for job in per_day]
+    # The streaming telemetry's newest partition is today's, still open: fill it too, so its freshness
+    # check (which expects that partition) starts green.
+    telemetry_job = source_job_name(DEVICE_SOURCE)
+    newest = defs.resolve_job_def(telemetry_job).partitions_def.get_last_partition_key() if telemetry_job in per_day else None
+    if newest == (date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat():
+        _simulate_devices(lake, newest, size)
+        requests.append(LaunchRequest(telemetry_job, newest, tags=DEMO_TAGS, run_config=QUIET))
     requests += [LaunchRequest(source_job_name(s.name), tags=DEMO_TAGS, run_config=QUIET) for s in sources if not s.spec.is_partitioned]
     print(f"lepton-demo: launching {len(requests) + 1} runs through the Dagster instance at {instance.root_directory} "
           f"({args.parallel} at a time)")

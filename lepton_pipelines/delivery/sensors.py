@@ -7,15 +7,17 @@ lost cursor cannot build a version twice). ``image_built_sensor`` fires when a b
 model's production version** at that moment: every version gets a tested image (ready to roll
 forward or back), but only a version that won the champion/challenger rule takes traffic.
 
-Both sensors start RUNNING (the chain is the product), but neither requests a run the platform
-cannot carry out: without an image registry (``LEPTON_IMAGE_REGISTRY``) every tick is skipped with a
-reason naming that setting, so a laptop without one shows quiet sensors instead of failed builds.
+Both sensors run by default (the chain is the product), but neither requests a run the platform
+cannot carry out: without an image registry (``LEPTON_IMAGE_REGISTRY``) every tick of the version
+sensor is skipped with a reason naming that setting, and the build sensor starts stopped, so a laptop
+without a registry shows quiet sensors instead of failed builds.
 The version sensor's cursor does not advance while it skips: set the registry later and every
 version registered meanwhile gets its image. With an empty cursor the version sensor requests builds
 for every version already in the registry, once; run keys keep that exactly-once.
 """
 
 import json
+import os
 from typing import Any, Iterable
 
 import dagster as dg
@@ -32,6 +34,7 @@ VERSION_TAG = "lepton/model-version"
 # versions never roll out (or roll back) over each other.
 DEPLOY_MODEL_TAG = "lepton/deploy-model"
 BUILD_JOB_NAME = build_model_image.name
+IMAGE_REGISTRY_ENV = "LEPTON_IMAGE_REGISTRY"
 
 
 def parse_cursor(cursor: str | None) -> dict[str, int]:
@@ -73,7 +76,7 @@ def missing_registry_reason(image_builder: ImageBuilderResource, what: str) -> d
     if image_builder.registry.strip():
         return None
     return dg.SkipReason(
-        f"LEPTON_IMAGE_REGISTRY is unset: {what} is off. Set it to a registry host[:port] "
+        f"{IMAGE_REGISTRY_ENV} is unset: {what} is off. Set it to a registry host[:port] "
         "(e.g. 127.0.0.1:5000) in the code location's environment to build and deploy model images."
     )
 
@@ -126,8 +129,11 @@ def model_version_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[build_model_image],
     request_job=deploy_model,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When a model image build succeeds, deploys it if that version is the model's production alias.",
+    # Dagster calls a run-status sensor's function only for a finished build, so without a registry its
+    # ticks could not say why nothing happens: it starts stopped then, and this description says why.
+    default_status=dg.DefaultSensorStatus.RUNNING if os.environ.get(IMAGE_REGISTRY_ENV) else dg.DefaultSensorStatus.STOPPED,
+    description="When a model image build succeeds, deploys it if that version is the model's production alias. "
+    f"Starts stopped while {IMAGE_REGISTRY_ENV} is unset (no image can be built or pulled).",
 )
 def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource, image_builder: ImageBuilderResource):
     skip = missing_registry_reason(image_builder, "deploying built model images")

@@ -48,7 +48,7 @@ def source_colors(sources: list[str]) -> dict[str, str]:
     return {source: PALETTE[i % len(PALETTE)] for i, source in enumerate(sorted(sources))}
 
 
-def sparkline_svg(rates: list[float], color: str, width: int = 240, height: int = 40) -> str:
+def sparkline_svg(rates: list[float], color: str, width: int = 180, height: int = 36) -> str:
     """Pass rate (0..1) per partition, oldest first, as a compact SVG data URI for Markdown.
 
     Compact on purpose: the asset page shows a Markdown metadata value inline only when it is shorter
@@ -73,9 +73,9 @@ def sparkline_markdown(source: str, per_day: pd.DataFrame, color: str, governed_
     days = per_day[per_day["source"] == source].sort_values("partition")
     rates = days["pass_rate"].astype(float).tolist()
     latest = f"{rates[-1]:.0%}" if rates else "n/a"
-    rows = f", {governed_rows:,} governed rows" if governed_rows is not None else ""
+    rows = f" · {governed_rows:,} rows" if governed_rows is not None else ""
     span = f"{len(rates)} partition{'s' if len(rates) != 1 else ''}"
-    return f"![{source} pass rate]({sparkline_svg(rates, color)}) **{latest}** latest, {span}{rows}"
+    return f"![{source} pass rate]({sparkline_svg(rates, color)}) **{latest}** · {span}{rows}"
 
 
 def scorecard_metadata(per_source: pd.DataFrame, per_day: pd.DataFrame, governed_rows: dict[str, int]) -> dict[str, Any]:
