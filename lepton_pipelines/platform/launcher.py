@@ -81,10 +81,6 @@ class InstanceLauncher:
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
-    @property
-    def location_name_loaded(self) -> str:
-        return self._location.name
-
     def launch(self, request: LaunchRequest) -> str:
         """Create the run from the remote job and hand it to the instance's run launcher; returns its id."""
         if not self._repository.has_job(request.job_name):
@@ -124,22 +120,9 @@ class InstanceLauncher:
         self.instance.launch_run(run.run_id, self._workspace)
         return run.run_id
 
-    def wait(self, run_ids: Iterable[str], timeout_seconds: float = 3600, poll_seconds: float = 0.5) -> dict[str, dg.DagsterRun]:
+    def wait(self, run_ids: Iterable[str], timeout_seconds: float = 3600) -> dict[str, dg.DagsterRun]:
         """Block until every run has finished; a run still going at the deadline is a LaunchError."""
-        pending = list(run_ids)
-        finished: dict[str, dg.DagsterRun] = {}
-        deadline = time.monotonic() + timeout_seconds
-        while pending:
-            for run_id in list(pending):
-                run = self.instance.get_run_by_id(run_id)
-                if run is not None and run.is_finished:
-                    finished[run_id] = run
-                    pending.remove(run_id)
-            if pending:
-                if time.monotonic() > deadline:
-                    raise LaunchError(f"runs still running after {timeout_seconds:.0f} s: {', '.join(pending)}")
-                time.sleep(poll_seconds)
-        return finished
+        return self._poll(list(run_ids), timeout_seconds, every=True)
 
     def run_all(self, requests: Sequence[LaunchRequest], parallel: int = 2, timeout_seconds: float = 3600) -> list[dg.DagsterRun]:
         """Launch ``requests`` keeping at most ``parallel`` runs going; the finished runs, in request order."""
@@ -148,7 +131,7 @@ class InstanceLauncher:
         done: dict[str, dg.DagsterRun] = {}
         for request in requests:
             while len(running) >= parallel:
-                done.update(self._wait_any(running, timeout_seconds))
+                done.update(self._poll(running, timeout_seconds, every=False))
                 running = [r for r in running if r not in done]
             run_id = self.launch(request)
             order.append(run_id)
@@ -156,7 +139,8 @@ class InstanceLauncher:
         done.update(self.wait(running, timeout_seconds))
         return [done[run_id] for run_id in order]
 
-    def _wait_any(self, run_ids: list[str], timeout_seconds: float) -> dict[str, dg.DagsterRun]:
+    def _poll(self, run_ids: list[str], timeout_seconds: float, every: bool, poll_seconds: float = 0.5) -> dict[str, dg.DagsterRun]:
+        """The finished runs among ``run_ids`` once all (``every``) or at least one of them finished."""
         deadline = time.monotonic() + timeout_seconds
         while True:
             finished = {}
@@ -164,8 +148,9 @@ class InstanceLauncher:
                 run = self.instance.get_run_by_id(run_id)
                 if run is not None and run.is_finished:
                     finished[run_id] = run
-            if finished:
+            if len(finished) == len(run_ids) or (finished and not every):
                 return finished
             if time.monotonic() > deadline:
-                raise LaunchError(f"runs still running after {timeout_seconds:.0f} s: {', '.join(run_ids)}")
-            time.sleep(0.5)
+                pending = [r for r in run_ids if r not in finished]
+                raise LaunchError(f"runs still running after {timeout_seconds:.0f} s: {', '.join(pending)}")
+            time.sleep(poll_seconds)
