@@ -37,7 +37,6 @@ UNSET = ("LEPTON_IMAGE_REGISTRY", "LEPTON_ALERT_WEBHOOK_URL", "LEPTON_BACKUP_URL
          "LEPTON_S3_ENDPOINT_URL", "LEPTON_SOURCES_PATH")
 GOVERNED_ASSET = "market_data/governed"
 
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
 pytestmark = pytest.mark.timeout(1800)
 
 
@@ -132,7 +131,7 @@ def settled(first_hour):
 
 @pytest.fixture(scope="module")
 def browser(first_hour, settled, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # the [test] extra; drives Debian's chromium, downloads no browser
 
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh profile: no first-visit state carried over
     with sync_playwright() as p:
