@@ -39,8 +39,10 @@ DOWNSTREAM = (
     ["governance", "quality_scorecard"],
     ["governance", "data_catalog"],
 )
-ASSET_JOB = "__ASSET_JOB"
-DEVICE_SOURCE = "device_telemetry"  # the sample streaming source, simulated without a broker  # the job the UI's "Materialize" button launches
+ASSET_JOB = "__ASSET_JOB"  # the job the UI's "Materialize" button launches
+DEVICE_SOURCE = "device_telemetry"  # the sample streaming source, simulated without a broker
+# What workspace.yaml in the repository says, for an installed package run outside the repository.
+WORKSPACE_YAML = "load_from:\n  - python_module:\n      module_name: lepton_pipelines.definitions\n      location_name: lepton_pipelines\n"
 
 
 def demo_days(last: date, days: int | None, first_partition: date) -> list[str]:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lepton-demo: launching {len(requests) + 1} runs through the Dagster instance at {instance.root_directory} "
           f"({args.parallel} at a time)")
     ok = True
-    with InstanceLauncher(instance, WORKSPACE_FILE) as launcher:
+    with InstanceLauncher(instance, _workspace_file(instance)) as launcher:
         for request, run in zip(requests, launcher.run_all(requests, parallel=args.parallel)):
             ok &= _report(instance, request.label, run)
         downstream = LaunchRequest(ASSET_JOB, asset_selection=[dg.AssetKey(k) for k in DOWNSTREAM], tags=DEMO_TAGS, run_config=QUIET)
@@ -127,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     print("Open the UI (the demo's runs are on its Runs page and Overview timeline):")
     print(f"  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml   → http://127.0.0.1:3000")
     return 0 if ok else 1
+
+
+def _workspace_file(instance: dg.DagsterInstance) -> Path:
+    """The repository's workspace.yaml (the one `dagster dev -w workspace.yaml` loads), or the same
+    content written under $DAGSTER_HOME when the package runs from an install."""
+    if WORKSPACE_FILE.exists():
+        return WORKSPACE_FILE
+    target = Path(instance.root_directory) / "workspace.yaml"
+    target.write_text(WORKSPACE_YAML)
+    return target
 
 
 def duckdb_command(lake_url: str) -> str:

@@ -40,3 +40,11 @@ def test_the_printed_duckdb_query_runs_with_the_installed_package(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "2026-11-25" in result.stdout and "3.75" in result.stdout and "2026-11-26" in result.stdout
+
+
+def test_the_fallback_workspace_is_the_repository_workspace():
+    import yaml
+
+    from lepton_pipelines.demo import WORKSPACE_FILE, WORKSPACE_YAML
+
+    assert yaml.safe_load(WORKSPACE_YAML) == yaml.safe_load(WORKSPACE_FILE.read_text())
