@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     size = int(args.size) if args.size.isdigit() else args.size
 
     lake = Lake()
-    print(f"lepton-demo: writing sample landing files for {days[0]} .. {days[-1]} ({len(days)} days) into {lake.url}/landing")
+    print(f"lepton-demo: writing sample landing files for {days[0]} .. {days[-1]} ({len(days)} day{'s' if len(days) != 1 else ''}) into {lake.url}/landing")
     manifests = {}
     for day in days:
         manifests = generate_all(lake, day, size)
@@ -106,12 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     requests += [LaunchRequest(source_job_name(s.name), tags=DEMO_TAGS, run_config=QUIET) for s in sources if not s.spec.is_partitioned]
     print(f"lepton-demo: launching {len(requests) + 1} runs through the Dagster instance at {instance.root_directory} "
           f"({args.parallel} at a time)")
-    ok = True
     with InstanceLauncher(instance, _workspace_file(instance)) as launcher:
-        for request, run in zip(requests, launcher.run_all(requests, parallel=args.parallel)):
-            ok &= _report(instance, request.label, run)
+        runs = launcher.run_all(requests, parallel=args.parallel, on_finish=lambda request, run: _report(instance, request.label, run))
         downstream = LaunchRequest(ASSET_JOB, asset_selection=[dg.AssetKey(k) for k in DOWNSTREAM], tags=DEMO_TAGS, run_config=QUIET)
-        ok &= _report(instance, "downstream assets", launcher.run_all([downstream])[0])
+        runs += launcher.run_all([downstream], on_finish=lambda request, run: _report(instance, "downstream assets", run))
+    ok = all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
 
     last = days[-1]
     print(f"\n  {last}          raw    clean  governed  quarantined   (sample generator expected governed)")

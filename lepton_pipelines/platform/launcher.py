@@ -15,7 +15,7 @@ dagster==1.13.27 in setup.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,20 +124,36 @@ class InstanceLauncher:
         """Block until every run has finished; a run still going at the deadline is a LaunchError."""
         return self._poll(list(run_ids), timeout_seconds, every=True)
 
-    def run_all(self, requests: Sequence[LaunchRequest], parallel: int = 2, timeout_seconds: float = 3600) -> list[dg.DagsterRun]:
-        """Launch ``requests`` keeping at most ``parallel`` runs going; the finished runs, in request order."""
-        order: list[str] = []
+    def run_all(
+        self,
+        requests: Sequence[LaunchRequest],
+        parallel: int = 2,
+        timeout_seconds: float = 3600,
+        on_finish: Callable[[LaunchRequest, dg.DagsterRun], None] | None = None,
+    ) -> list[dg.DagsterRun]:
+        """Launch ``requests`` keeping at most ``parallel`` runs going; the finished runs, in request
+        order. ``on_finish`` hears of each run as it finishes (to report progress)."""
+        launched: dict[str, LaunchRequest] = {}
         running: list[str] = []
         done: dict[str, dg.DagsterRun] = {}
+
+        def collect(every: bool) -> None:
+            finished = self._poll(running, timeout_seconds, every=every)
+            for run_id, run in finished.items():
+                done[run_id] = run
+                running.remove(run_id)
+                if on_finish is not None:
+                    on_finish(launched[run_id], run)
+
         for request in requests:
             while len(running) >= parallel:
-                done.update(self._poll(running, timeout_seconds, every=False))
-                running = [r for r in running if r not in done]
+                collect(every=False)
             run_id = self.launch(request)
-            order.append(run_id)
+            launched[run_id] = request
             running.append(run_id)
-        done.update(self.wait(running, timeout_seconds))
-        return [done[run_id] for run_id in order]
+        while running:
+            collect(every=False)
+        return [done[run_id] for run_id in launched]
 
     def _poll(self, run_ids: list[str], timeout_seconds: float, every: bool, poll_seconds: float = 0.5) -> dict[str, dg.DagsterRun]:
         """The finished runs among ``run_ids`` once all (``every``) or at least one of them finished."""

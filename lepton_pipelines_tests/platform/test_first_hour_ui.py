@@ -87,7 +87,7 @@ def first_hour(tmp_path_factory):
     (ARTIFACTS / "first-hour-demo.log").write_text(demo.stdout + demo.stderr)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "at at column" not in demo.stdout + demo.stderr  # rejected-line reasons read as written
-    days = re.search(r"sample landing files for (\S+) \.\. (\S+) \((\d+) days\)", demo.stdout)
+    days = re.search(r"sample landing files for (\S+) \.\. (\S+) \((\d+) days?\)", demo.stdout)
     assert days, demo.stdout[:2000]
 
     port = free_port()
