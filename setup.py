@@ -17,7 +17,9 @@ setup(
     name="lepton_pipelines",
     version="0.1.0",
     description="Config-driven lakehouse, data governance, IoT collection and model delivery on Dagster.",
-    packages=find_packages(exclude=["lepton_pipelines_tests*", "bench*"]),
+    # sources/registry/ holds only YAML (the module sources/registry.py reads it): listed as a data-only
+    # package so setuptools does not warn that an importable-looking folder is missing from `packages`.
+    packages=[*find_packages(exclude=["lepton_pipelines_tests*", "bench*"]), "lepton_pipelines.sources.registry"],
     include_package_data=True,
     package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml"]},
     python_requires=">=3.11",
@@ -39,7 +41,7 @@ setup(
         "kubernetes>=30",
         "kubernetes-validate>=1.30",
         "matplotlib>=3.8",
-        "duckdb>=1.1",  # analytics marts and `lepton-lake sql` (DuckDB over the lake's Parquet)
+        "duckdb>=1.1,<3",  # analytics marts, `lepton-lake sql` and the README's queries (SQL over Hive-partitioned Parquet)
         "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
@@ -49,15 +51,15 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
-            "duckdb>=1.0",
             "vega_datasets>=0.9",  # real public data sets (CSV files inside the wheel) for the governance tests
+            "playwright>=1.45,<2",  # drives the system Chromium in the UI test (no browser download)
         ],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
-            "duckdb>=1.0",
             "vega_datasets>=0.9",
+            "playwright>=1.45,<2",
             "ruff>=0.6",
         ],
     },

@@ -1,4 +1,4 @@
-"""The root dagster.yaml (the embedded default `bin/demo` and `dagster dev` use) loads as a Dagster
+"""The local dagster.yaml (deployments/local/dagster.yaml, the embedded default `bin/demo` and `dagster dev` use) loads as a Dagster
 instance with SQLite storage under $DAGSTER_HOME and the run guards the platform relies on."""
 import shutil
 from pathlib import Path
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_root_instance_config_loads_with_the_run_guards(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "deployments" / "local" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
@@ -19,3 +19,5 @@ def test_root_instance_config_loads_with_the_run_guards(tmp_path, monkeypatch):
         assert limits["lepton/deploy-model"]["limit"] == 1 and limits["lepton/deploy-model"]["value"]["applyLimitPerUniqueValue"]
         assert {"lepton/image-build", "lepton/lake-backup"} <= set(limits)
         assert instance.run_retries_enabled and instance.run_monitoring_enabled
+        # a failed step (a missing setting, a failed check) is not re-run; crashed runs are
+        assert not instance.run_retries_retry_on_asset_or_op_failure

@@ -556,7 +556,8 @@ def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings, shape: Reco
         except UnicodeDecodeError as exc:
             reason = f"invalid {settings.encoding} at byte {line_offset + exc.start}"
         except json.JSONDecodeError as exc:
-            reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+            # Python's own message for control characters already ends in "at" ("Invalid control character at")
+            reason = f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
         else:
             if not isinstance(value, dict):
                 reason = f"expected a JSON object, found {type(value).__name__}"

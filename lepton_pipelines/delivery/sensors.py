@@ -7,16 +7,23 @@ lost cursor cannot build a version twice). ``image_built_sensor`` fires when a b
 model's production version** at that moment: every version gets a tested image (ready to roll
 forward or back), but only a version that won the champion/challenger rule takes traffic.
 
-Both sensors start RUNNING (the chain is the product). With an empty cursor the version sensor
-requests builds for every version already in the registry, once; run keys keep that exactly-once.
+Both sensors run by default (the chain is the product), but neither requests a run the platform
+cannot carry out: without an image registry (``LEPTON_IMAGE_REGISTRY``) every tick of the version
+sensor is skipped with a reason naming that setting, and the build sensor starts stopped, so a laptop
+without a registry shows quiet sensors instead of failed builds.
+The version sensor's cursor does not advance while it skips: set the registry later and every
+version registered meanwhile gets its image. With an empty cursor the version sensor requests builds
+for every version already in the registry, once; run keys keep that exactly-once.
 """
 
 import json
+import os
 from typing import Any, Iterable
 
 import dagster as dg
 
 from lepton_pipelines.delivery.images.jobs import build_model_image, build_model_image_run_config
+from lepton_pipelines.delivery.images.resource import ImageBuilderResource
 from lepton_pipelines.delivery.jobs import deploy_model, deploy_model_run_config
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.models.registry import MODELS_ROOT, ModelRegistry, RegistryError, registered_model_names
@@ -27,6 +34,7 @@ VERSION_TAG = "lepton/model-version"
 # versions never roll out (or roll back) over each other.
 DEPLOY_MODEL_TAG = "lepton/deploy-model"
 BUILD_JOB_NAME = build_model_image.name
+IMAGE_REGISTRY_ENV = "LEPTON_IMAGE_REGISTRY"
 
 
 def parse_cursor(cursor: str | None) -> dict[str, int]:
@@ -63,6 +71,16 @@ def model_from_run(run: dg.DagsterRun) -> tuple[str, str] | None:
     return None
 
 
+def missing_registry_reason(image_builder: ImageBuilderResource, what: str) -> dg.SkipReason | None:
+    """A skip naming the missing setting, or None when the image registry is configured."""
+    if image_builder.registry.strip():
+        return None
+    return dg.SkipReason(
+        f"{IMAGE_REGISTRY_ENV} is unset: {what} is off. Set it to a registry host[:port] "
+        "(e.g. 127.0.0.1:5000) in the code location's environment to build and deploy model images."
+    )
+
+
 def _op_configs(run_config: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for node in (run_config.get("ops") or {}).values():
         if isinstance(node, dict) and isinstance(node.get("config"), dict):
@@ -76,7 +94,12 @@ def _op_configs(run_config: dict[str, Any]) -> Iterable[dict[str, Any]]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests one build_model_image run per newly registered model version (run key model:version).",
 )
-def model_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+def model_version_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource, image_builder: ImageBuilderResource
+) -> dg.SensorResult | dg.SkipReason:
+    skip = missing_registry_reason(image_builder, "building an image for each new model version")
+    if skip is not None:
+        return skip  # the cursor stays: versions registered meanwhile are built once a registry is set
     models_root = lake.get().path(MODELS_ROOT)
     indexes: dict[str, dict[str, Any]] = {}
     for name in registered_model_names(models_root):
@@ -106,10 +129,16 @@ def model_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[build_model_image],
     request_job=deploy_model,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When a model image build succeeds, deploys it if that version is the model's production alias.",
+    # Dagster calls a run-status sensor's function only for a finished build, so without a registry its
+    # ticks could not say why nothing happens: it starts stopped then, and this description says why.
+    default_status=dg.DefaultSensorStatus.RUNNING if os.environ.get(IMAGE_REGISTRY_ENV) else dg.DefaultSensorStatus.STOPPED,
+    description="When a model image build succeeds, deploys it if that version is the model's production alias. "
+    f"Starts stopped while {IMAGE_REGISTRY_ENV} is unset (no image can be built or pulled).",
 )
-def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource):
+def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource, image_builder: ImageBuilderResource):
+    skip = missing_registry_reason(image_builder, "deploying built model images")
+    if skip is not None:
+        return skip
     identity = model_from_run(context.dagster_run)
     if identity is None:
         return dg.SkipReason(f"run {context.dagster_run.run_id} names no model_name/model_version; nothing to deploy")

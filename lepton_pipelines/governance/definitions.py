@@ -8,7 +8,7 @@ from lepton_pipelines.governance.catalog import build_catalog, catalog_markdown,
 from lepton_pipelines.governance.freshness import freshness_checks, freshness_schedule
 from lepton_pipelines.governance.quality_store import QUALITY_ROOT, read_history
 from lepton_pipelines.governance.resource import GreatExpectationsResource
-from lepton_pipelines.governance.scorecard import pass_rates, plot_pass_rates, scorecard_markdown
+from lepton_pipelines.governance.scorecard import governed_row_counts, pass_rates, scorecard_metadata
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import write_parquet_atomic
 from lepton_pipelines.sources.registry import Source
@@ -33,7 +33,7 @@ def build_governance_defs(sources: list[Source]) -> dg.Definitions:
         written = write_parquet_atomic(folder, per_day, "by_partition.parquet")
         overall = float(per_source["passed"].sum() / per_source["checks"].sum()) if len(per_source) else None
         metadata = {
-            "scorecard": dg.MetadataValue.md(scorecard_markdown(per_source, plot_pass_rates(per_day))),
+            **scorecard_metadata(per_source, per_day, governed_row_counts(store, per_day)),
             "sources": len(per_source),
             "path": dg.MetadataValue.path(str(folder)),
             "dagster/row_count": written.rows,

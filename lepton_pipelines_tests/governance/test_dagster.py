@@ -115,8 +115,10 @@ def test_scorecard_and_catalog_summarize_the_lake(tmp_path, lake):
     assert row["checks"] == 16 and row["failed"] == 1 and row["quarantined_rows"] == 1  # 2 partitions × 8 checks
     per_day = pd.read_parquet(lake.path("_quality", "_scorecard", "by_partition.parquet").path)
     assert per_day["pass_rate"].tolist() == [1.0, pytest.approx(7 / 8)]
-    scorecard_md = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "quality_scorecard").materialization.metadata["scorecard"].value
-    assert "data:image/png;base64," in scorecard_md and "| orders | 16 | 15 | 1 |" in scorecard_md
+    scorecard = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "quality_scorecard").materialization.metadata
+    assert "data:image/png;base64," in scorecard["chart"].value and "| orders | 16 | 15 | 1 |" in scorecard["chart"].value
+    assert [(r.data["source"], r.data["checks"], r.data["passed"]) for r in scorecard["scorecard"].records] == [("orders", 16, 15)]
+    assert scorecard["orders pass rate"].value.startswith("![orders pass rate](data:image/svg+xml,")
     catalog = pd.read_parquet(lake.path("_catalog", "catalog.parquet").path).set_index("dataset")
     assert set(catalog.index) == {"orders/clean", "orders/governed", "orders/quarantine"}
     assert catalog.loc["orders/governed", "row_count"] == 11 and catalog.loc["orders/quarantine", "row_count"] == 1

@@ -17,9 +17,29 @@ from lepton_pipelines_tests.models.helpers import register
 pytestmark = pytest.mark.timeout(120)
 
 
-def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, lake: Lake, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": LakeResource(url=lake.url)})
+def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, lake: Lake, cursor: str | None, registry: str = "127.0.0.1:5000"):
+    resources = {"lake": LakeResource(url=lake.url), "image_builder": ImageBuilderResource(registry=registry)}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     return sensor.evaluate_tick(context)
+
+
+def test_without_an_image_registry_the_sensors_skip_naming_the_setting_and_build_later(tmp_lake: Lake):
+    """A laptop without LEPTON_IMAGE_REGISTRY sees skipped ticks, not failed build runs; once the
+    registry is set, the versions registered meanwhile are built (the cursor did not move)."""
+    instance = dg.DagsterInstance.ephemeral()
+    version = register(tmp_lake, "transaction_risk", b"risk-1", 0.80)
+    skipped = tick(model_version_sensor, instance, tmp_lake, cursor=None, registry="")
+    assert skipped.run_requests == []
+    assert skipped.skip_message.startswith("LEPTON_IMAGE_REGISTRY is unset")
+    assert skipped.cursor is None
+    built = tick(model_version_sensor, instance, tmp_lake, cursor=skipped.cursor)
+    assert [r.run_key for r in built.run_requests] == [f"transaction_risk:{version}"]
+
+    cursor = tick(image_built_sensor, instance, tmp_lake, cursor=None, registry="").cursor
+    run_build(instance, tmp_lake, "transaction_risk", version, succeed=True)
+    no_deploy = tick(image_built_sensor, instance, tmp_lake, cursor=cursor, registry="")
+    assert no_deploy.run_requests == []
+    assert no_deploy.skip_message.startswith("LEPTON_IMAGE_REGISTRY is unset")
 
 
 def test_one_build_per_new_version_and_none_on_the_next_tick(tmp_lake: Lake):
@@ -129,7 +149,7 @@ def test_deploy_is_requested_on_build_success_only_and_for_production_only(tmp_l
         dagster_event=built_candidate.get_run_success_event(),
         dagster_instance=instance,
         dagster_run=built_candidate.dagster_run,
-        resources={"lake": LakeResource(url=tmp_lake.url)},
+        resources={"lake": LakeResource(url=tmp_lake.url), "image_builder": ImageBuilderResource(registry="127.0.0.1:5000")},
     )
     skipped = image_built_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and f"production is {production}" in skipped.skip_message
@@ -146,7 +166,7 @@ def test_a_hand_launched_build_is_recognised_by_its_run_config(tmp_lake: Lake):
         dagster_event=built.get_run_success_event(),
         dagster_instance=instance,
         dagster_run=built.dagster_run,
-        resources={"lake": LakeResource(url=tmp_lake.url)},
+        resources={"lake": LakeResource(url=tmp_lake.url), "image_builder": ImageBuilderResource(registry="127.0.0.1:5000")},
     )
     request = image_built_sensor(context)
     assert isinstance(request, dg.RunRequest)

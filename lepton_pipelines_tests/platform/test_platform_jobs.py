@@ -3,6 +3,7 @@ retry classification, runtime-limit tags, and the run-failure alert posted to an
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,7 +12,7 @@ from dagster import (
     MAX_RUNTIME_SECONDS_TAG,
     DagsterEventType,
     DagsterInstance,
-    build_run_status_sensor_context,
+    build_sensor_context,
     job,
     op,
 )
@@ -162,19 +163,22 @@ def failing_job():
     load_prices()
 
 
+def _tick(instance: DagsterInstance, cursor: str | None):
+    return lepton_run_failure_alert.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor))
+
+
 def test_run_failure_sensor_posts_json_alert(webhook, monkeypatch):
     monkeypatch.setenv("LEPTON_ALERT_WEBHOOK_URL", webhook.url)
     monkeypatch.setenv("LEPTON_DAGSTER_UI_URL", "https://dagster.example.com/")
     instance = DagsterInstance.ephemeral()
-    result = failing_job.execute_in_process(instance=instance, raise_on_error=False)
-    assert not result.success
-    run = instance.get_run_by_id(result.run_id)
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+    old = failing_job.execute_in_process(instance=instance, raise_on_error=False)
+    first = _tick(instance, cursor=None)  # failures from before the sensor started are history
+    assert first.skip_message == "watching for failed runs from now on" and not webhook.received
 
-    context = build_run_status_sensor_context(
-        sensor_name="lepton_run_failure_alert", dagster_event=failure, dagster_instance=instance, dagster_run=run
-    ).for_run_failure()
-    lepton_run_failure_alert(context)
+    result = failing_job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success and result.run_id != old.run_id
+    second = _tick(instance, cursor=first.cursor)
+    assert second.skip_message == "1 of 1 failed run(s) alerted"
 
     assert len(webhook.received) == 1
     request = webhook.received[0]
@@ -189,6 +193,26 @@ def test_run_failure_sensor_posts_json_alert(webhook, monkeypatch):
     assert alert["run_url"] == f"https://dagster.example.com/runs/{result.run_id}"
     assert alert["tags"] == {"lepton/source": "market_data"}  # only allow-listed tags are forwarded
     assert "failing_job" in alert["text"]
+
+    third = _tick(instance, cursor=second.cursor)  # each failure is alerted once
+    assert third.skip_message == "no failed runs since the last tick" and len(webhook.received) == 1
+
+
+def test_without_a_webhook_each_tick_says_so_once_for_all_its_failed_runs(monkeypatch, caplog):
+    monkeypatch.delenv("LEPTON_ALERT_WEBHOOK_URL", raising=False)
+    instance = DagsterInstance.ephemeral()
+    cursor = _tick(instance, cursor=None).cursor
+    runs = [failing_job.execute_in_process(instance=instance, raise_on_error=False).run_id for _ in range(2)]
+    caplog.clear()
+    quiet = _tick(instance, cursor=cursor)
+    assert quiet.skip_message == (
+        "no webhook configured (set LEPTON_ALERT_WEBHOOK_URL); 2 failed run(s) not alerted: "
+        f"failing_job ({runs[0][:8]}), failing_job ({runs[1][:8]})"
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "not delivered" in r.getMessage()]
+    assert _tick(instance, cursor=quiet.cursor).skip_message == (
+        "no webhook configured (set LEPTON_ALERT_WEBHOOK_URL); no failed runs since the last tick"
+    )
 
 
 def test_alert_delivery_reports_problems_without_revealing_the_url(monkeypatch):

@@ -21,7 +21,7 @@ from lepton_pipelines_tests.conftest import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-SAMPLE_DATE = "2026-01-02"
+SAMPLE_DATE = "2026-11-25"  # on or after the sample sources' start_date
 SAMPLE_SOURCE = "transactions"
 SOURCE_GROUPS = ("transactions", "customers", "market_data", "fx_rates", "device_telemetry")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
