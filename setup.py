@@ -19,7 +19,7 @@ setup(
     description="Config-driven lakehouse, data governance, IoT collection and model delivery on Dagster.",
     packages=find_packages(exclude=["lepton_pipelines_tests*", "bench*"]),
     include_package_data=True,
-    package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml"]},
+    package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml", "governance/expectations_manifest.json"]},
     python_requires=">=3.11",
     install_requires=[
         *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...

@@ -26,9 +26,13 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-import requests
 from pydantic import Field, model_validator
+
+if TYPE_CHECKING:  # requests is imported by the fetching step, not at definitions load
+    import requests
 
 from lepton_pipelines.connectors.base import (
     LINEAGE_COLUMNS,
@@ -111,6 +115,8 @@ class HttpConnector(Connector):
         rejects: list[dict[str, Any]] = []
         inputs: list[dict[str, Any]] = []
         page, cursor, next_url = s.first_page, None, None
+        import requests
+
         with requests.Session() as session:
             session.headers.update(headers)
             for _ in range(s.max_pages):
@@ -173,6 +179,8 @@ class HttpConnector(Connector):
         return value
 
     def _request(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: "_Redactor") -> requests.Response:
+        import requests
+
         s = self.settings
         for attempt in range(s.retries + 1):
             retry_after: float | None = None
@@ -250,6 +258,8 @@ def _fill(template: str, values: dict[str, str], field: str, source: str) -> str
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:
+    import requests
+
     return requests.Request("GET", url, params=params).prepare().url or url
 
 

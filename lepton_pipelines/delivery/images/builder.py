@@ -13,10 +13,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import docker
-import docker.errors
+if TYPE_CHECKING:  # the Docker SDK is imported by the build step, not at definitions load
+    import docker
+
 from upath import UPath
 
 from .context import (
@@ -131,7 +132,11 @@ class ModelImageBuilder:
         self.wheel_cache_dir = wheel_cache_dir.expanduser()
         self.wheel_target = wheel_target
         self.registry_auth = registry_auth
-        self.client = client or docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
+        if client is None:
+            import docker
+
+            client = docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
+        self.client = client
 
     def build(
         self,
@@ -208,6 +213,8 @@ class ModelImageBuilder:
         return image_id
 
     def _docker_push(self, model_name: str, tag: str, log: Callable[[str], None]) -> None:
+        import docker.errors
+
         repository = image_repository(self.registry, model_name)
         try:
             stream = self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=self.registry_auth)

@@ -26,7 +26,6 @@ from lepton_pipelines.lake.store import Lake
 from .builder import BuiltImage
 from .context import ModelArtifactError, read_model_card
 from .resource import ImageBuilderResource
-from .smoke import run_smoke_test
 
 IMAGE_BUILD_TAGS = {"lepton/image-build": "true"}
 # Dagster pool for the Docker-heavy ops: `dagster instance concurrency set lepton_image_build 1`
@@ -77,6 +76,8 @@ def smoke_test_model_image(
     context: OpExecutionContext, built: dict[str, Any], image_builder: ImageBuilderResource
 ) -> dict[str, Any]:
     """Run the pushed image (by digest) with the production hardening; fail the run if it does not serve."""
+    from .smoke import run_smoke_test  # the Docker SDK: imported by this step, not at definitions load
+
     report = run_smoke_test(
         context,
         built["digest"],
