@@ -47,8 +47,10 @@ from lepton_pipelines.sources.registry import Source
 LAKE_IO_KEY = "lake_io"
 # How many partitions one backfill run covers. A month of daily partitions amortises the fixed cost of a
 # run (process start, definitions load, run storage) over 31 partitions while a failure costs one month.
+# "all" makes it single-run, which `dagster asset materialize --partition-range` requires.
 BACKFILL_MAX_PARTITIONS_ENV = "LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN"
 DEFAULT_BACKFILL_MAX_PARTITIONS = 31
+SINGLE_RUN_VALUE = "all"
 
 
 @contextmanager
@@ -83,16 +85,20 @@ def build_source_assets(source: Source) -> list[dg.AssetsDefinition]:
 
 
 def backfill_policy_for(source: Source) -> dg.BackfillPolicy | None:
-    """Multi-run: ``$LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN`` partitions per run (default 31)."""
+    """Multi-run: ``$LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN`` partitions per run (default 31); ``all``:
+    single-run (the whole range in one run)."""
     if not source.spec.is_partitioned:
         return None
     raw = os.environ.get(BACKFILL_MAX_PARTITIONS_ENV, "").strip()
+    if raw.lower() == SINGLE_RUN_VALUE:
+        return dg.BackfillPolicy.single_run()
     try:
         per_run = int(raw) if raw else DEFAULT_BACKFILL_MAX_PARTITIONS
     except ValueError:
         per_run = 0
     if per_run < 1:
-        raise ValueError(f"{BACKFILL_MAX_PARTITIONS_ENV}={raw!r}: expected a whole number of partitions per backfill run, >= 1")
+        raise ValueError(f"{BACKFILL_MAX_PARTITIONS_ENV}={raw!r}: expected a whole number of partitions per backfill run "
+                         f"(>= 1), or {SINGLE_RUN_VALUE!r} for one run per backfill")
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run)
 
 
