@@ -59,28 +59,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def instance_yaml(dequeue_interval_seconds: int | None) -> str:
+POSTGRES_URL_ENV = "LEPTON_BENCH_POSTGRES"  # e.g. postgresql://postgres@127.0.0.1:5432 (the local service)
+
+
+def instance_yaml(dequeue_interval_seconds: int | None, postgres_db: str | None = None) -> str:
     """The repo's dagster.yaml; with ``dequeue_interval_seconds`` its ``run_queue`` becomes the same
     QueuedRunCoordinator written out, with that dequeue interval (the run_queue form cannot set it; the
-    default is 5 s, i.e. on average 2.5 s of queue wait per launched run)."""
+    default is 5 s, i.e. on average 2.5 s of queue wait per launched run). With ``postgres_db`` the
+    storage is that Postgres database (as deployments/platform/dagster.yaml), not SQLite files."""
     import yaml
 
-    text = (ROOT / "dagster.yaml").read_text()
-    if dequeue_interval_seconds is None:
-        return text
-    config = yaml.safe_load(text)
-    queue = config.pop("run_queue", {})
-    config["run_coordinator"] = {
-        "module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-        "config": {**queue, "dequeue_interval_seconds": dequeue_interval_seconds},
-    }
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    if dequeue_interval_seconds is not None:
+        queue = config.pop("run_queue", {})
+        config["run_coordinator"] = {
+            "module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
+            "config": {**queue, "dequeue_interval_seconds": dequeue_interval_seconds},
+        }
+    if postgres_db is not None:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(os.environ.get(POSTGRES_URL_ENV, "postgresql://postgres@127.0.0.1:5432"))
+        config["storage"] = {"postgres": {"postgres_db": {
+            "hostname": url.hostname, "port": url.port or 5432, "username": url.username or "postgres",
+            "password": url.password or "", "db_name": postgres_db, "params": {}, "scheme": "postgresql+psycopg2"}}}
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def _postgres(statement: str) -> None:
+    import psycopg2
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get(POSTGRES_URL_ENV, "postgresql://postgres@127.0.0.1:5432"))
+    connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres",
+                                  password=url.password or "", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+    connection.close()
+
+
 class DagsterServices:
-    def __init__(self, env: dict[str, str], dequeue_interval_seconds: int | None = None):
+    def __init__(self, env: dict[str, str], dequeue_interval_seconds: int | None = None, postgres: bool = False):
         self.home = Path(tempfile.mkdtemp(prefix="lepton-bench-home-"))
-        (self.home / "dagster.yaml").write_text(instance_yaml(dequeue_interval_seconds))
+        self.postgres_db = f"lepton_bench_{self.home.name.rsplit('-', 1)[-1].lower()}" if postgres else None
+        if self.postgres_db:
+            _postgres(f"CREATE DATABASE {self.postgres_db}")
+        (self.home / "dagster.yaml").write_text(instance_yaml(dequeue_interval_seconds, self.postgres_db))
         self.env = {**os.environ, **env, "DAGSTER_HOME": str(self.home), "PYTHONWARNINGS": "ignore",
                     "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         self.port = free_port()
@@ -106,6 +131,8 @@ class DagsterServices:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         shutil.rmtree(self.home, ignore_errors=True)
+        if self.postgres_db:
+            _postgres(f"DROP DATABASE IF EXISTS {self.postgres_db} WITH (FORCE)")
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()

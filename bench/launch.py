@@ -65,9 +65,9 @@ def in_process_seconds(lake_url: str, repeat: int) -> list[float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def launch_runs(lake_url: str, dequeue_interval: int | None, repeat: int) -> tuple[list[float], list[float]]:
+def launch_runs(lake_url: str, dequeue_interval: int | None, repeat: int, postgres: bool) -> tuple[list[float], list[float]]:
     launched, run_only = [], []
-    with DagsterServices({"LEPTON_LAKE_URL": lake_url}, dequeue_interval) as services:
+    with DagsterServices({"LEPTON_LAKE_URL": lake_url}, dequeue_interval, postgres) as services:
         for _ in range(repeat):
             start = time.perf_counter()
             run_id = services.launch_job(JOB, PARTITION)
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--in-process", metavar="LAKE", help=argparse.SUPPRESS)
     parser.add_argument("--dequeue-interval", type=int, default=None,
                         help="also launch with the queued run coordinator dequeuing every N s (the repo's run_queue: 5 s)")
+    parser.add_argument("--postgres", action="store_true", help="instance storage in a fresh Postgres database")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.in_process:
@@ -99,11 +100,12 @@ def main() -> None:
         generate_transactions(Lake(lake_url), PARTITION, args.rows)
         variants = [("repo dagster.yaml", None)] + ([(f"dequeue every {args.dequeue_interval} s", args.dequeue_interval)]
                                                      if args.dequeue_interval is not None else [])
-        measured = {name: launch_runs(lake_url, interval, args.repeat) for name, interval in variants}
+        measured = {name: launch_runs(lake_url, interval, args.repeat, args.postgres) for name, interval in variants}
         local = in_process_seconds(lake_url, args.repeat)
 
     med_local = statistics.median(local)
-    print(f"tiny transactions partition ({args.rows} rows), median of {args.repeat}")
+    print(f"tiny transactions partition ({args.rows} rows), median of {args.repeat}; instance storage "
+          f"{'Postgres' if args.postgres else 'SQLite (the repo dagster.yaml)'}")
     print(f"  in-process execute_job:                 {med_local:.2f} s (each: {', '.join(f'{t:.2f}' for t in local)})")
     for name, (launched, run_only) in measured.items():
         med_launched, med_run = statistics.median(launched), statistics.median(run_only)

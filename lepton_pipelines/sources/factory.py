@@ -201,7 +201,6 @@ def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone
             # Re-raised as is: the retry policy and its transient/permanent verdict see the original error.
             context.log.error(f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run) failed")
             raise
-        context.log.info(f"{source.name}/{zone}: partition {partition} published ({number} of {len(partitions)})")
     yield dg.Output(PublishedPartitions(tuple(published)))
     yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
 
