@@ -206,6 +206,9 @@ def main() -> int:
     parser.add_argument("--latency-messages", type=int, default=20_000)
     parser.add_argument("--latency-rate", type=float, default=2_000)
     args = parser.parse_args()
+    from definitions_timing import report_definitions_import
+
+    report_definitions_import()
     n = args.messages - args.messages % PUBLISHERS
     _, settings = load_source_settings(REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml")
     with tempfile.TemporaryDirectory() as tmp:
