@@ -103,17 +103,19 @@ def main() -> None:
         measured = {name: launch_runs(lake_url, interval, args.repeat, args.postgres) for name, interval in variants}
         local = in_process_seconds(lake_url, args.repeat)
 
-    med_local = statistics.median(local)
+    # The first in-process run is cold (GX imported, its context built, caches filled), as every launched
+    # run is in its fresh run-worker process; the later ones are warm. Both are shown.
+    cold, warm = local[0], statistics.median(local[1:]) if len(local) > 1 else local[0]
     print(f"tiny transactions partition ({args.rows} rows), median of {args.repeat}; instance storage "
           f"{'Postgres' if args.postgres else 'SQLite (the repo dagster.yaml)'}")
-    print(f"  in-process execute_job:                 {med_local:.2f} s (each: {', '.join(f'{t:.2f}' for t in local)})")
+    print(f"  in-process execute_job: cold (first in its process) {cold:.2f} s, warm {warm:.2f} s "
+          f"(each: {', '.join(f'{t:.2f}' for t in local)}); code location imported before the clock")
     for name, (launched, run_only) in measured.items():
         med_launched, med_run = statistics.median(launched), statistics.median(run_only)
-        ratio = med_launched / med_local
         print(f"  launched over GraphQL until SUCCESS ({name}): {med_launched:.2f} s (each: {', '.join(f'{t:.2f}' for t in launched)}); "
-              f"run process start→end {med_run:.2f} s, the rest is queue + launch (run worker start and code load)")
-        print(f"    launched ≤ 5 s: {'OK' if med_launched <= 5 else 'OVER'}; launched / in-process {ratio:.2f}x (target ≤ 2x) "
-              f"{'OK' if ratio <= 2 else 'OVER'}")
+              f"run process start→end {med_run:.2f} s, the rest is queue wait + run-worker start and code load")
+        print(f"    launched ≤ 5 s: {'OK' if med_launched <= 5 else 'OVER'}; launched / in-process cold {med_launched / cold:.2f}x, "
+              f"warm {med_launched / warm:.2f}x (target ≤ 2x)")
     print(f"load average at the end: {load_average()}")
 
 
