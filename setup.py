@@ -21,7 +21,7 @@ setup(
     # package so setuptools does not warn that an importable-looking folder is missing from `packages`.
     packages=[*find_packages(exclude=["lepton_pipelines_tests*", "bench*"]), "lepton_pipelines.sources.registry"],
     include_package_data=True,
-    package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml"]},
+    package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml", "governance/expectations_manifest.json"]},
     python_requires=">=3.11",
     install_requires=[
         *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...

@@ -78,6 +78,9 @@ def pandas_checks(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def main() -> None:
+    from definitions_timing import report_definitions_import
+
+    report_definitions_import()
     started = time.perf_counter()
     import great_expectations  # noqa: F401
 

@@ -105,6 +105,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="max seconds per loop")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput loop")
     args = parser.parse_args()
+    from definitions_timing import report_definitions_import
+
+    report_definitions_import()
 
     registry = os.environ.get("LEPTON_IMAGE_REGISTRY", "127.0.0.1:5000")
     base_image = os.environ.get("LEPTON_BASE_IMAGE", "lepton/python-base:bookworm")

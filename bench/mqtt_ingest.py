@@ -376,6 +376,9 @@ def main() -> int:
     parser.add_argument("--autosave", default="30,5,1", help="autosave_interval values to compare (phase 4); empty: skip")
     parser.add_argument("--skip-throughput", action="store_true", help="phases 3 and 4 only")
     args = parser.parse_args()
+    from definitions_timing import report_definitions_import
+
+    report_definitions_import()
     n = args.messages - args.messages % PUBLISHERS
     _, settings = load_source_settings(REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml")
     intervals = [int(v) for v in args.autosave.split(",") if v.strip()]

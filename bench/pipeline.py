@@ -13,6 +13,14 @@ the pipeline's) and whose other steps only read and rewrite their upstream: no t
 quarantine or validation. It is what any job meeting the lake contract pays before doing the
 work, so "pipeline − floor" is the cost of the work itself.
 
+A fourth phase, the *DuckDB peer* (issue #12), is the same cleaning hand-written as one DuckDB SQL
+script over the same landing files: a typed read (text read as text, then ``TRY_CAST`` to the declared
+types, the malformed line skipped), trim / case, drop nulls, keep-latest dedup on the primary key, the
+amount range filter, the constant impute, the in-set filters of the ERROR expectations, and three
+Parquet files (raw, clean, governed). Its governed row count must equal the pipeline's and the
+generator's expectation. Target: pipeline ≤ 1.2× the peer at 1M and 4M rows; pipeline memory ≤ 3.5×
+the Arrow size of the table.
+
     .venv/bin/python bench/pipeline.py [--rows 1000000] [--repeat 3]
 """
 from __future__ import annotations
@@ -27,6 +35,7 @@ import threading
 import time
 
 PARTITION = "2026-11-25"
+COLUMNS = ("txn_id", "customer_id", "event_ts", "amount", "currency", "merchant_category", "channel", "country", "status", "is_fraud")
 
 
 class PeakRss:
@@ -148,7 +157,13 @@ def run_job(job_fn, lake_url: str) -> dict:
     import dagster as dg
 
     recon = dg.reconstructable(job_fn)
-    recon.get_definition()  # build the definitions before sampling: they are part of the import cost
+    job = recon.get_definition()  # build the definitions before sampling: they are part of the import cost
+    # Source jobs run in-process by definition (sources.automation); other jobs are told to.
+    run_config = {} if job.executor_def.name == "in_process" else {"execution": {"config": {"in_process": {}}}}
+    # GX is imported by the run since issue #12 (not at definitions load). Import it before the clock, as
+    # definitions load did before, so time and memory compare with earlier figures: this bench measures
+    # the data work; bench/launch.py measures a cold run, import included.
+    import great_expectations  # noqa: F401
     with dg.instance_for_test() as instance:  # a persistent (SQLite) instance, as a deployment has
         with PeakRss() as mem:
             start = time.perf_counter()
@@ -156,7 +171,7 @@ def run_job(job_fn, lake_url: str) -> dict:
                 recon,
                 instance=instance,
                 tags={"dagster/partition": PARTITION},
-                run_config={"execution": {"config": {"in_process": {}}}},
+                run_config=run_config,
             )
             seconds = time.perf_counter() - start
         success = result.success
@@ -164,6 +179,53 @@ def run_job(job_fn, lake_url: str) -> dict:
 
     governed = len(Lake(lake_url).read_table("governed", "transactions", PARTITION))
     return {"seconds": seconds, "success": success, "governed_rows": governed, "peak_rss": mem.peak, "base_rss": mem.base}
+
+
+def duckdb_peer_sql(lake_url: str, out: str) -> list[str]:
+    """The transactions source's rules, by hand, in DuckDB SQL (see the module docstring)."""
+    files = f"{lake_url}/landing/transactions/date={PARTITION}/*.csv"
+    varchar = ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS)
+    text = lambda c: f"NULLIF(trim({c}), '')"  # noqa: E731 — trim, and an empty field is a null
+    return [
+        f"""CREATE TABLE raw AS SELECT
+              {text('txn_id')} AS txn_id, {text('customer_id')} AS customer_id,
+              TRY_CAST(trim(event_ts) AS TIMESTAMPTZ) AS event_ts, TRY_CAST(trim(amount) AS DOUBLE) AS amount,
+              {text('currency')} AS currency, {text('merchant_category')} AS merchant_category, {text('channel')} AS channel,
+              {text('country')} AS country, {text('status')} AS status, TRY_CAST(trim(is_fraud) AS BOOLEAN) AS is_fraud,
+              filename AS _source_file
+            FROM read_csv('{files}', header=true, columns={{{varchar}}}, ignore_errors=true, filename=true, parallel=true)""",
+        f"COPY raw TO '{out}/raw.parquet' (FORMAT parquet, COMPRESSION zstd)",
+        """CREATE TABLE clean AS SELECT
+              txn_id, customer_id, event_ts, amount, upper(currency) AS currency,
+              coalesce(merchant_category, 'unknown') AS merchant_category, lower(channel) AS channel, country,
+              lower(status) AS status, is_fraud
+            FROM raw
+            WHERE txn_id IS NOT NULL AND customer_id IS NOT NULL AND event_ts IS NOT NULL AND amount IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY txn_id ORDER BY event_ts DESC, _source_file DESC) = 1
+                AND amount BETWEEN 0.01 AND 1000000""",
+        f"COPY clean TO '{out}/clean.parquet' (FORMAT parquet, COMPRESSION zstd)",
+        """CREATE TABLE governed AS SELECT * FROM clean
+            WHERE currency IN ('USD', 'EUR', 'GBP', 'CNY', 'JPY')
+              AND (channel IS NULL OR channel IN ('web', 'mobile', 'branch', 'atm'))
+              AND (status IS NULL OR status IN ('approved', 'declined', 'reversed'))""",
+        f"COPY governed TO '{out}/governed.parquet' (FORMAT parquet, COMPRESSION zstd)",
+    ]
+
+
+def phase_duckdb(lake_url: str) -> dict:
+    import duckdb
+
+    out = os.path.join(lake_url, "duckdb_peer")
+    os.makedirs(out, exist_ok=True)
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        con = duckdb.connect()
+        for statement in duckdb_peer_sql(lake_url, out):
+            con.execute(statement)
+        governed = con.execute("SELECT count(*) FROM governed").fetchone()[0]
+        con.close()
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "governed_rows": governed, "peak_rss": mem.peak, "base_rss": mem.base}
 
 
 def phase_pipeline(lake_url: str) -> dict:
@@ -181,7 +243,7 @@ def run_phase(name: str, lake_url: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-PHASES = {"baseline": phase_baseline, "floor": phase_floor, "pipeline": phase_pipeline}
+PHASES = {"baseline": phase_baseline, "duckdb": phase_duckdb, "floor": phase_floor, "pipeline": phase_pipeline}
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -200,8 +262,12 @@ def main() -> None:
         print(json.dumps(PHASES[args.phase](args.lake)))
         return
 
+    from definitions_timing import load_average, report_definitions_import
+
     from lepton_pipelines.lake.store import Lake
     from lepton_pipelines.samples.generate import generate_transactions
+
+    report_definitions_import()
 
     runs: dict[str, list[dict]] = {name: [] for name in PHASES}
     with tempfile.TemporaryDirectory(prefix="lepton-bench-") as lake_url:
@@ -209,7 +275,7 @@ def main() -> None:
         for _ in range(max(1, args.repeat)):
             for name in PHASES:  # the pipeline last: its governed table is the one checked below
                 runs[name].append(run_phase(name, lake_url))
-    base, floor, pipe = (median_run(runs[name]) for name in PHASES)
+    base, peer, floor, pipe = (median_run(runs[name]) for name in PHASES)
 
     mib = 1024 * 1024
     rows = base["rows"]
@@ -219,7 +285,8 @@ def main() -> None:
     print(f"transactions partition: {rows:,} landed rows, {manifest.expected_governed:,} expected governed, pipeline governed {pipe['governed_rows']:,} (success={pipe['success']})")
     print(f"median of {len(runs['pipeline'])} interleaved runs per phase, each in its own process")
     print(f"{'':40}{'seconds':>10}{'rows/s':>14}{'× baseline':>12}{'peak RSS MiB':>15}")
-    for label, run in (("baseline (pyarrow csv→pq)", base), ("floor (same job shape, no work)", floor), ("raw → clean → governed", pipe)):
+    for label, run in (("baseline (pyarrow csv→pq)", base), ("DuckDB peer (same rules, SQL)", peer),
+                       ("floor (same job shape, no work)", floor), ("raw → clean → governed", pipe)):
         print(f"{label:40}{run['seconds']:>10.2f}{rows / run['seconds']:>14,.0f}{run['seconds'] / base['seconds']:>12.2f}{run['peak_rss'] / mib:>15.0f}")
     print(f"time ratio pipeline/baseline: {ratio:.2f}x (target ≤ 4x) {'OK' if ratio <= 4 else 'OVER'}")
     print(
@@ -228,9 +295,16 @@ def main() -> None:
     )
     print(
         f"memory: Arrow size of the table {base['arrow_bytes'] / mib:.0f} MiB; pipeline peak above its post-import RSS "
-        f"{mem_above_import / mib:.0f} MiB = {mem_ratio:.2f}x (target ≤ 4x) {'OK' if mem_ratio <= 4 else 'OVER'}; "
-        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB"
+        f"{mem_above_import / mib:.0f} MiB = {mem_ratio:.2f}x (target ≤ 3.5x) {'OK' if mem_ratio <= 3.5 else 'OVER'}; "
+        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB; DuckDB peer peak above its start {(peer['peak_rss'] - peer['base_rss']) / mib:.0f} MiB"
     )
+    peer_ratio = pipe["seconds"] / peer["seconds"]
+    counts = {"pipeline": pipe["governed_rows"], "duckdb peer": peer["governed_rows"], "generator": manifest.expected_governed}
+    print(f"governed rows: {counts} {'(equal)' if len(set(counts.values())) == 1 else 'MISMATCH'}")
+    print(f"time ratio pipeline/DuckDB peer: {peer_ratio:.2f}x (target ≤ 1.2x) {'OK' if peer_ratio <= 1.2 else 'OVER'}")
+    print(f"load average at the end: {load_average()}")
+    if len(set(counts.values())) != 1:
+        raise SystemExit(f"governed row counts differ: {counts}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ from lepton_pipelines.sources.definitions import build_sources_defs
 from lepton_pipelines.sources.registry import load_sources_or_explain
 
 
+# Asset materializations launched from the UI, sensors and backfills run in an implicit asset job that
+# uses this executor: in-process, so a run does not start a fresh interpreter (and re-import the code
+# location) per step. Jobs that benefit from parallel steps set their own (see sources.automation).
+DEFAULT_EXECUTOR = dg.in_process_executor
+
+
 def build_defs() -> dg.Definitions:
     sources = load_sources_or_explain()
     return dg.Definitions.merge(
@@ -26,6 +32,7 @@ def build_defs() -> dg.Definitions:
         models_definitions.defs,
         platform_definitions.defs,
         build_analytics_defs(sources),  # built from the one registry load above
+        dg.Definitions(executor=DEFAULT_EXECUTOR),
     )
 
 

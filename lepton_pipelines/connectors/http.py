@@ -28,9 +28,13 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urljoin
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-import requests
 from pydantic import Field, model_validator
+
+if TYPE_CHECKING:  # requests is imported by the fetching step, not at definitions load
+    import requests
 
 from lepton_pipelines.connectors.base import (
     LINEAGE_COLUMNS,
@@ -117,6 +121,8 @@ class HttpConnector(Connector):
         rejects: list[dict[str, Any]] = []
         inputs: list[dict[str, Any]] = []
         page, cursor, next_url = s.first_page, None, None
+        import requests
+
         with requests.Session() as session:
             session.headers.update(headers)
             for _ in range(s.max_pages):
@@ -183,6 +189,8 @@ class HttpConnector(Connector):
         return value
 
     def _request(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor) -> requests.Response:
+        import requests
+
         s = self.settings
         for attempt in range(s.retries + 1):
             retry_after: float | None = None
@@ -244,6 +252,8 @@ def _fill(template: str, values: dict[str, str], field: str, source: str) -> str
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:
+    import requests
+
     try:
         return requests.Request("GET", url, params=params).prepare().url or url
     except requests.RequestException:  # the URL itself is what is wrong: quote it as configured

@@ -16,9 +16,6 @@ from typing import Any, Iterator
 import dagster as dg
 from pydantic import Field
 
-# Importing the target packages registers them in DEPLOY_TARGETS.
-import lepton_pipelines.delivery.docker_host  # noqa: F401
-import lepton_pipelines.delivery.kubernetes  # noqa: F401
 from lepton_pipelines.delivery.images.context import ModelArtifactError, image_reference
 from lepton_pipelines.delivery.targets import DEPLOY_TARGETS, DeployFailed, DeployRequest, DeployResult, DeployTarget
 from lepton_pipelines.lake.resource import LakeResource
@@ -66,7 +63,15 @@ def _declared(model_name: str) -> ModelSpec | None:
         return None
 
 
+def _register_targets() -> None:
+    """Importing the target packages registers them in DEPLOY_TARGETS. Done by the deploy step, not
+    at definitions load: the Docker and Kubernetes clients cost ~0.4 s to import in every process."""
+    import lepton_pipelines.delivery.docker_host  # noqa: F401
+    import lepton_pipelines.delivery.kubernetes  # noqa: F401
+
+
 def make_target(name: str, options: dict[str, Any]) -> DeployTarget:
+    _register_targets()
     if name not in DEPLOY_TARGETS:
         raise DeployPlanError(f"target {name!r} is unknown; allowed: {', '.join(sorted(DEPLOY_TARGETS))}")
     cls = DEPLOY_TARGETS[name]

@@ -7,9 +7,16 @@ universal_pathlib). Only the path scheme and the commit differ from the base cla
   such as ``[governance, data_catalog]`` land under ``<lake>/_assets/<key path>/``);
 * daily partitions → ``date=YYYY-MM-DD`` folders;
 * each table/partition is one ``data.parquet`` published by ``write_parquet_atomic``.
+
+A step that materializes a *range* of partitions (a backfill under a ``BackfillPolicy``) publishes each
+partition itself as soon as it is computed, with ``publish_table`` — the same write this IO manager
+does — and hands the IO manager a ``PublishedPartitions`` receipt instead of one frame for the whole
+range: a year of partitions never sits in memory at once, and each partition is still its own atomic
+``date=`` folder. The IO manager checks the receipt covers exactly the range Dagster asked for.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -31,6 +38,23 @@ from lepton_pipelines.lake.store import DATA_FILE, FILE_IDENTITY_ATTR, ZONES, La
 PREVIEW_ROWS = 5
 
 
+@dataclass(frozen=True)
+class PublishedPartitions:
+    """What a partition-range step outputs: the partitions it already published, one folder each."""
+
+    partitions: tuple[str, ...]
+    paths: tuple[str, ...] = ()
+
+
+def publish_table(directory: UPath, frame: pd.DataFrame) -> dict[str, Any]:
+    """Publish ``frame`` atomically as ``directory/data.parquet``; return the materialization metadata
+    (path, row count, byte size, schema, preview). Tags the frame with the published file's identity
+    (``FILE_IDENTITY_ATTR``), as the IO manager does, so the step can tie what it computes to the file."""
+    result = write_parquet_atomic(directory, frame)
+    frame.attrs[FILE_IDENTITY_ATTR] = result.identity
+    return {"path": MetadataValue.path(str(directory)), **table_metadata(frame, byte_size=result.bytes)}
+
+
 class LakeParquetIOManager(UPathIOManager):
     extension = None  # a partition is a folder holding data.parquet
 
@@ -50,6 +74,19 @@ class LakeParquetIOManager(UPathIOManager):
 
     def make_directory(self, path: UPath) -> None:
         path.mkdir(parents=True, exist_ok=True)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if isinstance(obj, PublishedPartitions):
+            expected = set(context.asset_partition_keys) if context.has_asset_partitions else set()
+            if set(obj.partitions) != expected:
+                missing, extra = sorted(expected - set(obj.partitions)), sorted(set(obj.partitions) - expected)
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()}: the step published partitions that differ from the run's "
+                    f"range (not published: {missing[:10]}, not requested: {extra[:10]})"
+                )
+            context.add_output_metadata({"partitions_published": len(obj.partitions)})
+            return
+        super().handle_output(context, obj)
 
     def has_output(self, context: OutputContext) -> bool:
         return (self._get_path(context) / DATA_FILE).exists()

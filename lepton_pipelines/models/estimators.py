@@ -6,18 +6,19 @@ transformer would fail to unpickle there. Preprocessing (imputation, one-hot enc
 the pipeline so the service scores raw feature rows exactly as training saw them.
 
 A new estimator is one ``_register`` call, not an if/else in the training code.
+
+scikit-learn is imported inside the builders: the registry (names, tasks, score methods) is read at
+definitions load by every Dagster process, and importing scikit-learn costs ~1.5 s; only training
+steps need it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
 
 # (name, type) pairs, type one of float | integer | string | boolean
 Features = Sequence[tuple[str, str]]
@@ -51,6 +52,11 @@ def preprocessor(features: Features, scale_numeric: bool, dense: bool) -> Column
     Unknown categories at scoring time encode as all-zeros instead of failing: a new merchant
     category must not take the service down. Missing strings become their own category.
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     numeric_steps = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale_numeric else [])
     categorical = make_pipeline(
         SimpleImputer(strategy="constant", fill_value="missing"),
@@ -71,6 +77,9 @@ def preprocessor(features: Features, scale_numeric: bool, dense: bool) -> Column
 @_register("isolation_forest", task="anomaly", score_method="decision_function")
 def _isolation_forest(features: Features, params: dict[str, Any], seed: int) -> Pipeline:
     """decision_function < 0 marks an outlier, the service reports it as ``is_anomaly``."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.pipeline import Pipeline
+
     return Pipeline(
         [
             ("preprocess", preprocessor(features, scale_numeric=False, dense=False)),
@@ -81,6 +90,9 @@ def _isolation_forest(features: Features, params: dict[str, Any], seed: int) -> 
 
 @_register("logistic_regression", task="classification", score_method="predict_proba")
 def _logistic_regression(features: Features, params: dict[str, Any], seed: int) -> Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
     return Pipeline(
         [
             ("preprocess", preprocessor(features, scale_numeric=True, dense=False)),
@@ -91,6 +103,9 @@ def _logistic_regression(features: Features, params: dict[str, Any], seed: int) 
 
 @_register("hist_gradient_boosting", task="classification", score_method="predict_proba")
 def _hist_gradient_boosting(features: Features, params: dict[str, Any], seed: int) -> Pipeline:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
     return Pipeline(
         [
             ("preprocess", preprocessor(features, scale_numeric=False, dense=True)),

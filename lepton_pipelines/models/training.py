@@ -3,6 +3,9 @@
 Pure pandas/scikit-learn (no Dagster, no lake), deterministic for a given frame and seed, so the
 same governed data always yields byte-identical artifacts — which is what makes content-derived
 model versions idempotent.
+
+scikit-learn and joblib are imported by the functions that use them: this module is imported at
+definitions load (the model assets name its errors), where they would cost ~1.5 s in every process.
 """
 from __future__ import annotations
 
@@ -10,22 +13,13 @@ import io
 import json
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 from lepton_pipelines.models.config import ModelSpec
 from lepton_pipelines.models.estimators import ESTIMATORS
@@ -83,6 +77,8 @@ def split(spec: ModelSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
         ordered = frame.sort_values(plan.time_column, kind="mergesort").reset_index(drop=True)
         cut = len(ordered) - max(1, round(len(ordered) * plan.test_fraction))
         return ordered.iloc[:cut], ordered.iloc[cut:]
+    from sklearn.model_selection import train_test_split
+
     stratify = frame[spec.label] if spec.task == "classification" else None
     try:
         train, test = train_test_split(
@@ -109,6 +105,16 @@ def evaluate(
 ) -> dict[str, float]:
     """Held-out metrics. Anomaly models compare their flag rate with the one seen in training
     (``training_anomaly_rate``) and, when ground truth exists, with it too."""
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        brier_score_loss,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
     features = held_out[spec.feature_names]
     if spec.task == "classification":
         truth = held_out[spec.label].to_numpy(dtype=bool)
@@ -172,12 +178,16 @@ def train_model(spec: ModelSpec, frame: pd.DataFrame) -> TrainedModel:
 
 
 def serialize(estimator: Pipeline) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
     return buffer.getvalue()
 
 
 def deserialize(artifact: bytes) -> Pipeline:
+    import joblib
+
     return joblib.load(io.BytesIO(artifact))
 
 

@@ -3,23 +3,45 @@
 * one job per source (``<source>_job``) and the main ``lakehouse_daily`` job over every daily source;
 * a daily schedule per batch source (cron from its YAML ``schedule``), materializing yesterday's
   partition after the export window closes;
-* ``landing_zone_sensor``: one run per new or changed landing file, keyed by path + size + mtime/ETag so
-  each version of a file runs exactly once, targeting the partition named by the file's ``date=`` folder.
+* ``landing_zone_sensor``: per tick, one run per source and run of consecutive changed partitions (a
+  partition range, at most the backfill policy's partitions per run). A partition is changed when its
+  set of file versions (path + size + mtime/ETag) differs from the one recorded in the sensor's cursor,
+  so each version of a file is processed once; the run key is derived from exactly those versions, so a
+  tick evaluated twice never launches twice.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import dagster as dg
 
 from lepton_pipelines.connectors.files import landing_run_key, list_landing_files
 from lepton_pipelines.lake.resource import LakeResource
-from lepton_pipelines.sources.factory import asset_key, partitions_for
+from lepton_pipelines.sources.factory import asset_key, backfill_policy_for, partitions_for
 from lepton_pipelines.sources.registry import Source
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+UNPARTITIONED = ""  # cursor key of an unpartitioned source's single "partition"
 
 MAIN_JOB = "lakehouse_daily"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+# How the steps of a run execute (see README "Launch path"). A source's raw → clean → governed is a
+# chain: no two steps can run at once, so a process per step (Dagster's default multiprocess executor
+# starts a fresh interpreter that re-imports the code location and GX for every step) buys nothing and
+# cost 3x the in-process time on a tiny partition. The main job spans independent sources, so it keeps
+# parallel steps, but forks them from a forkserver that has already imported the code location and GX
+# once per run. Both keep one run in one process tree: with the K8sRunLauncher one run is one pod.
+SOURCE_JOB_EXECUTOR = dg.in_process_executor
+MAIN_JOB_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["lepton_pipelines.definitions", "great_expectations", "lepton_pipelines.governance.validation"]}}},
+    name="forkserver_multiprocess",
+)
 
 
 def source_job_name(source: str) -> str:
@@ -46,6 +68,7 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
             selection=source_selection(s),
             description=f"Ingest, clean and certify the {s.name} source (raw → clean → governed).",
             tags={MAX_RUNTIME_TAG: "3600"},
+            executor_def=SOURCE_JOB_EXECUTOR,
         )
         for s in sources
     ]
@@ -66,6 +89,7 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
                 selection=selection,
                 description="The main job: every daily source, raw → clean → governed, for one partition.",
                 tags={MAX_RUNTIME_TAG: "7200"},
+                executor_def=MAIN_JOB_EXECUTOR,
             )
         )
     return jobs
@@ -88,47 +112,85 @@ def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJ
     return schedules
 
 
-def plan_landing_runs(sources: list[Source], lake) -> list[dg.RunRequest]:
+@dataclass
+class LandingPlan:
+    requests: list[dg.RunRequest]
+    cursor: dict[str, dict[str, str]]  # source → partition ("" when unpartitioned) → digest of its file versions
+
+
+def partition_digest(files: list) -> str:
+    """Identifies a partition's exact set of landed file versions (order-independent)."""
+    return hashlib.sha256("\n".join(sorted(landing_run_key(f) for f in files)).encode()).hexdigest()[:16]
+
+
+def consecutive_chunks(partitions: list[str], max_per_run: int) -> list[list[str]]:
+    """Sorted daily partition keys split into runs of consecutive days, each at most ``max_per_run``
+    long: a range run never re-materializes a day whose files did not change."""
+    chunks: list[list[str]] = []
+    previous: date | None = None
+    for key in sorted(partitions):
+        day = date.fromisoformat(key)
+        if chunks and previous is not None and day - previous == timedelta(days=1) and len(chunks[-1]) < max_per_run:
+            chunks[-1].append(key)
+        else:
+            chunks.append([key])
+        previous = day
+    return chunks
+
+
+def plan_landing_runs(sources: list[Source], lake, cursor: dict[str, dict[str, str]] | None = None) -> LandingPlan:
     """Pure planning step of the sensor (kept separate so it is testable without a sensor context).
 
-    Batch drops: one run per file version (run key = path + size + mtime/ETag). Streaming sources whose
-    collector commits many micro-batches: one run per partition covering its current set of files, so a
-    tick with fifty new batches starts one run, and an unchanged partition never runs again.
+    Lists each source's landing folder once (paginated on S3), digests each partition's file versions,
+    and requests one run per source and range of consecutive changed partitions. Returns the new cursor:
+    the digests of every partition seen, so the next tick requests only what changed since.
     """
+    seen = cursor or {}
     requests: list[dg.RunRequest] = []
+    new_cursor: dict[str, dict[str, str]] = {}
     for s in sources:
         settings = s.connector.landing_settings()
         if settings is None:
             continue
-        grouped: dict[str | None, list] = defaultdict(list)
+        grouped: dict[str, list] = defaultdict(list)
         for landed in list_landing_files(lake, s.name, settings, partitioned=s.spec.is_partitioned):
-            grouped[landed.partition_key].append(landed)
-        for partition, files in sorted(grouped.items(), key=lambda kv: str(kv[0])):
-            if s.spec.is_partitioned and partition is None:
+            if s.spec.is_partitioned and landed.partition_key is None:
                 continue  # a stray file outside any date= folder cannot be attributed to a partition
-            files = sorted(files, key=lambda f: f.path)
-            partition_key = partition if s.spec.is_partitioned else None
-            if s.connector.landing_runs == "partition":
-                digest = hashlib.sha256("\n".join(landing_run_key(f) for f in files).encode()).hexdigest()[:16]
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{s.name}:{partition}:{len(files)}:{digest}",
-                        job_name=source_job_name(s.name),
-                        partition_key=partition_key,
-                        tags={"lepton/landing-files": str(len(files))},
-                    )
-                )
-                continue
-            for landed in files:
-                requests.append(
-                    dg.RunRequest(
-                        run_key=landing_run_key(landed),
-                        job_name=source_job_name(s.name),
-                        partition_key=partition_key,
-                        tags={"lepton/landing-file": landed.path[-200:]},
-                    )
-                )
-    return requests
+            grouped[landed.partition_key if s.spec.is_partitioned else UNPARTITIONED].append(landed)
+        digests = {partition: partition_digest(files) for partition, files in grouped.items()}
+        new_cursor[s.name] = digests
+        before = seen.get(s.name, {})
+        changed = sorted(p for p, d in digests.items() if before.get(p) != d)
+        if not changed:
+            continue
+        if not s.spec.is_partitioned:
+            requests.append(_landing_request(s, None, None, grouped[UNPARTITIONED], digests))
+            continue
+        policy = backfill_policy_for(s)
+        per_run = policy.max_partitions_per_run if policy and policy.max_partitions_per_run else len(changed)
+        for chunk in consecutive_chunks(changed, per_run):
+            files = [f for p in chunk for f in grouped[p]]
+            requests.append(_landing_request(s, chunk[0], chunk[-1], files, {p: digests[p] for p in chunk}))
+    return LandingPlan(requests=requests, cursor=new_cursor)
+
+
+def _landing_request(source: Source, first: str | None, last: str | None, files: list, digests: dict[str, str]) -> dg.RunRequest:
+    batch = hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()[:16]
+    where = "all" if first is None else first if first == last else f"{first}..{last}"
+    tags = {"lepton/landing-files": str(len(files))}
+    if len(files) == 1:
+        tags["lepton/landing-file"] = files[0].path[-200:]
+    partition_key = None
+    if first is not None and first == last:
+        partition_key = first
+    elif first is not None:
+        tags.update({RANGE_START_TAG: first, RANGE_END_TAG: last})
+    return dg.RunRequest(
+        run_key=f"{source.name}:{where}:{len(files)}:{batch}",
+        job_name=source_job_name(source.name),
+        partition_key=partition_key,
+        tags=tags,
+    )
 
 
 def build_landing_sensor(sources: list[Source], jobs: list[dg.UnresolvedAssetJobDefinition]) -> dg.SensorDefinition:
@@ -138,12 +200,15 @@ def build_landing_sensor(sources: list[Source], jobs: list[dg.UnresolvedAssetJob
         name="landing_zone_sensor",
         jobs=source_jobs,
         minimum_interval_seconds=60,
-        description="Requests one run per new or changed file in <lake>/landing/<source>/ (run key: path + size + mtime/ETag).",
+        description="Per tick, one run per source and range of consecutive partitions whose landed files changed "
+        "in <lake>/landing/<source>/ (file versions: path + size + mtime/ETag; each version is processed once).",
     )
     def landing_zone_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-        requests = plan_landing_runs(sources, lake.get())
-        if not requests:
-            return dg.SkipReason("no landing files")
-        return requests
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        plan = plan_landing_runs(sources, lake.get(), cursor)
+        new_cursor = json.dumps(plan.cursor, sort_keys=True, separators=(",", ":"))
+        if not plan.requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed landing files"), cursor=new_cursor)
+        return dg.SensorResult(run_requests=plan.requests, cursor=new_cursor)
 
     return landing_zone_sensor

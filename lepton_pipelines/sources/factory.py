@@ -4,11 +4,21 @@ The Dagster wiring only: fetching is the connector's job, typing and cleaning ar
 ``cleaning``, certification and checks live in ``governance``. Each asset hands its table to the lake
 IO manager (atomic Parquet per partition) and writes what it removed to the quarantine zone, so every
 row of raw is accounted for: raw = governed + duplicates + dropped + quarantined.
+
+Backfills: each asset carries a multi-run ``BackfillPolicy``, so a backfill of N partitions is
+ceil(N / max_partitions_per_run) runs, not N. Each asset body is written for ONE partition (it takes the
+partition key); ``_for_each_partition`` runs it once per partition of the step's range, publishing each
+partition to its own ``date=`` folder as soon as it is computed (with its own quarantine, quality
+records, reconciliation and check results), so a range run leaves exactly what separate runs would.
 """
 
+import functools
+import inspect
+import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import dagster as dg
 import numpy as np
@@ -31,7 +41,7 @@ from lepton_pipelines.governance import (
 )
 from lepton_pipelines.governance import contract
 from lepton_pipelines.governance.checks import RawFindings, clean_ledger, contract_results
-from lepton_pipelines.lake.io_manager import release_freed_memory, table_schema
+from lepton_pipelines.lake.io_manager import PublishedPartitions, publish_table, release_freed_memory, table_schema
 from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
 from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
@@ -40,6 +50,12 @@ from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transie
 from lepton_pipelines.sources.registry import Source
 
 LAKE_IO_KEY = "lake_io"
+# How many partitions one backfill run covers. A month of daily partitions amortises the fixed cost of a
+# run (process start, definitions load, run storage) over 31 partitions while a failure costs one month.
+# "all" makes it single-run, which `dagster asset materialize --partition-range` requires.
+BACKFILL_MAX_PARTITIONS_ENV = "LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN"
+DEFAULT_BACKFILL_MAX_PARTITIONS = 31
+SINGLE_RUN_VALUE = "all"
 
 
 @contextmanager
@@ -70,7 +86,46 @@ def partitions_for(source: Source) -> dg.DailyPartitionsDefinition | None:
 
 
 def build_source_assets(source: Source) -> list[dg.AssetsDefinition]:
-    return [_raw_asset(source), _clean_asset(source), _governed_asset(source)]
+    # Two deliberate uses of newer Dagster APIs (backfill_policy: beta; partitioned check specs: preview),
+    # pinned by dagster==1.13.27 and covered by tests: not worth a warning per asset at every load.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [_raw_asset(source), _clean_asset(source), _governed_asset(source)]
+
+
+def backfill_policy_for(source: Source) -> dg.BackfillPolicy | None:
+    """Multi-run: ``$LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN`` partitions per run (default 31); ``all``:
+    single-run (the whole range in one run)."""
+    if not source.spec.is_partitioned:
+        return None
+    raw = os.environ.get(BACKFILL_MAX_PARTITIONS_ENV, "").strip()
+    if raw.lower() == SINGLE_RUN_VALUE:
+        return dg.BackfillPolicy.single_run()
+    try:
+        per_run = int(raw) if raw else DEFAULT_BACKFILL_MAX_PARTITIONS
+    except ValueError:
+        per_run = 0
+    if per_run < 1:
+        raise ValueError(f"{BACKFILL_MAX_PARTITIONS_ENV}={raw!r}: expected a whole number of partitions per backfill run "
+                         f"(>= 1), or {SINGLE_RUN_VALUE!r} for one run per backfill")
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run)
+
+
+def _partitioned_checks(source: Source, specs: list[dg.AssetCheckSpec]) -> list[dg.AssetCheckSpec]:
+    """Checks share the asset's partitions, so each result is recorded for its partition (the UI shows
+    check status per partition) — also when one step evaluates a whole range."""
+    partitions_def = partitions_for(source)
+    if partitions_def is None:
+        return specs
+    return [
+        dg.AssetCheckSpec(
+            name=spec.name, asset=spec.asset_key, description=spec.description, blocking=spec.blocking,
+            metadata=spec.metadata, additional_deps=spec.additional_deps, automation_condition=spec.automation_condition,
+            partitions_def=partitions_def,
+        )
+        for spec in specs
+    ]
 
 
 def _owners(source: Source) -> list[str]:
@@ -91,22 +146,115 @@ def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
         kinds={"parquet", "pandas"},
         metadata={"lepton/source_file": spec.origin, "lepton/connector": source.connector.type},
         retry_policy=TRANSIENT_RETRY_POLICY,
+        backfill_policy=backfill_policy_for(source),
     )
 
 
-def _partitioned(specs: list[dg.AssetCheckSpec], source: Source) -> list[dg.AssetCheckSpec]:
-    """The stage checks judge one partition each: declared with the asset's partitions, every evaluation
-    records its partition (the UI's check history shows which day failed)."""
-    partitions = partitions_for(source)
-    if partitions is None:
-        return specs
-    return [dg.AssetCheckSpec(s.name, asset=s.asset_key, description=s.description, blocking=s.blocking,
-                              metadata=s.metadata, partitions_def=partitions) for s in specs]
-
-
-def _governance_context(context: dg.AssetExecutionContext, source: Source, lake: Lake, gx: GreatExpectationsResource) -> GovernanceContext:
-    partition = context.partition_key if context.has_partition_key else None
+def _governance_context(context: dg.AssetExecutionContext, source: Source, lake: Lake, gx: GreatExpectationsResource,
+                        partition: str | None) -> GovernanceContext:
     return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=context.log)
+
+
+PartitionBody = Callable[[dg.AssetExecutionContext, LakeResource, GreatExpectationsResource, "str | None"], Iterator[Any]]
+
+
+def _for_each_partition(source: Source, zone: str) -> Callable[[PartitionBody], Callable[..., Iterator[Any]]]:
+    """Turn a one-partition asset body into the asset's compute function.
+
+    One partition (or an unpartitioned source): the body's events pass through unchanged — its Output
+    goes to the lake IO manager, its check results to Dagster. A partition range (a backfill run): the
+    body runs once per partition; each Output is published at once to that partition's folder
+    (``publish_table``, the IO manager's own write) with its metadata scoped to that partition, and the
+    check results are recorded per partition after the range's materializations exist (see
+    ``_range_check_evaluations``). A failure in any partition fails the step, naming the partition;
+    partitions published before it stay valid, each a complete atomic write that a re-run replaces.
+    """
+
+    def decorate(body: PartitionBody) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(body)
+        def compute(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+            if not source.spec.is_partitioned or context.has_partition_key:
+                yield from body(context, lake, gx, context.partition_key if context.has_partition_key else None)
+                return
+            yield from _run_partition_range(context, source, zone, lake, lambda partition: body(context, lake, gx, partition))
+
+        # Dagster reads the compute function's parameters to bind context and resources.
+        signature = inspect.signature(body)
+        compute.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "partition"])
+        del compute.__wrapped__
+        return compute
+
+    return decorate
+
+
+def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone: str, lake: LakeResource,
+                         run_one: Callable[[str], Iterator[Any]]) -> Iterator[Any]:
+    store = lake.get()
+    partitions = list(context.partition_keys)
+    checks: list[tuple[str, dg.AssetCheckResult]] = []
+    published: list[str] = []
+    for number, partition in enumerate(partitions, start=1):
+        try:
+            for event in run_one(partition):
+                if isinstance(event, dg.Output):
+                    directory = store.table_dir(zone, source.name, partition)
+                    context.add_asset_metadata({**event.metadata, **publish_table(directory, event.value)}, partition_key=partition)
+                    published.append(partition)
+                elif isinstance(event, dg.AssetCheckResult):
+                    checks.append((partition, event))
+                else:
+                    yield event
+        except dg.Failure as failure:
+            # the failed checks that explain the refusal (row-loss guard, reconciliation) are recorded too
+            yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
+            raise dg.Failure(description=f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run): "
+                             f"{failure.description}", metadata=failure.metadata, allow_retries=failure.allow_retries) from failure
+        except Exception:
+            # Re-raised as is: the retry policy and its transient/permanent verdict see the original error.
+            context.log.error(f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run) failed")
+            raise
+    yield dg.Output(PublishedPartitions(tuple(published)))
+    yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
+
+
+def _range_check_evaluations(context: dg.AssetExecutionContext, key: dg.AssetKey,
+                             checks: list[tuple[str, dg.AssetCheckResult]]) -> Iterator[Any]:
+    """Record each check result for its own partition.
+
+    Dagster 1.13 turns a yielded ``AssetCheckResult`` into an evaluation for ``context.partition_key``
+    only (``AssetCheckResult.to_asset_check_evaluation``); a range step has no single partition key, so
+    it would record every result without a partition. Here each result becomes the
+    ``AssetCheckEvaluation`` Dagster would have built in a one-partition run — partition, target
+    materialization of that partition, severity, blocking from the spec — and each check's output is
+    emitted once. Dagster still fails the step on any failed blocking ERROR evaluation
+    (``DagsterAssetCheckFailedError``), so downstream steps of the range are skipped as in a single run.
+    """
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
+
+    assets_def = context.assets_def
+    output_names = {spec.key: name for name, spec in assets_def.check_specs_by_output_name.items()}
+    targets: dict[str, Any] = {}
+    emitted: set[dg.AssetCheckKey] = set()
+    for partition, result in checks:
+        check_key = dg.AssetCheckKey(result.asset_key or key, result.check_name)
+        spec = assets_def.get_spec_for_check_key(check_key)
+        if partition not in targets:
+            records = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]), limit=1
+            ).records
+            targets[partition] = (
+                AssetCheckEvaluationTargetMaterializationData(run_id=records[0].event_log_entry.run_id,
+                                                              storage_id=records[0].storage_id, timestamp=records[0].timestamp)
+                if records else None
+            )
+        if check_key not in emitted and check_key in output_names:
+            emitted.add(check_key)
+            yield dg.Output(None, output_name=output_names[check_key])
+        yield dg.AssetCheckEvaluation(
+            asset_key=check_key.asset_key, check_name=check_key.name, passed=result.passed, metadata=result.metadata,
+            target_materialization_data=targets[partition], severity=result.severity, description=result.description,
+            blocking=spec.blocking, partition=partition if spec.partitions_def is not None else None,
+        )
 
 
 def _raw_asset(source: Source) -> dg.AssetsDefinition:
@@ -117,13 +265,13 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
         **_common(source, "raw", "Bronze: landed records typed to the declared schema. Lines that are no record and rows "
                   "with a value that does not parse (per column `on_parse_error`) go to quarantine/raw with the reason; "
                   "values kept as null under `on_parse_error: null` keep their landed text in `_parse_errors`."),
-        check_specs=_partitioned(raw_check_specs(source), source),
+        check_specs=_partitioned_checks(source, raw_check_specs(source)),
         deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
-    def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+    @_for_each_partition(source, "raw")
+    def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
-            partition = context.partition_key if context.has_partition_key else None
             fetched: FetchResult = source.connector.fetch(
                 FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.landed_name for c in spec.columns),
                              column_types={c.landed_name: c.type for c in spec.columns})
@@ -170,7 +318,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                     "lepton/typed_schema": dg.MetadataValue.table_schema(table_schema(frame, descriptions)),
                 },
             )
-            yield from evaluate_raw(_governance_context(context, source, store, gx), findings)
+            yield from evaluate_raw(_governance_context(context, source, store, gx, partition), findings)
 
     return raw
 
@@ -209,12 +357,12 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
         **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules; "
                   "rows without a required value (and late arrivals, when the policy says so) are quarantined."),
         deps=[asset_key(spec.name, "raw")],
-        check_specs=_partitioned(clean_check_specs(source), source),
+        check_specs=_partitioned_checks(source, clean_check_specs(source)),
     )
-    def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+    @_for_each_partition(source, "clean")
+    def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
-            partition = context.partition_key if context.has_partition_key else None
             raw, _ = _read_upstream(store, "raw", spec.name, partition)
             raw_rows = len(raw)
             result = run_cleaning(raw, source.rules)
@@ -230,7 +378,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             cleaning = result.reconciliation()
             ledger = clean_ledger(raw_rows, raw_quarantined, cleaning, required.removed, late.removed)
             write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": ledger, "cleaning": cleaning, "lineage": result.lineage})
-            governance = _governance_context(context, source, store, gx)
+            governance = _governance_context(context, source, store, gx, partition)
             # The checks are computed on a worker thread while this thread hands the table to the IO manager:
             # the Parquet encoder releases the GIL, so validation and the write proceed at the same time.
             # The worker gets its own (copy-on-write) view: the IO manager tags the yielded object's attrs.
@@ -269,16 +417,16 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
                   "source's contract and expectations; the rest are in the quarantine zone with the reason. "
                   "Certification is refused (nothing published) when a blocking check fails or the row-loss guard trips."),
         deps=[asset_key(spec.name, "clean")],
-        check_specs=_partitioned(governed_check_specs(source), source),
+        check_specs=_partitioned_checks(source, governed_check_specs(source)),
         output_required=False,  # a refused certification publishes nothing
     )
-    def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+    @_for_each_partition(source, "governed")
+    def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
-            partition = context.partition_key if context.has_partition_key else None
             ledger = _read_cleaning_record(store, spec.name, partition)["reconciliation"]
             clean, clean_file = _read_upstream(store, "clean", spec.name, partition)
-            result = certify(_governance_context(context, source, store, gx), clean, ledger, clean_file)
+            result = certify(_governance_context(context, source, store, gx, partition), clean, ledger, clean_file)
             del clean  # freed before the governed table is written, not at the end of the step
             if result.refused:
                 yield from result.check_results  # recorded as failed checks, then the step fails unpublished

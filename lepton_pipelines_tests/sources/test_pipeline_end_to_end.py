@@ -121,24 +121,26 @@ def test_rerunning_a_partition_gives_the_same_result(sample_lake):
     assert [p.name for p in folder.iterdir()] == ["data.parquet"]
 
 
-def test_landing_sensor_requests_one_run_per_file_version(sample_lake):
+def test_landing_sensor_batches_each_file_version_once(sample_lake):
     lake, manifests = sample_lake
     sources = [s for s in load_sources() if s.name in manifests]
     first = plan_landing_runs(sources, lake)
-    keys = {r.run_key for r in first}
-    expected_files = sum(len(m.files) for m in manifests.values())
-    assert len(keys) == len(first) == expected_files
-    by_job = {r.job_name for r in first}
-    assert by_job == {source_job_name(n) for n in manifests}
-    assert {r.partition_key for r in first if r.job_name == source_job_name("transactions")} == {PARTITION}
+    # one run per source (each has one partition here), covering all of its files
+    assert sorted(r.job_name for r in first.requests) == sorted(source_job_name(n) for n in manifests)
+    txn = next(r for r in first.requests if r.job_name == source_job_name("transactions"))
+    assert txn.partition_key == PARTITION and txn.tags["lepton/landing-files"] == str(len(manifests["transactions"].files))
+    keys = {r.run_key for r in first.requests}
 
-    # unchanged files → identical keys (Dagster skips them); a rewritten file → exactly one new key
-    assert {r.run_key for r in plan_landing_runs(sources, lake)} == keys
+    # same files → same keys (a re-evaluated tick launches nothing twice); with the cursor → nothing to run
+    assert {r.run_key for r in plan_landing_runs(sources, lake).requests} == keys
+    assert plan_landing_runs(sources, lake, first.cursor).requests == []
+    # a rewritten file → exactly one new run, for its source and partition
     target = lake.path("landing", "transactions", f"date={PARTITION}", "late-0001.csv")
     with target.fs.open(target.path, "ab") as handle:
         handle.write(b'"T20261125-99999999","C00001","2026-11-25T23:59:00Z","1.00","USD","fuel","web","US","approved","false"\n')
-    changed = {r.run_key for r in plan_landing_runs(sources, lake)} - keys
-    assert len(changed) == 1 and "late-0001.csv" in next(iter(changed))
+    changed = plan_landing_runs(sources, lake, first.cursor).requests
+    assert [(r.job_name, r.partition_key) for r in changed] == [(source_job_name("transactions"), PARTITION)]
+    assert changed[0].run_key not in keys
 
 
 def test_landing_sensor_tick_requests_runs_for_the_partition(sample_lake):
@@ -154,11 +156,14 @@ def test_landing_sensor_tick_requests_runs_for_the_partition(sample_lake):
             instance=instance, resources={"lake": LakeResource()}, repository_def=defs.get_repository_def()
         )
         result = sensor.evaluate_tick(context)
+        again = sensor.evaluate_tick(dg.build_sensor_context(
+            instance=instance, resources={"lake": LakeResource()}, repository_def=defs.get_repository_def(), cursor=result.cursor))
     requests = result.run_requests
-    assert len(requests) == sum(len(m.files) for m in manifests.values())
+    assert len(requests) == len(manifests)  # one run per source per tick
     txn = [r for r in requests if r.job_name == source_job_name("transactions")]
-    assert len(txn) == len(manifests["transactions"].files) and {r.partition_key for r in txn} == {PARTITION}
+    assert len(txn) == 1 and txn[0].partition_key == PARTITION
     assert all(r.partition_key is None for r in requests if r.job_name == source_job_name("customers"))
+    assert not again.run_requests  # the cursor remembers the file versions already requested
 
 
 def test_streaming_landing_runs_once_per_partition_and_new_batch(tmp_lake):
@@ -170,12 +175,12 @@ def test_streaming_landing_runs_once_per_partition_and_new_batch(tmp_lake):
     telemetry = [s for s in load_sources() if s.name == "device_telemetry"]
     config = SimulatorConfig(devices=3, messages_per_device=50, start=datetime(2026, 11, 25, tzinfo=timezone.utc))
     write_to_landing(tmp_lake, config, batch_messages=20)
-    first = plan_landing_runs(telemetry, tmp_lake)
+    first = plan_landing_runs(telemetry, tmp_lake).requests
     assert [(r.job_name, r.partition_key) for r in first] == [(source_job_name("device_telemetry"), PARTITION)]
-    assert plan_landing_runs(telemetry, tmp_lake)[0].run_key == first[0].run_key
+    assert plan_landing_runs(telemetry, tmp_lake).requests[0].run_key == first[0].run_key
 
     write_to_landing(tmp_lake, SimulatorConfig(devices=1, messages_per_device=5, start=config.start, seed=9, device_prefix="late"))
-    again = plan_landing_runs(telemetry, tmp_lake)
+    again = plan_landing_runs(telemetry, tmp_lake).requests
     assert len(again) == 1 and again[0].run_key != first[0].run_key
 
 

@@ -19,10 +19,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import docker
-import docker.errors
+if TYPE_CHECKING:  # the Docker SDK is imported by the build step, not at definitions load
+    import docker
+
 from upath import UPath
 
 from .registry import RegistryClient, RegistryError, RemoteImage
@@ -145,7 +146,11 @@ class ModelImageBuilder:
         self.wheel_cache_dir = wheel_cache_dir.expanduser()
         self.wheel_target = wheel_target
         self.registry_auth = registry_auth
-        self.client = client or docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
+        if client is None:
+            import docker
+
+            client = docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
+        self.client = client
 
     def build(
         self,
@@ -255,6 +260,8 @@ class ModelImageBuilder:
 
     def _docker_push(self, repository: str, tag: str, log: Callable[[str], None]) -> str:
         """Push ``repository:tag``; returns the manifest digest the engine reports."""
+        import docker.errors  # the Docker SDK: imported by the step that pushes, not at definitions load
+
         digest = ""
         try:
             stream = self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=self.registry_auth)

@@ -27,7 +27,6 @@ from lepton_pipelines.lake.store import Lake
 from .builder import BuiltImage, ImageVersionExists
 from .context import ModelArtifactError, read_model_card
 from .resource import ImageBuilderResource
-from .smoke import run_smoke_test
 
 IMAGE_BUILD_TAGS = {"lepton/image-build": "true"}
 # Dagster pool for the Docker-heavy ops: `dagster instance concurrency set lepton_image_build 1`
@@ -81,6 +80,8 @@ def smoke_test_model_image(
 
     It runs the image by its id, not its tag, so the bytes tested are the bytes pushed next even if
     the local tag were moved in between (the push re-checks the id against the registry)."""
+    from .smoke import run_smoke_test  # the Docker SDK: imported by this step, not at definitions load
+
     report = run_smoke_test(context, built["image_id"], ready_timeout_s=image_builder.smoke_ready_timeout_seconds)
     context.log.info(
         f"smoke test of {built['reference']} ({built['image_id'][:19]}) passed: {[c['check'] for c in report.get('checks', [])]}"
