@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print("    " + duckdb_command(lake.url))
     print(f"  quarantine: {lake.url}/quarantine/   quality history: {lake.url}/_quality/   models: {lake.url}/models/")
     print("Open the UI (the demo's runs are on its Runs page and Overview timeline):")
-    print(f"  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml   → http://127.0.0.1:3000")
+    print(f"  DAGSTER_HOME={home} bash bin/ui   (dagster dev on this instance)   → http://127.0.0.1:3000")
     return 0 if ok else 1
 
 

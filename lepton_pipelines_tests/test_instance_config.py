@@ -1,4 +1,4 @@
-"""The local dagster.yaml (deployments/local/dagster.yaml, the embedded default `bin/demo` and `dagster dev` use) loads as a Dagster
+"""The local dagster.yaml (the repo root's dagster.yaml, the embedded default `bin/demo` and `bin/ui` use) loads as a Dagster
 instance with SQLite storage under $DAGSTER_HOME and the run guards the platform relies on."""
 import shutil
 from pathlib import Path
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_root_instance_config_loads_with_the_run_guards(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "deployments" / "local" / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"

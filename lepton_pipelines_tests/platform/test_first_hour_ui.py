@@ -77,7 +77,7 @@ def first_hour(tmp_path_factory):
     base = tmp_path_factory.mktemp("first_hour")
     home = base / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "deployments" / "local" / "dagster.yaml", home / "dagster.yaml")  # what bin/demo does
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # what bin/demo does
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO_ROOT))
     ARTIFACTS.mkdir(exist_ok=True)
@@ -94,11 +94,13 @@ def first_hour(tmp_path_factory):
     log = base / "dagster-dev.log"
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            # what bin/ui does: dagster dev started inside DAGSTER_HOME with the repo's workspace
+            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=home, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         _wait_for_http(f"http://127.0.0.1:{port}/server_info", process, log, deadline_seconds=300)
+        assert "will not be used to configure Dagster" not in log.read_text(errors="replace")  # no ignored-dagster.yaml warning
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("DAGSTER_HOME", str(home))  # the instance's dagster.yaml reads it
             yield {"url": f"http://127.0.0.1:{port}", "home": home, "log": log, "demo": demo.stdout,
