@@ -27,8 +27,8 @@ def sample_lake(tmp_path_factory):
         env.setenv("DAGSTER_HOME", str(home))
         env.setenv("LEPTON_LAKE_URL", str(base / "lake"))
         env.delenv("LEPTON_S3_ENDPOINT_URL", raising=False)
-        for day in SAMPLE_DAYS:
-            assert demo.main(["--date", day, "--size", "tiny"]) == 0
+        # one demo over exactly the sample days (the demo fills every day up to --date)
+        assert demo.main(["--date", SAMPLE_DAYS[-1], "--days", str(len(SAMPLE_DAYS)), "--size", "tiny"]) == 0
         lake = Lake(str(base / "lake"))
         champion = make_champion(lake, "transaction_risk", SAMPLE_DAYS)
         from lepton_pipelines.analytics.definitions import build_analytics_defs
