@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import dagster as dg
@@ -116,6 +116,8 @@ def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJ
 class LandingPlan:
     requests: list[dg.RunRequest]
     cursor: dict[str, dict[str, str]]  # source → partition ("" when unpartitioned) → digest of its file versions
+    # Landed days the source's partitions do not include (before its start_date): what to change, per day.
+    outside: list[str] = field(default_factory=list)
 
 
 def partition_digest(files: list) -> str:
@@ -147,6 +149,7 @@ def plan_landing_runs(sources: list[Source], lake, cursor: dict[str, dict[str, s
     """
     seen = cursor or {}
     requests: list[dg.RunRequest] = []
+    outside: list[str] = []
     new_cursor: dict[str, dict[str, str]] = {}
     for s in sources:
         settings = s.connector.landing_settings()
@@ -157,6 +160,13 @@ def plan_landing_runs(sources: list[Source], lake, cursor: dict[str, dict[str, s
             if s.spec.is_partitioned and landed.partition_key is None:
                 continue  # a stray file outside any date= folder cannot be attributed to a partition
             grouped[landed.partition_key if s.spec.is_partitioned else UNPARTITIONED].append(landed)
+        if s.spec.is_partitioned:
+            for partition in sorted(p for p in grouped if p < s.spec.start_date):
+                # Dagster would refuse the run with a generic "partition key not in partitions" error.
+                outside.append(f"{s.name}: {len(grouped[partition])} landed file(s) in date={partition}, before the source's "
+                               f"start_date {s.spec.start_date}: set start_date in {s.spec.origin or s.name + '.yaml'} "
+                               f"(quoted, e.g. \"{partition}\") to process them")
+                del grouped[partition]
         digests = {partition: partition_digest(files) for partition, files in grouped.items()}
         new_cursor[s.name] = digests
         before = seen.get(s.name, {})
@@ -171,7 +181,7 @@ def plan_landing_runs(sources: list[Source], lake, cursor: dict[str, dict[str, s
         for chunk in consecutive_chunks(changed, per_run):
             files = [f for p in chunk for f in grouped[p]]
             requests.append(_landing_request(s, chunk[0], chunk[-1], files, {p: digests[p] for p in chunk}))
-    return LandingPlan(requests=requests, cursor=new_cursor)
+    return LandingPlan(requests=requests, cursor=new_cursor, outside=outside)
 
 
 def _landing_request(source: Source, first: str | None, last: str | None, files: list, digests: dict[str, str]) -> dg.RunRequest:
@@ -207,8 +217,11 @@ def build_landing_sensor(sources: list[Source], jobs: list[dg.UnresolvedAssetJob
         cursor = json.loads(context.cursor) if context.cursor else {}
         plan = plan_landing_runs(sources, lake.get(), cursor)
         new_cursor = json.dumps(plan.cursor, sort_keys=True, separators=(",", ":"))
+        for problem in plan.outside:
+            context.log.warning(problem)
         if not plan.requests:
-            return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed landing files"), cursor=new_cursor)
+            why = "no new or changed landing files" + ("; " + "; ".join(plan.outside[:5]) if plan.outside else "")
+            return dg.SensorResult(skip_reason=dg.SkipReason(why), cursor=new_cursor)
         return dg.SensorResult(run_requests=plan.requests, cursor=new_cursor)
 
     return landing_zone_sensor

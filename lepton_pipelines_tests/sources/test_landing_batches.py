@@ -95,3 +95,16 @@ def test_s3_landing_listing_is_paginated(moto_s3_endpoint, monkeypatch, tmp_path
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in plan.requests] == [("2026-03-01", "2026-03-03")]
     assert int(plan.requests[0].tags["lepton/landing-files"]) == count
     assert sorted(plan.cursor["orders"]) == days
+
+
+def test_days_before_start_date_are_named_with_the_fix_not_requested(tmp_path):
+    """Old data and a start_date left at its default: the sensor says which days and what to set, instead
+    of requesting runs Dagster would refuse with a generic partition-key error."""
+    source = _source(tmp_path)
+    lake = Lake(str(tmp_path / "lake"))
+    _drop(lake, "2013-01-01", "old.csv")
+    _drop(lake, "2026-03-02", "a.csv")
+    plan = plan_landing_runs([source], lake)
+    assert [r.partition_key for r in plan.requests] == ["2026-03-02"]
+    assert len(plan.outside) == 1 and plan.outside[0].startswith("orders: 1 landed file(s) in date=2013-01-01, before the source's start_date")
+    assert '(quoted, e.g. "2013-01-01")' in plan.outside[0]
