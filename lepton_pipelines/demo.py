@@ -27,9 +27,9 @@ from lepton_pipelines.samples.generate import SIZES, generate_all
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 MAX_DEFAULT_DAYS = 7
-# One process per run (the default starts one per step, which on a laptop costs more than the tiny
-# samples' work); warnings (rejected lines, quarantined rows) reach the terminal, the full log is in the UI.
-QUIET = {"execution": {"config": {"in_process": {}}}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Each job runs with the executor it ships with (source jobs in-process, the main job on a forkserver: see
+# sources.automation); warnings (rejected lines, quarantined rows) reach the terminal, the full log is in the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DEMO_TAGS = {"lepton/launched-by": "lepton-demo"}
 DOWNSTREAM = (
     ["iot", "devices"],

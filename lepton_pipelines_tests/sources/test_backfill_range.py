@@ -34,7 +34,7 @@ connector: {type: file, format: csv}
 schema:
   - {name: order_id, type: integer, nullable: false, description: Order number}
   - {name: status, type: string, description: Order status}
-  - {name: amount, type: float, description: Amount in EUR}
+  - {name: amount, type: float, description: Amount in EUR, on_parse_error: "null"}
 primary_key: [order_id]
 partitioning: daily
 cleaning:
@@ -45,15 +45,16 @@ expectations:
   - {expectation: expect_column_values_to_be_in_set, kwargs: {column: status, value_set: [new, paid, shipped]}}
   - {expectation: expect_column_values_to_be_between, kwargs: {column: amount, min_value: 0, max_value: 1000}}
   - {expectation: expect_column_mean_to_be_between, kwargs: {column: amount, max_value: 500}, severity: warn}
-governance: {row_failures: quarantine, schema_drift: warn}
+governance: {row_failures: quarantine, schema_drift: warn, min_retained_fraction: 0.3}
 """
 
 # Each day has something for every stage: a line with a missing field (raw quarantine), a key that does
-# not parse (dropped by drop_if_null: clean quarantine), a duplicate key (dropped by dedup), a status
+# not parse (raw quarantine: order_id is required), an amount that does not parse (kept as null:
+# on_parse_error null), a duplicate key (dropped by dedup), a status
 # outside the set (governed quarantine); day 3 fails the WARN mean check.
 LANDED = {
     "2026-03-01": "order_id,status,amount\n1,new,10\n2,paid,20\n2,paid,21\n3,bogus,30\nnot-a-number,new,5\n4,new\n",
-    "2026-03-02": "order_id,status,amount\n10,shipped,100\n11,new,abc\n12,unknown,50\n13,new,60\nx,new,1\n14\n",
+    "2026-03-02": "order_id,status,amount\n10,shipped,100\n11,new,abc\n12,unknown,50\n13,new,60\n13,new,61\nx,new,1\n14\n",
     "2026-03-03": "order_id,status,amount\n20,new,900\n21,paid,950\n21,paid,950\n22,weird,800\n?,paid,1\n23,,1,1\n",
 }
 

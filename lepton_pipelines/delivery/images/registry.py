@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import requests
+if TYPE_CHECKING:  # requests is imported when a registry is asked, not at definitions load
+    import requests
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -66,6 +68,8 @@ class RegistryClient:
     def __init__(self, registry: str, username: str | None = None, password: str | None = None):
         self.registry = registry.rstrip("/")
         self.base_url = registry_base_url(self.registry)
+        import requests
+
         self._auth = (username, password or "") if username else None
         self._session = requests.Session()
         self._session.trust_env = False  # a corporate proxy must never see a loopback registry call
@@ -90,6 +94,8 @@ class RegistryClient:
         return RemoteImage(f"{self.registry}/{path}", tag, digest, config, media_type)
 
     def _get(self, url: str, path: str) -> requests.Response:
+        import requests
+
         headers = {"Accept": MANIFEST_TYPES}
         if path in self._token:
             headers["Authorization"] = f"Bearer {self._token[path]}"
