@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Hashable
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 

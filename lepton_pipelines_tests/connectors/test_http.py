@@ -2,7 +2,6 @@
 retries, timeouts, auth and redaction, nested and exact values, empty windows."""
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from lepton_pipelines.delivery.hardening import HARDENING, SERVICE_USER_ID
+from lepton_pipelines.delivery.hardening import HARDENING
 from lepton_pipelines.delivery.targets import DeployRequest
 
 from .config import DeployConfig

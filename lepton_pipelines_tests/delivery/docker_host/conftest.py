@@ -15,7 +15,7 @@ from typing import Iterator
 import docker
 import pytest
 
-from lepton_pipelines.delivery.docker_host.gateway import Gateway, gateway_container_name, gateway_volume_name
+from lepton_pipelines.delivery.docker_host.gateway import gateway_container_name, gateway_volume_name
 from lepton_pipelines.delivery.docker_host.slots import LABEL_MODEL_NAME
 
 REGISTRY = "127.0.0.1:5000"
