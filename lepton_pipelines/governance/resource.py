@@ -2,9 +2,11 @@
 
 Ephemeral because suites are built from the source registry on every run — YAML is the source of
 truth, so there is nothing for a GX project folder to hold. GX is never imported at definitions load
-(the import alone costs seconds, in every process): when a run initializes this resource, a background
-thread imports GX and builds the context while the run's first steps (fetching, typing) proceed, so the
-first validation usually finds it ready instead of paying the import on the critical path.
+(the import alone costs seconds, in every process): the first validation of a process imports it.
+
+It is not prepared on a background thread at run start: importing GX (which pulls in SQLAlchemy) on one
+thread while a step imports on another raced in CI — "partially initialized module
+'sqlalchemy.orm.exc'" failed a raw step — and Python's per-module import locks cannot rule that out.
 """
 from __future__ import annotations
 
@@ -32,24 +34,11 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         "each validated frame in _quality, so the default 0 skips GX's. Process-wide: it is a GX module setting.",
     )
 
-    prepare_in_background: bool = Field(
-        default=True, description="import GX and build the context on a background thread when a run starts")
-
     _context: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if self.prepare_in_background and self._context is None:
-            threading.Thread(target=self._prepare_quietly, name="gx-prepare", daemon=True).start()
-
-    def _prepare_quietly(self) -> None:
-        try:
-            self.get_context()
-        except Exception:  # the step that validates builds it again and reports the error itself
-            logging.getLogger(__name__).debug("preparing the GX context in the background failed", exc_info=True)
-
     def get_context(self) -> Any:
-        with self._lock:  # one context per process, also when the background preparation is still running
+        with self._lock:  # one context per process, also when the clean step's checks run on a worker thread
             return self._build_context()
 
     def _build_context(self) -> Any:
