@@ -74,7 +74,9 @@ class CoercionResult:
     missing_columns: list[str] = field(default_factory=list)  # declared but absent: added as all-null
     extra_columns: list[str] = field(default_factory=list)  # landed but undeclared (not kept: see landing)
     failed_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # column → failing rows
-    failed_text: dict[str, pd.Series] = field(default_factory=dict, repr=False)  # column → landed values
+    # column → the landed values that failed, indexed by row position (only those: the whole landed
+    # column would stay alive as long as this result)
+    failed_text: dict[str, pd.Series] = field(default_factory=dict, repr=False)
     non_null: dict[str, int] = field(default_factory=dict)  # column with failures → landed values that were not blank
     policies: dict[str, str] = field(default_factory=dict)  # column → on_parse_error
     expected: dict[str, str] = field(default_factory=dict)  # column → what a value should look like
@@ -105,7 +107,7 @@ class CoercionResult:
             hits = failed[positions]
             if not hits.any():
                 continue
-            texts = self.failed_text[column].iloc[positions[hits]].tolist()
+            texts = self.failed_text[column].loc[positions[hits]].tolist()
             for slot, text in zip(np.flatnonzero(hits), texts):
                 reasons[slot].append(f"{column}: {_shown(text)} is not {self.expected[column]}")
         return ["; ".join(r) for r in reasons]
@@ -151,7 +153,8 @@ def coerce_to_schema(records: pd.DataFrame, table: TableInfo, consume: bool = Fa
             # (and only paid for) where something failed
             result.non_null[column.name] = int(len(values) - _blank_count(values))
             result.failed_masks[column.name] = failed
-            result.failed_text[column.name] = values  # the failing values' text goes to _parse_errors
+            where = np.flatnonzero(failed)  # the failing values' text goes to _parse_errors and the reasons
+            result.failed_text[column.name] = pd.Series(values.iloc[where].tolist(), index=where, dtype=object)
             result.parse_failures[column.name] = int(failed.sum())
         del values, parsed
         if consume:
@@ -581,7 +584,7 @@ def _parse_error_json(failures: dict[str, np.ndarray], originals: dict[str, pd.S
     per_row: dict[int, dict[str, str]] = {}
     for name, mask in failures.items():
         positions = np.flatnonzero(mask)
-        for position, value in zip(positions, originals[name].iloc[positions].tolist()):
+        for position, value in zip(positions, originals[name].loc[positions].tolist()):
             per_row.setdefault(int(position), {})[name] = value if isinstance(value, str) else str(value)
     positions = np.fromiter(per_row.keys(), dtype="int64", count=len(per_row))
     texts = pa.array([json.dumps(per_row[p], ensure_ascii=False, sort_keys=True) for p in per_row], pa.large_string())

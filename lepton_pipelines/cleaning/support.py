@@ -38,14 +38,18 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], rule: str) -> None
         raise KeyError(f"cleaning rule {rule!r}: column(s) {', '.join(absent)} not in the frame (columns: {', '.join(map(str, df.columns))})")
 
 
-def select_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def select_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequence[str] | None = None,
+                consume: bool = False) -> pd.DataFrame:
     """``df.loc[mask, columns]``: the rows where ``mask`` is true, index labels kept.
 
     Why not ``df[mask]``: pandas turns the mask into positions and takes every column through a generic
     path that, on Arrow-backed text, costs ~3x filtering each column's own array (~0.15 s against ~0.05 s
     to keep 99% of a million rows of 13 columns) — and the pipeline filters whole partitions.
+    ``consume``: delete each column from ``df`` once it is filtered, so the input and the filtered copy
+    are never both whole in memory (for a caller that is done with ``df``).
     """
     mask = np.asarray(mask, dtype=bool)
+    index = df.index[mask]
     names = list(df.columns if columns is None else columns)
     columns_out = {}
     for name in names:
@@ -53,7 +57,10 @@ def select_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequenc
         # numpy columns as plain arrays and copy=False: the frame is built block per column, not
         # consolidated into one 2-D copy
         columns_out[name] = values.to_numpy()[mask] if isinstance(values.dtype, np.dtype) else values.array[mask]
-    return pd.DataFrame(columns_out, index=df.index[mask], copy=False)
+        del values
+        if consume:
+            del df[name]
+    return pd.DataFrame(columns_out, index=index, copy=False)
 
 
 def removed_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, reason: pd.Series | str, rule: str) -> pd.DataFrame | None:

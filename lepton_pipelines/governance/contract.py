@@ -61,7 +61,7 @@ def parse_rejects(coerced: CoercionResult, spec: SourceSpec) -> Split:
     for column, failed in coerced.failed_masks.items():  # the landed text, not the null it typed to
         hits = failed[positions]
         if hits.any():
-            landed = coerced.failed_text[column].iloc[positions[hits]]
+            landed = coerced.failed_text[column].loc[positions[hits]]
             quarantine.loc[np.flatnonzero(hits), column] = [v if isinstance(v, str) else str(v) for v in landed.tolist()]
     return Split(~reject, quarantine)
 

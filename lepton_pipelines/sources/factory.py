@@ -293,7 +293,9 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             write_quarantine(store, spec.name, partition, "raw", quarantine)
             for _, reject in quarantine.head(5).iterrows():
                 context.log.warning(f"{spec.name}: quarantined {reject['_source_file']} line {reject['_source_line']}: {reject['_reason']}")
-            frame = coerced.frame if parsed.keep.all() else select_rows(coerced.frame, parsed.keep)
+            # consume: the unfiltered typed table is freed column by column as the filtered one is built
+            frame = coerced.frame if parsed.keep.all() else select_rows(coerced.frame, parsed.keep, consume=True)
+            coerced.frame = frame
             nulled = {c: n for c, n in coerced.parse_failures.items() if spec.parse_error_policy(spec.column(c)) == "null"}
             findings = RawFindings(
                 landed_schema=dict(fetched.landed_schema), parse_failures=dict(coerced.parse_failures), non_null=dict(coerced.non_null),
@@ -325,7 +327,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
 
 def _parse_failure_examples(coerced: Any, column: str) -> str:
     positions = np.flatnonzero(coerced.failed_masks[column])[:3]
-    texts = [repr(str(v)) for v in coerced.failed_text[column].iloc[positions].tolist()]
+    texts = [repr(str(v)) for v in coerced.failed_text[column].loc[positions].tolist()]
     return f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. {', '.join(texts)}"
 
 
