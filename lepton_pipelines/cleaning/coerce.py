@@ -457,9 +457,9 @@ def _normalize_number_text(text: pa.ChunkedArray, column: ColumnInfo, exponent: 
     if _plain_numbers(column):
         return text
     thousands = options.thousands
-    decimal = re_escape(options.decimal)
+    decimal = re.escape(options.decimal)
     if thousands:
-        group = re_escape(thousands)
+        group = re.escape(thousands)
         grouped = rf"^[+-]?(\d{{1,3}}({group}\d{{3}})+|\d+)({decimal}\d*)?" + (r"([eE][+-]?\d+)?" if exponent else "") + "$"
         text = pc.if_else(pc.match_substring_regex(text, grouped), text, pa.scalar(None, text.type))
         text = pc.replace_substring(text, thousands, "")
@@ -467,10 +467,6 @@ def _normalize_number_text(text: pa.ChunkedArray, column: ColumnInfo, exponent: 
         text = pc.if_else(pc.match_substring(text, "."), pa.scalar(None, text.type), text)  # '.' is not this column's decimal point
         text = pc.replace_substring(text, options.decimal, ".")
     return text
-
-
-def re_escape(character: str) -> str:
-    return re.escape(character)
 
 
 def _shown(value: Any) -> str:
