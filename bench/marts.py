@@ -22,37 +22,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date, timedelta
+
+from peak_rss import PeakRss  # bench/ is on sys.path: the script's own folder
 
 MARTS = ("daily_kpis", "daily_source_quality", "customer_360", "market_risk", "device_health")
 SOURCES = (("transactions", True), ("customers", False), ("fx_rates", True), ("market_data", True), ("device_telemetry", True))
 LAST_DAY = "2026-11-20"  # in the past: Dagster refuses partitions of days to come
-
-
-class PeakRss:
-    def __init__(self) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self.peak = self.base = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
 def days_of(count: int) -> list[str]:

@@ -31,37 +31,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from peak_rss import PeakRss  # bench/ is on sys.path: the script's own folder
 
 PARTITION = "2026-11-25"
 COLUMNS = ("txn_id", "customer_id", "event_ts", "amount", "currency", "merchant_category", "channel", "country", "status", "is_fraud")
-
-
-class PeakRss:
-    """Samples this process's RSS every 20 ms (ru_maxrss cannot be reset after imports)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self.peak = self.base = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
 def phase_baseline(lake_url: str) -> dict:

@@ -303,15 +303,9 @@ class BackupRepository:
         final = self.object_path(expected_sha)
         staged = f"{final.rsplit('/', 1)[0]}/.{expected_sha}.{uuid.uuid4().hex}.tmp"
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
         try:
-            with source_fs.open(source_path, "rb") as src, self.fs.open(staged, "wb") as dst:
-                while chunk := src.read(CHUNK_BYTES):
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
-            if digest.hexdigest() != expected_sha:
+            sha, size = self._copy_hashing(source_fs, source_path, staged)
+            if sha != expected_sha:
                 raise BackupError(
                     f"{source_path} changed while it was being backed up; re-run the backup "
                     "(it will pick up the new version)"
@@ -331,19 +325,24 @@ class BackupRepository:
         directory = self._abs("objects")
         self.fs.makedirs(directory, exist_ok=True)
         staged = f"{directory}/.ingest.{uuid.uuid4().hex}.tmp"
-        digest = hashlib.sha256()
-        size = 0
         try:
-            with source_fs.open(source_path, "rb") as src, self.fs.open(staged, "wb") as dst:
-                while chunk := src.read(CHUNK_BYTES):
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
+            sha, size = self._copy_hashing(source_fs, source_path, staged)
         except BaseException:
             if self.fs.exists(staged):
                 self.fs.rm(staged)
             raise
-        return staged, digest.hexdigest(), size
+        return staged, sha, size
+
+    def _copy_hashing(self, source_fs, source_path: str, staged: str) -> tuple[str, int]:
+        """Copy ``source_path`` to ``staged`` in one pass, hashing the bytes as they go: (sha256, size)."""
+        digest = hashlib.sha256()
+        size = 0
+        with source_fs.open(source_path, "rb") as src, self.fs.open(staged, "wb") as dst:
+            while chunk := src.read(CHUNK_BYTES):
+                digest.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
 
     def _object_intact(self, sha256: str) -> bool:
         try:
