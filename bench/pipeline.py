@@ -141,19 +141,20 @@ def run_job(job_fn, lake_url: str) -> dict:
     import great_expectations  # noqa: F401
     with dg.instance_for_test() as instance:  # a persistent (SQLite) instance, as a deployment has
         with PeakRss() as mem:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             result = dg.execute_job(
                 recon,
                 instance=instance,
                 tags={"dagster/partition": PARTITION},
                 run_config=run_config,
             )
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         success = result.success
     from lepton_pipelines.lake.store import Lake
 
     governed = len(Lake(lake_url).read_table("governed", "transactions", PARTITION))
-    return {"seconds": seconds, "success": success, "governed_rows": governed, "peak_rss": mem.peak, "base_rss": mem.base}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "success": success, "governed_rows": governed, "peak_rss": mem.peak,
+            "base_rss": mem.base}
 
 
 def duckdb_peer_sql(lake_url: str, out: str) -> list[str]:

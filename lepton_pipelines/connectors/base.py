@@ -66,6 +66,10 @@ class FetchResult:
     # Why nothing arrived (e.g. "no rows in the partition window ..."), else None. A zero-row partition is
     # an outcome of its own: ``landed_schema`` stays empty, so it can never read as every column drifting.
     empty: str | None = None
+    # The inputs are JSON objects (JSON Lines files, API pages, MQTT payloads): a key absent from every
+    # object is how JSON says "no value", so only a required column's absence is drift. CSV headers,
+    # Parquet schemas and SQL result sets name every column whether or not it holds a value.
+    keyed_records: bool = False
 
 
 class Connector(ABC):

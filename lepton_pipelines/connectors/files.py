@@ -244,7 +244,8 @@ class FileConnector(Connector):
         records[SOURCE_FILE] = source_file_column([file.path for file in files], [len(f) for f in frames])
         records = records[[c for c in records.columns if c not in LINEAGE_COLUMNS] + list(LINEAGE_COLUMNS)]
         return FetchResult(
-            records=records, rejects=rejects_frame(rejects), inputs=inputs, landed_schema=merge_landed_schemas(schemas)
+            records=records, rejects=rejects_frame(rejects), inputs=inputs, landed_schema=merge_landed_schemas(schemas),
+            keyed_records=self.settings.format == "jsonl",
         )
 
     def _read(self, lake: Any, file: LandingFile, shape: RecordShape) -> _FileRead:

@@ -173,7 +173,7 @@ class HttpConnector(Connector):
         if not records and not rejects:
             scope = f"the partition window {values['start']} to {values['end']}" if values else "the answer"
             empty = f"no records in {scope} ({redact.url(url)}, {len(inputs)} page(s))"
-        return FetchResult(records=frame, rejects=rejects_frame(rejects), inputs=inputs,
+        return FetchResult(records=frame, rejects=rejects_frame(rejects), inputs=inputs, keyed_records=True,
                            landed_schema={} if empty else landed_schema_of_records(frame), empty=empty)
 
     def _auth_value(self) -> str | None:

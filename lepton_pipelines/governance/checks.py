@@ -119,6 +119,7 @@ class RawFindings:
     empty_inputs: list[str]  # files / windows without a record
     inputs: int
     rows: int  # rows in the raw table
+    keyed_records: bool = False  # JSON objects: an optional key absent from every record is not drift
 
 
 def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.AssetCheckResult]:
@@ -130,6 +131,7 @@ def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.Asset
         list(findings.landed_schema),
         {by_landed[c]: n for c, n in findings.parse_failures.items()},
         {by_landed[c]: n for c, n in findings.non_null.items()},
+        may_be_absent={c.landed_name for c in spec.columns if c.nullable} if findings.keyed_records else frozenset(),
     )
     if not findings.landed_schema:  # no input named a single column (empty or unreadable): nothing to judge;
         drift = compare_schemas(declared, list(declared), {}, {})  # empty_input and the row-loss guard report it
@@ -149,6 +151,7 @@ def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.Asset
             "removed_columns": dg.MetadataValue.json(drift.removed),
             "renamed_columns": dg.MetadataValue.json(drift.renamed),
             "retyped_columns": dg.MetadataValue.json(drift.retyped),
+            "absent_optional_columns": dg.MetadataValue.json(drift.absent_optional),
             "landed_schema": dg.MetadataValue.table_schema(landed_column_schema(findings.landed_schema)),
             "declared_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in spec.columns])),
             "rows": findings.rows,

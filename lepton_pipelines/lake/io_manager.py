@@ -16,6 +16,8 @@ range: a year of partitions never sits in memory at once, and each partition is 
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +125,24 @@ def release_freed_memory() -> None:
 
     Arrow's allocator (mimalloc) keeps freed pages mapped for reuse, much of them in the heaps of the
     threads that read or wrote Parquet, where this thread cannot reuse them: the next step's peak would
-    stack on a few hundred MiB of pages holding no data. Releasing costs milliseconds.
+    stack on a few hundred MiB of pages holding no data. Releasing costs milliseconds. pandas and numpy
+    allocate through the C library's malloc, which keeps freed chunks in its arenas the same way (glibc
+    raises its mmap threshold after the first large free, so later columns land in the heap):
+    ``malloc_trim`` hands those back too where the C library is glibc.
     """
     pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None on a C library without it (musl, macOS)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def table_metadata(df: pd.DataFrame, byte_size: int | None = None, path: str | None = None) -> dict[str, Any]:

@@ -291,8 +291,8 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             rejects = contract.read_rejects(fetched.rejects, spec)
             quarantine = pd.concat([rejects, parsed.quarantine], ignore_index=True) if len(rejects) else parsed.quarantine
             write_quarantine(store, spec.name, partition, "raw", quarantine)
-            for _, reject in quarantine.head(5).iterrows():
-                context.log.warning(f"{spec.name}: quarantined {reject['_source_file']} line {reject['_source_line']}: {reject['_reason']}")
+            if len(quarantine):  # one event: each log line is a row in the run's event log
+                context.log.warning(_quarantine_summary(spec.name, quarantine))
             # consume: the unfiltered typed table is freed column by column as the filtered one is built
             frame = coerced.frame if parsed.keep.all() else select_rows(coerced.frame, parsed.keep, consume=True)
             coerced.frame = frame
@@ -301,6 +301,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                 landed_schema=dict(fetched.landed_schema), parse_failures=dict(coerced.parse_failures), non_null=dict(coerced.non_null),
                 parse_quarantined=parsed.removed, parse_nulled=nulled, empty_inputs=_empty_inputs(fetched, pulled=source.connector.landing_settings() is None),
                 inputs=max(len(fetched.inputs), 1 if getattr(fetched, "empty", None) else 0), rows=len(frame),
+                keyed_records=fetched.keyed_records,
             )
             yield dg.Output(
                 frame,
@@ -329,6 +330,13 @@ def _parse_failure_examples(coerced: Any, column: str) -> str:
     positions = np.flatnonzero(coerced.failed_masks[column])[:3]
     texts = [repr(str(v)) for v in coerced.failed_text[column].loc[positions].tolist()]
     return f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. {', '.join(texts)}"
+
+
+def _quarantine_summary(source: str, quarantine: pd.DataFrame, shown: int = 5) -> str:
+    """``<source>: quarantined N row(s) at raw`` and the first few, one line each with file, line and reason."""
+    lines = [f"  {r['_source_file']} line {r['_source_line']}: {r['_reason']}" for _, r in quarantine.head(shown).iterrows()]
+    more = f"\n  … and {len(quarantine) - shown} more (quarantine zone, stage raw)" if len(quarantine) > shown else ""
+    return f"{source}: quarantined {len(quarantine)} row(s) at raw:\n" + "\n".join(lines) + more
 
 
 def _empty_inputs(fetched: FetchResult, pulled: bool) -> list[str]:
@@ -367,7 +375,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             store = lake.get()
             raw, _ = _read_upstream(store, "raw", spec.name, partition)
             raw_rows = len(raw)
-            result = run_cleaning(raw, source.rules)
+            result = run_cleaning(raw, source.rules, consume=True)
             del raw  # a step input would stay alive until the step ends: a whole partition under validation's peak
             release_freed_memory()
             required = contract.required_rejects(result.frame, spec)

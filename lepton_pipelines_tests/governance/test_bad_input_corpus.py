@@ -122,6 +122,12 @@ def empty_input_named(file: str) -> Callable[[Outcome], None]:
     return expect
 
 
+def _assert_absent_optional(o: Outcome, columns: list[str]) -> None:
+    drift = o.checks["raw.schema_drift"]
+    assert drift.passed and drift.metadata["absent_optional_columns"].value == columns, drift.description
+    assert "optional key(s) in no record, read as null: " + ", ".join(columns) in drift.description
+
+
 def read_reject(line: int | None, reason_part: str, raw_part: str | None = None) -> Callable[[Outcome], None]:
     """One landed line/record that is no record: quarantined by the reader with its line and text."""
     def expect(o: Outcome) -> None:
@@ -360,6 +366,15 @@ CASES: list[Case] = [
     Case("jsonl_epoch_number_without_format", {"a.jsonl": jsonl_bytes([*good_rows(), {**row(), "ts": EPOCH_TEN}])},
          lambda o: quarantined_with(o, "B1", "raw", f"ts: '{EPOCH_TEN}' is not {ISO_TS}", rule="parse"),
          {"connector": {"type": "file", "format": "jsonl"}}),
+    # JSON omits keys without a value: an optional key in no record is no drift (reported, read as null)...
+    Case("jsonl_optional_key_in_no_record",
+         {"a.jsonl": jsonl_bytes([{k: v for k, v in r.items() if k != "qty"} for r in [*good_rows(), row()]])},
+         lambda o: (certified(o, qty=None), o.passed("raw.schema_drift"),
+                    _assert_absent_optional(o, ["qty"])), {"connector": {"type": "file", "format": "jsonl"}}),
+    # ...a required one is: its column is gone (drift, blocking here), as a CSV column missing from the header is
+    Case("jsonl_required_key_in_no_record",
+         {"a.jsonl": jsonl_bytes([{k: v for k, v in r.items() if k != "amount"} for r in [*good_rows(), row()]])},
+         drift_says("removed: amount", blocked=True), {"connector": {"type": "file", "format": "jsonl"}}),
     Case("jsonl_truncated_line", {"a.jsonl": jsonl_bytes(good_rows()) + b'{"id": "B1", "amount": \n'},
          read_reject(4, "invalid JSON"), {"connector": {"type": "file", "format": "jsonl"}}),
     Case("jsonl_array_line", {"a.jsonl": jsonl_bytes(good_rows()) + b"[1, 2]\n"},
