@@ -441,8 +441,10 @@ def governed_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
     ]
 
 
-# Columns the governed table keeps besides the declared ones.
-GOVERNED_LINEAGE_COLUMNS = ("_replaced",)
+# Columns the governed table keeps besides the declared ones: per row, what is not as it landed — values a
+# cleaning rule changed (``_replaced``) and values kept as null because they did not parse under
+# ``on_parse_error: null`` (``_parse_errors``, their landed text). A certified null is never a silent guess.
+GOVERNED_LINEAGE_COLUMNS = ("_replaced", "_parse_errors")
 
 
 def certify(ctx: GovernanceContext, clean: pd.DataFrame, ledger: dict, clean_file: str | None = None) -> CertifyResult:

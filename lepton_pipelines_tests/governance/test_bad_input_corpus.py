@@ -5,6 +5,7 @@ expectation that could not run. (Registry-level cases are in ``test_registry_cor
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -122,6 +123,11 @@ def empty_input_named(file: str) -> Callable[[Outcome], None]:
     return expect
 
 
+def _assert_parse_mark(o: Outcome, record: str, expected: dict[str, str] | None) -> None:
+    mark = o.governed_row(record)["_parse_errors"]
+    assert (None if pd.isna(mark) else json.loads(mark)) == expected, mark
+
+
 def _assert_absent_optional(o: Outcome, columns: list[str]) -> None:
     drift = o.checks["raw.schema_drift"]
     assert drift.passed and drift.metadata["absent_optional_columns"].value == columns, drift.description
@@ -234,7 +240,10 @@ CASES: list[Case] = [
          lambda o: certified(o), {"schema": {"amount": {"on_parse_error": "null"}}}),
     # -- typing: booleans -----------------------------------------------------------------------------
     Case("boolean_maybe", one_bad(ok="maybe"), parse_quarantine("ok", "maybe", BOOLEAN)),
-    Case("boolean_maybe_null_policy", one_bad(ok="maybe"), certified_and_flagged("raw.parse_errors", ok=None),
+    # nulled under on_parse_error: null, and the governed row says so: the landed text in _parse_errors
+    Case("boolean_maybe_null_policy", one_bad(ok="maybe"),
+         lambda o: (certified_and_flagged("raw.parse_errors", ok=None)(o),
+                    _assert_parse_mark(o, "B1", {"ok": "maybe"}), _assert_parse_mark(o, "A1", None)),
          {"schema": {"ok": {"on_parse_error": "null"}}}),
     Case("boolean_declared_spellings", {"part-0001.csv": csv_bytes([*[{**r, "ok": "J"} for r in good_rows()], row(ok="N")])},
          lambda o: certified(o, ok=False), {"schema": {"ok": {"true_values": ["J"], "false_values": ["N"]}}}),
