@@ -8,6 +8,33 @@ import uuid
 
 import pytest
 
+from lepton_pipelines_tests.kinds import KINDS, ServiceGuard, kind_of
+
+_GUARD: ServiceGuard | None = None
+
+
+def pytest_configure(config):
+    global _GUARD
+    _GUARD = _GUARD or ServiceGuard()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test gets exactly one kind (``kinds.py``): its own marker if it carries one, else its module's."""
+    here = os.path.dirname(__file__)
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            item.add_marker(getattr(pytest.mark, kind_of(os.path.relpath(str(item.path), here).replace(os.sep, "/"))))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    guarded = item.get_closest_marker("unit") or item.get_closest_marker("integration")
+    _GUARD.active = item.nodeid if guarded else None
+    try:
+        return (yield)
+    finally:
+        _GUARD.active = None
+
 
 def free_port() -> int:
     with socket.socket() as s:
