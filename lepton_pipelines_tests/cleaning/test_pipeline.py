@@ -72,6 +72,19 @@ def test_pipeline_reconciles_and_keeps_every_removed_row(telemetry):
     assert result.reports["4_deduplicate"]["duplicates_removed"] == 1
 
 
+def test_a_consumed_input_gives_the_same_result_and_is_released(telemetry):
+    """consume=True (the clean step hands its landed partition over): the same cleaned frame, removed rows
+    and _replaced values as without it, and the input keeps no column (its memory is freed)."""
+    rules = build_rules(RULES, telemetry)
+    kept = run_cleaning(coerce_to_schema(_landed(), telemetry).frame, rules)
+    handed = coerce_to_schema(_landed(), telemetry).frame
+    consumed = run_cleaning(handed, rules, consume=True)
+    pd.testing.assert_frame_equal(consumed.frame, kept.frame)
+    pd.testing.assert_frame_equal(consumed.removed, kept.removed)
+    assert consumed.frame["_replaced"].notna().any()
+    assert list(handed.columns) == []
+
+
 def test_pipeline_without_rules_or_rows(telemetry):
     df = coerce_to_schema(_landed(), telemetry).frame
     assert run_cleaning(df, []).reconciliation()["output_rows"] == 7
