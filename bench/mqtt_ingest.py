@@ -58,20 +58,21 @@ from lepton_pipelines.iot.committer import LandingCommitter  # noqa: E402
 from lepton_pipelines.iot.connection import parse_mqtt_url, persistent_session_properties  # noqa: E402
 from lepton_pipelines.iot.ingest import SessionIngest  # noqa: E402
 from lepton_pipelines.lake.store import Lake  # noqa: E402
-from lepton_pipelines_tests.iot.conftest import (  # noqa: E402  (same adaptation of the shipped config as the tests)
-    COLLECTOR_PASSWORD,
-    GATEWAY_PASSWORD,
-    _start,
-    _stop,
+from lepton_pipelines.iot.local_broker import (  # noqa: E402  (same adaptation of the shipped config as the tests)
     free_port,
     landed_keys,
-    shipped_config_for,
+    start_broker,
+    stop_broker,
+    write_local_config,
 )
 
 PUBLISHERS = 4
 SOURCE_FILE = REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml"
 # Every consumer gets the collector's in-flight window (Receive Maximum), so bare figures are comparable.
 WINDOW = load_source_settings(SOURCE_FILE)[1].receive_maximum
+# Users of the throwaway brokers this bench starts; not secrets of any real broker.
+COLLECTOR_PASSWORD = "bench-collector-pw"
+GATEWAY_PASSWORD = "bench-gateway-pw"
 
 
 def queue_backlog(port: int, messages: int, tag: str) -> float:
@@ -242,8 +243,8 @@ def collector_metric(http_port: int, name: str) -> float:
 def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int = 20) -> dict:
     """Kill -9 the broker a third of the way through a paced stream; see the module docstring (phase 3)."""
     port = free_port()
-    config = shipped_config_for(tmp_path / "kill-broker", port)
-    broker = _start(config, port)
+    config = write_local_config(tmp_path / "kill-broker", port, COLLECTOR_PASSWORD, GATEWAY_PASSWORD)
+    broker = start_broker(config, port)
     database = tmp_path / "kill-broker" / "data" / "mosquitto.db"
     lake_dir = tmp_path / "lake-kill"
     http_port = free_port()
@@ -283,7 +284,7 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
                 broker.kill()
                 broker.wait(10)
                 killed = time.monotonic()
-                broker = _start(config, port)
+                broker = start_broker(config, port)
                 restarted = time.monotonic()
                 result["broker_restart_s"] = restarted - killed
                 watcher = threading.Thread(target=_watch_recovery, args=(http_port, restarted, result), daemon=True)
@@ -314,7 +315,7 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
     finally:
         collector.send_signal(signal.SIGTERM)
         collector.wait(30)
-        _stop(broker)
+        stop_broker(broker)
     return result
 
 
@@ -341,7 +342,8 @@ def autosave_phase(tmp_path: Path, n: int, settings: MqttSettings, intervals: li
     for interval in intervals:
         port = free_port()
         folder = tmp_path / f"autosave-{interval}"
-        broker = _start(shipped_config_for(folder, port, autosave_interval=interval), port)
+        config = write_local_config(folder, port, COLLECTOR_PASSWORD, GATEWAY_PASSWORD, autosave_interval=interval)
+        broker = start_broker(config, port)
         try:
             lake = Lake(str(tmp_path / f"lake-autosave-{interval}"))
             client_id = f"bench-autosave-{interval}"
@@ -353,7 +355,7 @@ def autosave_phase(tmp_path: Path, n: int, settings: MqttSettings, intervals: li
             end_session(port, client_id)
             rates.append((interval, n / seconds))
         finally:
-            _stop(broker)
+            stop_broker(broker)
     return rates, statistics.median(save_seconds) if save_seconds else float("nan")
 
 
@@ -416,7 +418,7 @@ def shipped_autosave() -> str:
 def throughput_phases(tmp_path: Path, n: int, settings: MqttSettings, args) -> None:
     """Phases 1 and 2 (see the module docstring), printed as they finish."""
     port = free_port()
-    broker = _start(shipped_config_for(tmp_path / "broker", port), port)
+    broker = start_broker(write_local_config(tmp_path / "broker", port, COLLECTOR_PASSWORD, GATEWAY_PASSWORD), port)
     try:
         lake_dir = tmp_path / "lake"
         lake = Lake(str(lake_dir))
@@ -436,7 +438,7 @@ def throughput_phases(tmp_path: Path, n: int, settings: MqttSettings, args) -> N
         latencies = latency_phase(port, latency_dir, args.latency_messages, args.latency_rate)
         latency_keys = set(landed_keys(latency_dir))
     finally:
-        _stop(broker)
+        stop_broker(broker)
 
     coll_rate = n / collector_seconds
     best_bare = max(n / seconds for _, seconds in bare)
