@@ -32,8 +32,10 @@ class ClusterForbidden(ClusterError):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for transient API errors (429, 5xx, dropped connections) and apply conflicts (409)."""
+class ApiRetry:
+    """Backoff for transient API errors (429, 5xx, dropped connections) and apply conflicts (409).
+
+    Not Dagster's ``RetryPolicy`` (which re-runs a whole op): this retries one API call inside a step."""
 
     attempts: int = 5
     initial_delay_seconds: float = 0.5
@@ -101,7 +103,7 @@ class ClusterClient:
         self,
         api_client: k8s.ApiClient,
         *,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: ApiRetry = ApiRetry(),
         log: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
     ):
