@@ -45,6 +45,7 @@ setup(
         "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
+        "tenacity>=8.2",  # the pulled connectors' retry policy (HTTP and SQL alike, the response body included)
     ],
     extras_require={
         "test": [

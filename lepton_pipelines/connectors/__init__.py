@@ -12,7 +12,6 @@ from lepton_pipelines.connectors.base import (
     FetchRequest,
     FetchResult,
     RecordShape,
-    backoff_delay,
     build_connector,
     flatten_record,
     landed_schema_of_records,
@@ -21,6 +20,7 @@ from lepton_pipelines.connectors.base import (
     parse_duration,
     register_connector,
     rejects_frame,
+    transient_retries,
 )
 from lepton_pipelines.connectors.redact import Redactor
 from lepton_pipelines.connectors.files import (
@@ -55,7 +55,6 @@ __all__ = [
     "Redactor",
     "SqlConnector",
     "SqlSettings",
-    "backoff_delay",
     "build_connector",
     "flatten_record",
     "landed_schema_of_records",
@@ -66,4 +65,5 @@ __all__ = [
     "parse_duration",
     "register_connector",
     "rejects_frame",
+    "transient_retries",
 ]
