@@ -14,10 +14,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Union
 
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 if TYPE_CHECKING:  # tenacity is imported by the fetching step, not at definitions load
     from tenacity import RetryCallState, Retrying
@@ -117,6 +118,21 @@ def register_connector(cls: type[Connector]) -> type[Connector]:
 
 def build_connector(settings: ConnectorSettings) -> Connector:
     return CONNECTORS[settings.type](settings)
+
+
+def parse_connector_settings(block: Any) -> ConnectorSettings:
+    """Validate a ``connector:`` block as the union of every registered connector's Settings,
+    discriminated by ``type``: pydantic picks the model from the tag, so errors speak of that model's
+    fields only. Raises pydantic's ``ValidationError``; a missing or unknown ``type`` is an error of
+    kind ``union_tag_not_found`` / ``union_tag_invalid``, listing the registered types."""
+    return _settings_adapter(tuple(CONNECTORS.values())).validate_python(block)
+
+
+@lru_cache(maxsize=4)
+def _settings_adapter(connectors: tuple[type[Connector], ...]) -> TypeAdapter[ConnectorSettings]:
+    # Keyed by the registered classes, so a connector registered later gets a fresh adapter.
+    settings: Any = Union[tuple(cls.Settings for cls in connectors)]  # noqa: UP007 — built at run time
+    return TypeAdapter(Annotated[settings, Field(discriminator="type")])
 
 
 # -- durations and retries, shared by the pulled connectors (HTTP, SQL) --------------------------
