@@ -229,6 +229,35 @@ def test_validation_leaves_the_callers_frame_whole(tmp_path, make_ctx, gx_resour
     assert not certify(make_ctx(source), frame, cleaning_for(frame)).frame.empty
 
 
+def test_gx_batch_fingerprint_is_skipped_only_while_our_batches_are_built(tmp_path, gx_resource):
+    """GX has no setting for its batch fingerprint, only a module global: ours is applied around building
+    a batch and GX's own value is back afterwards, for every other GX use in the process."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    from lepton_pipelines.governance.checks import check_plans
+    from lepton_pipelines.governance.resource import GreatExpectationsResource
+    from lepton_pipelines.governance.validation import batch_fingerprint_limit
+
+    gx_default = pandas_execution_engine.HASH_THRESHOLD
+    context = gx_resource.get_context()
+    whole = context.data_sources.add_or_update_pandas(name="fingerprint").add_dataframe_asset(name="t") \
+        .add_batch_definition_whole_dataframe("whole")
+    try:
+        with batch_fingerprint_limit(0):
+            assert "pandas_data_fingerprint" not in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
+        assert pandas_execution_engine.HASH_THRESHOLD == gx_default
+        assert "pandas_data_fingerprint" in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
+    finally:
+        context.data_sources.delete("fingerprint")
+    source = orders_source(tmp_path)
+    assert gx_resource.batch_fingerprint_max_bytes == 0
+    suite = gx_resource.validate(source.name, good_orders(), check_plans(source))
+    assert all(o.passed for o in suite.outcomes) and "pandas_data_fingerprint" not in suite.gx_result["meta"]["batch_markers"]
+    assert pandas_execution_engine.HASH_THRESHOLD == gx_default
+    hashed = GreatExpectationsResource(batch_fingerprint_max_bytes=10**9).validate(source.name, good_orders(), check_plans(source))
+    assert "pandas_data_fingerprint" in hashed.gx_result["meta"]["batch_markers"]
+
+
 # -- row failures filed under the clean partition file's identity ---------------------------------------
 def _clean_validated_at(ctx) -> pd.Series:
     results = read_results(ctx.lake, ctx.source.name, ctx.partition_key)
