@@ -304,3 +304,24 @@ def test_certify_without_a_file_identity_never_uses_failures_filed_under_a_file(
     outcome = certify(ctx, other, cleaning_for(other))
     kept = set(outcome.frame["order_id"])
     assert other.loc[1, "order_id"] not in kept and other.loc[0, "order_id"] in kept
+
+
+def test_certification_decisions_are_plain_functions_of_the_counts():
+    """certify.py decides from numbers alone (no Dagster, no lake): the row positions to quarantine, the
+    reconciliation and the row-loss guard."""
+    from lepton_pipelines.governance.certify import clean_ledger, quarantine_positions, reconcile, retention
+
+    assert quarantine_positions({"a": [4, 1], "b": [1, 7]}).tolist() == [1, 4, 7]
+    assert quarantine_positions({}).tolist() == []
+    ledger = clean_ledger(raw_rows=10, raw_quarantined=2, required_removed=1, late_removed=0,
+                          cleaning={"duplicates_removed": 1, "rows_dropped": 0, "output_rows": 9})
+    assert ledger["landed"] == 12 and ledger["clean_rows"] == 8 and ledger["clean_quarantined"] == 2
+    files = {"raw": 2, "clean": 2, "governed": 3}
+    balanced = reconcile(ledger, clean_rows=8, governed_rows=5, governed_quarantined=3, quarantined_files=files)
+    assert balanced.passed and balanced.unaccounted == 0
+    short = reconcile(ledger, clean_rows=8, governed_rows=4, governed_quarantined=3, quarantined_files=files)
+    assert not short.passed and short.unaccounted == 1 and "1 landed record(s) unaccounted for" in short.description
+    assert retention(ledger, governed_rows=5, minimum=0.45).passed  # 5 of 11 (a re-sent duplicate is no loss)
+    low = retention(ledger, governed_rows=5, minimum=0.5)
+    assert not low.passed and "below min_retained_fraction 50%" in low.description and low.basis == 11
+    assert not retention(ledger, governed_rows=0, minimum=0.0).passed
