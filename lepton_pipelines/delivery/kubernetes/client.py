@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import urllib3
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -42,8 +44,11 @@ class ApiRetry:
     max_delay_seconds: float = 8.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), self.max_delay_seconds)
+        if retry_after:  # delta-seconds or an HTTP date, read by urllib3 (which the kubernetes client runs on)
+            try:
+                return min(float(Retry().parse_retry_after(retry_after)), self.max_delay_seconds)
+            except InvalidHeader:
+                pass
         backoff = min(self.initial_delay_seconds * 2 ** (attempt - 1), self.max_delay_seconds)
         return backoff * random.uniform(0.8, 1.2)  # jitter: parallel deploys do not retry in lockstep
 
