@@ -12,15 +12,16 @@ from lepton_pipelines.connectors.base import (
     FetchRequest,
     FetchResult,
     RecordShape,
-    backoff_delay,
     build_connector,
     flatten_record,
     landed_schema_of_records,
     merge_landed_schemas,
     merge_landed_types,
+    parse_connector_settings,
     parse_duration,
     register_connector,
     rejects_frame,
+    transient_retries,
 )
 from lepton_pipelines.connectors.redact import Redactor
 from lepton_pipelines.connectors.files import (
@@ -55,7 +56,6 @@ __all__ = [
     "Redactor",
     "SqlConnector",
     "SqlSettings",
-    "backoff_delay",
     "build_connector",
     "flatten_record",
     "landed_schema_of_records",
@@ -63,7 +63,9 @@ __all__ = [
     "list_landing_files",
     "merge_landed_schemas",
     "merge_landed_types",
+    "parse_connector_settings",
     "parse_duration",
     "register_connector",
     "rejects_frame",
+    "transient_retries",
 ]

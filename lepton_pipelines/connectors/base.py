@@ -9,16 +9,19 @@ returned as a reject with file, line and reason so it reaches the quarantine zon
 from __future__ import annotations
 
 import json
-import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Union
 
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+if TYPE_CHECKING:  # tenacity is imported by the fetching step, not at definitions load
+    from tenacity import RetryCallState, Retrying
 
 # Lineage columns every connector adds to each record.
 SOURCE_FILE = "_source_file"  # file path, URL (with page) or "sql" — where the record came from
@@ -117,6 +120,21 @@ def build_connector(settings: ConnectorSettings) -> Connector:
     return CONNECTORS[settings.type](settings)
 
 
+def parse_connector_settings(block: Any) -> ConnectorSettings:
+    """Validate a ``connector:`` block as the union of every registered connector's Settings,
+    discriminated by ``type``: pydantic picks the model from the tag, so errors speak of that model's
+    fields only. Raises pydantic's ``ValidationError``; a missing or unknown ``type`` is an error of
+    kind ``union_tag_not_found`` / ``union_tag_invalid``, listing the registered types."""
+    return _settings_adapter(tuple(CONNECTORS.values())).validate_python(block)
+
+
+@lru_cache(maxsize=4)
+def _settings_adapter(connectors: tuple[type[Connector], ...]) -> TypeAdapter[ConnectorSettings]:
+    # Keyed by the registered classes, so a connector registered later gets a fresh adapter.
+    settings: Any = Union[tuple(cls.Settings for cls in connectors)]  # noqa: UP007 — built at run time
+    return TypeAdapter(Annotated[settings, Field(discriminator="type")])
+
+
 # -- durations and retries, shared by the pulled connectors (HTTP, SQL) --------------------------
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -142,13 +160,25 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry ``attempt + 1``: the server's ``Retry-After`` when given, else
-    exponential with 'equal jitter' so many clients do not retry in step."""
-    if retry_after is not None:
-        return min(retry_after, cap)
-    delay = min(cap, base * 2**attempt)
-    return delay / 2 + random.uniform(0, delay / 2)
+def transient_retries(retries: int, base: float, cap: float, transient: Callable[[BaseException], bool]) -> Retrying:
+    """The retry policy of the pulled connectors (HTTP, SQL), built on tenacity.
+
+    ``retries + 1`` attempts in all; only exceptions ``transient`` accepts are retried (anything else
+    propagates at once); the last transient one is re-raised as it is, so the connector words the final
+    error. Between attempts: the server's ``Retry-After`` when the failure carries one (a
+    ``retry_after`` attribute, in seconds), else exponential backoff with full jitter — so many clients
+    do not retry in step — both capped at ``cap`` seconds. Call it as ``policy(fn, *args)``;
+    ``policy.statistics["attempt_number"]`` then says how many attempts were made.
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+    backoff = wait_random_exponential(multiplier=base, max=cap)
+
+    def wait(state: RetryCallState) -> float:
+        retry_after = getattr(state.outcome.exception() if state.outcome else None, "retry_after", None)
+        return min(retry_after, cap) if retry_after is not None else backoff(state)
+
+    return Retrying(stop=stop_after_attempt(retries + 1), wait=wait, retry=retry_if_exception(transient), reraise=True)
 
 
 # -- shared helpers for connectors (added with the batch connectors) -------------------------------

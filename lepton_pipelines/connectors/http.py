@@ -3,7 +3,7 @@
 One partition is one walk through the pages of one query: ``params`` (and the URL) may use ``{date}``,
 ``{start}`` and ``{end}`` from the partition window. Transient failures — connection errors, timeouts,
 HTTP 5xx and 429 — are retried with exponential backoff and jitter (``Retry-After`` wins when the
-server sends it); other 4xx answers fail at once, because retrying a bad request only hides it.
+server sends it; the policy is ``base.transient_retries``); other 4xx answers fail at once, because retrying a bad request only hides it.
 
 The auth header is read from the environment variable named in ``auth_header_env`` at fetch time, sent
 only as a request header, and scrubbed from every error message: it never reaches logs, metadata or
@@ -18,12 +18,9 @@ that page. A window with no records is reported in ``FetchResult.empty``, not as
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import re
-import time
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -47,10 +44,10 @@ from lepton_pipelines.connectors.base import (
     FetchRequest,
     FetchResult,
     RecordShape,
-    backoff_delay,
     landed_schema_of_records,
     register_connector,
     rejects_frame,
+    transient_retries,
 )
 from lepton_pipelines.connectors.redact import Redactor
 
@@ -189,37 +186,49 @@ class HttpConnector(Connector):
         return value
 
     def _request(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor) -> requests.Response:
+        s = self.settings
+        policy = transient_retries(s.retries, s.backoff_seconds, s.max_backoff_seconds, lambda e: isinstance(e, _Transient))
+        try:
+            return policy(self._attempt, session, url, params, redact)
+        except _Transient as failed:
+            raise redact.fail(
+                f"{s.method} {redact.url(_with_params(url, params))}: {failed} (gave up after "
+                f"{policy.statistics['attempt_number']} attempts; connector.retries={s.retries})",
+                failed.cause, kind=ConnectorTimeoutError if failed.timed_out else None,
+            )
+
+    def _attempt(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor) -> requests.Response:
+        """One request, body included (a body that breaks off is retried like a dropped connection).
+        Failures a retry may cure raise ``_Transient``; anything else fails at once."""
         import requests
 
         s = self.settings
-        for attempt in range(s.retries + 1):
-            retry_after: float | None = None
-            timed_out, error = False, None
-            try:
-                response = session.request(s.method, url, params=params, timeout=s.timeout_seconds)
-            except requests.Timeout as exc:
-                failure, timed_out, error = f"no answer within timeout_seconds={s.timeout_seconds:g}", True, exc
-            except requests.ConnectionError as exc:
-                failure, error = f"connection failed: {_connection_reason(exc)}", exc
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-                failure, error = f"the answer broke off while it was read ({type(exc).__name__})", exc
-            except requests.RequestException as exc:  # invalid URL, too many redirects, ...: a retry cannot help
-                raise redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
-            else:
-                if response.status_code < 400:
-                    return response
-                failure = f"HTTP {response.status_code} {response.reason}: {redact.excerpt(response.text, 300)}"
-                if response.status_code not in RETRYABLE_STATUS:
-                    raise redact.fail(f"{s.method} {redact.url(response.url)}: {failure}")
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            if attempt == s.retries:
-                raise redact.fail(
-                    f"{s.method} {redact.url(_with_params(url, params))}: {failure} (gave up after {attempt + 1} attempts; "
-                    f"connector.retries={s.retries})",
-                    error, kind=ConnectorTimeoutError if timed_out else None,
-                )
-            time.sleep(backoff_delay(attempt, s.backoff_seconds, s.max_backoff_seconds, retry_after))
-        raise AssertionError("unreachable")
+        try:
+            response = session.request(s.method, url, params=params, timeout=s.timeout_seconds)
+        except requests.Timeout as exc:
+            raise _Transient(f"no answer within timeout_seconds={s.timeout_seconds:g}", exc, timed_out=True) from None
+        except requests.ConnectionError as exc:
+            raise _Transient(f"connection failed: {_connection_reason(exc)}", exc) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise _Transient(f"the answer broke off while it was read ({type(exc).__name__})", exc) from None
+        except requests.RequestException as exc:  # invalid URL, too many redirects, ...: a retry cannot help
+            raise redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
+        if response.status_code < 400:
+            return response
+        failure = f"HTTP {response.status_code} {response.reason}: {redact.excerpt(response.text, 300)}"
+        if response.status_code not in RETRYABLE_STATUS:
+            raise redact.fail(f"{s.method} {redact.url(response.url)}: {failure}")
+        raise _Transient(failure, retry_after=_retry_after_seconds(response.headers.get("Retry-After")))
+
+
+class _Transient(Exception):
+    """One attempt's failure that a retry may cure. The text is already redacted; ``cause`` is the raw
+    library exception (only ever chained through ``Redactor.fail``)."""
+
+    def __init__(self, failure: str, cause: BaseException | None = None, *, timed_out: bool = False,
+                 retry_after: float | None = None):
+        super().__init__(failure)
+        self.cause, self.timed_out, self.retry_after = cause, timed_out, retry_after
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
@@ -261,19 +270,17 @@ def _with_params(url: str, params: dict[str, Any] | None) -> str:
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3), parsed by urllib3; None when absent
+    or unreadable (the exponential backoff applies then)."""
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    from urllib3.exceptions import InvalidHeader
+    from urllib3.util import Retry
+
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return float(Retry().parse_retry_after(value))
+    except InvalidHeader:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _json_body(response: requests.Response, where: str, redact: Redactor, exact_numbers: bool) -> Any:

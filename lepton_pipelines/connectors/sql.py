@@ -46,10 +46,10 @@ from lepton_pipelines.connectors.base import (
     FetchRequest,
     FetchResult,
     Seconds,
-    backoff_delay,
     landed_schema_of_records,
     register_connector,
     seconds_text,
+    transient_retries,
 )
 from lepton_pipelines.connectors.http import ENV_VAR_PATTERN
 from lepton_pipelines.connectors.redact import Redactor
@@ -122,36 +122,35 @@ class SqlConnector(Connector):
         url = make_url(raw_url)
         redact = Redactor([raw_url, url.password and str(url.password), url.render_as_string(hide_password=False)])
         timeouts = self._timeouts_for(url, redact)
-        for attempt in range(s.retries + 1):
-            try:
-                columns, chunks = self._read(url, statement, params, timeouts is not None)
-                break
-            except SQLAlchemyError as exc:  # not a driver error (e.g. a missing dialect): never retried
-                raise redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
-            except ImportError as exc:
+        policy = transient_retries(s.retries, s.backoff_seconds, s.max_backoff_seconds,
+                                   lambda e: isinstance(e, _AttemptFailed) and e.transient)
+        try:
+            columns, chunks = policy(self._read, url, statement, params, timeouts is not None)
+        except SQLAlchemyError as exc:  # not a driver error (e.g. a missing dialect): never retried
+            raise redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
+        except ImportError as exc:
+            raise redact.fail(
+                f"{self._where()}: the database driver for {url.drivername!r} is not installed ({exc}); "
+                f"install it in the code location's image", exc,
+            )
+        except _AttemptFailed as failed:
+            reason = _describe(redact, failed.cause)
+            gave_up = f"(gave up after {policy.statistics['attempt_number']} attempts; connector.retries={s.retries})"
+            if failed.timeout == "statement_timeout":
                 raise redact.fail(
-                    f"{self._where()}: the database driver for {url.drivername!r} is not installed ({exc}); "
-                    f"install it in the code location's image", exc,
+                    f"{self._where()}: the query ran longer than statement_timeout={seconds_text(s.statement_timeout)} "
+                    f"and the database cancelled it ({reason}); raise connector.statement_timeout or narrow the "
+                    f"query", failed.cause, kind=ConnectorTimeoutError,
                 )
-            except _AttemptFailed as failed:
-                reason = _describe(redact, failed.cause)
-                gave_up = f"(gave up after {attempt + 1} attempts; connector.retries={s.retries})"
-                if failed.timeout == "statement_timeout":
-                    raise redact.fail(
-                        f"{self._where()}: the query ran longer than statement_timeout={seconds_text(s.statement_timeout)} "
-                        f"and the database cancelled it ({reason}); raise connector.statement_timeout or narrow the "
-                        f"query", failed.cause, kind=ConnectorTimeoutError,
-                    )
-                if failed.timeout == "connect_timeout" and attempt == s.retries:
-                    raise redact.fail(
-                        f"{self._where()}: no answer from the database within connect_timeout="
-                        f"{seconds_text(s.connect_timeout)} ({reason}) {gave_up}", failed.cause, kind=ConnectorTimeoutError,
-                    )
-                if not failed.transient:
-                    raise redact.fail(f"{self._where()}: {reason}", failed.cause)
-                if attempt == s.retries:
-                    raise redact.fail(f"{self._where()}: {reason} {gave_up}", failed.cause)
-            time.sleep(backoff_delay(attempt, s.backoff_seconds, s.max_backoff_seconds))
+            if failed.timeout == "connect_timeout":
+                raise redact.fail(
+                    f"{self._where()}: no answer from the database within connect_timeout="
+                    f"{seconds_text(s.connect_timeout)} ({reason}) {gave_up}", failed.cause, kind=ConnectorTimeoutError,
+                )
+            if not failed.transient:
+                raise redact.fail(f"{self._where()}: {reason}", failed.cause)
+            raise redact.fail(f"{self._where()}: {reason} {gave_up}", failed.cause)
+        attempts = policy.statistics["attempt_number"]
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns, dtype=object)
         frame[SOURCE_FILE] = self.lineage_name
         frame[SOURCE_LINE] = range(1, len(frame) + 1)
@@ -163,7 +162,7 @@ class SqlConnector(Connector):
         return FetchResult(
             records=frame,
             inputs=[{"path": self.lineage_name, "rows": len(frame), "chunks": len(chunks), "query": s.query,
-                     "params": {k: str(v) for k, v in params.items()}, "attempts": attempt + 1,
+                     "params": {k: str(v) for k, v in params.items()}, "attempts": attempts,
                      "timeouts": timeouts or f"driver defaults (dialect {url.get_backend_name()})"}],
             landed_schema={} if empty else landed_schema_of_records(frame),
             empty=empty,

@@ -1,4 +1,5 @@
-"""Governance as Dagster asset checks on ``<source>/raw``, ``/clean`` and ``/governed``, plus certification.
+"""Governance as Dagster asset checks on ``<source>/raw``, ``/clean`` and ``/governed``: their specs, and
+the check results built from measurements and verdicts (certification itself: ``certify.py``).
 
 The asset factory yields these results from the asset ops themselves. Dagster 1.13 enforces
 ``blocking=True`` for such in-op results (``execute_step.py``: after the op finishes, any failed ERROR
@@ -10,23 +11,24 @@ partition whose clean table failed a blocking check.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from lepton_pipelines.cleaning.support import duplicated_rows, select_rows
+from lepton_pipelines.cleaning.support import duplicated_rows
 from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.governance.drift import compare_schemas
 from lepton_pipelines.governance.expectations import CheckPlan, plan_check
-from lepton_pipelines.governance.quality_store import frame_fingerprint
 from lepton_pipelines.governance.resource import GreatExpectationsResource
 from lepton_pipelines.governance.validation import ExpectationOutcome, SuiteOutcome
-from lepton_pipelines.lake.quarantine import quarantine_frame, quarantined_rows, write_quarantine
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.sources.registry import Source
+
+if TYPE_CHECKING:  # verdict types only: certify builds on this module
+    from lepton_pipelines.governance.certify import Reconciliation, Retention
 
 SCHEMA_DRIFT_CHECK = "schema_drift"
 PARSE_ERRORS_CHECK = "parse_errors"
@@ -49,15 +51,6 @@ class GovernanceContext:
     partition_key: str | None
     gx: GreatExpectationsResource
     log: logging.Logger | Any
-
-
-@dataclass
-class CertifyResult:
-    frame: pd.DataFrame  # the governed table: declared columns only
-    quarantined_rows: int
-    metadata: dict[str, Any]
-    check_results: list[dg.AssetCheckResult] = field(default_factory=list)
-    refused: str | None = None  # why certification is refused after the checks ran (row-loss guard, reconciliation)
 
 
 def _key(source: Source, zone: str) -> dg.AssetKey:
@@ -342,7 +335,7 @@ def record_clean(ctx: GovernanceContext, measured: CleanMeasurement, clean_file:
         ctx.log.error(f"{spec.name}/clean blocking check failed — {problem}")
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "clean", rows)
     store.write_gx_result(ctx.lake, spec.name, ctx.partition_key, suite.gx_result)
-    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, _frame_key(measured.frame, declared, clean_file), failures)
+    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, store.row_failures_key(measured.frame, declared, clean_file), failures)
     return _CleanVerdict(results, failures, blocking)
 
 
@@ -441,177 +434,40 @@ def governed_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
     ]
 
 
-# Columns the governed table keeps besides the declared ones: per row, what is not as it landed — values a
-# cleaning rule changed (``_replaced``) and values kept as null because they did not parse under
-# ``on_parse_error: null`` (``_parse_errors``, their landed text). A certified null is never a silent guess.
-GOVERNED_LINEAGE_COLUMNS = ("_replaced", "_parse_errors")
-
-
-def certify(ctx: GovernanceContext, clean: pd.DataFrame, ledger: dict, clean_file: str | None = None) -> CertifyResult:
-    """Remove rows failing quarantining expectations into ``quarantine/<source>/.../governed.parquet``
-    and return the governed table. Raises ``dagster.Failure`` when the clean table failed a blocking
-    check, so an uncertified partition never reaches governed, even when governed runs on its own; sets
-    ``refused`` when the row-loss guard or the reconciliation fails (the caller records the failed checks,
-    then fails the step without publishing).
-
-    ``ledger``: the clean step's row counts (``clean_ledger``). ``clean_file``: ``lake.store.file_identity``
-    of the file ``clean`` was read from (checked unchanged across the read). Stored row failures apply only
-    when filed under that exact file version (or, when not given, under this frame's content fingerprint);
-    otherwise the frame is validated again."""
+def reconciliation_result(ctx: GovernanceContext, ledger: dict, verdict: Reconciliation) -> dg.AssetCheckResult:
+    """The reconciliation verdict (``certify.reconcile``) logged, stored and as a check result."""
     spec = ctx.source.spec
-    declared = [c.name for c in spec.columns]
-    frame = clean.reset_index(drop=True)
-    failures, blocking = _stored_verdict(ctx, frame, clean_file)
-    verdict_source = "recorded by the clean step for this clean table"
-    if failures is None:  # clean changed since it was validated (or was never validated): validate now
-        verdict_source = "validated again at certification (no validation on record for this clean table)"
-        ctx.log.info(f"{spec.name}: no validation on record for this clean table; validating before certifying")
-        verdict = record_clean(ctx, measure_clean(ctx, frame), clean_file)
-        failures, blocking = verdict.failures, verdict.blocking_failures
-    if blocking:
-        raise dg.Failure(
-            description=f"{spec.name}: not certified, {len(blocking)} blocking check(s) failed on {spec.name}/clean:\n"
-            + "\n".join(f"  - {b}" for b in blocking),
-            metadata={"failed_checks": dg.MetadataValue.json(blocking)},
-            allow_retries=False,
-        )
-    positions = np.unique(np.concatenate([np.asarray(v, dtype=np.int64) for v in failures.values()])) if failures else np.empty(0, dtype=np.int64)
-    keep = np.ones(len(frame), dtype=bool)
-    keep[positions] = False
-    quarantine = _quarantine_rows(frame, positions, failures, declared)
-    written = write_quarantine(ctx.lake, spec.name, ctx.partition_key, "governed", quarantine)
-    kept_columns = [c for c in (*declared, *GOVERNED_LINEAGE_COLUMNS) if c in frame.columns]
-    governed = select_rows(frame, keep, kept_columns).reset_index(drop=True)
-    quarantined_files = {stage: quarantined_rows(ctx.lake, spec.name, ctx.partition_key, stage) for stage in ("raw", "clean", "governed")}
-    reconciliation = _reconciliation_result(ctx, ledger, clean_rows=len(frame), governed_rows=len(governed),
-                                            governed_quarantined=len(positions), quarantined_files=quarantined_files)
-    retention = _retention_result(ctx, ledger, governed_rows=len(governed))
-    metadata = {
-        "governed_rows": len(governed),
-        "quarantined_by_check": dg.MetadataValue.json({k: len(v) for k, v in failures.items()}),
-        "dagster/row_count": len(governed),
-        "certified_with": verdict_source,
-    }
-    if spec.event_time and spec.event_time in governed.columns and len(governed):
-        newest = governed[spec.event_time].max()
-        if pd.notna(newest):  # freshness is judged on data age, not on when the run happened
-            metadata[NEWEST_EVENT_TIME_KEY] = str(pd.Timestamp(newest).isoformat())
-    if written is not None:
-        metadata["quarantine_path"] = dg.MetadataValue.path(written.path)
-    if len(positions):
-        ctx.log.warning(f"{spec.name}: {len(positions)} row(s) quarantined by {', '.join(sorted(failures))}")
-    refused = [r.description for r in (reconciliation, retention) if not r.passed]
-    return CertifyResult(frame=governed, quarantined_rows=int(len(positions)), metadata=metadata,
-                         check_results=[reconciliation, retention],
-                         refused=f"{spec.name}: not certified — " + "; ".join(refused) if refused else None)
-
-
-def _frame_key(frame: pd.DataFrame, declared: list[str], clean_file: str | None) -> str:
-    """What stored row failures are filed under: the clean partition file's identity when the frame is
-    exactly that file's content (free to obtain), else a hash of the frame's values (~0.15 s/M rows).
-    The two kinds never equal each other, so a key of one kind never matches a frame of the other."""
-    return f"file:{clean_file}" if clean_file else frame_fingerprint(frame, declared)
-
-
-def _stored_verdict(ctx: GovernanceContext, frame: pd.DataFrame, clean_file: str | None) -> tuple[dict[str, list[int]] | None, list[str]]:
-    spec = ctx.source.spec
-    key = _frame_key(frame, [c.name for c in spec.columns], clean_file)
-    failures = store.read_row_failures(ctx.lake, spec.name, ctx.partition_key, key)
-    if failures is None:
-        return None, []
-    results = store.read_results(ctx.lake, spec.name, ctx.partition_key)
-    if results is None:
-        return None, []
-    failed = results[(results["stage"] == "clean") & results["blocking"] & ~results["passed"]]
-    return failures, [f"{r.check_name}: {r.description}" for r in failed.itertuples()]
-
-
-def _quarantine_rows(frame: pd.DataFrame, positions: np.ndarray, failures: dict[str, list[int]], declared: list[str]) -> pd.DataFrame:
-    """The failing rows in the quarantine schema, ``_check`` naming every check each row failed."""
-    rows = frame.iloc[positions]
-    names = sorted(failures)
-    flags = np.column_stack([np.isin(positions, np.asarray(failures[n], dtype=np.int64)) for n in names]) if names else np.zeros((len(rows), 0), dtype=bool)
-    failed = [", ".join(n for n, f in zip(names, row) if f) for row in flags]
-    return quarantine_frame("governed", rows, declared, reason=[f"failed expectation(s): {f}" for f in failed], check=failed)
-
-
-def clean_ledger(raw_rows: int, raw_quarantined: int, cleaning: dict, required_removed: int, late_removed: int) -> dict:
-    """The clean step's row counts, stored beside the partition for certification to reconcile."""
-    clean_quarantined = int(cleaning["duplicates_removed"]) + int(cleaning["rows_dropped"]) + required_removed + late_removed
-    return {
-        "landed": raw_rows + raw_quarantined,
-        "raw_quarantined": raw_quarantined,
-        "raw_rows": raw_rows,
-        "duplicates_removed": int(cleaning["duplicates_removed"]),
-        "rows_dropped": int(cleaning["rows_dropped"]),
-        "required_removed": required_removed,
-        "late_removed": late_removed,
-        "clean_quarantined": clean_quarantined,
-        "clean_rows": int(cleaning["output_rows"]) - required_removed - late_removed,
-        "cleaning_balanced": bool(cleaning.get("balanced", True)),
-    }
-
-
-def _reconciliation_result(ctx: GovernanceContext, ledger: dict, clean_rows: int, governed_rows: int, governed_quarantined: int,
-                           quarantined_files: dict[str, int]) -> dg.AssetCheckResult:
-    spec = ctx.source.spec
-    landed, raw_rows = int(ledger["landed"]), int(ledger["raw_rows"])
-    raw_q, clean_q = int(ledger["raw_quarantined"]), int(ledger["clean_quarantined"])
-    accounted = governed_rows + raw_q + clean_q + governed_quarantined
-    problems = []
-    if landed != accounted:
-        problems.append(f"{landed - accounted} landed record(s) unaccounted for")
-    if raw_rows != int(ledger["clean_rows"]) + clean_q:
-        problems.append(f"raw {raw_rows} != clean {ledger['clean_rows']} + clean quarantine {clean_q}")
-    if int(ledger["clean_rows"]) != clean_rows:
-        problems.append(f"the clean step reported {ledger['clean_rows']} clean rows but governed read {clean_rows}")
-    for stage, expected in (("raw", raw_q), ("clean", clean_q), ("governed", governed_quarantined)):
-        if quarantined_files[stage] != expected:
-            problems.append(f"quarantine/{stage} holds {quarantined_files[stage]} row(s), the stage removed {expected}")
-    if not ledger.get("cleaning_balanced", True):
-        problems.append("the cleaning rules did not balance")
-    passed = not problems
-    description = (f"landed {landed} = governed {governed_rows} + quarantined {raw_q + clean_q + governed_quarantined} "
-                   f"(raw {raw_q}; clean {clean_q} incl. {ledger['duplicates_removed']} superseded duplicate(s); governed {governed_quarantined})"
-                   + ("" if passed else " — " + "; ".join(problems)))
-    if not passed:
-        ctx.log.error(f"{spec.name}/governed reconciliation failed: {description}")
+    if not verdict.passed:
+        ctx.log.error(f"{spec.name}/governed reconciliation failed: {verdict.description}")
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "governed", [
         store.result_row(spec.name, ctx.partition_key, "governed", check_name=RECONCILIATION_CHECK, expectation="reconciliation",
-                         severity="ERROR", blocking=True, passed=passed, observed=accounted,
-                         unexpected_count=landed - accounted, quarantined=governed_quarantined, description=description)
+                         severity="ERROR", blocking=True, passed=verdict.passed, observed=verdict.accounted,
+                         unexpected_count=verdict.unaccounted, quarantined=verdict.governed_quarantined,
+                         description=verdict.description)
     ])
     return dg.AssetCheckResult(
-        check_name=RECONCILIATION_CHECK, asset_key=_key(ctx.source, "governed"), passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
-        metadata={"landed_records": landed, "raw_rows": raw_rows, "governed_rows": governed_rows,
-                  "quarantined_raw": raw_q, "quarantined_clean": clean_q, "quarantined_governed": governed_quarantined,
-                  "duplicates_removed": int(ledger["duplicates_removed"]), "unaccounted_rows": landed - accounted},
+        check_name=RECONCILIATION_CHECK, asset_key=_key(ctx.source, "governed"), passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR, description=verdict.description,
+        metadata={"landed_records": verdict.landed, "raw_rows": verdict.raw_rows, "governed_rows": verdict.governed_rows,
+                  "quarantined_raw": verdict.raw_quarantined, "quarantined_clean": verdict.clean_quarantined,
+                  "quarantined_governed": verdict.governed_quarantined,
+                  "duplicates_removed": int(ledger["duplicates_removed"]), "unaccounted_rows": verdict.unaccounted},
     )
 
 
-def _retention_result(ctx: GovernanceContext, ledger: dict, governed_rows: int) -> dg.AssetCheckResult:
+def retention_result(ctx: GovernanceContext, verdict: Retention) -> dg.AssetCheckResult:
+    """The row-loss guard's verdict (``certify.retention``) logged, stored and as a check result."""
     spec = ctx.source.spec
-    minimum = spec.governance.min_retained_fraction
-    landed = int(ledger["landed"])
-    basis = landed - int(ledger["duplicates_removed"])  # re-sent versions of a kept record are not a loss
-    fraction = governed_rows / basis if basis else 1.0
-    if basis and governed_rows == 0:
-        passed, why = False, f"{landed} landed record(s) and none governed"
-    elif fraction < minimum:
-        passed, why = False, f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}), below min_retained_fraction {minimum:.0%}"
-    else:
-        passed, why = True, f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}; minimum {minimum:.0%})"
-    if not passed:
-        why += " — see quarantine/ for the reasons"
-        ctx.log.error(f"{spec.name}/governed row-loss guard: {why}")
+    if not verdict.passed:
+        ctx.log.error(f"{spec.name}/governed row-loss guard: {verdict.description}")
     store.append_results(ctx.lake, spec.name, ctx.partition_key, "governed", [
         store.result_row(spec.name, ctx.partition_key, "governed", check_name=ROW_RETENTION_CHECK, expectation="row_retention",
-                         severity="ERROR", blocking=True, passed=passed, observed=round(fraction, 6),
-                         unexpected_count=basis - governed_rows, description=why)
+                         severity="ERROR", blocking=True, passed=verdict.passed, observed=round(verdict.fraction, 6),
+                         unexpected_count=verdict.basis - verdict.governed_rows, description=verdict.description)
     ])
     return dg.AssetCheckResult(
-        check_name=ROW_RETENTION_CHECK, asset_key=_key(ctx.source, "governed"), passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-        description=why, metadata={"retained_fraction": float(fraction), "min_retained_fraction": minimum,
-                                   "governed_rows": governed_rows, "landed_records": landed},
+        check_name=ROW_RETENTION_CHECK, asset_key=_key(ctx.source, "governed"), passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR, description=verdict.description,
+        metadata={"retained_fraction": float(verdict.fraction), "min_retained_fraction": verdict.minimum,
+                  "governed_rows": verdict.governed_rows, "landed_records": verdict.landed},
     )

@@ -31,7 +31,8 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         default=0, ge=0,
         description="GX hashes every in-memory batch smaller than this (GX default 1e9) for a batch marker, twice per "
         "validation — about half the validation time of a 1M-row partition. The pipeline keeps its own fingerprint of "
-        "each validated frame in _quality, so the default 0 skips GX's. Process-wide: it is a GX module setting.",
+        "each validated frame in _quality, so the default 0 skips GX's. GX has no setting for it: applied around "
+        "each batch build only (see validation.batch_fingerprint_limit).",
     )
 
     _context: Any = PrivateAttr(default=None)
@@ -45,9 +46,6 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         if self._context is None:
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
-            from great_expectations.execution_engine import pandas_execution_engine
-
-            pandas_execution_engine.HASH_THRESHOLD = self.batch_fingerprint_max_bytes
 
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=self.progress_bars)
@@ -56,4 +54,4 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         return self._context
 
     def validate(self, source: str, frame: pd.DataFrame, plans: list[CheckPlan]) -> SuiteOutcome:
-        return validate_with_gx(self.get_context(), source, frame, plans, self.sample_size)
+        return validate_with_gx(self.get_context(), source, frame, plans, self.sample_size, self.batch_fingerprint_max_bytes)

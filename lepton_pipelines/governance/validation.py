@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -47,11 +49,13 @@ class SuiteOutcome:
     gx_result: dict[str, Any]  # GX's JSON result, with the bulky per-row lists removed
 
 
-def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list[CheckPlan], sample_size: int = SAMPLE_SIZE) -> SuiteOutcome:
+def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list[CheckPlan], sample_size: int = SAMPLE_SIZE,
+                     fingerprint_max_bytes: int | None = None) -> SuiteOutcome:
     """Validate ``frame`` (positions are row numbers: the index is reset) against ``plans``.
 
     Row-level expectations need every failing row position (COMPLETE result format); GX returns it as
     ``unexpected_index_list`` on pandas. Everything runs in one ``batch.validate`` so metrics are shared.
+    ``fingerprint_max_bytes``: see ``batch_fingerprint_limit`` (None: GX's own threshold).
     """
     import great_expectations as gx
 
@@ -66,9 +70,11 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
         expectation = build_expectation(plan.entry)
         expectation.meta = {**(expectation.meta or {}), CHECK_META_KEY: plan.check_name}
         suite.add_expectation(expectation)
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    batch = None
     try:
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size})
+        with batch_fingerprint_limit(fingerprint_max_bytes):  # GX builds the batch twice: here and in validate
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size})
     finally:
         # The data source's execution engine caches the batch's DataFrame until the next validation: dropping
         # the data source frees a whole partition for the rest of the run (the context lives per process).
@@ -86,6 +92,36 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
     for r in payload["results"]:
         r["result"] = {k: v for k, v in (r.get("result") or {}).items() if k not in _BULKY_RESULT_KEYS}
     return SuiteOutcome(outcomes, _json_safe(payload))
+
+
+_FINGERPRINT_SETTING = threading.Lock()
+
+
+@contextmanager
+def batch_fingerprint_limit(max_bytes: int | None) -> Iterator[None]:
+    """GX hashes every in-memory batch smaller than ``max_bytes`` into its batch markers each time it builds
+    the batch — twice per validation (``get_batch``, then again inside ``batch.validate``): about half the
+    validation time of a 1M-row partition, while the pipeline keeps its own fingerprint of each frame.
+
+    GX 1.x has no setting for this — not in the context config, the data source, the execution engine's
+    options or the batch parameters: ``PandasExecutionEngine.get_batch_data_and_markers`` reads the module
+    global ``pandas_execution_engine.HASH_THRESHOLD``. So the global is confined to our validation: set on
+    entry, restored on exit, under a lock, so GX used elsewhere in the process sees GX's own value and two
+    validations never restore each other's. (Validations of one process already run one at a time: they
+    share the context's ``lepton`` data source.)
+    """
+    if max_bytes is None:
+        yield
+        return
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    with _FINGERPRINT_SETTING:
+        previous = pandas_execution_engine.HASH_THRESHOLD
+        pandas_execution_engine.HASH_THRESHOLD = max_bytes
+        try:
+            yield
+        finally:
+            pandas_execution_engine.HASH_THRESHOLD = previous
 
 
 def _outcome(plan: CheckPlan, result: dict[str, Any], sample_size: int) -> ExpectationOutcome:

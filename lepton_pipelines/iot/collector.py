@@ -22,8 +22,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import yaml
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from lepton_pipelines.connectors.mqtt import MqttSettings
 from lepton_pipelines.iot.committer import BatchPolicy, LandingCommitter
@@ -80,6 +84,9 @@ class CollectorService:
         self.ingest = ingest
         self.lease = lease
         self._stop = threading.Event()
+        # A registry of its own: only the collector's metrics, not the process/GC defaults of the global one.
+        self.metrics = CollectorRegistry()
+        self.metrics.register(_CounterSnapshot(self))
 
     def request_stop(self, *_: object) -> None:
         log.info("stop requested: committing buffered messages before exit")
@@ -118,35 +125,7 @@ class CollectorService:
         return self.ingest.counters.connected and self.ingest.counters.subscribed
 
     def metrics_text(self) -> str:
-        c = self.ingest.counters
-        now = time.monotonic()
-        client = self.ingest.session.client_id
-        samples = [
-            ("lepton_collector_messages_received_total", "counter", "Telemetry messages received (not yet necessarily committed)", c.received),
-            ("lepton_collector_messages_committed_total", "counter", "Telemetry rows published in landing files", c.committed),
-            ("lepton_collector_messages_quarantined_total", "counter", "Bad messages published in quarantine files", c.quarantined),
-            ("lepton_collector_messages_acked_total", "counter", "Messages acknowledged to the broker after their commit", c.acked),
-            ("lepton_collector_batches_total", "counter", "Micro-batches committed", c.batches),
-            ("lepton_collector_commit_failures_total", "counter", "Failed commits (messages kept unacknowledged and retried)", c.commit_failures),
-            ("lepton_collector_pending_messages", "gauge", "Messages received but not yet committed", len(self.ingest.batch)),
-            ("lepton_collector_lag_seconds", "gauge", "Age of the oldest uncommitted message", self.ingest.batch.age_seconds(now)),
-            ("lepton_collector_last_commit_age_seconds", "gauge", "Seconds since the last commit (-1: none yet)",
-             -1 if c.last_commit_monotonic is None else now - c.last_commit_monotonic),
-            ("lepton_collector_broker_dropped_messages", "gauge", "Broker $SYS publish/messages/dropped (-1: not seen)",
-             -1 if c.broker_dropped is None else c.broker_dropped),
-            ("lepton_collector_connected", "gauge", "1 when connected and subscribed", int(self.is_ready())),
-            ("lepton_collector_session_present", "gauge", "The last CONNACK's session-present flag (-1: not connected yet)",
-             -1 if c.session_present is None else int(c.session_present)),
-            ("lepton_collector_sessions_lost_total", "counter",
-             "Reconnects to a broker that no longer had this client's session (its state was lost)", c.sessions_lost),
-            ("lepton_collector_committed_without_ack_total", "counter",
-             "Messages held when the connection dropped: committed, never acked (the broker may resend them)", c.committed_without_ack),
-            ("lepton_collector_retained_cleared_total", "counter", "Empty retained messages (clears): acked, not landed", c.retained_cleared),
-        ]
-        lines: list[str] = []
-        for name, kind, help_text, value in samples:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f'{name}{{client_id="{client}"}} {value}']
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.metrics).decode()
 
     def serve_http(self, host: str, port: int) -> ThreadingHTTPServer:
         service = self
@@ -154,7 +133,7 @@ class CollectorService:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 — http.server API
                 if self.path == "/metrics":
-                    self._send(200, service.metrics_text(), "text/plain; version=0.0.4")
+                    self._send(200, service.metrics_text(), CONTENT_TYPE_LATEST)
                 elif self.path in ("/health", "/ready"):
                     ok = service.is_alive() if self.path == "/health" else service.is_ready()
                     body = json.dumps({"ok": ok, "connected": service.ingest.counters.connected,
@@ -177,6 +156,49 @@ class CollectorService:
         server = ThreadingHTTPServer((host, port), Handler)
         threading.Thread(target=server.serve_forever, name="collector-http", daemon=True).start()
         return server
+
+
+class _CounterSnapshot(Collector):
+    """Reads the ingest loop's counters at scrape time. The loop keeps plain integers (it counts per
+    message on the hot path); prometheus_client renders them, each labelled with the MQTT client id."""
+
+    def __init__(self, service: CollectorService):
+        self.service = service
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        service = self.service
+        c = service.ingest.counters
+        now = time.monotonic()
+        counters = [
+            ("lepton_collector_messages_received_total", "Telemetry messages received (not yet necessarily committed)", c.received),
+            ("lepton_collector_messages_committed_total", "Telemetry rows published in landing files", c.committed),
+            ("lepton_collector_messages_quarantined_total", "Bad messages published in quarantine files", c.quarantined),
+            ("lepton_collector_messages_acked_total", "Messages acknowledged to the broker after their commit", c.acked),
+            ("lepton_collector_batches_total", "Micro-batches committed", c.batches),
+            ("lepton_collector_commit_failures_total", "Failed commits (messages kept unacknowledged and retried)", c.commit_failures),
+            ("lepton_collector_sessions_lost_total",
+             "Reconnects to a broker that no longer had this client's session (its state was lost)", c.sessions_lost),
+            ("lepton_collector_committed_without_ack_total",
+             "Messages held when the connection dropped: committed, never acked (the broker may resend them)", c.committed_without_ack),
+            ("lepton_collector_retained_cleared_total", "Empty retained messages (clears): acked, not landed", c.retained_cleared),
+        ]
+        gauges = [
+            ("lepton_collector_pending_messages", "Messages received but not yet committed", len(service.ingest.batch)),
+            ("lepton_collector_lag_seconds", "Age of the oldest uncommitted message", service.ingest.batch.age_seconds(now)),
+            ("lepton_collector_last_commit_age_seconds", "Seconds since the last commit (-1: none yet)",
+             -1 if c.last_commit_monotonic is None else now - c.last_commit_monotonic),
+            ("lepton_collector_broker_dropped_messages", "Broker $SYS publish/messages/dropped (-1: not seen)",
+             -1 if c.broker_dropped is None else c.broker_dropped),
+            ("lepton_collector_connected", "1 when connected and subscribed", int(service.is_ready())),
+            ("lepton_collector_session_present", "The last CONNACK's session-present flag (-1: not connected yet)",
+             -1 if c.session_present is None else int(c.session_present)),
+        ]
+        client = [service.ingest.session.client_id]
+        for family, samples in ((CounterMetricFamily, counters), (GaugeMetricFamily, gauges)):
+            for name, help_text, value in samples:
+                metric = family(name, help_text, labels=["client_id"])
+                metric.add_metric(client, value)
+                yield metric
 
 
 def build_service(source_file: Path, client_id: str | None = None, lake_url: str | None = None) -> CollectorService:

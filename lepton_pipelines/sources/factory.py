@@ -40,7 +40,8 @@ from lepton_pipelines.governance import (
     record_clean,
 )
 from lepton_pipelines.governance import contract
-from lepton_pipelines.governance.checks import RawFindings, clean_ledger, contract_results
+from lepton_pipelines.governance.certify import clean_ledger
+from lepton_pipelines.governance.checks import RawFindings, contract_results
 from lepton_pipelines.lake.io_manager import PublishedPartitions, publish_table, release_freed_memory, table_schema
 from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
 from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from lepton_pipelines.cleaning import CLEANING_RULES, CleaningRule, ColumnInfo, TableInfo
 from lepton_pipelines.cleaning.base import ParseOptions
-from lepton_pipelines.connectors import CONNECTORS, Connector
+from lepton_pipelines.connectors import CONNECTORS, Connector, build_connector, parse_connector_settings
 from lepton_pipelines.sources.spec import ColumnSpec, SourceSpec
 
 SHIPPED_REGISTRY = Path(__file__).parent / "registry"
@@ -125,17 +125,40 @@ def column_info(spec: SourceSpec, column: ColumnSpec) -> ColumnInfo:
 
 
 def _build_connector(file: Path, block: dict[str, Any], problems: list[str]) -> Connector | None:
-    kind = block.get("type")
-    if kind not in CONNECTORS:
-        problems.append(f"{file}: connector.type: {kind!r} is not a connector type; allowed: {', '.join(sorted(CONNECTORS))}")
-        return None
-    cls = CONNECTORS[kind]
+    """One validation of the ``connector:`` block against the union of the connectors' Settings,
+    discriminated by ``type``; each pydantic error becomes ``<file>: connector.<field>: ...``."""
     try:
-        settings = cls.Settings.model_validate(block)
+        settings = parse_connector_settings(block)
     except ValidationError as exc:
-        problems.extend(f"{file}: {_describe(err, prefix='connector')}" for err in exc.errors())
+        problems.extend(f"{file}: {_connector_problem(err, block)}" for err in exc.errors())
         return None
-    return cls(settings)
+    return build_connector(settings)
+
+
+def _connector_problem(err: dict[str, Any], block: Any) -> str:
+    """A connector error in YAML words: the type's allowed values when it is missing or unknown; else
+    the field inside that type's Settings (pydantic puts the tag first in ``loc``: drop it), unknown
+    fields with the fields that type accepts."""
+    allowed_types = ", ".join(sorted(CONNECTORS))
+    kind = block.get("type") if isinstance(block, dict) else None
+    if err.get("type") == "union_tag_not_found":
+        return f"connector.type: required field is missing; allowed: {allowed_types}"
+    if err.get("type") == "union_tag_invalid":
+        return f"connector.type: {kind!r} is not a connector type; allowed: {allowed_types}"
+    loc = list(err.get("loc", ()))
+    if loc and loc[0] == kind and kind in CONNECTORS:
+        loc = loc[1:]
+    if err.get("type") == "extra_forbidden" and loc and kind in CONNECTORS:
+        model: Any = CONNECTORS[kind].Settings
+        for part in (p for p in loc[:-1] if not isinstance(p, int)):  # down to the model holding the field
+            field_info = model.model_fields.get(part) if model is not None else None
+            model = _model_of(field_info.annotation) if field_info is not None else None
+        if model is not None:
+            fields = sorted(model.model_fields)
+            close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"connector.{_location(loc, block)}: unknown field{hint}; allowed here (type {kind}): {', '.join(fields)}"
+    return _describe({**err, "loc": tuple(loc)}, prefix="connector")
 
 
 def _build_rules(file: Path, entries: list[dict[str, Any]], table: TableInfo, problems: list[str]) -> list[CleaningRule]:

@@ -287,7 +287,7 @@ WRONG_WIDTH_ONLY = (
 def test_csv_fast_path_rejects_wrong_width_lines_exactly_like_the_line_by_line_reader():
     """A file whose only faults are wrong-width lines (one repeated, a blank line, CRLF, no final newline)
     is read by pyarrow, and its records, line numbers and rejects equal the line-by-line reader's."""
-    from lepton_pipelines.connectors.files import _csv_column_names, _read_csv_fast, _read_csv_line_by_line
+    from lepton_pipelines.connectors.files.csv import _csv_column_names, _read_csv_fast, _read_csv_line_by_line
 
     settings = FileSettings(type="file")
     names = _csv_column_names(WRONG_WIDTH_ONLY, "bad.csv", settings)
@@ -342,7 +342,7 @@ def test_csv_fast_path_numbers_lines_like_the_line_by_line_reader(data, fast_exp
     """The fast path numbers records by counting lines when the counts prove there are no blank lines and
     no lone CRs, and by scanning otherwise; either way every record and reject carries the line the
     line-by-line reader gives it."""
-    from lepton_pipelines.connectors.files import _csv_column_names, _read_csv_fast, _read_csv_line_by_line
+    from lepton_pipelines.connectors.files.csv import _csv_column_names, _read_csv_fast, _read_csv_line_by_line
 
     settings = FileSettings(type="file")
     names = _csv_column_names(data, "f.csv", settings)
@@ -358,7 +358,7 @@ def test_csv_fast_path_numbers_lines_like_the_line_by_line_reader(data, fast_exp
 
 
 def test_csv_fast_path_takes_the_counted_numbering_for_a_file_without_blank_lines():
-    from lepton_pipelines.connectors.files import _counted_line_numbers
+    from lepton_pipelines.connectors.files.csv import _counted_line_numbers
 
     assert _counted_line_numbers(b"h\n1\n2\n", rows_seen=2, header=True).tolist() == [2, 3]
     assert _counted_line_numbers(b"h\r\n1\r\n2", rows_seen=2, header=True).tolist() == [2, 3]

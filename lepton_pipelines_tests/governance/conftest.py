@@ -62,7 +62,7 @@ def good_orders(n: int = 6) -> pd.DataFrame:
 
 def cleaning_for(frame: pd.DataFrame, duplicates: int = 0, dropped: int = 0) -> dict:
     """The clean step's ledger for ``frame`` as the clean table (``duplicates``/``dropped`` removed before it)."""
-    from lepton_pipelines.governance.checks import clean_ledger
+    from lepton_pipelines.governance.certify import clean_ledger
 
     raw = len(frame) + duplicates + dropped
     cleaning = {"input_rows": raw, "output_rows": len(frame), "duplicates_removed": duplicates, "rows_dropped": dropped, "balanced": True}

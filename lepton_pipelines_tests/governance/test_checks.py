@@ -229,6 +229,35 @@ def test_validation_leaves_the_callers_frame_whole(tmp_path, make_ctx, gx_resour
     assert not certify(make_ctx(source), frame, cleaning_for(frame)).frame.empty
 
 
+def test_gx_batch_fingerprint_is_skipped_only_while_our_batches_are_built(tmp_path, gx_resource):
+    """GX has no setting for its batch fingerprint, only a module global: ours is applied around building
+    a batch and GX's own value is back afterwards, for every other GX use in the process."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    from lepton_pipelines.governance.checks import check_plans
+    from lepton_pipelines.governance.resource import GreatExpectationsResource
+    from lepton_pipelines.governance.validation import batch_fingerprint_limit
+
+    gx_default = pandas_execution_engine.HASH_THRESHOLD
+    context = gx_resource.get_context()
+    whole = context.data_sources.add_or_update_pandas(name="fingerprint").add_dataframe_asset(name="t") \
+        .add_batch_definition_whole_dataframe("whole")
+    try:
+        with batch_fingerprint_limit(0):
+            assert "pandas_data_fingerprint" not in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
+        assert pandas_execution_engine.HASH_THRESHOLD == gx_default
+        assert "pandas_data_fingerprint" in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
+    finally:
+        context.data_sources.delete("fingerprint")
+    source = orders_source(tmp_path)
+    assert gx_resource.batch_fingerprint_max_bytes == 0
+    suite = gx_resource.validate(source.name, good_orders(), check_plans(source))
+    assert all(o.passed for o in suite.outcomes) and "pandas_data_fingerprint" not in suite.gx_result["meta"]["batch_markers"]
+    assert pandas_execution_engine.HASH_THRESHOLD == gx_default
+    hashed = GreatExpectationsResource(batch_fingerprint_max_bytes=10**9).validate(source.name, good_orders(), check_plans(source))
+    assert "pandas_data_fingerprint" in hashed.gx_result["meta"]["batch_markers"]
+
+
 # -- row failures filed under the clean partition file's identity ---------------------------------------
 def _clean_validated_at(ctx) -> pd.Series:
     results = read_results(ctx.lake, ctx.source.name, ctx.partition_key)
@@ -275,3 +304,24 @@ def test_certify_without_a_file_identity_never_uses_failures_filed_under_a_file(
     outcome = certify(ctx, other, cleaning_for(other))
     kept = set(outcome.frame["order_id"])
     assert other.loc[1, "order_id"] not in kept and other.loc[0, "order_id"] in kept
+
+
+def test_certification_decisions_are_plain_functions_of_the_counts():
+    """certify.py decides from numbers alone (no Dagster, no lake): the row positions to quarantine, the
+    reconciliation and the row-loss guard."""
+    from lepton_pipelines.governance.certify import clean_ledger, quarantine_positions, reconcile, retention
+
+    assert quarantine_positions({"a": [4, 1], "b": [1, 7]}).tolist() == [1, 4, 7]
+    assert quarantine_positions({}).tolist() == []
+    ledger = clean_ledger(raw_rows=10, raw_quarantined=2, required_removed=1, late_removed=0,
+                          cleaning={"duplicates_removed": 1, "rows_dropped": 0, "output_rows": 9})
+    assert ledger["landed"] == 12 and ledger["clean_rows"] == 8 and ledger["clean_quarantined"] == 2
+    files = {"raw": 2, "clean": 2, "governed": 3}
+    balanced = reconcile(ledger, clean_rows=8, governed_rows=5, governed_quarantined=3, quarantined_files=files)
+    assert balanced.passed and balanced.unaccounted == 0
+    short = reconcile(ledger, clean_rows=8, governed_rows=4, governed_quarantined=3, quarantined_files=files)
+    assert not short.passed and short.unaccounted == 1 and "1 landed record(s) unaccounted for" in short.description
+    assert retention(ledger, governed_rows=5, minimum=0.45).passed  # 5 of 11 (a re-sent duplicate is no loss)
+    low = retention(ledger, governed_rows=5, minimum=0.5)
+    assert not low.passed and "below min_retained_fraction 50%" in low.description and low.basis == 11
+    assert not retention(ledger, governed_rows=0, minimum=0.0).passed

@@ -95,3 +95,20 @@ def test_a_missing_sources_path_folder_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_SOURCES_PATH", str(tmp_path / "nope"))
     with pytest.raises(SourceRegistryError, match="does not exist"):
         load_sources()
+
+
+def test_connector_blocks_are_one_discriminated_union_with_messages_per_type(tmp_path):
+    folder = tmp_path / "reg"
+    write(folder, "untyped", GOOD.format(name="untyped").replace("type: file, format: csv", "format: csv"))
+    write(folder, "typo", GOOD.format(name="typo").replace("format: csv", "format: csv, delimitr: ';'"))
+    write(folder, "api", GOOD.format(name="api").replace("type: file, format: csv", "type: http, retries: -1"))
+    with pytest.raises(SourceRegistryError) as info:
+        load_sources([folder])
+    problems = info.value.problems
+    assert f"{folder / 'untyped.yaml'}: connector.type: required field is missing; allowed: file, http, mqtt, sql" in problems
+    assert any(p.startswith(f"{folder / 'typo.yaml'}: connector.delimitr: unknown field (did you mean 'delimiter'?); "
+                            f"allowed here (type file): ") for p in problems), problems
+    # the http Settings' own fields, not the file type's nor the tag in the location
+    assert f"{folder / 'api.yaml'}: connector.url: required field is missing" in problems, problems
+    assert any(p.startswith(f"{folder / 'api.yaml'}: connector.retries: ") and "(got -1)" in p for p in problems), problems
+    assert not any("http.url" in p or "format" in p for p in problems if "api.yaml" in p), problems

@@ -195,6 +195,263 @@ def _restore_gateway(
         log(f"could not restore gateway {gateway.name}: {error}")
 
 
+def _roll_back(
+    target: str,
+    request: DeployRequest,
+    config: DockerHostDeployConfig,
+    slot: str,
+    ports: list[int],
+    new: list[tuple[Container, int]],
+    failing: Container | None,
+    error: Exception,
+    previous: list[tuple[Container, ReplicaRecord]],
+    log: Callable[[str], None],
+) -> DeployFailed:
+    logs = {container.name: _last_log_lines(container) for container, _ in new}
+    left_behind = _remove([c for c, _ in new], 0, log)
+    if isinstance(error, ReplicaCheckFailed) and failing is not None:
+        failing_port = next(port for container, port in new if container is failing)
+        what = f"replica {failing.name} on port {failing_port}: {error}"
+        if error.terminal:
+            what += " (terminal: not waiting for the health timeout)"
+    elif isinstance(error, GatewayError):
+        what = f"switching the gateway failed: {error}"
+    else:
+        what = f"starting the new containers failed: {getattr(error, 'explanation', None) or error}"
+    cleanup = (
+        f"removed the {len(new)} new container(s)"
+        if not left_behind
+        else f"could NOT remove new container(s) {', '.join(left_behind)}; remove them by hand"
+    )
+    serving = _describe_serving(request.model_name, previous, config.service_host)
+    failing_logs = logs.get(failing.name, []) if failing is not None else []
+    log_excerpt = (
+        f"\nLast log lines of {failing.name}:\n" + "\n".join(f"  {line}" for line in failing_logs)
+        if failing is not None
+        else ""
+    )
+    message = (
+        f"docker_host deploy of {request.image} for model {request.model_name!r} failed: {what}. "
+        f"Rolled back: {cleanup}. {serving}{log_excerpt}"
+    )
+    log(message)
+    previous_image = previous[0][1].image if previous else None
+    return DeployFailed(
+        DeployResult(
+            ok=False,
+            target=target,
+            serving_image=previous_image,
+            previous_image=previous_image,
+            rolled_back=True,
+            message=message,
+            details={
+                "failed_check": getattr(error, "check", "gateway" if isinstance(error, GatewayError) else "container start"),
+                "terminal": bool(getattr(error, "terminal", False)),
+                "failed_slot": slot,
+                "failed_ports": ports,
+                "new_container_logs": logs,
+                "new_containers_left_behind": left_behind,
+                "serving_endpoints": [
+                    _endpoint(config.service_host, r.port) for _, r in previous if r.port is not None
+                ],
+            },
+        )
+    )
+
+
+class _Rollout:
+    """One deploy of one model on one host: the state the steps share, and one method per step."""
+
+    def __init__(self, target: str, client: docker.DockerClient, request: DeployRequest,
+                 config: DockerHostDeployConfig, log: Callable[[str], None]):
+        self.target, self.client, self.request, self.config, self.log = target, client, request, config, log
+        self.model_name = request.model_name
+        self.image = request.image  # replaced by the digest-pinned reference in ``pin_image``
+        self.existing = _list_replicas(client, self.model_name)
+        self.plan = plan_slots([record for _, record in self.existing])
+        self.previous = [(c, r) for c, r in self.existing if r.slot == self.plan.serving_slot]
+        self.previous_image = self.previous[0][1].image if self.previous else None
+        self.ports = slot_ports(self.plan.new_slot, config.base_port, config.replicas)
+        self.gateway: Gateway | None = None
+        self.gateway_image = ""
+        self.gateway_touched = False
+        self.gateway_details: dict[str, Any] = {}
+        self.pulled = False
+        self.started_at = 0.0
+        self.new: list[tuple[Container, int]] = []
+        self.checking: Container | None = None  # the candidate under health check, named when it fails
+
+    # -- before any candidate starts: a failure leaves the host unchanged ------------------------------
+    def fail_unchanged(self, reason: str) -> DeployFailed:
+        return DeployFailed(
+            DeployResult(
+                ok=False,
+                target=self.target,
+                serving_image=self.previous_image,
+                previous_image=self.previous_image,
+                message=f"docker_host deploy of {self.request.image} for model {self.model_name!r} failed before any "
+                f"new container started: {reason} "
+                + _describe_serving(self.model_name, self.previous, self.config.service_host),
+            )
+        )
+
+    def clear_interrupted_slot(self) -> None:
+        """Remove what an interrupted deploy left in the slot we are about to use."""
+        stale_ids = {record.container_id for record in self.plan.stale}
+        if stale_ids:
+            self.log(f"removing {len(stale_ids)} container(s) left in the {self.plan.new_slot} slot by an interrupted deploy")
+            _remove([c for c, r in self.existing if r.container_id in stale_ids], self.config.stop_timeout_seconds, self.log)
+
+    def check_ports_free(self) -> None:
+        config = self.config
+        busy = [port for port in self.ports if _port_answers(config.service_host, port)]
+        if busy:
+            raise self.fail_unchanged(
+                f"port(s) {', '.join(map(str, busy))} on {config.service_host} already answer; another service "
+                f"uses them. Choose a base_port whose blocks {config.base_port}.. and "
+                f"{config.base_port + 100}.. are free."
+            )
+
+    def prepare_gateway(self, secrets: dict[str, str]) -> None:
+        """The model's gateway (not switched yet) and its image, when the config enables one."""
+        config = self.config
+        if not config.gateway.enabled:
+            return
+        self.gateway = _gateway_for(self.client, self.model_name, config, secrets, self.log)
+        if self.gateway.find() is None and _port_answers(public_host(config.gateway.bind_address), config.gateway_port):
+            raise self.fail_unchanged(
+                f"gateway port {config.gateway_port} already answers on this host and it is not this model's "
+                f"gateway ({self.gateway.name}); choose gateway.port or base_port"
+            )
+        try:
+            self.gateway_image = ensure_gateway_image(self.client, config.gateway, self.log)
+        except GatewayError as error:
+            raise self.fail_unchanged(str(error)) from error
+
+    def pin_image(self, repository: str, tag: str) -> None:
+        """Run exact bytes: a digest pin (what the deploy job passes) is used as ``repository@sha256:…``;
+        a tag is resolved to its digest by the registry (through the engine) — a tag the registry does
+        not know falls through to the pull, which says why."""
+        if tag.startswith("sha256:"):
+            self.image = f"{repository}@{tag}"
+            return
+        try:
+            self.image = f"{repository}@{self.client.images.get_registry_data(self.request.image).id}"
+        except (APIError, NotFound, RequestException) as error:
+            self.log(f"cannot resolve {self.request.image} to a digest in its registry ({error}); using the tag")
+
+    def ensure_image(self, repository: str, tag: str) -> None:
+        """Pull the pinned image unless the engine has it."""
+        try:
+            self.client.images.get(self.image)
+        except ImageNotFound:
+            self.log(f"pulling {self.image}")
+            try:
+                name, _, reference = self.image.partition("@") if "@" in self.image else (repository, "", tag)
+                self.client.images.pull(name, tag=reference)
+                self.pulled = True
+            except APIError as error:
+                raise self.fail_unchanged(
+                    f"pulling {self.image} failed (image pull error): {error.explanation or error}."
+                ) from error
+
+    # -- candidates: a failure from here on rolls back -------------------------------------------------
+    def start_candidates(self, passed_env: dict[str, str]) -> None:
+        """One container per port of the new slot, hardened exactly as the smoke test ran it."""
+        config, request = self.config, self.request
+        self.started_at = time.monotonic()
+        for replica, port in enumerate(self.ports):
+            container = self.client.containers.run(
+                self.image,
+                detach=True,
+                name=container_name(self.model_name, self.plan.new_slot, replica),
+                network_mode="host",
+                environment={**passed_env, "PORT": str(port), "HOST": config.service_host},
+                labels=container_labels(self.model_name, request.model_version, self.plan.new_slot, port, replica, request.image),
+                restart_policy={"Name": "unless-stopped"},
+                mem_limit=config.memory_limit,
+                nano_cpus=int(config.cpus * 1e9) if config.cpus else None,
+                **HARDENING.docker_run_kwargs(),
+            )
+            self.new.append((container, port))
+            container.reload()
+            weaker = hardening_problems(container.attrs)
+            if weaker:
+                raise RuntimeError(f"{container.name} does not run as the smoke test did: {'; '.join(weaker)}")
+            self.log(f"started {container.name} ({self.image}) on {config.service_host}:{port}")
+
+    def verify_candidates(self) -> None:
+        """/health, /ready and the /predict smoke test on every candidate, within one deadline."""
+        config = self.config
+        deadline = self.started_at + config.health_timeout_seconds
+        for container, port in self.new:
+            self.checking = container
+            verify_replica(
+                _endpoint(config.service_host, port),
+                self.request.sample_rows,
+                deadline=deadline,
+                poll_interval=config.health_poll_interval_seconds,
+                request_timeout=config.request_timeout_seconds,
+                container_gone=lambda container=container: _death_of(container),
+            )
+            self.log(f"{container.name} passed /health, /ready" + (", /predict" if self.request.sample_rows else ""))
+        self.checking = None
+
+    def switch_gateway(self) -> None:
+        if self.gateway is None:
+            return
+        self.gateway_touched = True
+        self.gateway_details = self.gateway.route_to(
+            [Backend(c.name, self.config.service_host, port) for c, port in self.new],
+            self.request.model_version, self.gateway_image,
+        )
+
+    def roll_back(self, error: Exception) -> DeployFailed:
+        """Gateway back to the previous replicas, candidates removed; returns the error to raise."""
+        failing = self.checking if isinstance(error, ReplicaCheckFailed) else None
+        if self.gateway_touched:
+            _restore_gateway(self.gateway, self.previous, self.config, self.gateway_image, self.log)
+        return _roll_back(self.target, self.request, self.config, self.plan.new_slot, self.ports, self.new, failing,
+                          error, self.previous, self.log)
+
+    # -- after the switch ------------------------------------------------------------------------------
+    def retire_previous(self) -> DeployResult:
+        """Stop the old version's containers (the gateway has drained them) and report the new one."""
+        config, request, gateway = self.config, self.request, self.gateway
+        replica_endpoints = [_endpoint(config.service_host, port) for _, port in self.new]
+        endpoints = [gateway.url] if gateway is not None else replica_endpoints
+        left_behind = _remove([c for c, _ in self.previous], config.stop_timeout_seconds, self.log)
+        replaced = f"; replaced {self.previous_image} ({len(self.previous)} container(s) removed)" if self.previous else ""
+        message = (
+            f"model {self.model_name!r} version {request.model_version} serving from {self.image} "
+            f"in the {self.plan.new_slot} slot at {', '.join(endpoints)}"
+            + (f" (replicas {', '.join(replica_endpoints)})" if gateway is not None else "")
+            + replaced
+        )
+        self.log(message)
+        return DeployResult(
+            ok=True,
+            target=self.target,
+            serving_image=request.image,
+            previous_image=self.previous_image,
+            message=message,
+            details={
+                "endpoints": endpoints,
+                "replica_endpoints": replica_endpoints,
+                "gateway": self.gateway_details,
+                "image_pinned": self.image,
+                "slot": self.plan.new_slot,
+                "ports": self.ports,
+                "containers": [c.name for c, _ in self.new],
+                "image_pulled": self.pulled,
+                "previous_containers_removed": [r.name for _, r in self.previous if r.name not in left_behind],
+                "previous_containers_left_behind": left_behind,
+                "seconds_to_healthy": round(time.monotonic() - self.started_at, 2),
+                "docker_host": config.docker_host,
+            },
+        )
+
+
 @register_target
 class DockerHostTarget(DeployTarget):
     """Blue/green deploy of a model-service image onto one Docker engine with host networking."""
@@ -236,217 +493,22 @@ class DockerHostTarget(DeployTarget):
         gateway_secrets: dict[str, str],
         log: Callable[[str], None],
     ) -> DeployResult:
-        model_name = request.model_name
-        # A digest pin (what the deploy job passes) is used as ``repository@sha256:…``: exact bytes.
-        image = f"{repository}@{tag}" if tag.startswith("sha256:") else request.image
-        existing = _list_replicas(client, model_name)
-        plan = plan_slots([record for _, record in existing])
-        previous = [(c, r) for c, r in existing if r.slot == plan.serving_slot]
-        previous_image = previous[0][1].image if previous else None
-        stale_ids = {record.container_id for record in plan.stale}
-        if stale_ids:
-            log(f"removing {len(stale_ids)} container(s) left in the {plan.new_slot} slot by an interrupted deploy")
-            _remove([c for c, r in existing if r.container_id in stale_ids], config.stop_timeout_seconds, log)
-
-        def fail_unchanged(reason: str) -> DeployFailed:
-            return DeployFailed(
-                DeployResult(
-                    ok=False,
-                    target=self.name,
-                    serving_image=previous_image,
-                    previous_image=previous_image,
-                    message=f"docker_host deploy of {request.image} for model {model_name!r} failed before any "
-                    f"new container started: {reason} "
-                    + _describe_serving(model_name, previous, config.service_host),
-                )
-            )
-
-        ports = slot_ports(plan.new_slot, config.base_port, config.replicas)
-        busy = [port for port in ports if _port_answers(config.service_host, port)]
-        if busy:
-            raise fail_unchanged(
-                f"port(s) {', '.join(map(str, busy))} on {config.service_host} already answer; another service "
-                f"uses them. Choose a base_port whose blocks {config.base_port}.. and "
-                f"{config.base_port + 100}.. are free."
-            )
-
-        gateway: Gateway | None = None
-        gateway_image = ""
-        if config.gateway.enabled:
-            gateway = _gateway_for(client, model_name, config, gateway_secrets, log)
-            if gateway.find() is None and _port_answers(public_host(config.gateway.bind_address), config.gateway_port):
-                raise fail_unchanged(
-                    f"gateway port {config.gateway_port} already answers on this host and it is not this model's "
-                    f"gateway ({gateway.name}); choose gateway.port or base_port"
-                )
-            try:
-                gateway_image = ensure_gateway_image(client, config.gateway, log)
-            except GatewayError as error:
-                raise fail_unchanged(str(error)) from error
-
-        # Pin by digest: ask the registry (through the engine) which image the tag names, and run
-        # exactly that; a tag the registry does not know falls through to the pull, which says why.
-        if not tag.startswith("sha256:"):
-            try:
-                image = f"{repository}@{client.images.get_registry_data(request.image).id}"
-            except (APIError, NotFound, RequestException) as error:
-                log(f"cannot resolve {request.image} to a digest in its registry ({error}); using the tag")
-        pulled = False
+        """The blue/green steps in order. Until a candidate starts, a failure leaves the host as it was;
+        from then on any failure rolls back (candidates removed, gateway pointed back, old ones serving)."""
+        rollout = _Rollout(self.name, client, request, config, log)
+        rollout.clear_interrupted_slot()
+        rollout.check_ports_free()
+        rollout.prepare_gateway(gateway_secrets)
+        rollout.pin_image(repository, tag)
+        rollout.ensure_image(repository, tag)
         try:
-            client.images.get(image)
-        except ImageNotFound:
-            log(f"pulling {image}")
-            try:
-                name, _, reference = image.partition("@") if "@" in image else (repository, "", tag)
-                client.images.pull(name, tag=reference)
-                pulled = True
-            except APIError as error:
-                raise fail_unchanged(f"pulling {image} failed (image pull error): {error.explanation or error}.") from error
-
-        started_at = time.monotonic()
-        new: list[tuple[Container, int]] = []
-        checking: Container | None = None
-        gateway_touched = False
-        gateway_details: dict[str, Any] = {}
-        try:
-            for replica, port in enumerate(ports):
-                container = client.containers.run(
-                    image,
-                    detach=True,
-                    name=container_name(model_name, plan.new_slot, replica),
-                    network_mode="host",
-                    environment={**passed_env, "PORT": str(port), "HOST": config.service_host},
-                    labels=container_labels(model_name, request.model_version, plan.new_slot, port, replica, request.image),
-                    restart_policy={"Name": "unless-stopped"},
-                    mem_limit=config.memory_limit,
-                    nano_cpus=int(config.cpus * 1e9) if config.cpus else None,
-                    **HARDENING.docker_run_kwargs(),
-                )
-                new.append((container, port))
-                container.reload()
-                weaker = hardening_problems(container.attrs)
-                if weaker:
-                    raise RuntimeError(f"{container.name} does not run as the smoke test did: {'; '.join(weaker)}")
-                log(f"started {container.name} ({image}) on {config.service_host}:{port}")
-            deadline = started_at + config.health_timeout_seconds
-            for container, port in new:
-                checking = container
-                verify_replica(
-                    _endpoint(config.service_host, port),
-                    request.sample_rows,
-                    deadline=deadline,
-                    poll_interval=config.health_poll_interval_seconds,
-                    request_timeout=config.request_timeout_seconds,
-                    container_gone=lambda container=container: _death_of(container),
-                )
-                log(f"{container.name} passed /health, /ready" + (", /predict" if request.sample_rows else ""))
-            checking = None
-            if gateway is not None:
-                gateway_touched = True
-                gateway_details = gateway.route_to(
-                    [Backend(c.name, config.service_host, port) for c, port in new], request.model_version, gateway_image
-                )
+            rollout.start_candidates(passed_env)
+            rollout.verify_candidates()
+            rollout.switch_gateway()
         except Exception as error:  # whatever went wrong, the new containers must go and the old keep serving
-            failing = checking if isinstance(error, ReplicaCheckFailed) else None
-            if gateway_touched:
-                _restore_gateway(gateway, previous, config, gateway_image, log)
-            raise self._roll_back(request, config, plan.new_slot, ports, new, failing, error, previous, log) from error
+            raise rollout.roll_back(error) from error
+        return rollout.retire_previous()
 
-        replica_endpoints = [_endpoint(config.service_host, port) for _, port in new]
-        endpoints = [gateway.url] if gateway is not None else replica_endpoints
-        left_behind = _remove([c for c, _ in previous], config.stop_timeout_seconds, log)
-        replaced = f"; replaced {previous_image} ({len(previous)} container(s) removed)" if previous else ""
-        message = (
-            f"model {model_name!r} version {request.model_version} serving from {image} "
-            f"in the {plan.new_slot} slot at {', '.join(endpoints)}"
-            + (f" (replicas {', '.join(replica_endpoints)})" if gateway is not None else "")
-            + replaced
-        )
-        log(message)
-        return DeployResult(
-            ok=True,
-            target=self.name,
-            serving_image=request.image,
-            previous_image=previous_image,
-            message=message,
-            details={
-                "endpoints": endpoints,
-                "replica_endpoints": replica_endpoints,
-                "gateway": gateway_details,
-                "image_pinned": image,
-                "slot": plan.new_slot,
-                "ports": ports,
-                "containers": [c.name for c, _ in new],
-                "image_pulled": pulled,
-                "previous_containers_removed": [r.name for _, r in previous if r.name not in left_behind],
-                "previous_containers_left_behind": left_behind,
-                "seconds_to_healthy": round(time.monotonic() - started_at, 2),
-                "docker_host": config.docker_host,
-            },
-        )
-
-    def _roll_back(
-        self,
-        request: DeployRequest,
-        config: DockerHostDeployConfig,
-        slot: str,
-        ports: list[int],
-        new: list[tuple[Container, int]],
-        failing: Container | None,
-        error: Exception,
-        previous: list[tuple[Container, ReplicaRecord]],
-        log: Callable[[str], None],
-    ) -> DeployFailed:
-        logs = {container.name: _last_log_lines(container) for container, _ in new}
-        left_behind = _remove([c for c, _ in new], 0, log)
-        if isinstance(error, ReplicaCheckFailed) and failing is not None:
-            failing_port = next(port for container, port in new if container is failing)
-            what = f"replica {failing.name} on port {failing_port}: {error}"
-            if error.terminal:
-                what += " (terminal: not waiting for the health timeout)"
-        elif isinstance(error, GatewayError):
-            what = f"switching the gateway failed: {error}"
-        else:
-            what = f"starting the new containers failed: {getattr(error, 'explanation', None) or error}"
-        cleanup = (
-            f"removed the {len(new)} new container(s)"
-            if not left_behind
-            else f"could NOT remove new container(s) {', '.join(left_behind)}; remove them by hand"
-        )
-        serving = _describe_serving(request.model_name, previous, config.service_host)
-        failing_logs = logs.get(failing.name, []) if failing is not None else []
-        log_excerpt = (
-            f"\nLast log lines of {failing.name}:\n" + "\n".join(f"  {line}" for line in failing_logs)
-            if failing is not None
-            else ""
-        )
-        message = (
-            f"docker_host deploy of {request.image} for model {request.model_name!r} failed: {what}. "
-            f"Rolled back: {cleanup}. {serving}{log_excerpt}"
-        )
-        log(message)
-        previous_image = previous[0][1].image if previous else None
-        return DeployFailed(
-            DeployResult(
-                ok=False,
-                target=self.name,
-                serving_image=previous_image,
-                previous_image=previous_image,
-                rolled_back=True,
-                message=message,
-                details={
-                    "failed_check": getattr(error, "check", "gateway" if isinstance(error, GatewayError) else "container start"),
-                    "terminal": bool(getattr(error, "terminal", False)),
-                    "failed_slot": slot,
-                    "failed_ports": ports,
-                    "new_container_logs": logs,
-                    "new_containers_left_behind": left_behind,
-                    "serving_endpoints": [
-                        _endpoint(config.service_host, r.port) for _, r in previous if r.port is not None
-                    ],
-                },
-            )
-        )
 
     def status(self, model_name: str, config: Mapping[str, Any] | None = None) -> DockerHostStatus:
         """What runs for ``model_name`` on the host, with a live /health probe of each running replica.

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import urllib3
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -32,16 +34,21 @@ class ClusterForbidden(ClusterError):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for transient API errors (429, 5xx, dropped connections) and apply conflicts (409)."""
+class ApiRetry:
+    """Backoff for transient API errors (429, 5xx, dropped connections) and apply conflicts (409).
+
+    Not Dagster's ``RetryPolicy`` (which re-runs a whole op): this retries one API call inside a step."""
 
     attempts: int = 5
     initial_delay_seconds: float = 0.5
     max_delay_seconds: float = 8.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), self.max_delay_seconds)
+        if retry_after:  # delta-seconds or an HTTP date, read by urllib3 (which the kubernetes client runs on)
+            try:
+                return min(float(Retry().parse_retry_after(retry_after)), self.max_delay_seconds)
+            except InvalidHeader:
+                pass
         backoff = min(self.initial_delay_seconds * 2 ** (attempt - 1), self.max_delay_seconds)
         return backoff * random.uniform(0.8, 1.2)  # jitter: parallel deploys do not retry in lockstep
 
@@ -101,7 +108,7 @@ class ClusterClient:
         self,
         api_client: k8s.ApiClient,
         *,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: ApiRetry = ApiRetry(),
         log: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
     ):

@@ -24,7 +24,7 @@ from lepton_pipelines.delivery.targets import (
 
 from lepton_pipelines.delivery.images.registry import RegistryClient, RegistryError, split_repository
 
-from .client import ClusterClient, RetryPolicy
+from .client import ApiRetry, ClusterClient
 from .config import DeployConfigError, parse_deploy_config, validate_request_identity
 from .deployer import TARGET_NAME, KubernetesDeployer
 from .manifests import manifests_to_yaml, render_manifests
@@ -47,7 +47,7 @@ class KubernetesTarget(DeployTarget):
         kubernetes_version: str | None = None,
         poll_interval_seconds: float = 2.0,
         smoke_test_timeout_seconds: float = 10.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: ApiRetry = ApiRetry(),
         sleep: Callable[[float], None] = time.sleep,
         pin_digest: bool = True,
     ):

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from lepton_pipelines.delivery.kubernetes import KubernetesTarget, RetryPolicy
+from lepton_pipelines.delivery.kubernetes import ApiRetry, KubernetesTarget
 from lepton_pipelines.delivery.targets import DeployRequest
 
 from .fake_api_server import FakeKubernetes
@@ -55,7 +55,7 @@ def target_for(fake_k8s: FakeKubernetes) -> Callable[..., KubernetesTarget]:
             host=fake_k8s.url,
             poll_interval_seconds=0.01,
             smoke_test_timeout_seconds=5,
-            retry=RetryPolicy(attempts=4, initial_delay_seconds=0.01, max_delay_seconds=0.02),
+            retry=ApiRetry(attempts=4, initial_delay_seconds=0.01, max_delay_seconds=0.02),
             pin_digest=False,  # these images exist only in the fake cluster's story; test_pinning pushes real ones
         )
         return KubernetesTarget(**{**settings, **overrides})

@@ -285,3 +285,16 @@ def test_terminal_pod_states_end_the_rollout_at_once_and_roll_back(
     assert failure.value.result.rolled_back and failure.value.result.serving_image == image_for("6")
     assert _live_image(fake_k8s) == image_for("6")
     assert fake_k8s.requests_matching("GET", "/pods")
+
+
+def test_api_retry_reads_retry_after_as_seconds_or_an_http_date():
+    import email.utils
+    from datetime import datetime, timedelta, timezone
+
+    from lepton_pipelines.delivery.kubernetes import ApiRetry
+
+    retry = ApiRetry(attempts=3, initial_delay_seconds=0.5, max_delay_seconds=8.0)
+    assert retry.delay(1, "3") == 3.0 and retry.delay(1, "120") == 8.0  # capped at max_delay_seconds
+    soon = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=5), usegmt=True)
+    assert 3.0 <= retry.delay(1, soon) <= 5.0
+    assert 0.4 <= retry.delay(1, "whenever") <= 0.6  # unreadable: the jittered backoff (0.5 s ± 20%)
