@@ -45,9 +45,6 @@ setup(
         "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
-        # The collector's /metrics. The collector image installs deployments/collector/requirements.txt
-        # (read above): the line belongs there — that folder is being reworked under #17; move it on merge.
-        "prometheus_client>=0.20",
         "tenacity>=8.2",  # the pulled connectors' retry policy (HTTP and SQL alike, the response body included)
     ],
     extras_require={
