@@ -11,11 +11,11 @@ from lepton_pipelines.iot.definitions import (
     LANDING_KEY,
     MQTT_CLIENT_TAG,
     SETTINGS,
-    MqttBrokerResource,
     defs,
     device_status,
     devices,
 )
+from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.lake.io_manager import LakeIOManager
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
@@ -55,7 +55,7 @@ def test_devices_and_status_from_registry_and_clean_telemetry(tmp_path):
 
     result = dg.materialize(
         [devices, device_status],
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(url=lake.url), "mqtt": MqttBrokerResource()},
+        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "mqtt": MqttBrokerResource()},
     )
     assert result.success
     table = result.output_for_node("iot__devices").set_index("device_id")
