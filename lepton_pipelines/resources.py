@@ -90,3 +90,9 @@ def build_resources(environment: str, environ: Mapping[str, str] | None = None) 
 
 ENVIRONMENT = current_environment()
 RESOURCES = build_resources(ENVIRONMENT)
+
+
+def bind_resources(defs: dg.Definitions) -> dg.Definitions:
+    """A folder's ``Definitions`` with this environment's resources bound, loadable on its own (tests,
+    benchmarks); the code location itself binds them once in ``lepton_pipelines.definitions``."""
+    return dg.Definitions.merge(defs, dg.Definitions(resources=RESOURCES))

@@ -24,13 +24,15 @@ from lepton_pipelines.platform.backup_jobs import BACKUP_CONCURRENCY_TAG, LakeBa
 from lepton_pipelines.platform.definitions import defs
 from lepton_pipelines.platform.retries import is_transient_error, max_runtime_tags
 from lepton_pipelines.platform.sensors import lepton_run_failure_alert
+from lepton_pipelines.resources import bind_resources
 from lepton_pipelines_tests.platform.conftest import checksums, wipe_zones
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def test_definitions_expose_jobs_schedule_and_sensor():
-    repo = defs.get_repository_def()
+    # The folder names the resource keys; the assembly binds them (lepton_pipelines.resources).
+    repo = bind_resources(defs).get_repository_def()
     assert {j.name for j in repo.get_all_jobs()} >= {"lake_backup", "lake_restore"}
     assert repo.get_schedule_def("lake_backup_daily").job_name == "lake_backup"
     assert repo.get_sensor_def("lepton_run_failure_alert")
