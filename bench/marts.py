@@ -182,7 +182,7 @@ def phase_dagster(lake_url: str, days: list[str]) -> dict:
     defs = build_analytics_defs(load_sources())
     keys = {mart_key(name) for name in MARTS}
     assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
-    resources = {"lake": LakeResource(url=lake_url), IO_MANAGER_KEY: AnalyticsIOManager(url=lake_url)}
+    resources = {"lake": LakeResource(url=lake_url), IO_MANAGER_KEY: AnalyticsIOManager(lake=LakeResource(url=lake_url))}
     instance = dg.DagsterInstance.ephemeral()
     failed = 0
     with PeakRss() as rss:

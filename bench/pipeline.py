@@ -60,12 +60,13 @@ def transactions_job():
     import dagster as dg
 
     from lepton_pipelines.governance import build_governance_defs
+    from lepton_pipelines.resources import RESOURCES
     from lepton_pipelines.sources.automation import source_job_name
     from lepton_pipelines.sources.definitions import build_sources_defs
     from lepton_pipelines.sources.registry import load_sources
 
     sources = [s for s in load_sources() if s.name == "transactions"]
-    defs = dg.Definitions.merge(build_sources_defs(sources), build_governance_defs(sources))
+    defs = dg.Definitions.merge(build_sources_defs(sources), build_governance_defs(sources), dg.Definitions(resources=RESOURCES))
     return defs.resolve_job_def(source_job_name("transactions"))
 
 
@@ -92,6 +93,7 @@ def floor_job():
     import dagster as dg
 
     from lepton_pipelines.lake.io_manager import LakeIOManager
+    from lepton_pipelines.lake.resource import LakeResource
     from lepton_pipelines.lake.store import Lake
 
     from lepton_pipelines.governance import clean_check_specs, governed_check_specs, raw_check_specs
@@ -120,7 +122,7 @@ def floor_job():
         return asset
 
     assets = [stage("raw", None), stage("clean", "raw"), stage("governed", "clean")]
-    defs = dg.Definitions(assets=assets, resources={"lake_io": LakeIOManager()}, jobs=[dg.define_asset_job("floor", selection=assets)])
+    defs = dg.Definitions(assets=assets, resources={"lake_io": LakeIOManager(lake=LakeResource())}, jobs=[dg.define_asset_job("floor", selection=assets)])
     return defs.resolve_job_def("floor")
 
 

@@ -1,7 +1,8 @@
 """The single Definitions of the Lepton Pipelines code location.
 
 Each folder contributes its own Definitions; this module only loads the source registry (which fails
-loudly, listing every problem in every YAML file) and merges them. The folders' modules are imported as
+loudly, listing every problem in every YAML file), merges them, and binds the resources of the current
+environment (``lepton_pipelines.resources``, chosen by ``LEPTON_ENV``) to every key they use. The folders' modules are imported as
 modules, not their ``defs`` names: Dagster refuses a module with several Definitions at module scope.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from lepton_pipelines.governance import build_governance_defs
 from lepton_pipelines.iot import definitions as iot_definitions
 from lepton_pipelines.models import definitions as models_definitions
 from lepton_pipelines.platform import definitions as platform_definitions
+from lepton_pipelines.resources import RESOURCES
 from lepton_pipelines.sources.definitions import build_sources_defs
 from lepton_pipelines.sources.registry import load_sources_or_explain
 
@@ -43,7 +45,7 @@ def _merged(sources: list) -> dg.Definitions:
         models_definitions.defs,
         platform_definitions.defs,
         build_analytics_defs(sources),  # built from the one registry load above
-        dg.Definitions(executor=DEFAULT_EXECUTOR),
+        dg.Definitions(executor=DEFAULT_EXECUTOR, resources=RESOURCES),
     )
 
 

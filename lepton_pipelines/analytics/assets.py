@@ -18,10 +18,10 @@ from lepton_pipelines.analytics import marts
 from lepton_pipelines.analytics.dashboard import DASHBOARD_FILE, DashboardData, render_dashboard
 from lepton_pipelines.analytics.engine import MARTS_ZONE, connect, parquet_scan, table_files, window
 from lepton_pipelines.analytics.summaries import SUMMARIES, chart_uri
+from lepton_pipelines.lake.atomic import write_atomic
 from lepton_pipelines.lake.io_manager import LakeIOManager, LakeParquetIOManager
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake, partition_dirname
-from lepton_pipelines.models.registry import write_bytes_atomic
 
 GROUP = "analytics"
 IO_MANAGER_KEY = "analytics_io"
@@ -47,10 +47,10 @@ class AnalyticsParquetIOManager(LakeParquetIOManager):
 
 
 class AnalyticsIOManager(LakeIOManager):
-    """Same configuration as the lake IO manager (``url`` defaults to ``LEPTON_LAKE_URL``)."""
+    """Same configuration as the lake IO manager: the nested ``LakeResource``."""
 
     def create_io_manager(self, context) -> AnalyticsParquetIOManager:
-        return AnalyticsParquetIOManager(Lake(self.url, self.s3_endpoint_url))
+        return AnalyticsParquetIOManager(self.lake.get())
 
 
 def window_dep(key: dg.AssetKey, days: int) -> dg.AssetDep:
@@ -163,7 +163,7 @@ def dashboard_asset(partitions_def: dg.PartitionsDefinition, scores_key: dg.Asse
             raise dg.Failure(f"analytics/daily_kpis has no partition {partition}: materialize it first", allow_retries=False)
         page = render_dashboard(data).encode("utf-8")
         target = store.path(MARTS_ZONE, "dashboard", partition_dirname(partition), DASHBOARD_FILE)
-        write_bytes_atomic(target, page)
+        write_atomic(target, page)
         metadata: dict[str, Any] = {
             "path": dg.MetadataValue.path(str(target)),
             "bytes": len(page),

@@ -8,7 +8,6 @@ from lepton_pipelines.analytics import marts
 from lepton_pipelines.analytics.assets import (
     DASHBOARD_KEY,
     IO_MANAGER_KEY,
-    AnalyticsIOManager,
     build_device_health,
     dashboard_asset,
     mart_asset,
@@ -17,7 +16,6 @@ from lepton_pipelines.analytics.assets import (
 )
 from lepton_pipelines.models.config import load_models, model_by_name
 from lepton_pipelines.models.scoring import build_scores_asset, scores_key
-from lepton_pipelines.resources import SHARED_RESOURCES
 from lepton_pipelines.sources.registry import Source
 
 DEFAULT_START = "2026-01-01"
@@ -95,6 +93,5 @@ def build_analytics_defs(sources: list[Source]) -> dg.Definitions:
         assets=assets,
         jobs=[refresh_job],
         schedules=[refresh],
-        resources={IO_MANAGER_KEY: AnalyticsIOManager(), "lake": SHARED_RESOURCES["lake"]},
     )
 

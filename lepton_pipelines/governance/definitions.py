@@ -7,7 +7,6 @@ import dagster as dg
 from lepton_pipelines.governance.catalog import build_catalog, catalog_markdown, catalog_path
 from lepton_pipelines.governance.freshness import freshness_checks, freshness_schedule
 from lepton_pipelines.governance.quality_store import QUALITY_ROOT, read_history
-from lepton_pipelines.governance.resource import GreatExpectationsResource
 from lepton_pipelines.governance.scorecard import governed_row_counts, pass_rates, scorecard_metadata
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import write_parquet_atomic
@@ -65,5 +64,4 @@ def build_governance_defs(sources: list[Source]) -> dg.Definitions:
         asset_checks=[*checks, *schema_change],
         jobs=[freshness_job] if freshness_job else [],
         schedules=[refresh, *([freshness_runs] if freshness_runs else [])],
-        resources={"gx": GreatExpectationsResource()},
     )

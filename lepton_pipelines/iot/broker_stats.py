@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lepton_pipelines.iot.connection import BrokerAddress, new_session_client
+from lepton_pipelines.lake.atomic import write_atomic
 
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 SYS_TOPICS = {
@@ -86,12 +87,8 @@ def _stats_dir(lake: Any, broker: str):
 
 
 def record_observation(lake: Any, observation: BrokerObservation) -> str:
-    from lepton_pipelines.iot.committer import write_bytes_atomic
-
     stamp = observation.observed_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    return write_bytes_atomic(
-        _stats_dir(lake, observation.broker), f"{stamp}.json", json.dumps(asdict(observation)).encode(), fsync=False
-    )
+    return write_atomic(_stats_dir(lake, observation.broker) / f"{stamp}.json", json.dumps(asdict(observation)).encode())
 
 
 def load_observations(lake: Any, broker: str) -> list[BrokerObservation]:
@@ -112,9 +109,7 @@ def load_cursor(lake: Any, broker: str) -> BrokerObservation | None:
 
 
 def save_cursor(lake: Any, observation: BrokerObservation) -> None:
-    from lepton_pipelines.iot.committer import write_bytes_atomic
-
-    write_bytes_atomic(_stats_dir(lake, observation.broker), CURSOR_FILE, json.dumps(asdict(observation)).encode(), fsync=False)
+    write_atomic(_stats_dir(lake, observation.broker) / CURSOR_FILE, json.dumps(asdict(observation)).encode())
 
 
 @dataclass(frozen=True)

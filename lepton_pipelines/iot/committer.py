@@ -12,16 +12,15 @@ acknowledged only after the file holding it is committed. A batch is written as
   and partition (``landing-<batch-id>``): the collector commits every second, and appending to one
   ``landing.parquet`` would rewrite it each time.
 
-Each file is written under a hidden temporary name (starting with ``.``, which file-drop readers and
-the landing sensor ignore), fsync'ed and renamed into place; on S3 a single PUT publishes the object
-atomically. Only then does the caller get the acknowledgement tokens back. A crash anywhere before
+Each file is published by ``lake.atomic.write_atomic`` with ``fsync``: a hidden temporary name
+(starting with ``.``, which file-drop readers and the landing sensor ignore), fsync'ed, renamed into
+place and the folder fsync'ed; on S3 a single PUT publishes the object atomically. Only then does the caller get the acknowledgement tokens back. A crash anywhere before
 that leaves the messages unacknowledged, so the broker redelivers them — duplicates are possible,
 loss is not (the clean step dedups by ``(device_id, seq, ts)``).
 """
 from __future__ import annotations
 
 import io
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,9 +28,9 @@ from datetime import datetime, timezone
 from typing import Any, Hashable
 
 import pyarrow.parquet as pq
-from upath import UPath
 
 from lepton_pipelines.iot.payloads import PARTITION_KEY, QUARANTINE_STAGE, Rejected, Telemetry, quarantine_record, quarantine_table
+from lepton_pipelines.lake.atomic import write_atomic
 
 DEFAULT_COLUMNS = ("device_id", "ts", "seq", "boot_id", "temperature", "humidity", "vibration", "battery", "firmware")
 
@@ -149,7 +148,7 @@ class LandingCommitter:
         telemetry_count = 0
         for event_date, lines in sorted(batch.telemetry_lines.items()):
             directory = self.lake.table_dir("landing", self.source, event_date)
-            files.append(write_bytes_atomic(directory, f"{batch_id}.jsonl", b"".join(lines), self.fsync))
+            files.append(write_atomic(directory / f"{batch_id}.jsonl", b"".join(lines), fsync=self.fsync))
             telemetry_count += len(lines)
         by_partition: dict[str, list[dict[str, Any]]] = {}
         for row in batch.quarantine_rows:
@@ -159,7 +158,7 @@ class LandingCommitter:
             pq.write_table(quarantine_table(rows, self.columns), buffer, compression="zstd")
             directory = self.lake.table_dir("quarantine", self.source, partition)
             name = f"{QUARANTINE_STAGE}-{batch_id}.parquet"
-            files.append(write_bytes_atomic(directory, name, buffer.getvalue(), self.fsync))
+            files.append(write_atomic(directory / name, buffer.getvalue(), fsync=self.fsync))
         return CommitResult(
             batch_id=batch_id,
             files=files,
@@ -167,36 +166,3 @@ class LandingCommitter:
             quarantined_count=len(batch.quarantine_rows),
             ack_tokens=list(batch.ack_tokens),
         )
-
-
-def write_bytes_atomic(directory: UPath, name: str, data: bytes, fsync: bool = True) -> str:
-    """Publish ``directory/name`` so that readers see all of it or nothing.
-
-    Local disk: hidden temp file → fsync → ``os.replace`` → fsync of the folder, so the file survives
-    a power cut as well as a process crash (we acknowledge right after). Object stores: one PUT, which
-    is atomic per object.
-    """
-    final = directory / name
-    if getattr(directory, "protocol", "") not in ("", "file", "local"):
-        directory.fs.pipe_file(final.path, data)
-        return str(final)
-    os.makedirs(directory.path, exist_ok=True)
-    tmp_path = os.path.join(directory.path, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp_path, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp_path, final.path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
-    if fsync:
-        folder = os.open(directory.path, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    return str(final)

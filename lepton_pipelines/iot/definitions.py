@@ -3,26 +3,23 @@
 Thin on purpose — the logic is in ``drain.py``, ``broker_stats.py``, ``sequence.py`` and ``devices.py``.
 """
 
-import os
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 import yaml
 
 from lepton_pipelines.connectors.mqtt import MqttSettings
 from lepton_pipelines.iot import broker_stats, devices as device_logic, sequence
 from lepton_pipelines.iot.collector import declared_columns
-from lepton_pipelines.iot.connection import DEFAULT_MQTT_URL, MQTT_URL_ENV, BrokerAddress, parse_mqtt_url
 from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.lease import LeaseHeld
+from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.iot.sessions import session_events
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.resources import SHARED_RESOURCES
 from lepton_pipelines.sources.spec import SourceSpec
 
 SOURCE = "device_telemetry"
@@ -47,16 +44,6 @@ LOSS_POLICY = SETTINGS.loss_check
 # The governed asset's partitions (sources.factory.partitions_for: daily from start_date, today open for MQTT).
 _START_DATE = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8")).get("start_date") or SourceSpec.model_fields["start_date"].default
 PARTITIONS = dg.DailyPartitionsDefinition(start_date=_START_DATE, timezone="UTC", end_offset=1)
-
-
-class MqttBrokerResource(dg.ConfigurableResource):
-    """The broker, read from the environment at run time so that credentials (in the URL) never
-    enter Dagster config, run storage or the UI — only the variable's name does."""
-
-    url_env_var: str = MQTT_URL_ENV
-
-    def address(self) -> BrokerAddress:
-        return parse_mqtt_url(os.environ.get(self.url_env_var) or DEFAULT_MQTT_URL)
 
 
 class DrainConfig(dg.Config):
@@ -145,12 +132,12 @@ def _loss_report(the_lake: Lake, days: list[str], history_before: str | None, lo
     """Gaps in ``seq`` over the governed partitions ``days``, continuing from each device's last
     message in the ``lookback_days`` partitions before ``history_before``."""
     columns = ["device_id", "seq", "ts", *([LOSS_POLICY.boot_field] if LOSS_POLICY.boot_field else [])]
-    current = _read_zone(the_lake, "governed", SOURCE, days, columns)
+    current = the_lake.read_partitions("governed", SOURCE, days, columns)
     previous = None
     if history_before is not None and lookback_days and not current.empty:
         earlier = [p for p in the_lake.partitions("governed", SOURCE) if p < history_before][-lookback_days:]
-        previous = sequence.last_message_per_device(_read_zone(the_lake, "governed", SOURCE, earlier, columns), LOSS_POLICY.boot_field)
-    quarantined = _read_zone(the_lake, "quarantine", SOURCE, days, ["device_id", "seq"])  # not lost: set aside with a reason
+        previous = sequence.last_message_per_device(the_lake.read_partitions("governed", SOURCE, earlier, columns), LOSS_POLICY.boot_field)
+    quarantined = the_lake.read_partitions("quarantine", SOURCE, days, ["device_id", "seq"])  # not lost: set aside with a reason
     return sequence.find_gaps(current, previous, LOSS_POLICY.boot_field, LOSS_POLICY.restart_max_seq,
                               LOSS_POLICY.first_seq_after_restart, quarantined)
 
@@ -194,21 +181,6 @@ class DeviceStatusConfig(dg.Config):
     lookback_days: int = 2
 
 
-def _read_zone(lake: Lake, zone: str, source: str, days: list[str] | None, columns: list[str] | None) -> pd.DataFrame:
-    """Published Parquet of some (or all) partitions, only the needed columns present in each file."""
-    frames = []
-    for day in days if days is not None else lake.partitions(zone, source):
-        folder = lake.table_dir(zone, source, day)
-        if not folder.exists():
-            continue
-        for path in sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_"))):
-            with path.fs.open(path.path, "rb") as handle:
-                parquet = pq.ParquetFile(handle)
-                wanted = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
-                frames.append(parquet.read(columns=wanted).to_pandas())
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns or [])
-
-
 def _load_registry(lake: Lake) -> tuple[pd.DataFrame, str]:
     for parts in REGISTRY_CANDIDATES:
         path = lake.path(*parts)
@@ -224,7 +196,7 @@ def _load_registry(lake: Lake) -> tuple[pd.DataFrame, str]:
 def devices(context: dg.AssetExecutionContext, lake: LakeResource) -> pd.DataFrame:
     the_lake = lake.get()
     registry, origin = _load_registry(the_lake)
-    telemetry = _read_zone(the_lake, "clean", SOURCE, None, ["device_id", "ts", "firmware"])
+    telemetry = the_lake.read_partitions("clean", SOURCE, None, ["device_id", "ts", "firmware"])
     table = device_logic.build_devices(registry, device_logic.summarize_sightings(telemetry))
     unknown = table.loc[~table["registered"], "device_id"].tolist()
     if unknown:
@@ -250,8 +222,8 @@ def device_status(context: dg.AssetExecutionContext, config: DeviceStatusConfig,
     the_lake = lake.get()
     today = datetime.now(timezone.utc).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(config.lookback_days, -1, -1)]
-    telemetry = _read_zone(the_lake, "clean", SOURCE, days, ["device_id", "ts", *device_logic.READINGS])
-    quarantine = _read_zone(the_lake, "quarantine", SOURCE, days, ["device_id"])
+    telemetry = the_lake.read_partitions("clean", SOURCE, days, ["device_id", "ts", *device_logic.READINGS])
+    quarantine = the_lake.read_partitions("quarantine", SOURCE, days, ["device_id"])
     loss = _loss_report(the_lake, days, days[0], LOSS_POLICY.lookback_days)
     status = device_logic.device_status(
         devices, telemetry, device_logic.quarantined_per_device(quarantine), datetime.now(timezone.utc),
@@ -274,5 +246,4 @@ defs = dg.Definitions(
     assets=[device_telemetry_landing, devices, device_status],
     asset_checks=[broker_dropped_messages, device_seq_gaps, all_devices_registered],
     jobs=[iot_job],
-    resources={**SHARED_RESOURCES, "mqtt": MqttBrokerResource()},
 )

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lepton_pipelines.lake.atomic import write_atomic
+
 
 class LeaseHeld(RuntimeError):
     """Another live holder owns the client id."""
@@ -58,11 +60,9 @@ class ClientLease:
             raise LeaseHeld(f"MQTT client id {self.client_id!r} was just taken by {after and after['holder']}")
 
     def renew(self) -> None:
-        from lepton_pipelines.iot.committer import write_bytes_atomic
-
         expires = datetime.now(timezone.utc) + timedelta(seconds=self.ttl_seconds)
         body = json.dumps({"holder": self.holder, "client_id": self.client_id, "expires_at": expires.isoformat()})
-        write_bytes_atomic(self.path.parent, self.path.name, body.encode(), fsync=False)
+        write_atomic(self.path, body.encode())
         self._renewed_at = time.monotonic()
 
     def renew_if_due(self) -> None:

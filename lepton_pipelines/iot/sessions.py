@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lepton_pipelines.iot.connection import BrokerAddress
+from lepton_pipelines.lake.atomic import write_atomic
 
 SESSIONS_DIR = ("_iot", "sessions")
 EVENTS_DIR = ("_iot", "session_events")
@@ -42,20 +43,15 @@ class SessionLedger:
     def mark_established(self) -> None:
         if self._known:
             return
-        from lepton_pipelines.iot.committer import write_bytes_atomic
-
         body = {"client_id": self.client_id, "broker": self.broker, "established_at": _now()}
-        write_bytes_atomic(self.marker.parent, self.marker.name, json.dumps(body).encode(), fsync=False)
+        write_atomic(self.marker, json.dumps(body).encode())
         self._known = True
 
     def record_lost(self) -> str:
-        from lepton_pipelines.iot.committer import write_bytes_atomic
-
         at = _now()
         body = {"event": "session_lost", "client_id": self.client_id, "broker": self.broker, "at": at}
         folder = self.lake.path(*EVENTS_DIR, self.client_id)
-        return write_bytes_atomic(folder, at.replace(":", "").replace("-", "").replace("+0000", "Z") + ".json",
-                                  json.dumps(body).encode(), fsync=False)
+        return write_atomic(folder / (at.replace(":", "").replace("-", "").replace("+0000", "Z") + ".json"), json.dumps(body).encode())
 
 
 def session_events(lake: Any, client_id: str, since: str | None = None) -> list[dict[str, Any]]:

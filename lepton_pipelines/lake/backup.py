@@ -35,9 +35,9 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
-from upath import UPath
 
-from lepton_pipelines.lake.store import Lake, s3_storage_options
+from lepton_pipelines.lake.atomic import is_staging_name, publish, staging_path, write_atomic
+from lepton_pipelines.lake.store import Lake, open_location
 
 BACKUP_ZONES: tuple[str, ...] = ("governed", "quarantine", "_quality", "models")
 """What a backup protects: the zones that cannot be rebuilt from landing/raw by re-running assets
@@ -179,16 +179,6 @@ def default_backup_url() -> str:
     return url
 
 
-def open_location(url: str, s3_endpoint_url: str | None = None) -> UPath:
-    """A local folder or ``s3://`` prefix as a UPath; S3 endpoint and credentials as for the lake."""
-    url = url.rstrip("/")
-    if url.startswith("s3://"):
-        return UPath(url, **s3_storage_options(s3_endpoint_url))
-    if "://" in url and not url.startswith("file://"):
-        return UPath(url)
-    return UPath(os.path.abspath(os.path.expanduser(url.removeprefix("file://"))))
-
-
 def new_snapshot_id(now: datetime | None = None) -> str:
     """Sortable by time to the microsecond (retention and ``latest`` rely on it); the random suffix
     keeps concurrent writers apart."""
@@ -211,11 +201,6 @@ def fingerprint_of(info: dict[str, Any]) -> str:
     if isinstance(mtime, datetime):
         mtime = mtime.timestamp()
     return f"mtime:{float(mtime):.6f}:{int(info.get('size') or 0)}"
-
-
-def _is_temp_file(name: str) -> bool:
-    # write_parquet_atomic stages bytes in ".<name>.<uuid>.tmp": never part of the lake's state.
-    return name.startswith(".") and name.endswith(".tmp")
 
 
 class BackupRepository:
@@ -271,7 +256,7 @@ class BackupRepository:
         return [self.load_manifest(s) for s in self.snapshot_ids()]
 
     def _write_manifest(self, manifest: Manifest) -> None:
-        _write_bytes_atomic(self.fs, self._abs(f"snapshots/{manifest.snapshot_id}.json"), manifest.to_json().encode())
+        write_atomic(self.root / "snapshots" / f"{manifest.snapshot_id}.json", manifest.to_json().encode())
 
     # -- objects -------------------------------------------------------------------------------
     def object_sizes(self) -> dict[str, int]:
@@ -284,7 +269,7 @@ class BackupRepository:
         return {
             PurePosixPath(path).name: int(info.get("size") or 0)
             for path, info in self.fs.find(directory, detail=True).items()
-            if info.get("type") != "directory" and not _is_temp_file(PurePosixPath(path).name)
+            if info.get("type") != "directory" and not is_staging_name(PurePosixPath(path).name)
         }
 
     def object_shas(self) -> set[str]:
@@ -301,7 +286,7 @@ class BackupRepository:
         staged and then moved over the final name, so re-storing a damaged object replaces it whole.
         """
         final = self.object_path(expected_sha)
-        staged = f"{final.rsplit('/', 1)[0]}/.{expected_sha}.{uuid.uuid4().hex}.tmp"
+        staged = staging_path(final)
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         try:
             sha, size = self._copy_hashing(source_fs, source_path, staged)
@@ -310,7 +295,7 @@ class BackupRepository:
                     f"{source_path} changed while it was being backed up; re-run the backup "
                     "(it will pick up the new version)"
                 )
-            _publish(self.fs, staged, final)
+            publish(self.fs, staged, final)
         finally:
             if self.fs.exists(staged):
                 self.fs.rm(staged)
@@ -324,7 +309,7 @@ class BackupRepository:
         reads one whole version of the file: the checksum always describes the bytes stored."""
         directory = self._abs("objects")
         self.fs.makedirs(directory, exist_ok=True)
-        staged = f"{directory}/.ingest.{uuid.uuid4().hex}.tmp"
+        staged = staging_path(f"{directory}/ingest")
         try:
             sha, size = self._copy_hashing(source_fs, source_path, staged)
         except BaseException:
@@ -395,7 +380,7 @@ class BackupRepository:
                 damaged = sha in stored
                 if staged is not None:
                     self.fs.makedirs(self.object_path(sha).rsplit("/", 1)[0], exist_ok=True)
-                    _publish(self.fs, staged, self.object_path(sha))
+                    publish(self.fs, staged, self.object_path(sha))
                     bytes_copied += size
                 else:
                     bytes_copied += self._store_object(lake.fs, abs_path, sha)
@@ -538,7 +523,7 @@ class BackupRepository:
                     + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
                 )
             for staging, target in staged:
-                _publish(lake.fs, staging, target)
+                publish(lake.fs, staging, target)
         finally:
             for staging, _target in staged:
                 if lake.fs.exists(staging):
@@ -568,7 +553,7 @@ class BackupRepository:
         source = self.object_path(entry.sha256)
         parent = target.rsplit("/", 1)[0]
         target_fs.makedirs(parent, exist_ok=True)
-        staged = f"{parent}/.{PurePosixPath(target).name}.{uuid.uuid4().hex}.tmp"
+        staged = staging_path(target)
         digest = hashlib.sha256()
         size = 0
         try:
@@ -634,7 +619,7 @@ def _lake_files(lake: Lake, zones: Iterable[str]) -> Iterable[tuple[str, str, di
         if not lake.fs.exists(zone_dir):
             continue
         for abs_path, info in sorted(lake.fs.find(zone_dir, detail=True).items()):
-            if info.get("type") == "directory" or _is_temp_file(PurePosixPath(abs_path).name):
+            if info.get("type") == "directory" or is_staging_name(PurePosixPath(abs_path).name):
                 continue
             rel = abs_path.rstrip("/")[len(root) + 1:] if abs_path.startswith(root + "/") else abs_path
             yield rel, abs_path, info
@@ -666,27 +651,6 @@ def _sha256_of(fs, path: str) -> str:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _publish(fs, staged: str, final: str) -> None:
-    if _is_local_fs(fs):
-        os.replace(staged, final)
-    else:
-        fs.mv(staged, final)
-
-
-def _write_bytes_atomic(fs, final: str, data: bytes) -> None:
-    parent = final.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
-    staged = f"{parent}/.{PurePosixPath(final).name}.{uuid.uuid4().hex}.tmp"
-    with fs.open(staged, "wb") as handle:
-        handle.write(data)
-    _publish(fs, staged, final)
-
-
-def _is_local_fs(fs) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
 
 
 def _invalidate(fs) -> None:

@@ -32,9 +32,9 @@ from dagster import (
     TableSchema,
     UPathIOManager,
 )
-from pydantic import Field
 from upath import UPath
 
+from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import DATA_FILE, FILE_IDENTITY_ATTR, ZONES, Lake, partition_dirname, read_parquet_dir, write_parquet_atomic
 
 PREVIEW_ROWS = 5
@@ -90,8 +90,14 @@ class LakeParquetIOManager(UPathIOManager):
             return
         super().handle_output(context, obj)
 
+    def output_path(self, context: InputContext | OutputContext) -> UPath:
+        """The folder an output is published to: the same path ``UPathIOManager.handle_output`` writes,
+        built from its public hooks (``get_asset_relative_path``, ``get_path_for_partition``)."""
+        path = self.lake.root / self.get_asset_relative_path(context)
+        return self.get_path_for_partition(context, path, context.asset_partition_key) if context.has_asset_partitions else path
+
     def has_output(self, context: OutputContext) -> bool:
-        return (self._get_path(context) / DATA_FILE).exists()
+        return (self.output_path(context) / DATA_FILE).exists()
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         if obj is None:
@@ -110,8 +116,7 @@ class LakeParquetIOManager(UPathIOManager):
         # The base class adds "path" (the partition folder) itself, after dump_to_path.
         if not isinstance(obj, pd.DataFrame):
             return {}
-        path = self._get_paths_for_partitions(context)[context.asset_partition_key] if context.has_asset_partitions else self._get_path(context)
-        return table_metadata(obj, byte_size=self._written.pop(str(path), None))
+        return table_metadata(obj, byte_size=self._written.pop(str(self.output_path(context)), None))
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         release_freed_memory()
@@ -183,10 +188,10 @@ def _cell(value: Any) -> str:
 
 
 class LakeIOManager(ConfigurableIOManagerFactory):
-    """Config-driven factory; ``url`` defaults to ``LEPTON_LAKE_URL`` / ``$DAGSTER_HOME/lake`` / ``./.lake``."""
+    """The lake IO manager over the ``LakeResource`` it is given (a nested resource: the lake is
+    configured once, in ``lepton_pipelines.resources``)."""
 
-    url: str | None = Field(default=None, description="Lake root: local folder or s3://bucket/prefix")
-    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override (MinIO, moto)")
+    lake: LakeResource
 
     def create_io_manager(self, context) -> LakeParquetIOManager:
-        return LakeParquetIOManager(Lake(self.url, self.s3_endpoint_url))
+        return LakeParquetIOManager(self.lake.get())

@@ -11,7 +11,6 @@ the previous version or the new one — never half a file — and rewriting a pa
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.utils import get_protocol
 from upath import UPath
+
+from lepton_pipelines.lake.atomic import is_local, write_atomic
 
 ZONES = ("landing", "raw", "clean", "governed", "quarantine")
 DATA_FILE = "data.parquet"
@@ -41,6 +43,18 @@ def s3_storage_options(endpoint_url: str | None = None) -> dict[str, Any]:
     AWS environment variables and are never copied into config or metadata."""
     endpoint = endpoint_url or os.environ.get("LEPTON_S3_ENDPOINT_URL")
     return {"endpoint_url": endpoint} if endpoint else {}
+
+
+def open_location(url: str, s3_endpoint_url: str | None = None) -> UPath:
+    """A lake or backup location as a UPath: a local folder (``~`` expanded, made absolute, a
+    ``file://`` prefix dropped), or a URL — ``s3://`` with the endpoint override of
+    ``s3_storage_options``."""
+    url = url.rstrip("/")
+    if is_local(url):
+        return UPath(str(Path(url.removeprefix("file://")).expanduser().resolve()))
+    if get_protocol(url) == "s3":
+        return UPath(url, **s3_storage_options(s3_endpoint_url))
+    return UPath(url)
 
 
 COMPRESSION_ENV = "LEPTON_PARQUET_COMPRESSION"
@@ -84,7 +98,7 @@ def file_identity(path: UPath) -> str:
     changes it, so it ties results computed on a frame to the exact file that frame was written to."""
     info = path.fs.info(path.path)
     version = info.get("ETag") or info.get("etag") or info.get("LastModified") or ""
-    if not version and _is_local(path):
+    if not version and is_local(path):
         stat = os.stat(path.path)
         version = f"{stat.st_mtime_ns}:{stat.st_ino}"
     return f"{path}|{info.get('size')}|{version}"
@@ -95,14 +109,11 @@ class Lake:
 
     def __init__(self, url: str | None = None, s3_endpoint_url: str | None = None):
         self.url = (url or default_lake_url()).rstrip("/")
-        options = s3_storage_options(s3_endpoint_url) if self.url.startswith("s3://") else {}
-        self.root = UPath(self.url, **options)
-        if self.is_local:
-            self.root = UPath(str(Path(self.url).expanduser().resolve()))
+        self.root = open_location(self.url, s3_endpoint_url)
 
     @property
     def is_local(self) -> bool:
-        return "://" not in self.url or self.url.startswith("file://")
+        return is_local(self.root)
 
     @property
     def fs(self):
@@ -131,6 +142,23 @@ class Lake:
     def read_table(self, zone: str, source: str, partition_key: str | None = None) -> pd.DataFrame:
         return read_parquet_dir(self.table_dir(zone, source, partition_key))
 
+    def read_partitions(
+        self, zone: str, source: str, partition_keys: list[str] | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """Several partitions (default: all) as one frame, ``columns`` only where a file has them.
+
+        Partitions with no published file are skipped: a day without data is not an error here, and
+        an empty frame with ``columns`` comes back when no partition has any.
+        """
+        frames = []
+        for key in partition_keys if partition_keys is not None else self.partitions(zone, source):
+            folder = self.table_dir(zone, source, key)
+            if published_files(folder):
+                frame = read_parquet_dir(folder, columns)
+                frame.attrs.pop(FILE_IDENTITY_ATTR, None)  # the result stands for many files, not one
+                frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns or [])
+
     def partitions(self, zone: str, source: str) -> list[str]:
         base = self.table_dir(zone, source)
         if not base.exists():
@@ -144,34 +172,20 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
 
 
 def write_parquet_atomic(directory: UPath, df: pd.DataFrame | pa.Table, name: str = DATA_FILE) -> WriteResult:
-    """Write ``directory/name`` so that readers never observe a partial file.
-
-    The bytes go to ``directory/.<name>.<uuid>.tmp`` (hidden, and not matching ``*.parquet`` globs),
-    then one rename/move publishes them. On local disks that is ``os.replace`` (atomic); on S3 the
-    destination object is created by a single server-side copy, which is atomic per object. A crash
-    before the move leaves the previous version untouched; a stray temp file is harmless and removed.
-    """
+    """Write ``directory/name`` so that readers never observe a partial file (``atomic.write_atomic``:
+    a hidden staging file, then one rename on local disks or one server-side copy on S3). A crash
+    before the publish leaves the previous version untouched."""
     table = df if isinstance(df, pa.Table) else to_arrow(df)
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
-    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
-    fs = directory.fs
-    try:
-        with fs.open(tmp.path, "wb") as handle:
-            pq.write_table(
-                table, handle, compression=parquet_compression(), row_group_size=256_000, use_dictionary=dictionary_columns(table),
-                write_statistics=[name for name in table.column_names if name not in UNSUMMARIZED_COLUMNS],
-            )
-        if _is_local(directory):
-            os.replace(tmp.path, final.path)
-        else:
-            fs.mv(tmp.path, final.path)
-    except BaseException:
-        try:
-            if fs.exists(tmp.path):
-                fs.rm(tmp.path)
-        finally:
-            raise
+    compression, dictionary = parquet_compression(), dictionary_columns(table)
+    statistics = [column for column in table.column_names if column not in UNSUMMARIZED_COLUMNS]
+
+    def write(handle) -> None:
+        pq.write_table(
+            table, handle, compression=compression, row_group_size=256_000, use_dictionary=dictionary, write_statistics=statistics
+        )
+
+    write_atomic(final, write)
     identity = file_identity(final)
     return WriteResult(path=str(final), rows=table.num_rows, bytes=int(identity.split("|")[-2] or 0), identity=identity)
 
@@ -210,23 +224,32 @@ def _arrow_backed(arrow_type: pa.DataType) -> pd.ArrowDtype | None:
     return None
 
 
-def read_parquet_dir(directory: UPath) -> pd.DataFrame:
-    """Read every published ``*.parquet`` file of a partition or table folder (never temp files)."""
+def published_files(directory: UPath) -> list[UPath]:
+    """The published ``*.parquet`` files of a partition or table folder (or of its partition folders
+    when it has none of its own); never staging files or ``_``-prefixed side files."""
     if directory.is_file():
-        files = [directory]
-    else:
-        files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_")))
-        if not files:
-            files = sorted(
-                p for p in directory.glob("*/*.parquet") if not p.name.startswith((".", "_"))
-            )
+        return [directory]
+    files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        files = sorted(p for p in directory.glob("*/*.parquet") if not p.name.startswith((".", "_")))
+    return files
+
+
+def read_parquet_dir(directory: UPath, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read every published ``*.parquet`` file of a partition or table folder (never temp files);
+    ``columns``: only those, in each file that has them."""
+    files = published_files(directory)
     if not files:
         raise FileNotFoundError(f"no published Parquet files under {directory}")
     identity = file_identity(files[0]) if len(files) == 1 else None
     tables = []
     for f in files:
         with f.fs.open(f.path, "rb") as handle:
-            tables.append(pq.read_table(handle))
+            if columns is None:
+                tables.append(pq.read_table(handle))
+            else:
+                parquet = pq.ParquetFile(handle)
+                tables.append(parquet.read(columns=[c for c in columns if c in parquet.schema_arrow.names]))
     if identity is not None and file_identity(files[0]) != identity:
         identity = None  # rewritten while we read: the frame may be either version, so it has no identity
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
@@ -239,7 +262,3 @@ def read_parquet_dir(directory: UPath) -> pd.DataFrame:
     # thread cannot reuse: returned now, they do not stack under the caller's own peak.
     pa.default_memory_pool().release_unused()
     return frame
-
-
-def _is_local(path: UPath) -> bool:
-    return getattr(path, "protocol", "") in ("", "file", "local")

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from upath import UPath
 
+from lepton_pipelines.lake.atomic import write_atomic
 from lepton_pipelines.models.config import ModelSpec, PromotionSpec
 
 MODELS_ROOT = "models"
@@ -186,24 +185,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def write_bytes_atomic(path: UPath, data: bytes) -> None:
-    """Publish ``path`` in one rename (local) or one object write (S3); never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if getattr(path, "protocol", "") in ("", "file", "local"):
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(tmp.path, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp.path, path.path)
-        finally:
-            if os.path.exists(tmp.path):
-                os.remove(tmp.path)
-    else:
-        path.fs.pipe_file(path.path, data)  # a single PUT: S3 objects appear whole or not at all
-
-
 @dataclass(frozen=True)
 class RegisteredVersion:
     version: str
@@ -265,8 +246,8 @@ class ModelRegistry:
         if (folder / CARD_FILE).exists():
             return RegisteredVersion(version, self.read_card(version), created=False)
         full_card = {**card, "name": self.model_name, "version": version, "created_at": _now().isoformat(timespec="seconds")}
-        write_bytes_atomic(folder / ARTIFACT_FILE, artifact)
-        write_bytes_atomic(folder / CARD_FILE, json.dumps(full_card, indent=2, sort_keys=True, default=str).encode())
+        write_atomic(folder / ARTIFACT_FILE, artifact, fsync=True)
+        write_atomic(folder / CARD_FILE, json.dumps(full_card, indent=2, sort_keys=True, default=str).encode(), fsync=True)
         return RegisteredVersion(version, full_card, created=True)
 
     def commit(self, registered: RegisteredVersion, decision: PromotionDecision) -> dict[str, Any]:
@@ -310,7 +291,7 @@ class ModelRegistry:
         return index
 
     def _write_index(self, index: dict[str, Any]) -> None:
-        write_bytes_atomic(self.index_path, json.dumps(index, indent=2, default=str).encode())
+        write_atomic(self.index_path, json.dumps(index, indent=2, default=str).encode(), fsync=True)
 
 
 def registered_model_names(models_root: UPath) -> list[str]:

@@ -29,6 +29,7 @@ from dagster import (
 from pydantic import Field
 
 from lepton_pipelines.lake.backup import BACKUP_ZONES, BackupError, BackupRepository, VerifyReport
+from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transient_error, max_runtime_tags, permanent_failure
 
@@ -39,19 +40,20 @@ limits it to one run at a time."""
 
 
 class LakeBackupResource(ConfigurableResource):
-    """Where the lake and its backups live. Unset fields fall back to ``LEPTON_LAKE_URL``,
-    ``LEPTON_BACKUP_URL`` and ``LEPTON_S3_ENDPOINT_URL``; credentials only from AWS env vars."""
+    """Where the backups live, for the lake it is given (the nested ``LakeResource``, configured once).
+    An unset ``backup_url`` falls back to ``LEPTON_BACKUP_URL``; the backup location uses the lake's S3
+    endpoint; credentials only from AWS env vars."""
 
-    lake_url: str | None = Field(default=None, description="Lake root; default $LEPTON_LAKE_URL")
+    lake: LakeResource
     backup_url: str | None = Field(default=None, description="Backup location; default $LEPTON_BACKUP_URL")
-    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override (MinIO)")
     keep_snapshots: int = Field(default=14, ge=1, description="Retention: newest N snapshots are kept")
 
     def repository(self) -> BackupRepository:
-        return BackupRepository(self.backup_url, self.s3_endpoint_url)
+        return BackupRepository(self.backup_url, self.lake.s3_endpoint_url)
 
-    def lake(self, url: str | None = None) -> Lake:
-        return Lake(url or self.lake_url, self.s3_endpoint_url)
+    def open_lake(self, url: str | None = None) -> Lake:
+        """The configured lake, or another lake at ``url`` on the same S3 endpoint (restore targets)."""
+        return Lake(url, self.lake.s3_endpoint_url) if url else self.lake.get()
 
 
 class BackupConfig(Config):
@@ -104,7 +106,7 @@ def snapshot_lake(context: OpExecutionContext, config: BackupConfig, lake_backup
     """Copy new or changed files of the protected zones into the backup location and write a manifest."""
     with storage_errors_classified():
         repo = lake_backup.repository()
-        result = repo.backup(lake_backup.lake(), zones=config.zones, rehash=config.rehash, log=_logged(context))
+        result = repo.backup(lake_backup.open_lake(), zones=config.zones, rehash=config.rehash, log=_logged(context))
     context.add_output_metadata({**asdict(result), "backup_url": MetadataValue.text(repo.url)})
     context.log.info(
         f"snapshot {result.snapshot_id}: {result.files} files; {result.objects_copied} objects copied, "
@@ -118,7 +120,7 @@ def verify_lake_snapshot(context: OpExecutionContext, snapshot_id: str, lake_bac
     """Re-hash every object of the new snapshot: a backup is only as good as its last verification.
     Objects found damaged are fetched again from the lake when the lake file still matches."""
     with storage_errors_classified():
-        report = lake_backup.repository().verify(snapshot_id, deep=True, repair_from=lake_backup.lake(), log=_logged(context))
+        report = lake_backup.repository().verify(snapshot_id, deep=True, repair_from=lake_backup.open_lake(), log=_logged(context))
     _fail_unless_ok(report, "backup verification failed")
     context.add_output_metadata({"files_verified": report.checked, "objects_repaired": len(report.repaired)})
     return snapshot_id
@@ -138,7 +140,7 @@ def apply_backup_retention(context: OpExecutionContext, verified_snapshot_id: st
 
 @op(retry_policy=TRANSIENT_RETRY_POLICY, out=Out(dict, description="snapshot_id and the lake it was restored into"))
 def restore_lake_snapshot(context: OpExecutionContext, config: RestoreConfig, lake_backup: LakeBackupResource) -> dict:
-    lake = lake_backup.lake(config.target_lake_url)
+    lake = lake_backup.open_lake(config.target_lake_url)
     with storage_errors_classified():
         result = lake_backup.repository().restore(
             lake, config.snapshot_id, exact=config.exact, overwrite_all=config.overwrite_all, log=_logged(context)
@@ -153,7 +155,7 @@ def restore_lake_snapshot(context: OpExecutionContext, config: RestoreConfig, la
 def verify_restored_lake(context: OpExecutionContext, restored: dict, lake_backup: LakeBackupResource) -> None:
     """Read the restored files back from the lake and compare them with the manifest."""
     with storage_errors_classified():
-        report = lake_backup.repository().verify_lake(lake_backup.lake(restored["lake_url"]), restored["snapshot_id"])
+        report = lake_backup.repository().verify_lake(lake_backup.open_lake(restored["lake_url"]), restored["snapshot_id"])
     _fail_unless_ok(report, "restored lake does not match the snapshot")
     context.add_output_metadata({"files_verified": report.checked})
     context.log.info(report.describe())

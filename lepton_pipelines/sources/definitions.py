@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from lepton_pipelines.resources import SHARED_RESOURCES
 from lepton_pipelines.sources.automation import build_landing_sensor, build_source_jobs, build_source_schedules
 from lepton_pipelines.sources.factory import build_source_assets
 from lepton_pipelines.sources.registry import Source
@@ -16,5 +15,4 @@ def build_sources_defs(sources: list[Source]) -> dg.Definitions:
         jobs=jobs,
         schedules=build_source_schedules(sources, jobs),
         sensors=[build_landing_sensor(sources, jobs)],
-        resources=SHARED_RESOURCES,
     )

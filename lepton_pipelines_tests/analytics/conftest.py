@@ -34,7 +34,9 @@ def sample_lake(tmp_path_factory):
         from lepton_pipelines.analytics.definitions import build_analytics_defs
         from lepton_pipelines.sources.registry import load_sources
 
-        defs = build_analytics_defs(load_sources())
+        from lepton_pipelines.resources import bind_resources
+
+        defs = bind_resources(build_analytics_defs(load_sources()))
 
         job = defs.resolve_job_def("analytics_daily")
         results = {}

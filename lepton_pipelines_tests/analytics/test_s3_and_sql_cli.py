@@ -40,7 +40,7 @@ def test_daily_kpis_materialize_on_s3(s3_lake):
 
     _fixture_rows(s3_lake)
     result = dg.materialize([_daily_kpis_asset()], partition_key=DAY,
-                            resources={"lake": LakeResource(), "analytics_io": AnalyticsIOManager()})
+                            resources={"lake": LakeResource(), "analytics_io": AnalyticsIOManager(lake=LakeResource())})
     assert result.success
     published = s3_lake.path("marts", "daily_kpis", f"date={DAY}", "data.parquet")
     assert published.exists(), f"{published} not written to the bucket"

@@ -51,7 +51,7 @@ def test_scores_asset_stores_the_version_and_rescores_only_when_asked(tmp_lake, 
 
     spec = model_by_name("transaction_risk", load_models())
     asset = build_scores_asset(spec, dg.DailyPartitionsDefinition(start_date="2026-01-01"), "analytics_io")
-    resources = {"lake": LakeResource(url=tmp_lake.url), "analytics_io": AnalyticsIOManager(url=tmp_lake.url)}
+    resources = {"lake": LakeResource(url=tmp_lake.url), "analytics_io": AnalyticsIOManager(lake=LakeResource(url=tmp_lake.url))}
     first = dg.materialize([asset], partition_key=DAY, resources=resources)
     path = tmp_lake.path("models", "transaction_risk", "scores", f"date={DAY}", "data.parquet")
     stored = pd.read_parquet(path.path)

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from lepton_pipelines.governance import GreatExpectationsResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.resources import SHARED_RESOURCES
+from lepton_pipelines.resources import RESOURCES
 from lepton_pipelines.sources.factory import build_source_assets
 from lepton_pipelines.sources.registry import load_sources
 
@@ -48,7 +48,7 @@ def load(tmp_path, specs: dict[str, str]) -> dict:
 
 def run(source) -> dg.ExecuteInProcessResult:
     result = dg.materialize(build_source_assets(source), partition_key=PARTITION, raise_on_error=False,
-                            resources={**SHARED_RESOURCES, "gx": GreatExpectationsResource()})
+                            resources={**RESOURCES, "gx": GreatExpectationsResource()})
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result
 
@@ -123,7 +123,7 @@ def test_sql_numeric_is_exact_in_governed_and_an_empty_window_is_a_named_outcome
     assert sum(1 for v in expected if float(v) != v) > 1000  # the values a float would have changed
 
     quiet = dg.materialize(build_source_assets(sources["ledger"])[:1], partition_key="2026-01-05", raise_on_error=False,
-                           resources={**SHARED_RESOURCES, "gx": GreatExpectationsResource()})
+                           resources={**RESOURCES, "gx": GreatExpectationsResource()})
     evaluations = checks(quiet)
     assert evaluations["schema_drift"].passed  # not "every column removed / retyped → null"
     assert not evaluations["empty_input"].passed and evaluations["empty_input"].severity == dg.AssetCheckSeverity.WARN

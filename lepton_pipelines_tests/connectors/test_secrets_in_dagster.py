@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 
 from lepton_pipelines.governance import GreatExpectationsResource
-from lepton_pipelines.resources import SHARED_RESOURCES
+from lepton_pipelines.resources import RESOURCES
 from lepton_pipelines.sources.factory import build_source_assets
 from lepton_pipelines.sources.registry import load_sources
 
@@ -79,7 +79,7 @@ def sources_from_yaml(folder: Path, connectors: dict[str, dict]) -> dict:
 def materialize(source, instance, zones: tuple[str, ...] = ("raw",)) -> dg.ExecuteInProcessResult:
     assets = [a for a in build_source_assets(source) if a.key.path[-1] in zones]
     return dg.materialize(assets, instance=instance, partition_key=PARTITION, raise_on_error=False,
-                          resources={**SHARED_RESOURCES, "gx": GreatExpectationsResource()})
+                          resources={**RESOURCES, "gx": GreatExpectationsResource()})
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:

@@ -136,7 +136,7 @@ def run_source(tmp_path: Path, spec: dict[str, Any], files: dict[str, bytes], gx
             handle.write(data)
     result = dg.materialize(
         build_source_assets(source), partition_key=partition, raise_on_error=False, instance=dg.DagsterInstance.ephemeral(),
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(url=lake.url), "gx": gx},
+        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "gx": gx},
     )
     failure = "\n".join(
         f"{e.step_failure_data.error.message if e.step_failure_data.error else ''} "

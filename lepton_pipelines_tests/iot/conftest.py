@@ -150,7 +150,7 @@ def run_pipeline(lake_dir: Path, partition: str):
         [*build_source_assets(source), device_seq_gaps],
         partition_key=partition,
         raise_on_error=False,
-        resources={"lake": LakeResource(url=url), "lake_io": LakeIOManager(url=url), "gx": GreatExpectationsResource()},
+        resources={"lake": LakeResource(url=url), "lake_io": LakeIOManager(lake=LakeResource(url=url)), "gx": GreatExpectationsResource()},
     )
 
 

@@ -20,7 +20,8 @@ import pytest
 from lepton_pipelines.connectors.mqtt import MqttSettings
 from lepton_pipelines.iot import simulator
 from lepton_pipelines.iot.connection import parse_mqtt_url
-from lepton_pipelines.iot.definitions import SETTINGS, MqttBrokerResource, broker_dropped_messages
+from lepton_pipelines.iot.definitions import SETTINGS, broker_dropped_messages
+from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.payloads import decode_raw
 from lepton_pipelines.lake.resource import LakeResource

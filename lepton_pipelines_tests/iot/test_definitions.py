@@ -11,20 +11,21 @@ from lepton_pipelines.iot.definitions import (
     LANDING_KEY,
     MQTT_CLIENT_TAG,
     SETTINGS,
-    MqttBrokerResource,
     defs,
     device_status,
     devices,
 )
+from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.lake.io_manager import LakeIOManager
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
+from lepton_pipelines.resources import bind_resources
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_definitions_expose_drain_checks_and_non_overlapping_tag():
-    repo = defs.get_repository_def()
+    repo = bind_resources(defs).get_repository_def()
     keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
     assert {"device_telemetry/landing", "iot/devices", "iot/device_status"} <= keys
     landing = repo.asset_graph.get(LANDING_KEY)
@@ -55,7 +56,7 @@ def test_devices_and_status_from_registry_and_clean_telemetry(tmp_path):
 
     result = dg.materialize(
         [devices, device_status],
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(url=lake.url), "mqtt": MqttBrokerResource()},
+        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "mqtt": MqttBrokerResource()},
     )
     assert result.success
     table = result.output_for_node("iot__devices").set_index("device_id")

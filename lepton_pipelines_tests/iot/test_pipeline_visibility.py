@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 
 from lepton_pipelines.iot.committer import LandingCommitter, PendingBatch
-from lepton_pipelines.iot.definitions import MqttBrokerResource, device_status, devices
+from lepton_pipelines.iot.definitions import device_status, devices
+from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.iot.payloads import parse_telemetry, telemetry_topic
 from lepton_pipelines.lake.io_manager import LakeIOManager
 from lepton_pipelines.lake.resource import LakeResource
@@ -74,7 +75,7 @@ def test_a_replaced_reading_says_so_in_governed_and_restarts_are_not_loss(tmp_pa
     lake_url = str(lake_dir)
     status = dg.materialize(
         [devices, device_status],
-        resources={"lake": LakeResource(url=lake_url), "lake_io": LakeIOManager(url=lake_url), "mqtt": MqttBrokerResource()},
+        resources={"lake": LakeResource(url=lake_url), "lake_io": LakeIOManager(lake=LakeResource(url=lake_url)), "mqtt": MqttBrokerResource()},
     ).output_for_node("iot__device_status").set_index("device_id")
     assert status.loc["pump-3", "missing_messages"] == 2 and status.loc["pump-3", "missing_ranges"] == "2-3"
     assert status.loc["pump-1", "missing_messages"] == 0 and status.loc["pump-2", "missing_messages"] == 0

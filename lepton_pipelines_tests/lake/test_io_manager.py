@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from lepton_pipelines.lake.io_manager import LakeIOManager
+from lepton_pipelines.lake.resource import LakeResource
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC")
 
@@ -28,7 +29,7 @@ def summary() -> pd.DataFrame:
 @pytest.mark.parametrize("lake_fixture", ["tmp_lake", "s3_lake"])
 def test_materialize_writes_the_contract_layout_and_reads_back(lake_fixture, request):
     lake = request.getfixturevalue(lake_fixture)
-    resources = {"lake_io": LakeIOManager()}  # url from LEPTON_LAKE_URL, endpoint from LEPTON_S3_ENDPOINT_URL
+    resources = {"lake_io": LakeIOManager(lake=LakeResource())}  # url from LEPTON_LAKE_URL, endpoint from LEPTON_S3_ENDPOINT_URL
     for day in ("2026-11-24", "2026-11-25"):
         result = dg.materialize([orders_clean, orders_governed], partition_key=day, resources=resources)
         assert result.success
@@ -48,13 +49,13 @@ def test_materialize_writes_the_contract_layout_and_reads_back(lake_fixture, req
 
 
 def test_unpartitioned_assets_and_non_zone_keys(tmp_lake):
-    result = dg.materialize([summary], resources={"lake_io": LakeIOManager()})
+    result = dg.materialize([summary], resources={"lake_io": LakeIOManager(lake=LakeResource())})
     assert result.success
     assert (tmp_lake.path("_assets", "reports", "daily_summary") / "data.parquet").exists()
 
 
 def test_rematerializing_a_partition_replaces_it(tmp_lake):
-    resources = {"lake_io": LakeIOManager()}
+    resources = {"lake_io": LakeIOManager(lake=LakeResource())}
     dg.materialize([orders_clean], partition_key="2026-11-05", resources=resources)
     first = tmp_lake.read_table("clean", "orders", "2026-11-05")
     dg.materialize([orders_clean], partition_key="2026-11-05", resources=resources)
@@ -68,4 +69,4 @@ def test_non_dataframe_outputs_are_refused_with_the_asset_named(tmp_lake):
         return {"not": "a frame"}
 
     with pytest.raises(Exception, match="bad/raw.*pandas DataFrames"):
-        dg.materialize([bad], resources={"lake_io": LakeIOManager()})
+        dg.materialize([bad], resources={"lake_io": LakeIOManager(lake=LakeResource())})

@@ -12,8 +12,9 @@ from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.models.assets import THRESHOLD_CHECK, build_model_asset
 from lepton_pipelines.models.config import load_models, model_by_name
-from lepton_pipelines.models.definitions import defs
+from lepton_pipelines.models.definitions import defs as models_defs
 from lepton_pipelines.models.registry import ModelRegistry
+from lepton_pipelines.resources import bind_resources
 from lepton_pipelines.models.training import deserialize
 from lepton_pipelines_tests.models import synthetic
 
@@ -116,6 +117,7 @@ def test_missing_governed_data_fails_with_the_path(tmp_lake: Lake):
 
 
 def test_definitions_show_model_image_deployment_lineage():
+    defs = bind_resources(models_defs)
     graph = defs.resolve_asset_graph()
     for name, source in (("device_anomaly", "device_telemetry"), ("transaction_risk", "transactions")):
         assert graph.get(dg.AssetKey(["models", name])).parent_keys == {dg.AssetKey([source, "governed"])}

@@ -18,18 +18,21 @@ from dagster import (
 )
 
 from lepton_pipelines.lake.backup import BackupRepository, BackupError
+from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.platform.alerts import post_alert
 from lepton_pipelines.platform.backup_jobs import BACKUP_CONCURRENCY_TAG, LakeBackupResource, lake_backup, lake_restore
 from lepton_pipelines.platform.definitions import defs
 from lepton_pipelines.platform.retries import is_transient_error, max_runtime_tags
 from lepton_pipelines.platform.sensors import lepton_run_failure_alert
+from lepton_pipelines.resources import bind_resources
 from lepton_pipelines_tests.platform.conftest import checksums, wipe_zones
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def test_definitions_expose_jobs_schedule_and_sensor():
-    repo = defs.get_repository_def()
+    # The folder names the resource keys; the assembly binds them (lepton_pipelines.resources).
+    repo = bind_resources(defs).get_repository_def()
     assert {j.name for j in repo.get_all_jobs()} >= {"lake_backup", "lake_restore"}
     assert repo.get_schedule_def("lake_backup_daily").job_name == "lake_backup"
     assert repo.get_sensor_def("lepton_run_failure_alert")
@@ -41,7 +44,7 @@ def test_definitions_expose_jobs_schedule_and_sensor():
 
 def test_backup_job_then_restore_job(local_lake, tmp_path):
     instance = DagsterInstance.ephemeral()
-    resource = LakeBackupResource(lake_url=local_lake.url, backup_url=str(tmp_path / "backups"), keep_snapshots=2)
+    resource = LakeBackupResource(lake=LakeResource(url=local_lake.url), backup_url=str(tmp_path / "backups"), keep_snapshots=2)
     before = checksums(local_lake)
 
     snapshots = []
@@ -77,7 +80,7 @@ def test_restore_of_corrupt_snapshot_fails_once_without_retrying(local_lake, tmp
     # The lake still matches the snapshot, so only a full rewrite needs the corrupt object.
     result = lake_restore.execute_in_process(
         run_config={"ops": {"restore_lake_snapshot": {"config": {"snapshot_id": snapshot, "overwrite_all": True}}}},
-        resources={"lake_backup": LakeBackupResource(lake_url=local_lake.url, backup_url=repo.url)},
+        resources={"lake_backup": LakeBackupResource(lake=LakeResource(url=local_lake.url), backup_url=repo.url)},
         raise_on_error=False,
     )
     assert not result.success

@@ -77,7 +77,7 @@ def _land(lake: Lake) -> None:
 def _materialize(assets, lake: Lake, instance, **kwargs):
     return dg.materialize(
         assets, instance=instance, raise_on_error=False,
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(url=lake.url), "gx": GreatExpectationsResource()},
+        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "gx": GreatExpectationsResource()},
         **kwargs,
     )
 

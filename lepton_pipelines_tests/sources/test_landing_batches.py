@@ -67,7 +67,7 @@ def test_a_range_request_runs_the_source_job_over_the_range(tmp_path):
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (min(LANDED), max(LANDED))
     defs = dg.Definitions(
         assets=build_source_assets(source), jobs=build_source_jobs([source]),
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(url=lake.url), "gx": GreatExpectationsResource()},
+        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "gx": GreatExpectationsResource()},
     )
     job = defs.resolve_job_def(request.job_name)
     assert job.executor_def.name == "in_process"
