@@ -48,6 +48,7 @@ INTEGRATION = (
     "governance/test_import_budget.py",
     "governance/test_registry_corpus.py",
     "iot/",
+    "lake/test_atomic.py",
     "lake/test_io_manager.py",
     "lake/test_store.py",
     "models/test_model_assets.py",
@@ -57,6 +58,7 @@ INTEGRATION = (
     "test_definitions.py",
     "test_instance_config.py",
     "test_packaging.py",
+    "test_resources.py",
 )
 
 # Ports of the machine's services (PostgreSQL, MariaDB, Redis, RabbitMQ, NATS, Mosquitto, the registry).
