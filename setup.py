@@ -20,7 +20,7 @@ setup(
     # defs/sources/<name>/ hold only YAML (one SourceComponent each): listed as data-only packages so
     # setuptools does not warn that importable-looking folders are missing from `packages`.
     packages=[
-        *find_packages(exclude=["lepton_pipelines_tests*", "bench*"]),
+        *find_packages(exclude=["lepton_pipelines_tests*", "lepton_testkit*", "bench*"]),
         "lepton_pipelines.defs.sources",
         *(f"lepton_pipelines.defs.sources.{p.name}" for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir()) if p.is_dir() and p.name != "__pycache__"),
     ],
@@ -73,7 +73,7 @@ setup(
             "lepton-samples=lepton_pipelines.samples.__main__:main",
             "lepton-collector=lepton_pipelines.iot.collector:main",
             "lepton-simulate=lepton_pipelines.iot.simulator:main",
-            "lepton-lake=lepton_pipelines.lake.backup_cli:main",
+            "lepton-lake=lepton_pipelines.analytics.sql_cli:main",
         ]
     },
 )

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from lepton_pipelines.delivery.hardening import HARDENING  # noqa: E402
 from lepton_pipelines.delivery.images.builder import ModelImageBuilder  # noqa: E402
-from lepton_pipelines_tests.delivery.images.conftest import training_frame, write_model_artifact  # noqa: E402
+from lepton_testkit.model_artifacts import training_frame, write_model_artifact  # noqa: E402
 
 
 def free_port() -> int:

@@ -59,15 +59,15 @@ from lepton_pipelines.iot.committer import LandingCommitter  # noqa: E402
 from lepton_pipelines.iot.connection import parse_mqtt_url, persistent_session_properties  # noqa: E402
 from lepton_pipelines.iot.ingest import SessionIngest  # noqa: E402
 from lepton_pipelines.lake.store import Lake  # noqa: E402
-from lepton_pipelines_tests.iot.conftest import (  # noqa: E402  (same adaptation of the shipped config as the tests)
+from lepton_testkit.mosquitto import (  # noqa: E402  (same adaptation of the shipped config as the tests)
     COLLECTOR_PASSWORD,
     GATEWAY_PASSWORD,
-    _start,
-    _stop,
     free_port,
     landed_keys,
     shipped_config_for,
 )
+from lepton_testkit.mosquitto import start_broker as _start  # noqa: E402
+from lepton_testkit.mosquitto import stop_broker as _stop  # noqa: E402
 
 PUBLISHERS = 4
 SOURCE_FILE = shipped_source_file("device_telemetry")

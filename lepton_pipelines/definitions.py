@@ -26,13 +26,14 @@ DEFAULT_EXECUTOR = dg.in_process_executor
 
 
 def build_defs() -> dg.Definitions:
-    tree = component_tree()
-    sources, extra = load_registry(tree)
     with warnings.catch_warnings():
         # Beta/preview APIs we use on purpose (column-schema-change checks, partition mappings that allow
-        # missing upstream days), pinned with dagster==1.13.27 and covered by tests: not a warning per load.
+        # missing upstream days, the component tree's code references), pinned with dagster==1.13.27 and
+        # covered by tests: not a warning per load.
         warnings.simplefilter("ignore", dg.BetaWarning)
         warnings.simplefilter("ignore", dg.PreviewWarning)
+        tree = component_tree()
+        sources, extra = load_registry(tree)
         return _merged(tree, sources, extra)
 
 

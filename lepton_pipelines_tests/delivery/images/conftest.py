@@ -2,7 +2,6 @@
 real Docker engine and the registry on 127.0.0.1:5000 (started by scripts/docker-up.sh)."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -12,90 +11,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import docker
-import joblib
-import numpy as np
-import pandas as pd
 import pytest
 import requests
+
+from lepton_testkit.model_artifacts import (  # noqa: F401  (shared with bench/image_build.py)
+    FEATURE_SCHEMA,
+    library_versions,
+    training_frame,
+    write_model_artifact,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGISTRY = os.environ.get("LEPTON_IMAGE_REGISTRY", "127.0.0.1:5000")
 BASE_IMAGE = os.environ.get("LEPTON_BASE_IMAGE", "lepton/python-base:bookworm")
 TEST_LABEL = "org.lepton.test"
-
-FEATURE_SCHEMA = [
-    {"name": "temperature", "type": "float"},
-    {"name": "pulses", "type": "integer"},
-    {"name": "site", "type": "string"},
-    {"name": "active", "type": "boolean"},
-]
-
-
-def training_frame(rows: int = 200, seed: int = 7) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "temperature": rng.normal(20.0, 3.0, rows),
-            "pulses": rng.integers(0, 50, rows),
-            "site": rng.choice(["north", "south", "east"], rows),
-            "active": rng.random(rows) > 0.3,
-        }
-    )
-
-
-def _preprocessor():
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    return ColumnTransformer(
-        [
-            ("numeric", StandardScaler(), ["temperature", "pulses"]),
-            ("site", OneHotEncoder(handle_unknown="ignore"), ["site"]),
-            ("flag", "passthrough", ["active"]),
-        ]
-    )
-
-
-def library_versions() -> dict[str, str]:
-    import joblib as jl
-    import scipy
-    import sklearn
-
-    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "joblib": jl.__version__, "pandas": pd.__version__}
-
-
-def write_model_artifact(directory: Path, name: str, version: str, task: str = "anomaly") -> Any:
-    """Train a tiny model and write the artifact layout the models folder produces; return the model."""
-    from sklearn.ensemble import IsolationForest
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    frame = training_frame()
-    if task == "anomaly":
-        model = Pipeline([("prep", _preprocessor()), ("model", IsolationForest(n_estimators=25, random_state=0))])
-        model.fit(frame)
-        score_method = "score_samples"
-    else:
-        labels = (frame["temperature"] > 21).astype(int)
-        model = Pipeline([("prep", _preprocessor()), ("model", LogisticRegression(max_iter=200))])
-        model.fit(frame, labels)
-        score_method = "predict_proba"
-    directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, directory / "model.joblib")
-    sample = json.loads(frame.head(3).to_json(orient="records"))
-    card = {
-        "name": name,
-        "version": version,
-        "task": task,
-        "score_method": score_method,
-        "feature_schema": FEATURE_SCHEMA,
-        "library_versions": library_versions(),
-        "metrics": {"train_rows": len(frame)},
-        "sample_input": sample,
-    }
-    (directory / "model_card.json").write_text(json.dumps(card, indent=2))
-    return model
 
 
 def unique_version(prefix: str = "v") -> str:
