@@ -52,6 +52,7 @@ setup(
     ],
     extras_require={
         "test": [
+            f"dagster-dg-cli=={DAGSTER}",  # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
@@ -59,6 +60,7 @@ setup(
             "playwright>=1.45,<2",  # drives the system Chromium in the UI test (no browser download)
         ],
         "dev": [
+            f"dagster-dg-cli=={DAGSTER}",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",

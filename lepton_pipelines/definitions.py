@@ -32,6 +32,8 @@ def build_defs() -> dg.Definitions:
         # covered by tests: not a warning per load.
         warnings.simplefilter("ignore", dg.BetaWarning)
         warnings.simplefilter("ignore", dg.PreviewWarning)
+        # Dagster's component YAML parser still calls pydantic's v1-style parse_obj_as (pydantic 2.x warns).
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"dagster\._utils\.pydantic_yaml")
         tree = component_tree()
         sources, extra = load_registry(tree)
         return _merged(tree, sources, extra)
