@@ -6,12 +6,12 @@ declares them. ``dg list defs`` shows each source's raw/clean/governed assets an
 validates them and ``dg scaffold defs lepton_pipelines.sources.component.SourceComponent sources/<name>``
 writes a new one.
 
-Why the attribute model is open (``SourceAttributes`` accepts any mapping): the fields are validated by the
-one validation path every loader uses (``sources.registry.load_source_document``), so ``dg check defs``, the
-code location and ``load_sources()`` print the same message — naming the file, the field (columns by name)
-and what is allowed — instead of a JSON-schema message first and ours later. The attributes are taken
-literally (no ``{{ }}`` template rendering): a source means the same in a plain YAML file of
-``LEPTON_SOURCES_PATH`` and in a component file. Secrets stay in env vars named by the connector settings.
+Why the attribute model is open (``SourceAttributes`` accepts any mapping): the file is read and validated by
+the one path every loader uses (``sources.registry.load_source_file``), so ``dg check defs``, the code
+location and ``load_sources()`` print the same message — naming the file, the field (columns by name) and
+what is allowed — instead of a JSON-schema message first and ours later. The attributes are taken literally
+(no ``{{ }}`` template rendering): a source means the same in a plain YAML file of ``LEPTON_SOURCES_PATH``
+and in a component file. Secrets stay in env vars named by the connector settings.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from typing import Any
 import dagster as dg
 from pydantic import BaseModel, ConfigDict
 
-from lepton_pipelines.contract.documents import COMPONENT_FILE, SourceRegistryError, source_fields
+from lepton_pipelines.contract.documents import COMPONENT_FILE, SourceRegistryError
 from lepton_pipelines.sources.factory import build_source_assets
-from lepton_pipelines.sources.registry import Source, load_source_document
+from lepton_pipelines.sources.registry import Source, load_source_file
 
 
 class SourceAttributes(BaseModel):
@@ -76,16 +76,14 @@ class SourceComponent(dg.Component):
 
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> SourceComponent:
-        # context.path is the component's folder; the source must be named after it.
-        file = Path(context.path) / COMPONENT_FILE
-        return cls.from_fields(attributes.model_dump() if attributes is not None else {}, file, Path(context.path).name)
+        # The file is read again by the registry's own loader rather than taken from Dagster's parse: the
+        # same YAML rules (Dagster's parser keeps unquoted dates as text, PyYAML's safe loader does not)
+        # and the same messages as a plain file of LEPTON_SOURCES_PATH. context.path is the source's folder.
+        return cls.from_file(Path(context.path) / COMPONENT_FILE)
 
     @classmethod
-    def from_fields(cls, fields: Any, file: Path, name: str | None) -> SourceComponent:
-        raw, problems = source_fields(fields, file)
-        if raw is None:
-            return cls(None, problems, str(file))
-        source, problems = load_source_document(raw, file, name)
+    def from_file(cls, file: Path) -> SourceComponent:
+        source, problems = load_source_file(file)
         return cls(source, problems, str(file))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
