@@ -20,8 +20,6 @@ from lepton_pipelines.cleaning import CLEANING_RULES, CleaningRule, ColumnInfo, 
 from lepton_pipelines.cleaning.base import ParseOptions
 from lepton_pipelines.connectors import CONNECTORS, Connector
 from lepton_pipelines.contract.documents import (
-    SHIPPED_SOURCES,
-    SOURCES_PATH_ENV,
     SourceRegistryError,
     expected_name,
     iter_source_files,
@@ -35,8 +33,6 @@ from lepton_pipelines.governance.expectation_lint import lint_expectation
 from lepton_pipelines.governance.expectations import expectation_problems
 
 __all__ = [
-    "SHIPPED_SOURCES",
-    "SOURCES_PATH_ENV",
     "Source",
     "SourceRegistryError",
     "load_source_document",
