@@ -17,11 +17,15 @@ setup(
     name="lepton_pipelines",
     version="0.1.0",
     description="Config-driven lakehouse, data governance, IoT collection and model delivery on Dagster.",
-    # sources/registry/ holds only YAML (the module sources/registry.py reads it): listed as a data-only
-    # package so setuptools does not warn that an importable-looking folder is missing from `packages`.
-    packages=[*find_packages(exclude=["lepton_pipelines_tests*", "bench*"]), "lepton_pipelines.sources.registry"],
+    # defs/sources/<name>/ hold only YAML (one SourceComponent each): listed as data-only packages so
+    # setuptools does not warn that importable-looking folders are missing from `packages`.
+    packages=[
+        *find_packages(exclude=["lepton_pipelines_tests*", "lepton_testkit*", "bench*"]),
+        "lepton_pipelines.defs.sources",
+        *(f"lepton_pipelines.defs.sources.{p.name}" for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir()) if p.is_dir() and p.name != "__pycache__"),
+    ],
     include_package_data=True,
-    package_data={"lepton_pipelines": ["sources/registry/*.yaml", "models/*.yaml", "governance/expectations_manifest.json"]},
+    package_data={"lepton_pipelines": ["defs/sources/*/defs.yaml", "models/*.yaml", "governance/expectations_manifest.json"]},
     python_requires=">=3.11",
     install_requires=[
         *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...
@@ -49,6 +53,7 @@ setup(
     ],
     extras_require={
         "test": [
+            f"dagster-dg-cli=={DAGSTER}",  # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
@@ -56,6 +61,7 @@ setup(
             "playwright>=1.45,<2",  # drives the system Chromium in the UI test (no browser download)
         ],
         "dev": [
+            f"dagster-dg-cli=={DAGSTER}",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
@@ -70,7 +76,7 @@ setup(
             "lepton-samples=lepton_pipelines.samples.__main__:main",
             "lepton-collector=lepton_pipelines.iot.collector:main",
             "lepton-simulate=lepton_pipelines.iot.simulator:main",
-            "lepton-lake=lepton_pipelines.lake.backup_cli:main",
+            "lepton-lake=lepton_pipelines.analytics.sql_cli:main",
         ]
     },
 )

@@ -34,9 +34,13 @@ ASSETS = [[SOURCE, zone] for zone in ("raw", "clean", "governed")]
 
 def bench_source_yaml() -> str:
     """The shipped transactions source under another name, with partitions from FIRST_DAY."""
-    text = (ROOT / "lepton_pipelines" / "sources" / "registry" / "transactions.yaml").read_text()
-    text = text.replace("name: transactions", f"name: {SOURCE}", 1)
-    return text.replace("partitioning: daily", f"partitioning: daily\nstart_date: \"{FIRST_DAY.isoformat()}\"", 1)
+    import yaml
+
+    from lepton_pipelines.contract.documents import read_document, shipped_source_file
+
+    fields, problems = read_document(shipped_source_file("transactions"))
+    assert fields is not None, problems
+    return yaml.safe_dump({**fields, "name": SOURCE, "start_date": FIRST_DAY.isoformat()}, sort_keys=False)
 
 
 def land(lake_url: str, days: list[str], rows_per_day: int) -> tuple[int, int]:

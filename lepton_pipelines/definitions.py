@@ -1,8 +1,9 @@
 """The single Definitions of the Lepton Pipelines code location.
 
-Each folder contributes its own Definitions; this module only loads the source registry (which fails
-loudly, listing every problem in every YAML file), merges them, and binds the resources of the current
-environment (``lepton_pipelines.resources``, chosen by ``LEPTON_ENV``) to every key they use. The folders' modules are imported as
+Each folder contributes its own Definitions; this module only loads the source registry — the defs folder's
+``SourceComponent``s (``defs/sources/<name>/defs.yaml``) and ``LEPTON_SOURCES_PATH`` (failing loudly, listing
+every problem in every YAML file) — merges them, and binds the resources of the current environment
+(``lepton_pipelines.resources``, chosen by ``LEPTON_ENV``) to every key they use. The folders' modules are imported as
 modules, not their ``defs`` names: Dagster refuses a module with several Definitions at module scope.
 """
 from __future__ import annotations
@@ -12,14 +13,13 @@ import warnings
 import dagster as dg
 
 from lepton_pipelines.analytics.definitions import build_analytics_defs
+from lepton_pipelines.delivery import definitions as delivery_definitions
 from lepton_pipelines.governance import build_governance_defs
 from lepton_pipelines.iot import definitions as iot_definitions
 from lepton_pipelines.models import definitions as models_definitions
 from lepton_pipelines.platform import definitions as platform_definitions
 from lepton_pipelines.resources import RESOURCES
-from lepton_pipelines.sources.definitions import build_sources_defs
-from lepton_pipelines.sources.registry import load_sources_or_explain
-
+from lepton_pipelines.sources.definitions import build_sources_defs, component_tree, load_registry
 
 # Asset materializations launched from the UI, sensors and backfills run in an implicit asset job that
 # uses this executor: in-process, so a run does not start a fresh interpreter (and re-import the code
@@ -28,21 +28,26 @@ DEFAULT_EXECUTOR = dg.in_process_executor
 
 
 def build_defs() -> dg.Definitions:
-    sources = load_sources_or_explain()
     with warnings.catch_warnings():
         # Beta/preview APIs we use on purpose (column-schema-change checks, partition mappings that allow
-        # missing upstream days), pinned with dagster==1.13.27 and covered by tests: not a warning per load.
+        # missing upstream days, the component tree's code references), pinned with dagster==1.13.27 and
+        # covered by tests: not a warning per load.
         warnings.simplefilter("ignore", dg.BetaWarning)
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return _merged(sources)
+        # Dagster's component YAML parser still calls pydantic's v1-style parse_obj_as (pydantic 2.x warns).
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"dagster\._utils\.pydantic_yaml")
+        tree = component_tree()
+        sources, extra = load_registry(tree)
+        return _merged(tree, sources, extra)
 
 
-def _merged(sources: list) -> dg.Definitions:
+def _merged(tree: dg.ComponentTree, sources: list, extra: list) -> dg.Definitions:
     return dg.Definitions.merge(
-        build_sources_defs(sources),
+        build_sources_defs(tree, sources, extra),
         build_governance_defs(sources),
         iot_definitions.defs,
         models_definitions.defs,
+        delivery_definitions.defs,
         platform_definitions.defs,
         build_analytics_defs(sources),  # built from the one registry load above
         dg.Definitions(executor=DEFAULT_EXECUTOR, resources=RESOURCES),

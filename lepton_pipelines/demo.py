@@ -51,7 +51,7 @@ def demo_days(last: date, days: int | None, first_partition: date) -> list[str]:
     if last < first_partition:
         raise SystemExit(
             f"lepton-demo: --date {last} is before the sample sources' first partition {first_partition} "
-            "(their start_date in lepton_pipelines/sources/registry/*.yaml)"
+            "(their start_date in lepton_pipelines/defs/sources/*/defs.yaml)"
         )
     if days is None:
         days = min(MAX_DEFAULT_DAYS, (last - first_partition).days + 1)

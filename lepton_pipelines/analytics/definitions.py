@@ -14,9 +14,9 @@ from lepton_pipelines.analytics.assets import (
     mart_key,
     window_dep,
 )
+from lepton_pipelines.contract import SourceContract
 from lepton_pipelines.models.config import load_models, model_by_name
 from lepton_pipelines.models.scoring import build_scores_asset, scores_key
-from lepton_pipelines.sources.registry import Source
 
 DEFAULT_START = "2026-01-01"
 
@@ -25,7 +25,7 @@ def governed(source: str) -> dg.AssetKey:
     return dg.AssetKey([source, "governed"])
 
 
-def build_analytics_defs(sources: list[Source]) -> dg.Definitions:
+def build_analytics_defs(sources: list[SourceContract]) -> dg.Definitions:
     by_name = {s.name: s for s in sources}
     start = by_name["transactions"].spec.start_date if "transactions" in by_name else DEFAULT_START
     daily = dg.DailyPartitionsDefinition(start_date=start, timezone="UTC")

@@ -37,7 +37,7 @@ class RuleConfig(BaseModel):
 
 @dataclass(frozen=True)
 class ParseOptions:
-    """How a column's landed text is read (see ``sources.spec.ColumnSpec``); nothing is guessed."""
+    """How a column's landed text is read (see ``contract.spec.ColumnSpec``); nothing is guessed."""
 
     formats: tuple[str, ...] = ()  # timestamp/date: strftime patterns, "iso8601", "epoch_s|ms|us"; () = ISO-8601
     decimal: str = "."
@@ -50,7 +50,7 @@ class ParseOptions:
 @dataclass(frozen=True)
 class ColumnInfo:
     name: str
-    type: str  # one of lepton_pipelines.sources.spec.COLUMN_TYPES (decimal as ``decimal(p,s)``)
+    type: str  # one of lepton_pipelines.contract.spec.COLUMN_TYPES (decimal as ``decimal(p,s)``)
     nullable: bool = True
     parse: ParseOptions = ParseOptions()
     landed_name: str | None = None  # the column's name in the landed data, when it differs

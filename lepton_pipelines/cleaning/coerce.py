@@ -11,7 +11,7 @@ Parsing runs on Arrow compute kernels (casts, regex matches, strptime) because `
 ``Series.map`` cost ~20× more on million-row partitions; JSON is only built for the few rows that failed.
 
 Accepted forms (after trimming surrounding whitespace). Nothing is inferred from the values: a form not
-listed here is only read when the column declares it (``sources.spec.ColumnSpec``).
+listed here is only read when the column declares it (``contract.spec.ColumnSpec``).
 
 ==============  ==================================================================================
 integer         ``12``, ``+12``, ``12.0``, ``1e3`` (integral only); ``thousands: ","`` → ``1,234``  → ``Int64``

@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from lepton_pipelines.contract import SourceContract
 from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.sources.registry import Source
 
 CATALOG_ZONES = ("raw", "clean", "governed", "quarantine")
 UPSTREAM = {"raw": "connector", "clean": "raw", "governed": "clean", "quarantine": "raw, clean"}
@@ -23,7 +23,7 @@ CATALOG_COLUMNS = ("dataset", "zone", "source", "owner", "description", "schema"
                    "partitions", "last_partition", "last_update", "quality_score", "upstream", "column_lineage", "location")
 
 
-def build_catalog(lake: Lake, sources: list[Source]) -> pd.DataFrame:
+def build_catalog(lake: Lake, sources: list[SourceContract]) -> pd.DataFrame:
     by_name = {s.name: s for s in sources}
     scores = _quality_scores(lake)
     rows = []
@@ -36,7 +36,7 @@ def build_catalog(lake: Lake, sources: list[Source]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
 
 
-def _dataset_row(lake: Lake, zone: str, source_name: str, source: Source | None, scores: dict[str, float]) -> dict[str, Any]:
+def _dataset_row(lake: Lake, zone: str, source_name: str, source: SourceContract | None, scores: dict[str, float]) -> dict[str, Any]:
     files = [f for f in lake.path(zone, source_name).rglob("*.parquet") if not f.name.startswith((".", "_"))]
     rows, size, updated, schema = 0, 0, None, None
     for f in files:
@@ -51,7 +51,7 @@ def _dataset_row(lake: Lake, zone: str, source_name: str, source: Source | None,
     docs = {c.name: c.description for c in source.spec.columns} if source else {}
     columns = [{"name": field.name, "type": str(field.type), "description": docs.get(field.name, "")} for field in (schema or [])]
     partitions = sorted({f.parent.name.split("=", 1)[1] for f in files if f.parent.name.startswith("date=")})
-    connector = f"{source.connector.type} connector ({source.spec.origin})" if source else "unknown"
+    connector = f"{source.spec.connector['type']} connector ({source.spec.origin})" if source else "unknown"
     return {
         "dataset": f"{source_name}/{zone}",
         "zone": zone,

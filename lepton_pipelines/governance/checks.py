@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from lepton_pipelines.cleaning.support import duplicated_rows
+from lepton_pipelines.contract import SourceContract
 from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.governance.drift import compare_schemas
 from lepton_pipelines.governance.expectations import CheckPlan, plan_check
 from lepton_pipelines.governance.resource import GreatExpectationsResource
 from lepton_pipelines.governance.validation import ExpectationOutcome, SuiteOutcome
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.sources.registry import Source
 
 if TYPE_CHECKING:  # verdict types only: certify builds on this module
     from lepton_pipelines.governance.certify import Reconciliation, Retention
@@ -46,23 +46,23 @@ SAMPLE_KEYS = 5
 class GovernanceContext:
     """What a governance step needs from the asset run that calls it."""
 
-    source: Source
+    source: SourceContract
     lake: Lake
     partition_key: str | None
     gx: GreatExpectationsResource
     log: logging.Logger | Any
 
 
-def _key(source: Source, zone: str) -> dg.AssetKey:
+def _key(source: SourceContract, zone: str) -> dg.AssetKey:
     return dg.AssetKey([source.name, zone])
 
 
-def check_plans(source: Source) -> list[CheckPlan]:
+def check_plans(source: SourceContract) -> list[CheckPlan]:
     return [plan_check(entry, source.spec.governance) for entry in source.spec.expectations]
 
 
 # -- raw: schema drift, parse errors, empty input ----------------------------------------------------
-def raw_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
+def raw_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
     spec = source.spec
     policy = spec.governance.schema_drift
     policies = sorted({spec.parse_error_policy(c) for c in spec.columns})
@@ -196,7 +196,7 @@ def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.Asset
 
 
 # -- clean: expectations and primary key --------------------------------------------------------------
-def clean_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
+def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
     specs = []
     for plan in check_plans(source):
         entry = plan.entry
@@ -265,7 +265,7 @@ def contract_results(ctx: GovernanceContext, required_removed: int, required_sam
     return results
 
 
-def primary_key_columns(source: Source) -> list[str]:
+def primary_key_columns(source: SourceContract) -> list[str]:
     """The declared key; without one, whole rows (declared columns) must be distinct."""
     return list(source.spec.primary_key) or [c.name for c in source.spec.columns]
 
@@ -411,7 +411,7 @@ def _primary_key_result(ctx: GovernanceContext, measured: CleanMeasurement) -> t
 
 
 # -- governed: certification, reconciliation and the row-loss guard ------------------------------------
-def governed_check_specs(source: Source) -> list[dg.AssetCheckSpec]:
+def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
     guard = source.spec.governance.min_retained_fraction
     return [
         dg.AssetCheckSpec(

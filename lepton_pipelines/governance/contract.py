@@ -18,8 +18,8 @@ from lepton_pipelines.cleaning.base import REASON_COLUMN, RULE_COLUMN
 from lepton_pipelines.cleaning.coerce import PARSE_ERRORS_COLUMN, CoercionResult
 from lepton_pipelines.cleaning.support import select_rows
 from lepton_pipelines.connectors.base import SOURCE_FILE, SOURCE_LINE
+from lepton_pipelines.contract.spec import SourceSpec
 from lepton_pipelines.lake.quarantine import as_text, quarantine_frame
-from lepton_pipelines.sources.spec import SourceSpec
 
 PARSE_RULE = "parse"
 READ_RULE = "read"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from lepton_pipelines.contract import SourceContract
 from lepton_pipelines.governance.catalog import build_catalog, catalog_markdown, catalog_path
 from lepton_pipelines.governance.freshness import freshness_checks, freshness_schedule
 from lepton_pipelines.governance.quality_store import QUALITY_ROOT, read_history
 from lepton_pipelines.governance.scorecard import governed_row_counts, pass_rates, scorecard_metadata
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import write_parquet_atomic
-from lepton_pipelines.sources.registry import Source
 
 GOVERNANCE_GROUP = "governance"
 SCORECARD_KEY = dg.AssetKey(["governance", "quality_scorecard"])
@@ -18,7 +18,7 @@ CATALOG_KEY = dg.AssetKey(["governance", "data_catalog"])
 GOVERNANCE_REFRESH_CRON = "30 * * * *"
 
 
-def build_governance_defs(sources: list[Source]) -> dg.Definitions:
+def build_governance_defs(sources: list[SourceContract]) -> dg.Definitions:
     """Needs the ``lake`` resource (``LakeResource``) from the lake folder's definitions."""
     governed = [dg.AssetKey([s.name, "governed"]) for s in sources]
 

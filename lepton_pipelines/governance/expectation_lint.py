@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from lepton_pipelines.sources.spec import ExpectationSpec, SourceSpec, type_kind
+from lepton_pipelines.contract.spec import ExpectationSpec, SourceSpec, type_kind
 
 NUMERIC = ("integer", "float", "decimal")
 ORDERED = (*NUMERIC, "timestamp", "date")

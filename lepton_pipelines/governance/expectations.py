@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any, Literal
 
-from lepton_pipelines.sources.spec import ExpectationSpec, GovernancePolicy, SourceSpec
+from lepton_pipelines.contract.spec import ExpectationSpec, GovernancePolicy, SourceSpec
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation

@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lepton_pipelines.contract import SourceContract
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.sources.registry import Source
 
 FRESHNESS_CHECK_NAME = "freshness_check"
 FRESHNESS_JOB_NAME = "lepton_freshness_checks"
@@ -29,7 +29,7 @@ FRESHNESS_SCHEDULE_NAME = "lepton_freshness_checks_schedule"
 FRESHNESS_CRON = "15 * * * *"
 
 
-def newest_event_time(lake: Lake, source: Source) -> tuple[pd.Timestamp | None, str | None]:
+def newest_event_time(lake: Lake, source: SourceContract) -> tuple[pd.Timestamp | None, str | None]:
     """The newest ``event_time`` in governed and the file it is in; (None, None) when nothing is governed.
 
     Only the newest partition's file is read (one column): partitions are days, so the newest data lives
@@ -69,11 +69,11 @@ def _humanize(delta: timedelta | pd.Timedelta) -> str:
     return f"{seconds}s"
 
 
-def freshness_checks(sources: list[Source]) -> list[dg.AssetChecksDefinition]:
+def freshness_checks(sources: list[SourceContract]) -> list[dg.AssetChecksDefinition]:
     return [_freshness_check(source) for source in sources if source.spec.freshness is not None]
 
 
-def _freshness_check(source: Source) -> dg.AssetChecksDefinition:
+def _freshness_check(source: SourceContract) -> dg.AssetChecksDefinition:
     key = dg.AssetKey([source.name, "governed"])
     lag = source.spec.freshness.max_lag_timedelta
     basis = f"the newest {source.spec.event_time}" if source.spec.event_time else "the last materialization (no event_time declared)"

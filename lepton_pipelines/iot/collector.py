@@ -5,7 +5,8 @@ micro-batches and acknowledges after each commit (see ``ingest.py``). It exists 
 that only drains during scheduled runs relies on broker queue limits that lose data by default.
 
 Configuration: the session comes from the source YAML's ``connector:`` block (the same settings the
-in-run drain uses); the broker from ``LEPTON_MQTT_URL`` (+ ``LEPTON_MQTT_CA_FILE``/``_CERT_FILE``/
+in-run drain uses), read through the source contract's loader (``contract.documents``: same file formats,
+same messages as the code location); the broker from ``LEPTON_MQTT_URL`` (+ ``LEPTON_MQTT_CA_FILE``/``_CERT_FILE``/
 ``_KEY_FILE`` for ``mqtts://``); the lake from ``LEPTON_LAKE_URL``. HTTP: ``/health`` (liveness: the
 receive loop is turning), ``/ready`` (connected and subscribed), ``/metrics`` (Prometheus text).
 SIGTERM/SIGINT: stop reading, commit and acknowledge what is buffered, disconnect, exit 0.
@@ -24,12 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import ValidationError
 
 from lepton_pipelines.connectors.mqtt import MqttSettings
+from lepton_pipelines.contract.documents import SourceRegistryError, describe_error, load_spec, shipped_source_file
+from lepton_pipelines.contract.spec import SourceSpec
 from lepton_pipelines.iot.committer import BatchPolicy, LandingCommitter
 from lepton_pipelines.iot.connection import broker_from_env
 from lepton_pipelines.iot.ingest import SessionIngest, SessionSettings
@@ -38,30 +41,35 @@ from lepton_pipelines.lake.store import Lake
 
 log = logging.getLogger("lepton.iot.collector")
 
-SHIPPED_SOURCE_FILE = Path(__file__).resolve().parent.parent / "sources" / "registry" / "device_telemetry.yaml"
+SHIPPED_SOURCE_FILE = shipped_source_file("device_telemetry")
 LIVENESS_STALL_SECONDS = 30.0
 LEASE_TTL_SECONDS = 60.0
 
 
+def read_mqtt_source(source_file: Path) -> tuple[SourceSpec, MqttSettings]:
+    """(spec, validated MQTT settings) of a source file; ``SourceRegistryError`` naming the file and field.
+    The connector block is checked by the same settings model and worded as the registry does."""
+    spec = load_spec(source_file)
+    if spec.connector.get("type") != "mqtt":
+        raise SourceRegistryError([f"{source_file}: connector.type: must be 'mqtt' for the collector, got {spec.connector.get('type')!r}"])
+    try:
+        return spec, MqttSettings.model_validate(spec.connector)
+    except ValidationError as exc:
+        raise SourceRegistryError([f"{source_file}: {describe_error(err, prefix='connector')}" for err in exc.errors()]) from None
+
+
 def load_source_settings(source_file: Path) -> tuple[str, MqttSettings]:
-    """(source name, validated MQTT settings) from a source YAML; errors name the file and field."""
+    """(source name, validated MQTT settings) for the command line: a problem exits with its message."""
     try:
-        spec = yaml.safe_load(source_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SystemExit(f"{source_file}: cannot read the source YAML: {exc}") from None
-    connector = (spec or {}).get("connector") or {}
-    if connector.get("type") != "mqtt":
-        raise SystemExit(f"{source_file}: connector.type must be 'mqtt' for the collector, got {connector.get('type')!r}")
-    try:
-        return spec["name"], MqttSettings.model_validate(connector)
-    except Exception as exc:  # pydantic ValidationError: show it with the file name
-        raise SystemExit(f"{source_file}: connector: {exc}") from None
+        spec, settings = read_mqtt_source(source_file)
+    except SourceRegistryError as exc:
+        raise SystemExit(str(exc)) from None
+    return spec.name, settings
 
 
-def declared_columns(source_file: Path) -> tuple[str, ...]:
+def declared_columns(spec: SourceSpec) -> tuple[str, ...]:
     """The source's column names: bad messages are quarantined with these columns as landed text."""
-    spec = yaml.safe_load(source_file.read_text(encoding="utf-8")) or {}
-    return tuple(str(column["name"]) for column in spec.get("schema") or [] if isinstance(column, dict) and "name" in column)
+    return tuple(column.name for column in spec.columns)
 
 
 def session_settings(settings: MqttSettings, client_id: str | None = None) -> SessionSettings:
@@ -202,10 +210,13 @@ class _CounterSnapshot(Collector):
 
 
 def build_service(source_file: Path, client_id: str | None = None, lake_url: str | None = None) -> CollectorService:
-    source, settings = load_source_settings(source_file)
+    try:
+        spec, settings = read_mqtt_source(source_file)
+    except SourceRegistryError as exc:
+        raise SystemExit(str(exc)) from None
     lake = Lake(lake_url)
     session = session_settings(settings, client_id)
-    committer = LandingCommitter(lake, source, columns=declared_columns(source_file))
+    committer = LandingCommitter(lake, spec.name, columns=declared_columns(spec))
     ingest = SessionIngest(broker_from_env(), session, committer, batch_policy(settings))
     return CollectorService(ingest, ClientLease(lake, session.client_id, LEASE_TTL_SECONDS))
 

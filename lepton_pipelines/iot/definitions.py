@@ -5,25 +5,22 @@ Thin on purpose — the logic is in ``drain.py``, ``broker_stats.py``, ``sequenc
 
 import warnings
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import yaml
 
-from lepton_pipelines.connectors.mqtt import MqttSettings
+from lepton_pipelines.contract.documents import shipped_source_file
 from lepton_pipelines.iot import broker_stats, devices as device_logic, sequence
-from lepton_pipelines.iot.collector import declared_columns
+from lepton_pipelines.iot.collector import declared_columns, read_mqtt_source
 from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.lease import LeaseHeld
 from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.iot.sessions import session_events
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.sources.spec import SourceSpec
 
 SOURCE = "device_telemetry"
-SOURCE_FILE = Path(__file__).resolve().parent.parent / "sources" / "registry" / f"{SOURCE}.yaml"
+SOURCE_FILE = shipped_source_file(SOURCE)
 LANDING_KEY = dg.AssetKey([SOURCE, "landing"])
 CLEAN_KEY = dg.AssetKey([SOURCE, "clean"])
 GOVERNED_KEY = dg.AssetKey([SOURCE, "governed"])
@@ -33,17 +30,12 @@ MQTT_CLIENT_TAG = "lepton/mqtt-client"
 REGISTRY_CANDIDATES = (("landing", "devices", "registry.yaml"), ("landing", "devices", "registry.csv"))
 
 
-def _load_settings() -> MqttSettings:
-    spec = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8"))
-    return MqttSettings.model_validate(spec["connector"])
-
-
-SETTINGS = _load_settings()
-COLUMNS = declared_columns(SOURCE_FILE)
+# Read through the source contract's loader, as the collector and the registry read it (one set of messages).
+SPEC, SETTINGS = read_mqtt_source(SOURCE_FILE)
+COLUMNS = declared_columns(SPEC)
 LOSS_POLICY = SETTINGS.loss_check
 # The governed asset's partitions (sources.factory.partitions_for: daily from start_date, today open for MQTT).
-_START_DATE = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8")).get("start_date") or SourceSpec.model_fields["start_date"].default
-PARTITIONS = dg.DailyPartitionsDefinition(start_date=_START_DATE, timezone="UTC", end_offset=1)
+PARTITIONS = dg.DailyPartitionsDefinition(start_date=SPEC.start_date, timezone="UTC", end_offset=1)
 
 
 class DrainConfig(dg.Config):

@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from lepton_pipelines.lake.backup import BACKUP_ZONES, BackupError, BackupRepository, IntegrityError
-from lepton_pipelines.lake.sql_cli import add_sql_command, run_sql
 from lepton_pipelines.lake.store import Lake
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*more_commands: Callable[[argparse._SubParsersAction], None]) -> argparse.ArgumentParser:
+    """The backup commands; ``more_commands`` register others (``lepton-lake sql``: ``analytics.sql_cli``)."""
     parser = argparse.ArgumentParser(prog="lepton-lake", description=__doc__.split("\n\n")[0])
     parser.add_argument("--lake", help="lake root (default: $LEPTON_LAKE_URL)")
     parser.add_argument("--backup-url", help="backup location (default: $LEPTON_BACKUP_URL)")
@@ -56,14 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", dest="overwrite_all", action="store_true",
         help="rewrite every file of the snapshot (default: only files that are missing or differ)",
     )
-    add_sql_command(commands)
+    for add in more_commands:
+        add(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "sql":
-        return run_sql(args)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr))
     try:
         repo = BackupRepository(args.backup_url, args.s3_endpoint_url)

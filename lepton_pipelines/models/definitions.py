@@ -1,16 +1,11 @@
-"""Dagster wiring of models and their delivery: training assets, the image/deployment lineage,
-the build and deploy jobs, and the sensors that chain them.
+"""Dagster wiring of models: training assets and the image/deployment lineage they lead to.
 
-The build job (``lepton_pipelines.delivery.images``) is registered here with its resource,
-because the sensors that target and monitor it live here; nothing else registers it.
+The jobs and sensors that build and deploy images are delivery's (``lepton_pipelines.delivery.definitions``).
 """
 from __future__ import annotations
 
 import dagster as dg
 
-from lepton_pipelines.delivery.images.jobs import build_model_image
-from lepton_pipelines.delivery.jobs import deploy_model
-from lepton_pipelines.delivery.sensors import image_built_sensor, model_version_sensor
 from lepton_pipelines.models.assets import build_model_asset, delivery_asset_specs
 from lepton_pipelines.models.config import ModelSpec, load_models
 
@@ -19,8 +14,6 @@ def build_models_defs(models: list[ModelSpec]) -> dg.Definitions:
     return dg.Definitions(
         assets=[build_model_asset(spec) for spec in models]
         + [asset_spec for spec in models for asset_spec in delivery_asset_specs(spec)],
-        jobs=[build_model_image, deploy_model],
-        sensors=[model_version_sensor, image_built_sensor],
     )
 
 

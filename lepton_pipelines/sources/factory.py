@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 
 from lepton_pipelines.cleaning import coerce_to_schema, run_cleaning
-from lepton_pipelines.connectors import FetchRequest, FetchResult
 from lepton_pipelines.cleaning.support import select_rows
+from lepton_pipelines.connectors import FetchRequest, FetchResult
 from lepton_pipelines.governance import (
     GovernanceContext,
     GreatExpectationsResource,
     certify,
     clean_check_specs,
+    contract,
     evaluate_raw,
     governed_check_specs,
     landed_column_schema,
@@ -39,11 +40,10 @@ from lepton_pipelines.governance import (
     raw_check_specs,
     record_clean,
 )
-from lepton_pipelines.governance import contract
 from lepton_pipelines.governance.certify import clean_ledger
 from lepton_pipelines.governance.checks import RawFindings, contract_results
-from lepton_pipelines.lake.io_manager import PublishedPartitions, publish_table, release_freed_memory, table_schema
 from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
+from lepton_pipelines.lake.io_manager import PublishedPartitions, publish_table, release_freed_memory, table_schema
 from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, read_parquet_dir

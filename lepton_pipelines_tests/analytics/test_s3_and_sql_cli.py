@@ -55,7 +55,7 @@ def test_daily_kpis_materialize_on_s3(s3_lake):
 
 
 def _lepton_lake(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lepton_pipelines.lake.backup_cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lepton_pipelines.analytics.sql_cli", *args], capture_output=True, text=True,
                           timeout=120, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env})
 
 

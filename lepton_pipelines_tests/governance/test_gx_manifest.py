@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from lepton_pipelines.contract.spec import ExpectationSpec
 from lepton_pipelines.governance import expectations
 from lepton_pipelines.governance.gx_manifest import MANIFEST_PATH, build_manifest, render
-from lepton_pipelines.sources.spec import ExpectationSpec
 
 REGENERATE = "python -m lepton_pipelines.governance.gx_manifest"
 
@@ -58,7 +58,8 @@ def test_manifest_verdicts_agree_with_great_expectations(monkeypatch, name, kwar
 
 
 def _spec():
-    from lepton_pipelines.sources.registry import SHIPPED_REGISTRY, load_source_file
+    from lepton_pipelines.contract.documents import shipped_source_file
+    from lepton_pipelines.sources.registry import load_source_file
 
-    source, _ = load_source_file(SHIPPED_REGISTRY / "transactions.yaml")
+    source, _ = load_source_file(shipped_source_file("transactions"))
     return source.spec

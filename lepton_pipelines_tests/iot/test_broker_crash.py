@@ -57,10 +57,10 @@ def database(broker: Broker) -> Path:
 
 def holding_source_file(tmp_path: Path, **connector) -> Path:
     """The shipped source YAML with batch limits that make the collector hold messages for a while."""
-    spec = yaml.safe_load(SOURCE_FILE.read_text())
-    spec["connector"].update(connector)
+    document = yaml.safe_load(SOURCE_FILE.read_text())  # a component file: the source's fields under attributes
+    document["attributes"]["connector"].update(connector)
     path = tmp_path / "device_telemetry.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path.write_text(yaml.safe_dump(document))
     return path
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from lepton_pipelines.delivery.definitions import defs as delivery_defs
 from lepton_pipelines.governance import quality_store
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
@@ -123,5 +124,7 @@ def test_definitions_show_model_image_deployment_lineage():
         assert graph.get(dg.AssetKey(["models", name])).parent_keys == {dg.AssetKey([source, "governed"])}
         assert graph.get(dg.AssetKey(["models", name, "image"])).parent_keys == {dg.AssetKey(["models", name])}
         assert graph.get(dg.AssetKey(["models", name, "deployment"])).parent_keys == {dg.AssetKey(["models", name, "image"])}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"build_model_image", "deploy_model"}
-    assert {s.name for s in defs.sensors} == {"model_version_sensor", "image_built_sensor"}
+    # delivery registers what builds and deploys them (models never import delivery)
+    assert {job.name for job in delivery_defs.resolve_all_job_defs()} >= {"build_model_image", "deploy_model"}
+    assert {s.name for s in delivery_defs.sensors} == {"model_version_sensor", "image_built_sensor"}
+    assert not defs.sensors and not {job.name for job in defs.resolve_all_job_defs()} & {"build_model_image", "deploy_model"}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lepton_pipelines.sources.registry import SHIPPED_REGISTRY, SourceRegistryError, load_sources
+from lepton_pipelines.contract.documents import SHIPPED_SOURCES
+from lepton_pipelines.sources.registry import SourceRegistryError, load_sources
 
 GOOD = """
 name: {name}
@@ -30,7 +31,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_shipped_registry_loads_every_sample_source():
-    names = [s.name for s in load_sources([SHIPPED_REGISTRY])]
+    names = [s.name for s in load_sources([SHIPPED_SOURCES])]
     assert {"transactions", "customers", "market_data", "fx_rates", "device_telemetry"} <= set(names)
 
 

@@ -6,15 +6,17 @@ Every table of every zone is a view named ``<zone>.<table>`` — ``raw.transacti
 query where the files are (S3 through the lake's s3fs client; nothing is downloaded first) and the
 result prints as a table, CSV, JSON or Markdown.
 
-This is an entry point, like the backup commands beside it: the DuckDB views are built by
-``lepton_pipelines.analytics.engine``, imported when the command runs, so the lake package itself
-keeps depending on nothing of ours.
+``main`` is the ``lepton-lake`` command: the lake's backup commands (``lake.backup_cli``) plus ``sql``.
+It lives in analytics, which depends on the lake, so the lake package depends on nothing of ours.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+
+from lepton_pipelines.lake import backup_cli
 
 FORMATS = ("table", "csv", "json", "markdown")
 
@@ -77,3 +79,13 @@ def _table(relation, max_rows: int) -> str:
     with redirect_stdout(buffer):
         relation.show(max_rows=max_rows, max_width=10_000)
     return buffer.getvalue().rstrip("\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``lepton-lake``: backup, list, verify, restore (``lake.backup_cli``) and ``sql``."""
+    args = backup_cli.build_parser(add_sql_command).parse_args(argv)
+    return run_sql(args) if args.command == "sql" else backup_cli.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
