@@ -56,7 +56,7 @@ def load_source_settings(source_file: Path) -> tuple[str, MqttSettings]:
 
 def declared_columns(source_file: Path) -> tuple[str, ...]:
     """The source's column names: bad messages are quarantined with these columns as landed text."""
-    spec = yaml.safe_load(source_file.read_text(encoding="utf-8")) or {}
+    spec = yaml.load(source_file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     return tuple(str(column["name"]) for column in spec.get("schema") or [] if isinstance(column, dict) and "name" in column)
 
 

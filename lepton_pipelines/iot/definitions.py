@@ -36,16 +36,19 @@ MQTT_CLIENT_TAG = "lepton/mqtt-client"
 REGISTRY_CANDIDATES = (("landing", "devices", "registry.yaml"), ("landing", "devices", "registry.csv"))
 
 
+# libyaml's loader when PyYAML has it (as the source registry): the pure-Python one is most of this module's load.
+_SPEC = yaml.load(SOURCE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _load_settings() -> MqttSettings:
-    spec = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8"))
-    return MqttSettings.model_validate(spec["connector"])
+    return MqttSettings.model_validate(_SPEC["connector"])
 
 
 SETTINGS = _load_settings()
 COLUMNS = declared_columns(SOURCE_FILE)
 LOSS_POLICY = SETTINGS.loss_check
 # The governed asset's partitions (sources.factory.partitions_for: daily from start_date, today open for MQTT).
-_START_DATE = yaml.safe_load(SOURCE_FILE.read_text(encoding="utf-8")).get("start_date") or SourceSpec.model_fields["start_date"].default
+_START_DATE = _SPEC.get("start_date") or SourceSpec.model_fields["start_date"].default
 PARTITIONS = dg.DailyPartitionsDefinition(start_date=_START_DATE, timezone="UTC", end_offset=1)
 
 
