@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -36,7 +37,10 @@ def bench_source_yaml() -> str:
     """The shipped transactions source under another name, with partitions from FIRST_DAY."""
     text = (ROOT / "lepton_pipelines" / "sources" / "registry" / "transactions.yaml").read_text()
     text = text.replace("name: transactions", f"name: {SOURCE}", 1)
-    return text.replace("partitioning: daily", f"partitioning: daily\nstart_date: \"{FIRST_DAY.isoformat()}\"", 1)
+    start = f"start_date: \"{FIRST_DAY.isoformat()}\""
+    if re.search(r"^start_date:", text, flags=re.M):  # the shipped file starts where the demo's samples do
+        return re.sub(r"^start_date:.*$", start, text, count=1, flags=re.M)
+    return text.replace("partitioning: daily", f"partitioning: daily\n{start}", 1)
 
 
 def land(lake_url: str, days: list[str], rows_per_day: int) -> tuple[int, int]:
