@@ -46,7 +46,7 @@ mutation($params: LaunchBackfillParams!) {
 BACKFILL_STATUS = """
 query($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
-    __typename ... on PartitionBackfill { status runs(limit: 1000) { runId status startTime endTime } }
+    __typename ... on PartitionBackfill { status runs(limit: 1000) { runId status creationTime startTime endTime } }
   }
 }"""
 WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
@@ -182,6 +182,7 @@ class DagsterServices:
         return launched["backfillId"]
 
     def wait_for_backfill(self, backfill_id: str, timeout: float = 7200, poll: float = 1.0) -> dict:
+        """Until the daemon marks the backfill done (it looks every 30 s, so up to 30 s after its last run ended)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]

@@ -183,7 +183,7 @@ def test_blocking_check_failing_in_some_partitions_fails_the_range_and_names_the
 
 def test_backfill_policy_is_multi_run_and_configurable(tmp_path, monkeypatch):
     source = _source(tmp_path)
-    assert backfill_policy_for(source) == dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+    assert backfill_policy_for(source) == dg.BackfillPolicy.multi_run(max_partitions_per_run=92)
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "7")
     assert all(a.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7) for a in build_source_assets(source))
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "zero")
