@@ -64,7 +64,10 @@ def deferred_results() -> Iterator[None]:
     try:
         yield
     finally:
-        _DEFERRED.reset(token)
+        try:
+            _DEFERRED.reset(token)
+        except ValueError:  # a generator holding the block was closed from another context
+            _DEFERRED.set(None)
         for (_, source, partition_key), (lake, frame) in pending.items():
             write_parquet_atomic(quality_dir(lake, source, partition_key), frame, RESULTS_FILE)
 
