@@ -85,7 +85,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--in-process", metavar="LAKE", help=argparse.SUPPRESS)
     parser.add_argument("--dequeue-interval", type=int, default=None,
-                        help="also launch with the queued run coordinator dequeuing every N s (the repo's run_queue: 5 s)")
+                        help="also launch with the queued run coordinator dequeuing every N s (the repo's run_queue: 1 s; "
+                        "Dagster's default: 5 s)")
     parser.add_argument("--postgres", action="store_true", help="instance storage in a fresh Postgres database")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))

@@ -21,3 +21,5 @@ def test_root_instance_config_loads_with_the_run_guards(tmp_path, monkeypatch):
         assert instance.run_retries_enabled and instance.run_monitoring_enabled
         # a failed step (a missing setting, a failed check) is not re-run; crashed runs are
         assert not instance.run_retries_retry_on_asset_or_op_failure
+        # a launched run waits at most a second for the daemon to dequeue it (bench/launch.py)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1 and instance.run_coordinator.dequeue_use_threads

@@ -6,13 +6,17 @@ scikit-learn loads only here, when a device_health partition is computed.
 """
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from lepton_pipelines.analytics.engine import parquet_scan, table_files
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.models.registry import MODELS_ROOT, ModelRegistry
 from lepton_pipelines.models.scoring import ScoringError, champion_version, feature_frame, load_estimator
+
+if TYPE_CHECKING:  # duckdb is imported by the step that queries (engine.connect), not at definitions load
+    import duckdb
 
 FLAGS_COLUMNS = ["device_id", "seq", "is_anomaly"]
 

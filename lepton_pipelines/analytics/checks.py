@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from lepton_pipelines.analytics.engine import empty_scan, parquet_scan, table_files
 from lepton_pipelines.analytics.marts import (
@@ -23,6 +21,9 @@ from lepton_pipelines.analytics.marts import (
     usd_rates_sql,
 )
 from lepton_pipelines.lake.store import Lake
+
+if TYPE_CHECKING:  # duckdb is imported by the step that queries (engine.connect), not at definitions load
+    import duckdb
 
 ROW_COUNT = "row_count_reconciles"
 NO_NULL_KEYS = "no_null_keys"

@@ -15,10 +15,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from lepton_pipelines.lake.store import PARTITION_FIELD, Lake
+
+if TYPE_CHECKING:  # duckdb is imported by the step that queries (engine.connect), not at definitions load
+    import duckdb
 
 MARTS_ZONE = "marts"
 # Zones a query can name as schemas (``governed.transactions``, ``marts.daily_kpis``); model outputs
@@ -39,6 +41,8 @@ def connect(lake: Lake, threads: int | None = None, memory_limit: str | None = N
         config["threads"] = threads
     if memory_limit:
         config["memory_limit"] = memory_limit
+    import duckdb  # here, not at module level: definitions load does not pay for it
+
     con = duckdb.connect(config=config)
     # Timestamps in the lake are UTC instants; days and hours are cut in UTC whatever the host says.
     con.execute("SET TimeZone = 'UTC'")

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 
 from lepton_pipelines.analytics.engine import TableFiles, empty_scan, parquet_scan, table_files, window
 from lepton_pipelines.lake.store import Lake
+
+if TYPE_CHECKING:  # duckdb is imported by the step that queries (engine.connect), not at definitions load
+    import duckdb
 
 CUSTOMER_WINDOW_DAYS = 30
 MARKET_RETURNS = 20  # rolling volatility over the last 20 daily returns (21 closes)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -44,6 +46,32 @@ def result_row(source: str, partition_key: str | None, stage: str, **values: Any
     return row
 
 
+# Results files held in memory by ``deferred_results``: (lake root, source, partition) → (lake, the file's rows).
+_DEFERRED: ContextVar[dict[tuple[str, str, str | None], tuple[Lake, pd.DataFrame]] | None] = ContextVar("lepton_deferred_results", default=None)
+
+
+@contextmanager
+def deferred_results() -> Iterator[None]:
+    """Within the block (on this thread), ``results.parquet`` is read at most once per partition and written once,
+    when the block ends — also when it ends with an error, as a step failing after recording its checks leaves them.
+
+    A stage records its checks in two or three ``write_results``/``append_results`` calls, each rewriting the
+    partition's file; over a backfill of hundreds of small partitions those rewrites cost more than the rows.
+    The file written is the one the calls would have left.
+    """
+    pending: dict[tuple[str, str, str | None], tuple[Lake, pd.DataFrame]] = {}
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        try:
+            _DEFERRED.reset(token)
+        except ValueError:  # a generator holding the block was closed from another context
+            _DEFERRED.set(None)
+        for (_, source, partition_key), (lake, frame) in pending.items():
+            write_parquet_atomic(quality_dir(lake, source, partition_key), frame, RESULTS_FILE)
+
+
 def write_results(lake: Lake, source: str, partition_key: str | None, stage: str, rows: list[dict[str, Any]], replace: bool = True) -> None:
     """Replace this stage's rows of the partition (``replace``; else add to them), keeping the other stages' rows."""
     folder = quality_dir(lake, source, partition_key)
@@ -55,6 +83,10 @@ def write_results(lake: Lake, source: str, partition_key: str | None, stage: str
     new = new.astype({"unexpected_count": "Int64", "unexpected_percent": "Float64", "quarantined": "Int64",
                       "passed": "bool", "blocking": "bool"})
     new["validated_at"] = pd.to_datetime(new["validated_at"], utc=True)
+    pending = _DEFERRED.get()
+    if pending is not None:
+        pending[(lake.url, source, partition_key)] = (lake, new)
+        return
     write_parquet_atomic(folder, new, RESULTS_FILE)
 
 
@@ -64,6 +96,9 @@ def append_results(lake: Lake, source: str, partition_key: str | None, stage: st
 
 
 def read_results(lake: Lake, source: str, partition_key: str | None) -> pd.DataFrame | None:
+    pending = _DEFERRED.get()
+    if pending is not None and (lake.url, source, partition_key) in pending:
+        return pending[(lake.url, source, partition_key)][1].copy()
     path = quality_dir(lake, source, partition_key) / RESULTS_FILE
     return read_parquet_dir(path) if path.exists() else None
 

@@ -20,6 +20,7 @@ import pandas as pd
 from lepton_pipelines.governance.expectations import CheckPlan, build_expectation
 
 SAMPLE_SIZE = 10
+DATA_SOURCE = "lepton"  # the GX pandas data source validations add to the (ephemeral) context
 CHECK_META_KEY = "lepton_check"
 # Keys whose full lists would make the stored GX JSON as large as the data; the sample stays.
 _BULKY_RESULT_KEYS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query", "unexpected_rows")
@@ -50,19 +51,22 @@ class SuiteOutcome:
 
 
 def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list[CheckPlan], sample_size: int = SAMPLE_SIZE,
-                     fingerprint_max_bytes: int | None = None) -> SuiteOutcome:
+                     fingerprint_max_bytes: int | None = None, keep_data_source: bool = False) -> SuiteOutcome:
     """Validate ``frame`` (positions are row numbers: the index is reset) against ``plans``.
 
     Row-level expectations need every failing row position (COMPLETE result format); GX returns it as
     ``unexpected_index_list`` on pandas. Everything runs in one ``batch.validate`` so metrics are shared.
     ``fingerprint_max_bytes``: see ``batch_fingerprint_limit`` (None: GX's own threshold).
+    ``keep_data_source``: leave the data source for the next validation (the caller removes it).
     """
     import great_expectations as gx
 
     if not plans:
         return SuiteOutcome([], {"success": True, "results": [], "statistics": {"evaluated_expectations": 0}})
     frame = frame.reset_index(drop=True)
-    datasource = context.data_sources.add_or_update_pandas(name="lepton")
+    sources = context.data_sources.all()
+    existing = sources[DATA_SOURCE] if keep_data_source and DATA_SOURCE in sources else None
+    datasource = existing or context.data_sources.add_or_update_pandas(name=DATA_SOURCE)
     asset = next((a for a in datasource.assets if a.name == source), None) or datasource.add_dataframe_asset(name=source)
     batch_definition = next((b for b in asset.batch_definitions if b.name == "whole"), None) or asset.add_batch_definition_whole_dataframe("whole")
     suite = gx.ExpectationSuite(name=f"{source}.{uuid.uuid4().hex[:8]}")
@@ -79,7 +83,8 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
         # The data source's execution engine caches the batch's DataFrame until the next validation: dropping
         # the data source frees a whole partition for the rest of the run (the context lives per process).
         del batch
-        context.data_sources.delete(datasource.name)
+        if not keep_data_source:
+            context.data_sources.delete(datasource.name)
         # GX's batch objects still reference this frame from reference cycles that live until the cycle
         # collector runs (a full collection costs ~0.3 s in a Dagster process). Emptying our own copy
         # (the caller's frame is untouched) frees its columns now instead of in some later step.

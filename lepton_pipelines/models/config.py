@@ -181,7 +181,7 @@ def parse_models(raw: Any, source: str) -> list[ModelSpec]:
 
 def load_models(path: Path = SHIPPED_MODELS_FILE) -> list[ModelSpec]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: faster load
     except yaml.YAMLError as error:
         raise ModelConfigError(f"{path}: not valid YAML: {error}") from None
     return parse_models(raw, str(path))

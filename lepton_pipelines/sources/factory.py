@@ -10,12 +10,17 @@ ceil(N / max_partitions_per_run) runs, not N. Each asset body is written for ONE
 partition key); ``_for_each_partition`` runs it once per partition of the step's range, publishing each
 partition to its own ``date=`` folder as soon as it is computed (with its own quarantine, quality
 records, reconciliation and check results), so a range run leaves exactly what separate runs would.
+What a partition costs beyond its rows is paid once per range where the result does not depend on the
+partition: one GX data source, one query for the materializations the checks point at, one summary of
+the partitions' warnings in the step log, each quality-results file written once per stage.
 """
 
 import functools
 import inspect
+import logging
 import os
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -42,7 +47,7 @@ from lepton_pipelines.governance import (
 )
 from lepton_pipelines.governance.certify import clean_ledger
 from lepton_pipelines.governance.checks import RawFindings, contract_results
-from lepton_pipelines.governance.quality_store import CLEANING_FILE, quality_dir, read_json, write_json
+from lepton_pipelines.governance.quality_store import CLEANING_FILE, deferred_results, quality_dir, read_json, write_json
 from lepton_pipelines.lake.io_manager import PublishedPartitions, publish_table, release_freed_memory, table_schema
 from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
@@ -51,11 +56,13 @@ from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transie
 from lepton_pipelines.sources.registry import Source
 
 LAKE_IO_KEY = "lake_io"
-# How many partitions one backfill run covers. A month of daily partitions amortises the fixed cost of a
-# run (process start, definitions load, run storage) over 31 partitions while a failure costs one month.
+# How many partitions one backfill run covers. A run has a fixed cost (process start, definitions load,
+# GX import: ~4 s of CPU) and runs in parallel with the others up to the run queue's max_concurrent_runs (4
+# in dagster.yaml). A quarter of daily partitions per run makes a year four runs: the fixed cost is paid 4
+# times instead of 12 (a month per run), every core is busy, and a failure re-runs at most a quarter.
 # "all" makes it single-run, which `dagster asset materialize --partition-range` requires.
 BACKFILL_MAX_PARTITIONS_ENV = "LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN"
-DEFAULT_BACKFILL_MAX_PARTITIONS = 31
+DEFAULT_BACKFILL_MAX_PARTITIONS = 92
 SINGLE_RUN_VALUE = "all"
 
 
@@ -96,7 +103,7 @@ def build_source_assets(source: Source) -> list[dg.AssetsDefinition]:
 
 
 def backfill_policy_for(source: Source) -> dg.BackfillPolicy | None:
-    """Multi-run: ``$LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN`` partitions per run (default 31); ``all``:
+    """Multi-run: ``$LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN`` partitions per run (default 92); ``all``:
     single-run (the whole range in one run)."""
     if not source.spec.is_partitioned:
         return None
@@ -151,12 +158,68 @@ def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
     )
 
 
-def _governance_context(context: dg.AssetExecutionContext, source: Source, lake: Lake, gx: GreatExpectationsResource,
+def _governance_context(log: Any, source: Source, lake: Lake, gx: GreatExpectationsResource,
                         partition: str | None) -> GovernanceContext:
-    return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=context.log)
+    return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=log)
 
 
-PartitionBody = Callable[[dg.AssetExecutionContext, LakeResource, GreatExpectationsResource, "str | None"], Iterator[Any]]
+# (context, lake, gx, partition, log): the log is the step's, or a range step's ``_RangeLog``.
+PartitionBody = Callable[[dg.AssetExecutionContext, LakeResource, GreatExpectationsResource, "str | None", Any], Iterator[Any]]
+RANGE_LOG_LINES = 50  # messages of a range step's partitions quoted in its summary (the count covers all)
+
+
+class _RangeLog:
+    """The log a partition's body writes to in a range step.
+
+    Every message is an event in the run's storage, written one by one: the few warnings each partition
+    logs (quarantined examples, counts) would be thousands of event writes over a year of partitions. So
+    ERROR messages go out at once, prefixed with their partition; lower levels are counted and summarised
+    once per step, quoting the first ``RANGE_LOG_LINES`` — what they report is also in each partition's
+    check results and quarantine files, which hold every row.
+    """
+
+    def __init__(self, log: Any, what: str):
+        self._log, self._what = log, what
+        self.partition: str | None = None
+        self._counts: Counter[int] = Counter()
+        self._partitions: dict[int, set[str]] = {}
+        self._lines: dict[int, list[str]] = {}
+
+    def log(self, level: int, message: str, *args: Any, **kwargs: Any) -> None:
+        text = f"[{self.partition}] {message % args if args else message}"
+        if level >= logging.ERROR:
+            self._log.log(level, text, **kwargs)
+            return
+        self._counts[level] += 1
+        self._partitions.setdefault(level, set()).add(str(self.partition))
+        lines = self._lines.setdefault(level, [])
+        if len(lines) < RANGE_LOG_LINES:
+            lines.append(text)
+
+    def debug(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.DEBUG, message, *args, **kwargs)
+
+    def info(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.INFO, message, *args, **kwargs)
+
+    def warning(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.WARNING, message, *args, **kwargs)
+
+    def error(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.ERROR, message, *args, **kwargs)
+
+    def exception(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.ERROR, message, *args, **kwargs)
+
+    def critical(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.CRITICAL, message, *args, **kwargs)
+
+    def summarize(self, partitions: int) -> None:
+        for level in sorted(self._counts):
+            count, lines = self._counts[level], self._lines[level]
+            more = f"\n… and {count - len(lines)} more" if count > len(lines) else ""
+            self._log.log(level, f"{self._what}: {count} {logging.getLevelName(level).lower()} message(s) from "
+                          f"{len(self._partitions[level])} of {partitions} partition(s) in this run:\n" + "\n".join(lines) + more)
 
 
 def _for_each_partition(source: Source, zone: str) -> Callable[[PartitionBody], Callable[..., Iterator[Any]]]:
@@ -175,45 +238,54 @@ def _for_each_partition(source: Source, zone: str) -> Callable[[PartitionBody], 
         @functools.wraps(body)
         def compute(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
             if not source.spec.is_partitioned or context.has_partition_key:
-                yield from body(context, lake, gx, context.partition_key if context.has_partition_key else None)
+                with deferred_results():
+                    yield from body(context, lake, gx, context.partition_key if context.has_partition_key else None, context.log)
                 return
-            yield from _run_partition_range(context, source, zone, lake, lambda partition: body(context, lake, gx, partition))
+            log = _RangeLog(context.log, f"{source.name}/{zone}")
+            with gx.reusing_data_source():
+                yield from _run_partition_range(context, source, zone, lake, log,
+                                                lambda partition: body(context, lake, gx, partition, log))
 
         # Dagster reads the compute function's parameters to bind context and resources.
         signature = inspect.signature(body)
-        compute.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "partition"])
+        compute.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in ("partition", "log")])
         del compute.__wrapped__
         return compute
 
     return decorate
 
 
-def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone: str, lake: LakeResource,
+def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone: str, lake: LakeResource, log: _RangeLog,
                          run_one: Callable[[str], Iterator[Any]]) -> Iterator[Any]:
     store = lake.get()
     partitions = list(context.partition_keys)
     checks: list[tuple[str, dg.AssetCheckResult]] = []
     published: list[str] = []
     for number, partition in enumerate(partitions, start=1):
+        log.partition = partition
         try:
-            for event in run_one(partition):
-                if isinstance(event, dg.Output):
-                    directory = store.table_dir(zone, source.name, partition)
-                    context.add_asset_metadata({**event.metadata, **publish_table(directory, event.value)}, partition_key=partition)
-                    published.append(partition)
-                elif isinstance(event, dg.AssetCheckResult):
-                    checks.append((partition, event))
-                else:
-                    yield event
+            with deferred_results():
+                for event in run_one(partition):
+                    if isinstance(event, dg.Output):
+                        directory = store.table_dir(zone, source.name, partition)
+                        context.add_asset_metadata({**event.metadata, **publish_table(directory, event.value)}, partition_key=partition)
+                        published.append(partition)
+                    elif isinstance(event, dg.AssetCheckResult):
+                        checks.append((partition, event))
+                    else:
+                        yield event
         except dg.Failure as failure:
+            log.summarize(len(partitions))
             # the failed checks that explain the refusal (row-loss guard, reconciliation) are recorded too
             yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
             raise dg.Failure(description=f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run): "
                              f"{failure.description}", metadata=failure.metadata, allow_retries=failure.allow_retries) from failure
         except Exception:
+            log.summarize(len(partitions))
             # Re-raised as is: the retry policy and its transient/permanent verdict see the original error.
             context.log.error(f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run) failed")
             raise
+    log.summarize(len(partitions))
     yield dg.Output(PublishedPartitions(tuple(published)))
     yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
 
@@ -230,32 +302,44 @@ def _range_check_evaluations(context: dg.AssetExecutionContext, key: dg.AssetKey
     emitted once. Dagster still fails the step on any failed blocking ERROR evaluation
     (``DagsterAssetCheckFailedError``), so downstream steps of the range are skipped as in a single run.
     """
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
-
     assets_def = context.assets_def
     output_names = {spec.key: name for name, spec in assets_def.check_specs_by_output_name.items()}
-    targets: dict[str, Any] = {}
+    targets = _latest_materializations(context, key, sorted({partition for partition, _ in checks}))
     emitted: set[dg.AssetCheckKey] = set()
     for partition, result in checks:
         check_key = dg.AssetCheckKey(result.asset_key or key, result.check_name)
         spec = assets_def.get_spec_for_check_key(check_key)
-        if partition not in targets:
-            records = context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]), limit=1
-            ).records
-            targets[partition] = (
-                AssetCheckEvaluationTargetMaterializationData(run_id=records[0].event_log_entry.run_id,
-                                                              storage_id=records[0].storage_id, timestamp=records[0].timestamp)
-                if records else None
-            )
+        if check_key.asset_key != key and (check_key.asset_key, partition) not in targets:
+            targets.update(_latest_materializations(context, check_key.asset_key, [partition]))
         if check_key not in emitted and check_key in output_names:
             emitted.add(check_key)
             yield dg.Output(None, output_name=output_names[check_key])
         yield dg.AssetCheckEvaluation(
             asset_key=check_key.asset_key, check_name=check_key.name, passed=result.passed, metadata=result.metadata,
-            target_materialization_data=targets[partition], severity=result.severity, description=result.description,
-            blocking=spec.blocking, partition=partition if spec.partitions_def is not None else None,
+            target_materialization_data=targets.get((check_key.asset_key, partition)), severity=result.severity,
+            description=result.description, blocking=spec.blocking, partition=partition if spec.partitions_def is not None else None,
         )
+
+
+def _latest_materializations(context: dg.AssetExecutionContext, key: dg.AssetKey, partitions: list[str]) -> dict[tuple[dg.AssetKey, str], Any]:
+    """The latest materialization of each of ``partitions`` of ``key``, as a check evaluation's target:
+    one query for the whole range (records come newest first), not one per partition."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
+
+    targets: dict[tuple[dg.AssetKey, str], Any] = {}
+    cursor = None
+    while partitions and len(targets) < len(partitions):
+        page = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=max(len(partitions), 100), cursor=cursor)
+        for record in page.records:
+            target = (key, record.partition_key)
+            if record.partition_key is not None and target not in targets:
+                targets[target] = AssetCheckEvaluationTargetMaterializationData(
+                    run_id=record.event_log_entry.run_id, storage_id=record.storage_id, timestamp=record.timestamp)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return targets
 
 
 def _raw_asset(source: Source) -> dg.AssetsDefinition:
@@ -270,7 +354,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
     @_for_each_partition(source, "raw")
-    def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None) -> Iterator[Any]:
+    def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None, log: Any) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             fetched: FetchResult = source.connector.fetch(
@@ -293,7 +377,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
             quarantine = pd.concat([rejects, parsed.quarantine], ignore_index=True) if len(rejects) else parsed.quarantine
             write_quarantine(store, spec.name, partition, "raw", quarantine)
             if len(quarantine):  # one event: each log line is a row in the run's event log
-                context.log.warning(_quarantine_summary(spec.name, quarantine))
+                log.warning(_quarantine_summary(spec.name, quarantine))
             # consume: the unfiltered typed table is freed column by column as the filtered one is built
             frame = coerced.frame if parsed.keep.all() else select_rows(coerced.frame, parsed.keep, consume=True)
             coerced.frame = frame
@@ -322,7 +406,7 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                     "lepton/typed_schema": dg.MetadataValue.table_schema(table_schema(frame, descriptions)),
                 },
             )
-            yield from evaluate_raw(_governance_context(context, source, store, gx, partition), findings)
+            yield from evaluate_raw(_governance_context(log, source, store, gx, partition), findings)
 
     return raw
 
@@ -371,7 +455,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
         check_specs=_partitioned_checks(source, clean_check_specs(source)),
     )
     @_for_each_partition(source, "clean")
-    def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None) -> Iterator[Any]:
+    def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None, log: Any) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             raw, _ = _read_upstream(store, "raw", spec.name, partition)
@@ -389,7 +473,7 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             cleaning = result.reconciliation()
             ledger = clean_ledger(raw_rows, raw_quarantined, cleaning, required.removed, late.removed)
             write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": ledger, "cleaning": cleaning, "lineage": result.lineage})
-            governance = _governance_context(context, source, store, gx, partition)
+            governance = _governance_context(log, source, store, gx, partition)
             # The checks are computed on a worker thread while this thread hands the table to the IO manager:
             # the Parquet encoder releases the GIL, so validation and the write proceed at the same time.
             # The worker gets its own (copy-on-write) view: the IO manager tags the yielded object's attrs.
@@ -432,12 +516,12 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
         output_required=False,  # a refused certification publishes nothing
     )
     @_for_each_partition(source, "governed")
-    def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None) -> Iterator[Any]:
+    def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None, log: Any) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             ledger = _read_cleaning_record(store, spec.name, partition)["reconciliation"]
             clean, clean_file = _read_upstream(store, "clean", spec.name, partition)
-            result = certify(_governance_context(context, source, store, gx, partition), clean, ledger, clean_file)
+            result = certify(_governance_context(log, source, store, gx, partition), clean, ledger, clean_file)
             del clean  # freed before the governed table is written, not at the end of the step
             if result.refused:
                 yield from result.check_results  # recorded as failed checks, then the step fails unpublished

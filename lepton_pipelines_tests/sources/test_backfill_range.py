@@ -7,6 +7,7 @@ per partition — must match.
 """
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -183,9 +184,32 @@ def test_blocking_check_failing_in_some_partitions_fails_the_range_and_names_the
 
 def test_backfill_policy_is_multi_run_and_configurable(tmp_path, monkeypatch):
     source = _source(tmp_path)
-    assert backfill_policy_for(source) == dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+    assert backfill_policy_for(source) == dg.BackfillPolicy.multi_run(max_partitions_per_run=92)
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "7")
     assert all(a.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7) for a in build_source_assets(source))
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "zero")
     with pytest.raises(ValueError, match=BACKFILL_MAX_PARTITIONS_ENV):
         backfill_policy_for(source)
+
+
+def test_range_step_logs_its_partitions_warnings_as_one_summary(tmp_path):
+    """Each log message is an event written to run storage: a range step's per-partition warnings become
+    one summary per level naming every partition (errors would still go out one by one)."""
+    source = _source(tmp_path)
+    lake = Lake(str(tmp_path / "lake"))
+    _land(lake)
+    instance = dg.DagsterInstance.ephemeral()
+    ranged = _materialize(build_source_assets(source), lake, instance, tags=RANGE_TAGS)
+    assert ranged.success
+    raw_warnings = [e.user_message for e in instance.all_logs(ranged.run_id)
+                    if not e.is_dagster_event and e.step_key == "orders__raw" and e.level == logging.WARNING]
+    assert len(raw_warnings) == 1, raw_warnings
+    summary = raw_warnings[0]
+    assert "orders/raw:" in summary and "from 3 of 3 partition(s)" in summary
+    assert all(f"[{day}] orders: quarantined" in summary for day in DAYS)  # each partition's quarantined lines, by partition
+
+    singles = dg.DagsterInstance.ephemeral()
+    one = _materialize(build_source_assets(source), Lake(str(tmp_path / "lake")), singles, partition_key=DAYS[0])
+    single_warnings = [e for e in singles.all_logs(one.run_id)
+                       if not e.is_dagster_event and e.step_key == "orders__raw" and e.level == logging.WARNING]
+    assert len(single_warnings) >= 2  # a one-partition run logs them as they happen
