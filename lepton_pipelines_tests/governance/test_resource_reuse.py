@@ -7,7 +7,7 @@ import pandas as pd
 from lepton_pipelines.governance import GreatExpectationsResource
 from lepton_pipelines.governance.expectations import plan_check
 from lepton_pipelines.governance.validation import DATA_SOURCE
-from lepton_pipelines.sources.spec import ExpectationSpec, GovernancePolicy
+from lepton_pipelines.contract.spec import ExpectationSpec, GovernancePolicy
 
 PLANS = [
     plan_check(ExpectationSpec(expectation="expect_column_values_to_not_be_null", kwargs={"column": "a"}), GovernancePolicy()),
