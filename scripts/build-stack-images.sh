@@ -98,7 +98,7 @@ build() {
     local started=$SECONDS build_args=(--build-arg "BASE_IMAGE=$base" --build-arg "WHEELS_URL=$WHEELS_URL")
     for a in "${args[@]}"; do build_args+=(--build-arg "$a"); done
     echo "build-stack-images: building $tag" >&2
-    if ! docker build -q --network host -f "$dockerfile" "${build_args[@]}" \
+    if ! docker build -q --force-rm --network host -f "$dockerfile" "${build_args[@]}" \
         --label "org.lepton.stack.image=$name" --label "org.lepton.stack.input-hash=$hash" \
         -t "$tag" - <"$context" >"$WORK/$name.log" 2>&1; then
       tail -40 "$WORK/$name.log" >&2; echo "build-stack-images: $name failed" >&2; exit 1
