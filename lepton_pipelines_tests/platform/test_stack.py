@@ -118,7 +118,9 @@ def test_every_service_is_healthy_and_listens_on_loopback_only(stack: Stack):
         attrs = json.loads(docker("inspect", stack.container_id(service)))[0]
         assert attrs["HostConfig"]["NetworkMode"] == "host", service
         assert attrs["Config"]["Image"] == stack.images[f"LEPTON_STACK_{SERVICE_IMAGES[service]}_IMAGE"], service
-    listening = {c.laddr.port: c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    # gRPC listens on an IPv6 socket bound to the IPv4-mapped loopback: still 127.0.0.1 only.
+    listening = {c.laddr.port: c.laddr.ip.removeprefix("::ffff:") for c in psutil.net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN}
     for name, port in LOOPBACK_PORTS.items():
         assert listening.get(port) == "127.0.0.1", f"{name} should listen on 127.0.0.1:{port}, found {listening.get(port)}"
     # Images are pinned and labelled with what they hold.
