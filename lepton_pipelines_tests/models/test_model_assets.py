@@ -122,4 +122,4 @@ def test_definitions_show_model_image_deployment_lineage():
         assert graph.get(dg.AssetKey(["models", name, "image"])).parent_keys == {dg.AssetKey(["models", name])}
         assert graph.get(dg.AssetKey(["models", name, "deployment"])).parent_keys == {dg.AssetKey(["models", name, "image"])}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"build_model_image", "deploy_model"}
-    assert {s.name for s in defs.sensors} == {"model_version_sensor", "image_built_sensor"}
+    assert {s.name for s in defs.sensors} == {"model_version_sensor", "image_built_sensor", "service_catalog_sensor"}

@@ -19,4 +19,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "lepton-postgres: initialised $PGDATA (database $POSTGRES_DB, user $POSTGRES_USER)"
 fi
 exec postgres -D "$PGDATA" -c listen_addresses="$POSTGRES_LISTEN" -p "$POSTGRES_PORT" \
-  -c unix_socket_directories=/var/run/postgresql -c password_encryption=scram-sha-256 "$@"
+  -c unix_socket_directories=/var/run/postgresql -c password_encryption=scram-sha-256 -c jit=off "$@"
