@@ -50,6 +50,14 @@ START_SENSOR = """
 mutation Start($selector: SensorSelector!) {
   startSensor(sensorSelector: $selector) { __typename ... on Sensor { sensorState { status } } ... on PythonError { message } }
 }"""
+STOP_SCHEDULE = """
+mutation Stop($id: String!) {
+  stopRunningSchedule(id: $id) { __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } }
+}"""
+SCHEDULE_STATE = """
+query State($selector: ScheduleSelector!) {
+  scheduleOrError(scheduleSelector: $selector) { __typename ... on Schedule { scheduleState { id selectorId status } } }
+}"""
 START_SCHEDULE = """
 mutation Start($selector: ScheduleSelector!) {
   startSchedule(scheduleSelector: $selector) { __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } }
@@ -187,6 +195,13 @@ class Stack:
         selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "scheduleName": name}
         answer = self.gql(START_SCHEDULE, selector=selector)["startSchedule"]
         assert answer["__typename"] == "ScheduleStateResult" and answer["scheduleState"]["status"] == "RUNNING", answer
+
+
+    def stop_schedule(self, name: str) -> None:
+        selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "scheduleName": name}
+        state = self.gql(SCHEDULE_STATE, selector=selector)["scheduleOrError"]["scheduleState"]
+        answer = self.gql(STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
+        assert answer["__typename"] == "ScheduleStateResult" and answer["scheduleState"]["status"] == "STOPPED", answer
 
 
 def docker(*args: str, check: bool = True) -> str:

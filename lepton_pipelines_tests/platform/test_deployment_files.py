@@ -93,6 +93,11 @@ def test_compose_wires_the_docker_run_launcher_to_the_code_image_and_host_networ
                           user_code["environment"]["DAGSTER_CONTAINER_CONTEXT"])
     kwargs = json.loads(context_text)["docker"]["container_kwargs"]
     assert kwargs["group_add"] == ["118"]
+    # The service catalog's targets parse (a compose default cannot hold JSON braces: it is a literal).
+    from lepton_pipelines.delivery.service_catalog import parse_targets
+
+    assert [t.target for t in parse_targets(compose["x-dagster-env"]["LEPTON_SERVICE_CATALOG_TARGETS"])] == ["docker_host"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in user_code["volumes"] and user_code["group_add"]
     assert kwargs["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock", "/srv/sources:/opt/lepton/sources.d:ro"]
 
 
