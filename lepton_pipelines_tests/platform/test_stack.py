@@ -306,10 +306,25 @@ def test_service_catalog_sensor_finds_a_labelled_model_service(stack: Stack):
         docker("rm", "-f", name, check=False)
 
 
-# -- 5. the daemon mid-run once more, then everything goes ------------------------------------------
-def test_daemon_restart_mid_run_then_teardown_leaves_nothing(stack: Stack):
+# -- 5. the daemon alone mid-run; the stack down and up again (the fixture then removes everything) --
+def test_daemon_restart_alone_mid_run_keeps_the_run(stack: Stack):
+    _land_fx_samples(stack, YESTERDAY)  # the telemetry test emptied the batch sources' landing zone
     run_id = stack.launch_assets(FX_ASSETS, tags={"dagster/partition": YESTERDAY})
     stack.wait_run(run_id, STARTED_OR_DONE, interval=0.3)
     stack.compose("restart", "dagster-daemon")
     assert stack.wait_run(run_id)["status"] == "SUCCESS"
     assert Path(stack.env_file).stat().st_mode & 0o077 == 0, "the stack's secrets file must be private"
+
+
+def test_stack_comes_back_with_one_command_and_keeps_its_history(stack: Stack):
+    before = {row[0] for row in stack.sql("SELECT run_id FROM runs")}
+    down = stack.bin_stack("down", timeout=300)  # keeps the volumes
+    assert down.returncode == 0, down.stderr
+    assert not docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}").strip()
+
+    up = stack.bin_stack("up")
+
+    assert up.returncode == 0, up.stderr[-3000:]
+    # Every run from before is still there (running sensors may already have added new ones).
+    assert {row[0] for row in stack.sql("SELECT run_id FROM runs")} >= before
+    wait_for(lambda: {r["runId"] for r in stack.runs()} >= before, 120, "the UI listing the runs from before")
