@@ -43,6 +43,7 @@ INTEGRATION = (
     "analytics/",
     "connectors/",
     "delivery/kubernetes/test_deploy.py",
+    "delivery/kubernetes/test_service_catalog.py",
     "governance/test_bad_input_corpus.py",
     "governance/test_dagster.py",
     "governance/test_import_budget.py",

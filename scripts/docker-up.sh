@@ -2,7 +2,8 @@
 # Bring up the real container parts the delivery tests and benchmarks use, on one machine,
 # without any external registry:
 #   * Debian's docker.io engine (dockerd), started when not answering;
-#   * Debian's docker-registry on 127.0.0.1:5000 (the LEPTON_IMAGE_REGISTRY of tests);
+#   * Debian's docker-registry on 127.0.0.1:5000 (the LEPTON_IMAGE_REGISTRY of tests), and docker-compose
+#     for bin/stack (the platform stack: its images are built by scripts/build-stack-images.sh);
 #   * a local Python base image built with debootstrap + `docker import` (no pull needed);
 #   * the model gateway image (HAProxy from Debian's package, deployments/gateway) on that base.
 # Idempotent: every step is skipped when its result is already there.
@@ -18,6 +19,7 @@ command -v dockerd >/dev/null || need_pkgs+=(docker.io)
 command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v rsync >/dev/null || need_pkgs+=(rsync)  # bench/backup.py's baseline
+command -v docker-compose >/dev/null || need_pkgs+=(docker-compose)  # bin/stack (the platform stack and its test)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "docker-up: installing ${need_pkgs[*]}"
   apt-get update -q >/dev/null

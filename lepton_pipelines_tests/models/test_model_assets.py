@@ -125,6 +125,7 @@ def test_definitions_show_model_image_deployment_lineage():
         assert graph.get(dg.AssetKey(["models", name, "image"])).parent_keys == {dg.AssetKey(["models", name])}
         assert graph.get(dg.AssetKey(["models", name, "deployment"])).parent_keys == {dg.AssetKey(["models", name, "image"])}
     # delivery registers what builds and deploys them (models never import delivery)
+    assert {a.key for a in delivery_defs.assets} == {dg.AssetKey(["delivery", "service_catalog"])}
     assert {job.name for job in bind_resources(delivery_defs).resolve_all_job_defs()} >= {"build_model_image", "deploy_model"}
-    assert {s.name for s in delivery_defs.sensors} == {"model_version_sensor", "image_built_sensor"}
+    assert {s.name for s in delivery_defs.sensors} == {"model_version_sensor", "image_built_sensor", "service_catalog_sensor"}
     assert not defs.sensors and not {job.name for job in defs.resolve_all_job_defs()} & {"build_model_image", "deploy_model"}

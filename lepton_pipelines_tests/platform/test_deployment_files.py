@@ -4,6 +4,7 @@ and health checks, the instance templates (accepted by Dagster's own config sche
 with kubernetes-validate for Kubernetes 1.29 and the newest schema), and the user-code Dockerfile."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from dagster._core.instance.config import dagster_instance_config_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLATFORM = REPO_ROOT / "deployments" / "platform"
+COMPOSE = PLATFORM / "compose"
 K8S_VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|WEBHOOK|ACCESS_KEY", re.I)
 
@@ -25,62 +27,107 @@ def load(name: str):
     return yaml.safe_load((PLATFORM / name).read_text())
 
 
-# -- docker-compose ----------------------------------------------------------------------------------
+# -- docker-compose (deployments/platform/compose; brought up for real by test_stack.py) ---------------
+def load_compose(name: str):
+    return yaml.safe_load((COMPOSE / name).read_text())
+
+
+ONE_SHOT = {"s3-init"}
+
+
 def test_compose_has_required_services_each_with_a_healthcheck():
-    compose = load("docker-compose.yaml")
-    services = compose["services"]
-    assert {"postgres", "mosquitto", "minio", "minio-init", "lepton-user-code", "dagster-webserver",
-            "dagster-daemon"} <= set(services)
+    services = load_compose("docker-compose.yaml")["services"]
+    assert {"postgres", "mosquitto", "s3", "s3-init", "registry", "collector", "lepton-user-code",
+            "dagster-webserver", "dagster-daemon"} <= set(services)
     for name, service in services.items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no"
+            continue
         test = service.get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"service {name} has no healthcheck"
-    assert services["lepton-user-code"]["healthcheck"]["test"][1:] == ["dagster", "api", "grpc-health-check", "-p", "4000"]
+        assert service["restart"] == "unless-stopped", name
+    assert services["lepton-user-code"]["healthcheck"]["test"][1:] == [
+        "dagster", "api", "grpc-health-check", "-h", "127.0.0.1", "-p", "14000"]
     # Dagster services start only once their dependencies are healthy (not merely started).
     for name in ("dagster-webserver", "dagster-daemon"):
         assert services[name]["depends_on"]["lepton-user-code"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["lepton-user-code"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert services["lepton-user-code"]["depends_on"]["s3-init"]["condition"] == "service_completed_successfully"
 
 
-def test_compose_wires_the_docker_run_launcher_to_the_code_image_and_network():
-    compose = load("docker-compose.yaml")
+def test_compose_uses_host_networking_on_loopback_only():
+    text = (COMPOSE / "docker-compose.yaml").read_text()
+    compose = yaml.safe_load(text)
+    for name, service in compose["services"].items():
+        assert service["network_mode"] == "host", name
+        assert "ports" not in service and "networks" not in service, name
+    assert "0.0.0.0" not in text and "networks" not in compose
+    services = compose["services"]
+    assert services["dagster-webserver"]["command"][1:5] == ["-h", "127.0.0.1", "-p", "13000"]
+    code_server = services["lepton-user-code"]["command"]
+    assert code_server[code_server.index("-h") + 1] == "127.0.0.1" and code_server[code_server.index("-p") + 1] == "14000"
+    env = compose["x-dagster-env"]
+    assert (env["DAGSTER_POSTGRES_HOSTNAME"], env["DAGSTER_POSTGRES_PORT"]) == ("127.0.0.1", "15432")
+    assert services["postgres"]["environment"]["POSTGRES_PORT"] == "15432"
+    assert env["LEPTON_S3_ENDPOINT_URL"] == "http://127.0.0.1:19000" == f"http://127.0.0.1:{services['s3']['environment']['S3_PORT']}"
+    assert env["LEPTON_MQTT_URL"].endswith("@127.0.0.1:11883") and services["mosquitto"]["environment"]["MOSQUITTO_PORT"] == "11883"
+    assert env["LEPTON_IMAGE_REGISTRY"] == services["registry"]["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:15000"
+    # The host's own services keep their ports: 5432, 1883, 5000 and 3000 are never taken by the stack.
+    assert not re.search(r"127\.0\.0\.1:(5432|1883|5000|3000)\b", text)
+
+
+def test_compose_wires_the_docker_run_launcher_to_the_code_image_and_host_network():
+    compose = load_compose("docker-compose.yaml")
     user_code = compose["services"]["lepton-user-code"]
     assert user_code["environment"]["DAGSTER_CURRENT_IMAGE"] == user_code["image"]
-    assert user_code["build"]["dockerfile"] == "deployments/platform/Dockerfile"
-    assert (PLATFORM / user_code["build"]["context"] / user_code["build"]["dockerfile"]).resolve() == PLATFORM / "Dockerfile"
-    launcher = load("dagster.docker.yaml")["run_launcher"]
+    launcher = load_compose("dagster.yaml")["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
-    assert launcher["config"]["network"] in {n.get("name", k) for k, n in compose["networks"].items()}
+    assert launcher["config"]["container_kwargs"]["network_mode"] == "host"
+    assert "network" not in launcher["config"] and "networks" not in launcher["config"]
     daemon_env = compose["services"]["dagster-daemon"]["environment"]
     missing = [v for v in launcher["config"]["env_vars"] if v not in daemon_env]
     assert not missing, f"run containers get env vars the daemon does not have: {missing}"
     assert "/var/run/docker.sock:/var/run/docker.sock" in compose["services"]["dagster-daemon"]["volumes"]
+    # The code server's container context gives runs the host's docker group, the socket and the sources.
+    context_text = re.sub(r"\$\{([A-Z_]+)[^}]*\}", lambda m: {"DOCKER_GID": "118"}.get(m.group(1), "/srv/sources"),
+                          user_code["environment"]["DAGSTER_CONTAINER_CONTEXT"])
+    kwargs = json.loads(context_text)["docker"]["container_kwargs"]
+    assert kwargs["group_add"] == ["118"]
+    # The service catalog's targets parse (a compose default cannot hold JSON braces: it is a literal).
+    from lepton_pipelines.delivery.service_catalog import parse_targets
+
+    assert [t.target for t in parse_targets(compose["x-dagster-env"]["LEPTON_SERVICE_CATALOG_TARGETS"])] == ["docker_host"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in user_code["volumes"] and user_code["group_add"]
+    assert kwargs["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock", "/srv/sources:/opt/lepton/sources.d:ro"]
 
 
 def test_compose_mounts_only_files_that_exist():
-    for name, service in load("docker-compose.yaml")["services"].items():
+    for name, service in load_compose("docker-compose.yaml")["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
-                assert (PLATFORM / source).exists(), f"{name} mounts missing file {source}"
+                assert (COMPOSE / source).exists(), f"{name} mounts missing file {source}"
 
 
 def test_compose_takes_every_secret_from_the_environment():
-    for name, service in load("docker-compose.yaml")["services"].items():
-        for key, value in (service.get("environment") or {}).items():
+    compose = load_compose("docker-compose.yaml")
+    for name, service in compose["services"].items():
+        environment = service.get("environment") or {}
+        for key, value in environment.items():
             if SECRET_NAME.search(key):
                 assert isinstance(value, str) and value.startswith("${") and value.endswith("}"), (
                     f"{name}: {key} must come from the environment, not a literal"
                 )
     example = dict(
-        line.split("=", 1) for line in (PLATFORM / ".env.example").read_text().splitlines()
+        line.split("=", 1) for line in (COMPOSE / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )
     assert all(example[k] == "" for k in example if SECRET_NAME.search(k) and k != "LEPTON_DAGSTER_UI_URL")
+    assert ".env" in (COMPOSE / ".gitignore").read_text().split()
 
 
 # -- instance templates ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["dagster.yaml", "dagster.docker.yaml"])
+@pytest.mark.parametrize("name", ["dagster.yaml", "compose/dagster.yaml"])
 def test_instance_templates_pass_dagsters_config_schema(name):
     config = load(name)
     result = process_config(dagster_instance_config_schema(), config)
@@ -94,16 +141,20 @@ def test_instance_templates_pass_dagsters_config_schema(name):
 
 
 def test_docker_instance_is_the_template_plus_the_docker_launcher():
-    template, docker = load("dagster.yaml"), load("dagster.docker.yaml")
+    template, docker = load("dagster.yaml"), load("compose/dagster.yaml")
     assert "run_launcher" not in template  # single host: runs as code-server subprocesses
     assert {k: v for k, v in docker.items() if k != "run_launcher"} == template
 
 
-def test_workspace_points_at_the_code_server():
+def test_workspaces_point_at_their_code_servers():
+    # Single host (deployments/README.md): `dagster code-server start -h 127.0.0.1 -p 4000`.
     location = load("workspace.yaml")["load_from"][0]["grpc_server"]
-    compose = load("docker-compose.yaml")
-    assert location["host"] in compose["services"]
-    assert location["port"] == 4000
+    assert (location["host"], location["port"]) == ("127.0.0.1", 4000)
+    # The stack: the user-code service's command.
+    stack = load_compose("workspace.yaml")["load_from"][0]["grpc_server"]
+    command = load_compose("docker-compose.yaml")["services"]["lepton-user-code"]["command"]
+    assert (stack["host"], str(stack["port"])) == (command[command.index("-h") + 1], command[command.index("-p") + 1])
+    assert stack["location_name"] == command[command.index("--location-name") + 1]
 
 
 # -- Helm values -------------------------------------------------------------------------------------

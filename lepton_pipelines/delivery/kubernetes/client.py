@@ -78,6 +78,8 @@ KINDS: dict[str, _Kind] = {
 # Service proxy calls are authorized as verbs on the ``services/proxy`` subresource.
 _SERVICE_PROXY = _Kind("", "services/proxy", k8s.CoreV1Api, "")
 _PODS = _Kind("", "pods", k8s.CoreV1Api, "")
+_SERVICES = _Kind("", "services", k8s.CoreV1Api, "")
+_ENDPOINT_SLICES = _Kind("discovery.k8s.io", "endpointslices", k8s.DiscoveryV1Api, "")
 _POD_PROXY = _Kind("", "pods/proxy", k8s.CoreV1Api, "")
 
 
@@ -186,6 +188,28 @@ class ClusterClient:
             "list", _PODS, namespace, selector,
             lambda: core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False,
                                              _request_timeout=REQUEST_TIMEOUT_SECONDS),
+        )
+        return _json(raw).get("items") or []
+
+    def list_services(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Services matching ``labels`` (the service catalog's discovery)."""
+        core = k8s.CoreV1Api(self._api_client)
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        raw = self._call(
+            "list", _SERVICES, namespace, selector,
+            lambda: core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False,
+                                                 _request_timeout=REQUEST_TIMEOUT_SECONDS),
+        )
+        return _json(raw).get("items") or []
+
+    def list_endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """The EndpointSlices of one Service: its pods' addresses and their ready conditions."""
+        discovery = k8s.DiscoveryV1Api(self._api_client)
+        selector = f"kubernetes.io/service-name={service}"
+        raw = self._call(
+            "list", _ENDPOINT_SLICES, namespace, selector,
+            lambda: discovery.list_namespaced_endpoint_slice(namespace, label_selector=selector, _preload_content=False,
+                                                             _request_timeout=REQUEST_TIMEOUT_SECONDS),
         )
         return _json(raw).get("items") or []
 

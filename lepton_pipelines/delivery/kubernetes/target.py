@@ -138,23 +138,28 @@ class KubernetesTarget(DeployTarget):
         return replace(request, image=remote.pinned), f"pinned {request.image} to {remote.digest}"
 
     def _resolve_api_client(self) -> k8s.ApiClient:
-        if self._api_client is not None:
-            return self._api_client
-        configuration = k8s.Configuration()
-        if self._host:
-            configuration.host = self._host
-            if self._token_env_var:
-                token = os.environ.get(self._token_env_var)
-                if not token:
-                    raise RuntimeError(f"environment variable {self._token_env_var} (API server token) is not set")
-                configuration.api_key = {"authorization": token}
-                configuration.api_key_prefix = {"authorization": "Bearer"}
-        else:
-            try:
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            except k8s_config.ConfigException:
-                k8s_config.load_kube_config(
-                    config_file=self._kubeconfig, context=self._context, client_configuration=configuration
-                )
-        self._api_client = k8s.ApiClient(configuration)
+        if self._api_client is None:
+            self._api_client = api_client_for(self._host, self._token_env_var, self._kubeconfig, self._context)
         return self._api_client
+
+
+def api_client_for(
+    host: str | None = None, token_env_var: str | None = None, kubeconfig: str | None = None, context: str | None = None
+) -> k8s.ApiClient:
+    """An API client for ``host`` (bearer token from the environment variable ``token_env_var``), else the
+    in-cluster service account, else the kubeconfig. Shared by the deploy target and the service catalog."""
+    configuration = k8s.Configuration()
+    if host:
+        configuration.host = host
+        if token_env_var:
+            token = os.environ.get(token_env_var)
+            if not token:
+                raise RuntimeError(f"environment variable {token_env_var} (API server token) is not set")
+            configuration.api_key = {"authorization": token}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+    else:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    return k8s.ApiClient(configuration)

@@ -257,6 +257,36 @@ class FakeKubernetes:
                              "status": {"containerStatuses": [self._container_status(image)]}})
         return pods
 
+    def _services(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
+        prefix = f"/api/v1/namespaces/{namespace}/services/"
+        return [copy.deepcopy(o) for p, o in sorted(self.objects.items())
+                if p.startswith(prefix) and wanted.items() <= (o["metadata"].get("labels") or {}).items()]
+
+    def _endpoint_slices(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """What the EndpointSlice controller would publish for a Service (``kubernetes.io/service-name=…``):
+        one endpoint per pod of the rolled-out Deployments its selector matches, ready as the kubelet's
+        readiness probe would say. Addresses are from TEST-NET-1 (192.0.2.0/24): data only, never dialled."""
+        service_name = dict(part.split("=", 1) for part in selector.split(",") if "=" in part).get("kubernetes.io/service-name")
+        service = self.objects.get(f"/api/v1/namespaces/{namespace}/services/{service_name}")
+        if service is None:
+            return []
+        endpoints = []
+        for pod in self._pods(namespace, ",".join(f"{k}={v}" for k, v in service["spec"]["selector"].items())):
+            status = pod["status"]["containerStatuses"][0]
+            deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{pod['metadata']['name'].rsplit('-pod-', 1)[0]}"
+            rolled_out = self._ready_image.get(deployment_path) == status["image"]
+            ready = bool(status["ready"]) and rolled_out and status["image"] not in self.scenario.unhealthy_images
+            endpoints.append({"addresses": [f"192.0.2.{len(endpoints) + 10}"], "conditions": {"ready": ready},
+                              "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": namespace}})
+        return [{
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{service_name}-abcde", "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": service_name}},
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }]
+
     def _container_status(self, image: str) -> dict[str, Any]:
         if image in self.scenario.pull_error_images:
             return {"name": "model", "ready": False, "restartCount": 0, "image": image, "state": {"waiting": {
@@ -307,6 +337,14 @@ class FakeKubernetes:
                         return 403, _forbidden("get", "pods/proxy", "", namespace), {}
                     status, answer = self._pod_ready_answer(namespace, name)
                     return status, answer, {}
+            if parsed is not None and parsed[3] is None and method == "GET" and (parsed[0], parsed[2]) in (
+                    ("", "services"), ("discovery.k8s.io", "endpointslices")):
+                group, namespace, resource = parsed[0], parsed[1], parsed[2]
+                if not self._authorized("list", group, resource):
+                    return 403, _forbidden("list", resource, group, namespace), {}
+                selector = parse_qs(split.query).get("labelSelector", [""])[0]
+                items = self._services(namespace, selector) if resource == "services" else self._endpoint_slices(namespace, selector)
+                return 200, {"kind": "List", "apiVersion": "v1", "items": items}, {}
             if parsed is None or parsed[3] is None:
                 return 404, _status(404, f"the fake serves no {split.path}"), {}
             group, namespace, resource, name, rest = parsed

@@ -82,8 +82,10 @@ def test_rbac_yaml_validates_and_grants_only_namespaced_rights(version: str) -> 
     assert binding["subjects"][0]["name"] == "lepton-deployer"
     granted = {verb for rule in role["rules"] for verb in rule["verbs"]}
     assert "*" not in granted and not {"watch", "escalate", "bind", "impersonate"} & granted
-    # "list" only for pods (to see a terminal state of the new version's pods), nothing else.
-    assert [rule["resources"] for rule in role["rules"] if "list" in rule["verbs"]] == [["pods"]]
+    # "list" only for pods (to see a terminal state of the new version's pods) and for the service catalog's
+    # discovery (Services, EndpointSlices), nothing else.
+    listed = sorted(resource for rule in role["rules"] if "list" in rule["verbs"] for resource in rule["resources"])
+    assert listed == ["endpointslices", "pods", "services"]
     assert all("*" not in rule["resources"] and "secrets" not in rule["resources"] for rule in role["rules"])
 
 
