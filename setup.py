@@ -1,4 +1,5 @@
 """Lepton Pipelines: the data and model-delivery plane, as a Dagster code location."""
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -22,10 +23,16 @@ setup(
     packages=[
         *find_packages(exclude=["lepton_pipelines_tests*", "lepton_testkit*", "bench*"]),
         "lepton_pipelines.defs.sources",
-        *(f"lepton_pipelines.defs.sources.{p.name}" for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir()) if p.is_dir() and p.name != "__pycache__"),
+        *(
+            f"lepton_pipelines.defs.sources.{p.name}"
+            for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir())
+            if p.is_dir() and p.name != "__pycache__"
+        ),
     ],
     include_package_data=True,
-    package_data={"lepton_pipelines": ["defs/sources/*/defs.yaml", "models/*.yaml", "governance/expectations_manifest.json"]},
+    package_data={
+        "lepton_pipelines": ["defs/sources/*/defs.yaml", "models/*.yaml", "governance/expectations_manifest.json"]
+    },
     python_requires=">=3.11",
     install_requires=[
         *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...

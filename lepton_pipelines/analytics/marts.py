@@ -13,6 +13,7 @@ arriving event of yesterday is converted with today's rate, like the books. A cu
 rate that day leaves ``amount_usd`` NULL and is counted in ``unconverted_txn_count``, which a
 check turns into a failure — never a silent zero.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,13 +38,28 @@ RISK_MODEL = "transaction_risk"
 ANOMALY_MODEL = "device_anomaly"
 
 _TXN_COLUMNS = {
-    "txn_id": "VARCHAR", "customer_id": "VARCHAR", "event_ts": "TIMESTAMPTZ", "amount": "DOUBLE", "currency": "VARCHAR",
-    "merchant_category": "VARCHAR", "channel": "VARCHAR", "country": "VARCHAR", "status": "VARCHAR",
-    "is_fraud": "BOOLEAN", "date": "DATE",
+    "txn_id": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "event_ts": "TIMESTAMPTZ",
+    "amount": "DOUBLE",
+    "currency": "VARCHAR",
+    "merchant_category": "VARCHAR",
+    "channel": "VARCHAR",
+    "country": "VARCHAR",
+    "status": "VARCHAR",
+    "is_fraud": "BOOLEAN",
+    "date": "DATE",
 }
 _FX_COLUMNS = {"pair": "VARCHAR", "ts": "TIMESTAMPTZ", "rate": "DOUBLE", "date": "DATE"}
-_SCORE_COLUMNS = {"txn_id": "VARCHAR", "customer_id": "VARCHAR", "event_ts": "TIMESTAMPTZ", "risk_score": "DOUBLE",
-                  "is_high_risk": "BOOLEAN", "model_version": "VARCHAR", "date": "DATE"}
+_SCORE_COLUMNS = {
+    "txn_id": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "event_ts": "TIMESTAMPTZ",
+    "risk_score": "DOUBLE",
+    "is_high_risk": "BOOLEAN",
+    "model_version": "VARCHAR",
+    "date": "DATE",
+}
 
 
 class MartInputError(ValueError):
@@ -68,7 +84,9 @@ def _scan(files: TableFiles, partitions: list[str] | None, columns: dict[str, st
 
 def _require(files: TableFiles, partition: str, what: str) -> None:
     if partition not in files.by_partition:
-        raise MartInputError(f"{what} has no partition {partition} at {files.location}: materialize {what} for {partition} first")
+        raise MartInputError(
+            f"{what} has no partition {partition} at {files.location}: materialize {what} for {partition} first"
+        )
 
 
 def _d(partition: str) -> str:
@@ -120,7 +138,9 @@ def daily_kpis_sql(lake: Lake, partition: str) -> MartQuery:
     scores = table_files(lake, "models", RISK_MODEL, "scores")
     notes = []
     if partition not in fx.by_partition:
-        notes.append(f"fx_rates/governed has no partition {partition}: amount_usd is NULL (check all_amounts_converted fails)")
+        notes.append(
+            f"fx_rates/governed has no partition {partition}: amount_usd is NULL (check all_amounts_converted fails)"
+        )
     if partition not in scores.by_partition:
         notes.append(f"models/{RISK_MODEL}/scores has no partition {partition}: high-risk columns are NULL")
     sql = f"""
@@ -153,9 +173,17 @@ def daily_kpis_sql(lake: Lake, partition: str) -> MartQuery:
     FROM joined
     GROUP BY ALL
     ORDER BY channel, country, currency"""
-    return MartQuery("daily_kpis", partition, sql, {"transactions/governed": [partition],
-                     "fx_rates/governed": [partition] if partition in fx.by_partition else [],
-                     f"models/{RISK_MODEL}/scores": [partition] if partition in scores.by_partition else []}, tuple(notes))
+    return MartQuery(
+        "daily_kpis",
+        partition,
+        sql,
+        {
+            "transactions/governed": [partition],
+            "fx_rates/governed": [partition] if partition in fx.by_partition else [],
+            f"models/{RISK_MODEL}/scores": [partition] if partition in scores.by_partition else [],
+        },
+        tuple(notes),
+    )
 
 
 # -- analytics/daily_source_quality ---------------------------------------------------------------
@@ -169,16 +197,22 @@ def source_quality_sql(lake: Lake, partition: str, sources: list[tuple[str, bool
         quarantine = table_files(lake, "quarantine", source).by_partition.get(key, [])
         parts = []
         if governed:
-            parts.append(f"SELECT 'governed' AS zone, '' AS stage, num_rows FROM parquet_file_metadata({_list(governed)})")
+            parts.append(
+                f"SELECT 'governed' AS zone, '' AS stage, num_rows FROM parquet_file_metadata({_list(governed)})"
+            )
         if quarantine:
             parts.append(
                 "SELECT 'quarantine', regexp_extract(file_name, '([^/]+)\\.parquet$', 1), num_rows "
                 f"FROM parquet_file_metadata({_list(quarantine)})"
             )
-        counts = " UNION ALL ".join(parts) if parts else "SELECT NULL AS zone, NULL AS stage, 0::BIGINT AS num_rows WHERE false"
+        counts = (
+            " UNION ALL ".join(parts)
+            if parts
+            else "SELECT NULL AS zone, NULL AS stage, 0::BIGINT AS num_rows WHERE false"
+        )
         selects.append(f"""
-        SELECT '{source}' AS source, {'true' if partitioned else 'false'} AS partitioned,
-               {'true' if governed else 'false'} AS governed_published,
+        SELECT '{source}' AS source, {"true" if partitioned else "false"} AS partitioned,
+               {"true" if governed else "false"} AS governed_published,
                coalesce(sum(num_rows) FILTER (WHERE zone = 'governed'), 0)::BIGINT AS governed_rows,
                coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine'), 0)::BIGINT AS quarantined_rows,
                coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage IN ('raw', 'landing')), 0)::BIGINT AS quarantined_unparsable,
@@ -192,7 +226,9 @@ def source_quality_sql(lake: Lake, partition: str, sources: list[tuple[str, bool
            CASE WHEN governed_rows + quarantined_rows > 0 THEN governed_rows / (governed_rows + quarantined_rows) END AS governed_share,
            CASE WHEN governed_rows + quarantined_rows > 0 THEN quarantined_rows / (governed_rows + quarantined_rows) END AS quarantined_share
     FROM ({body}) ORDER BY source"""
-    return MartQuery("daily_source_quality", partition, sql, {f"{s}/governed": [partition if p else ""] for s, p in sources})
+    return MartQuery(
+        "daily_source_quality", partition, sql, {f"{s}/governed": [partition if p else ""] for s, p in sources}
+    )
 
 
 def _list(files: list[str]) -> str:
@@ -220,7 +256,9 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
     """
     customers = table_files(lake, "governed", "customers")
     if not customers.files():
-        raise MartInputError(f"customers/governed is empty at {customers.location}: materialize customers/governed first")
+        raise MartInputError(
+            f"customers/governed is empty at {customers.location}: materialize customers/governed first"
+        )
     days = window(partition, CUSTOMER_WINDOW_DAYS)
     txns = table_files(lake, "governed", "transactions")
     _require(txns, partition, "transactions/governed")
@@ -283,9 +321,17 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
                ELSE 'active'
            END AS segment_label
     FROM ranked ORDER BY customer_id"""
-    return MartQuery("customer_360", partition, sql, {"customers/governed": [""], "transactions/governed": read,
-                     "fx_rates/governed": [d for d in read if d in fx.by_partition],
-                     f"models/{RISK_MODEL}/scores": [d for d in read if d in scores.by_partition]})
+    return MartQuery(
+        "customer_360",
+        partition,
+        sql,
+        {
+            "customers/governed": [""],
+            "transactions/governed": read,
+            "fx_rates/governed": [d for d in read if d in fx.by_partition],
+            f"models/{RISK_MODEL}/scores": [d for d in read if d in scores.by_partition],
+        },
+    )
 
 
 # -- analytics/market_risk -----------------------------------------------------------------------
@@ -295,7 +341,7 @@ def market_risk_sql(lake: Lake, partition: str) -> MartQuery:
     of one-minute log returns. Trading days are the governed partitions present (no calendar guess)."""
     bars = table_files(lake, "governed", "market_data")
     _require(bars, partition, "market_data/governed")
-    days = [d for d in window(partition, MARKET_LOOKBACK_DAYS) if d in bars.by_partition][-(MARKET_RETURNS + 1):]
+    days = [d for d in window(partition, MARKET_LOOKBACK_DAYS) if d in bars.by_partition][-(MARKET_RETURNS + 1) :]
     sql = f"""
     WITH bars AS (SELECT CAST(symbol AS VARCHAR) AS symbol, CAST(ts AS TIMESTAMPTZ) AS ts, CAST(close AS DOUBLE) AS close,
                          CAST(high AS DOUBLE) AS high, CAST(low AS DOUBLE) AS low, CAST(volume AS BIGINT) AS volume, date
@@ -333,7 +379,8 @@ def device_health_sql(lake: Lake, partition: str, anomaly_relation: str | None =
     days = [d for d in window(partition, DEVICE_WINDOW_DAYS) if d in telemetry.by_partition]
     anomalies = (
         f"SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(seq AS BIGINT) AS seq, CAST(is_anomaly AS BOOLEAN) AS is_anomaly FROM {anomaly_relation}"
-        if anomaly_relation else "SELECT NULL::VARCHAR AS device_id, NULL::BIGINT AS seq, NULL::BOOLEAN AS is_anomaly WHERE false"
+        if anomaly_relation
+        else "SELECT NULL::VARCHAR AS device_id, NULL::BIGINT AS seq, NULL::BOOLEAN AS is_anomaly WHERE false"
     )
     sql = f"""
     WITH tel AS (SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS TIMESTAMPTZ) AS ts, CAST(seq AS BIGINT) AS seq, date

@@ -13,6 +13,7 @@ statistics or duplicate detection — and it answers with the unfiltered frame a
 survive; None when it removes nothing). Called as ``apply(df)`` it returns a filtered frame as usual. The pipeline then filters once, at the end or before a rule that needs a filtered
 frame. Every other rule gets a filtered frame, exactly as if each removal had been applied at once.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

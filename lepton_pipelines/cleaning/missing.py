@@ -1,6 +1,7 @@
 """Missing values: ``impute`` fills them where a stand-in is acceptable; ``drop_if_null`` removes rows
 whose required values are missing (with the column named, so the quarantine says what to fix upstream).
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -41,7 +42,7 @@ class Impute(CleaningRule):
         group_by: list[str] = Field(default_factory=list)  # for strategy: ffill
 
         @model_validator(mode="after")
-        def _options_match_strategy(self) -> "Impute.Config":
+        def _options_match_strategy(self) -> Impute.Config:
             if self.strategy == "constant" and self.value is None:
                 raise ValueError("strategy constant needs `value:`")
             if self.strategy != "constant" and self.value is not None:

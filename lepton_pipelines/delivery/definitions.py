@@ -4,6 +4,7 @@ model version (the image builder resource is bound with the others in ``lepton_p
 Its own Definitions (merged by ``lepton_pipelines.definitions``) so that models never import delivery:
 delivery reads the model registry, models know nothing of images and deployments.
 """
+
 from __future__ import annotations
 
 import dagster as dg

@@ -115,9 +115,18 @@ def champion_metrics(
     return metrics, "re-scored on the candidate's held-out rows"
 
 
-def _metadata(spec: ModelSpec, version: str, created: bool, decision: PromotionDecision, index: dict[str, Any],
-              partitions: list[str], registry: ModelRegistry) -> dict[str, Any]:
-    metrics = {f"metric/{name}": dg.MetadataValue.float(float(value)) for name, value in decision.candidate_metrics.items()}
+def _metadata(
+    spec: ModelSpec,
+    version: str,
+    created: bool,
+    decision: PromotionDecision,
+    index: dict[str, Any],
+    partitions: list[str],
+    registry: ModelRegistry,
+) -> dict[str, Any]:
+    metrics = {
+        f"metric/{name}": dg.MetadataValue.float(float(value)) for name, value in decision.candidate_metrics.items()
+    }
     return {
         "model_version": version,
         "newly_registered": created,

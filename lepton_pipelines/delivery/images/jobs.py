@@ -99,7 +99,11 @@ def push_model_image(
     pushed = image_builder.get_builder().push(BuiltImage(**built), log=context.log.debug)
     context.log.info(
         f"{built['reference']} is {pushed.digest}"
-        + (" (already in the registry: same image)" if pushed.already_in_registry else f", pushed in {pushed.push_seconds:.1f}s")
+        + (
+            " (already in the registry: same image)"
+            if pushed.already_in_registry
+            else f", pushed in {pushed.push_seconds:.1f}s"
+        )
     )
     return {**asdict(pushed), "smoke_checks": smoke.get("checks", [])}
 

@@ -3,6 +3,7 @@
 A handful of counters and one histogram do not justify a dependency in every model image;
 what the scrape needs is correct escaping, cumulative buckets and thread safety, all here.
 """
+
 from __future__ import annotations
 
 import threading
