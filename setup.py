@@ -60,6 +60,7 @@ setup(
     ],
     extras_require={
         "test": [
+            "ruff==0.17.6",  # lint + format, enforced by lepton_pipelines_tests/test_style.py (pinned: formatting changes between releases)
             f"dagster-dg-cli=={DAGSTER}",  # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
             "pytest>=8",
             "pytest-timeout>=2.3",
@@ -74,7 +75,7 @@ setup(
             "moto[server]>=5.0",
             "vega_datasets>=0.9",
             "playwright>=1.45,<2",
-            "ruff>=0.6",
+            "ruff==0.17.6",
         ],
     },
     entry_points={
