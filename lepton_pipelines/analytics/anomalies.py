@@ -37,7 +37,7 @@ def device_anomaly_flags(
     telemetry = con.execute(f"SELECT * FROM {parquet_scan(files)}").df()
     if telemetry.empty:
         return pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in zip(FLAGS_COLUMNS, ("object", "int64", "bool"))}
+            {c: pd.Series(dtype=t) for c, t in zip(FLAGS_COLUMNS, ("object", "int64", "bool"), strict=True)}
         ), f"{model} {version}"
     flagged = estimator.predict(feature_frame(card, telemetry)) == -1
     return pd.DataFrame(

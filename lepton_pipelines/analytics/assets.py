@@ -134,7 +134,7 @@ def _compact(sql: str, max_list: int = 160) -> str:
     """The SQL for the asset page, with inlined file lists shortened (they can run to thousands of characters)."""
     import re
 
-    return re.sub(r"\[('[^\]]{%d,}?)\]" % max_list, lambda m: m.group(0)[:max_list] + " …]", sql.strip())
+    return re.sub(rf"\[('[^\]]{{{max_list},}}?)\]", lambda m: m.group(0)[:max_list] + " …]", sql.strip())
 
 
 def build_device_health(con, lake: Lake, partition: str) -> marts.MartQuery:

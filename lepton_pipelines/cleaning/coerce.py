@@ -110,7 +110,7 @@ class CoercionResult:
             if not hits.any():
                 continue
             texts = self.failed_text[column].loc[positions[hits]].tolist()
-            for slot, text in zip(np.flatnonzero(hits), texts):
+            for slot, text in zip(np.flatnonzero(hits), texts, strict=True):
                 reasons[slot].append(f"{column}: {_shown(text)} is not {self.expected[column]}")
         return ["; ".join(r) for r in reasons]
 
@@ -616,7 +616,7 @@ def _parse_error_json(failures: dict[str, np.ndarray], originals: dict[str, pd.S
     per_row: dict[int, dict[str, str]] = {}
     for name, mask in failures.items():
         positions = np.flatnonzero(mask)
-        for position, value in zip(positions, originals[name].loc[positions].tolist()):
+        for position, value in zip(positions, originals[name].loc[positions].tolist(), strict=True):
             per_row.setdefault(int(position), {})[name] = value if isinstance(value, str) else str(value)
     positions = np.fromiter(per_row.keys(), dtype="int64", count=len(per_row))
     texts = pa.array([json.dumps(per_row[p], ensure_ascii=False, sort_keys=True) for p in per_row], pa.large_string())

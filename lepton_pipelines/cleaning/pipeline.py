@@ -158,7 +158,7 @@ class _Replacements:
         if len(several):
             shared = np.flatnonzero(np.isin(where, rows[several]))  # members in column order (concatenation order)
             by_row: dict[int, list[str]] = {}
-            for position, member in zip(where[shared].tolist(), text.take(pa.array(shared)).to_pylist()):
+            for position, member in zip(where[shared].tolist(), text.take(pa.array(shared)).to_pylist(), strict=True):
                 by_row.setdefault(position, []).append(member)
             joined = ["{" + ",".join(by_row[p]) + "}" for p in rows[several].tolist()]
             slots = np.arange(len(rows))
@@ -201,7 +201,7 @@ def _column_members(column: str, events: list, index: pd.Index) -> tuple[np.ndar
         ends = np.append(starts[1:], len(where))
         chain_texts: dict[tuple, str] = {}
         tails = []
-        for a, b in zip(starts.tolist(), ends.tolist()):
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             chain = tuple(steps[a:b].tolist())
             tail = chain_texts.get(chain)
             if tail is None:

@@ -85,8 +85,8 @@ class NormalizeCase(CleaningRule):
         require_columns(df, self.config.columns, self.name)
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         changed: dict[str, int] = {}
+        case = self.config.case
         for column in self.config.columns:
-            case = self.config.case
             converted, differs = map_text(df[column], lambda text: getattr(text.str, case)())
             changed[column] = int(differs.sum())
             if changed[column] or converted.dtype != df[column].dtype:

@@ -218,12 +218,13 @@ class HttpConnector(Connector):
         try:
             return policy(self._attempt, session, url, params, redact)
         except _Transient as failed:
-            raise redact.fail(
+            error = redact.fail(
                 f"{s.method} {redact.url(_with_params(url, params))}: {failed} (gave up after "
                 f"{policy.statistics['attempt_number']} attempts; connector.retries={s.retries})",
                 failed.cause,
                 kind=ConnectorTimeoutError if failed.timed_out else None,
             )
+            raise error from error.__cause__  # the redacted stand-in, never the raw exception
 
     def _attempt(
         self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor
@@ -242,7 +243,8 @@ class HttpConnector(Connector):
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             raise _Transient(f"the answer broke off while it was read ({type(exc).__name__})", exc) from None
         except requests.RequestException as exc:  # invalid URL, too many redirects, ...: a retry cannot help
-            raise redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
+            error = redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
+            raise error from error.__cause__
         if response.status_code < 400:
             return response
         failure = f"HTTP {response.status_code} {response.reason}: {redact.excerpt(response.text, 300)}"
@@ -324,10 +326,12 @@ def _json_body(response: requests.Response, where: str, redact: Redactor, exact_
         return response.json(parse_float=Decimal) if exact_numbers else response.json()
     except ValueError as exc:
         # The body may echo the request (auth header included): it is quoted only through the redactor.
-        raise redact.fail(
-            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); starts with {redact.excerpt(response.text, 120)!r}",
+        error = redact.fail(
+            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); "
+            f"starts with {redact.excerpt(response.text, 120)!r}",
             exc,
         )
+        raise error from error.__cause__
 
 
 def _at_path(payload: Any, path: str | None) -> Any:

@@ -141,35 +141,41 @@ class SqlConnector(Connector):
         )
         try:
             columns, chunks = policy(self._read, url, statement, params, timeouts is not None)
+        # redact.fail() chains a redacted stand-in of the cause; `from error.__cause__` keeps exactly that chain
         except SQLAlchemyError as exc:  # not a driver error (e.g. a missing dialect): never retried
-            raise redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
+            error = redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
+            raise error from error.__cause__
         except ImportError as exc:
-            raise redact.fail(
+            error = redact.fail(
                 f"{self._where()}: the database driver for {url.drivername!r} is not installed ({exc}); "
                 f"install it in the code location's image",
                 exc,
             )
+            raise error from error.__cause__
         except _AttemptFailed as failed:
             reason = _describe(redact, failed.cause)
             gave_up = f"(gave up after {policy.statistics['attempt_number']} attempts; connector.retries={s.retries})"
             if failed.timeout == "statement_timeout":
-                raise redact.fail(
-                    f"{self._where()}: the query ran longer than statement_timeout={seconds_text(s.statement_timeout)} "
+                error = redact.fail(
+                    f"{self._where()}: the query ran longer than statement_timeout="
+                    f"{seconds_text(s.statement_timeout)} "
                     f"and the database cancelled it ({reason}); raise connector.statement_timeout or narrow the "
                     f"query",
                     failed.cause,
                     kind=ConnectorTimeoutError,
                 )
-            if failed.timeout == "connect_timeout":
-                raise redact.fail(
+            elif failed.timeout == "connect_timeout":
+                error = redact.fail(
                     f"{self._where()}: no answer from the database within connect_timeout="
                     f"{seconds_text(s.connect_timeout)} ({reason}) {gave_up}",
                     failed.cause,
                     kind=ConnectorTimeoutError,
                 )
-            if not failed.transient:
-                raise redact.fail(f"{self._where()}: {reason}", failed.cause)
-            raise redact.fail(f"{self._where()}: {reason} {gave_up}", failed.cause)
+            elif not failed.transient:
+                error = redact.fail(f"{self._where()}: {reason}", failed.cause)
+            else:
+                error = redact.fail(f"{self._where()}: {reason} {gave_up}", failed.cause)
+            raise error from error.__cause__
         attempts = policy.statistics["attempt_number"]
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns, dtype=object)
         frame[SOURCE_FILE] = self.lineage_name

@@ -88,7 +88,9 @@ class ColumnSpec(_Strict):
             try:
                 zoneinfo.ZoneInfo(value)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)")
+                raise ValueError(
+                    f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)"
+                ) from None
         return value
 
     @model_validator(mode="after")

@@ -153,7 +153,7 @@ def _quarantine_rows(
         if names
         else np.zeros((len(rows), 0), dtype=bool)
     )
-    failed = [", ".join(n for n, f in zip(names, row) if f) for row in flags]
+    failed = [", ".join(n for n, f in zip(names, row, strict=True) if f) for row in flags]
     return quarantine_frame(
         "governed", rows, declared, reason=[f"failed expectation(s): {f}" for f in failed], check=failed
     )

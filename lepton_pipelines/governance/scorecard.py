@@ -197,7 +197,7 @@ def plot_pass_rates(per_day: pd.DataFrame) -> str:
         max(1, len(sources)), 1, figsize=(8, 0.9 + 1.1 * max(1, len(sources))), dpi=100, sharex=True, squeeze=False
     )
     partitions = sorted(per_day["partition"].replace("", "(unpartitioned)").unique()) if sources else []
-    for ax, source in zip(axes[:, 0], sources):
+    for ax, source in zip(axes[:, 0], sources, strict=False):
         group = per_day[per_day["source"] == source]
         labels = group["partition"].replace("", "(unpartitioned)")
         x = [partitions.index(label) for label in labels]

@@ -191,7 +191,7 @@ def device_seq_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) 
             "devices": len(report.devices),
             "devices_with_loss": len(lossy),
             "missing_ranges": dg.MetadataValue.json(
-                dict(zip(lossy["device_id"].head(100), lossy["missing_ranges"].head(100)))
+                dict(zip(lossy["device_id"].head(100), lossy["missing_ranges"].head(100), strict=True))
             ),
             "broker_session_lost_events": dg.MetadataValue.json([e["at"] for e in lost_sessions[-20:]]),
             "policy": dg.MetadataValue.json(LOSS_POLICY.model_dump()),

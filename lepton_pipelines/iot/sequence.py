@@ -195,7 +195,7 @@ def _holes_within_epochs(rows: pd.DataFrame, boot: str | None) -> list[MissingRa
     return [
         MissingRange(device, int(seq) + 1, int(after) - 1, _boot_text(row_boot))
         for device, seq, after, row_boot in zip(
-            found["device_id"], found["seq"], following, found[boot] if boot else [None] * len(found)
+            found["device_id"], found["seq"], following, found[boot] if boot else [None] * len(found), strict=True
         )
     ]
 
@@ -208,7 +208,7 @@ def _lost_epoch_starts(rows: pd.DataFrame, boot: str | None, first_seq: int) -> 
     lowest = rows.groupby(["device_id", _EPOCH], sort=False)["seq"].min()
     ranges = []
     for device, epoch, row_boot in zip(
-        started["device_id"], started[_EPOCH], started[boot] if boot else [None] * len(started)
+        started["device_id"], started[_EPOCH], started[boot] if boot else [None] * len(started), strict=True
     ):
         low = int(lowest[(device, epoch)])
         if low > first_seq:

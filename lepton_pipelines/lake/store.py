@@ -213,7 +213,7 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     """
     sample = table.slice(0, DICTIONARY_SAMPLE_ROWS)
     chosen = []
-    for field, column in zip(table.schema, sample.columns):
+    for field, column in zip(table.schema, sample.columns, strict=True):
         if pa.types.is_dictionary(field.type):
             chosen.append(field.name)
         elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):

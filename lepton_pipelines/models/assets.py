@@ -84,10 +84,12 @@ def quality_of(lake: Lake, source: str, partitions: list[str]) -> dict[str, Any]
             "recorded": True,
             "checks": int(len(results)),
             "passed": int(len(results) - len(failed)),
-            "failed": sorted(f"{stage}:{name}" for stage, name in zip(failed["stage"], failed["check_name"])),
+            "failed": sorted(
+                f"{stage}:{name}" for stage, name in zip(failed["stage"], failed["check_name"], strict=True)
+            ),
             "blocking_failed": sorted(
                 f"{stage}:{name}"
-                for stage, name, blocking in zip(failed["stage"], failed["check_name"], failed["blocking"])
+                for stage, name, blocking in zip(failed["stage"], failed["check_name"], failed["blocking"], strict=True)
                 if bool(blocking)
             ),
         }

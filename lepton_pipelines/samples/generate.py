@@ -143,7 +143,7 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
     half = len(main) // 2
     parts = [main.iloc[:half], pd.concat([main.iloc[half:], dups]), late_rows]
     names = ["part-0001.csv", "part-0002.csv", "late-0001.csv"]
-    for i, (part, name) in enumerate(zip(parts, names)):
+    for i, (part, name) in enumerate(zip(parts, names, strict=True)):
         buf = io.BytesIO()
         pacsv.write_csv(
             pa.Table.from_pandas(part, preserve_index=False), buf, pacsv.WriteOptions(quoting_style="needed")

@@ -77,7 +77,7 @@ def test_zscore_per_group_drops_with_reason(telemetry, readings):
     (rule,) = build_rules([entry], telemetry)
     outcome = rule.apply(readings)
     expected = np.zeros(len(readings), dtype=bool)
-    for device, rows in readings.groupby("device_id").groups.items():
+    for _device, rows in readings.groupby("device_id").groups.items():
         values = readings.loc[rows, "temperature"].to_numpy()
         z = np.abs(values - values.mean()) / values.std(ddof=1)
         expected[np.asarray(rows)] = z > 3.0

@@ -127,7 +127,7 @@ def test_broker_killed_with_a_saved_session_loses_nothing_the_collector_held(man
     result = run_pipeline(lake_dir, partition)
     assert result.success
     clean = zone(lake_dir, "clean", partition)
-    keys = list(zip(clean["device_id"], clean["seq"]))
+    keys = list(zip(clean["device_id"], clean["seq"], strict=True))
     assert len(keys) == len(set(keys)) == 1600  # zero loss, duplicates (if redelivered) removed
     assert set(keys) == {(r["device_id"], r["seq"]) for rows in [*first.values(), *second.values()] for r in rows}
     check = seq_check(result)
@@ -180,7 +180,8 @@ def test_retained_message_lands_once_across_reconnects_and_an_empty_retained_cle
         assert collector.stop() == 0
         collector = Collector(lake_dir, shipped_broker.collector_url)
         collector.wait_until(
-            lambda: metric(collector.get("/metrics")[1], "lepton_collector_connected") == 1, "connected"
+            lambda collector=collector: metric(collector.get("/metrics")[1], "lepton_collector_connected") == 1,
+            "connected",
         )
     mosquitto_pub(
         shipped_broker.port, "dev-r", [{"device_id": "dev-r", "ts": start + 6, "seq": 6}]

@@ -18,7 +18,7 @@ def frame(
 
 def ranges(report) -> dict[str, str]:
     lossy = report.devices_with_loss()
-    return dict(zip(lossy["device_id"], lossy["missing_ranges"]))
+    return dict(zip(lossy["device_id"], lossy["missing_ranges"], strict=True))
 
 
 def test_holes_are_named_duplicates_and_late_arrivals_are_not():

@@ -262,7 +262,9 @@ def test_governed_asset_shows_the_newest_partition_with_passing_checks(first_hou
     # each check is its name then its status; freshness_check runs on its hourly schedule, so right after
     # the demo it may not have been evaluated yet — every check the runs evaluated must have succeeded
     statuses = {
-        name: status for name, status in zip(lines, lines[1:]) if name.replace("_", "").isalnum() and name.islower()
+        name: status
+        for name, status in zip(lines, lines[1:], strict=False)
+        if name.replace("_", "").isalnum() and name.islower()
     }
     evaluated = {name: status for name, status in statuses.items() if name != "freshness_check"}
     assert count >= 3 and len(statuses) == count, check_list

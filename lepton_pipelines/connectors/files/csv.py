@@ -295,7 +295,7 @@ def _read_csv_line_by_line(
         if problem:
             reject(first, problem, raw_candidate)
             continue
-        for column, value in zip(columns, rows[0]):
+        for column, value in zip(columns, rows[0], strict=True):
             column.append(None if value in nulls else value)
         lines.append(first)
     if pending:

@@ -50,7 +50,9 @@ class FileSettings(ConnectorSettings):
         try:
             codecs.lookup(encoding)
         except LookupError:
-            raise ValueError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252")
+            raise ValueError(
+                f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252"
+            ) from None
         return encoding
 
     @model_validator(mode="after")
