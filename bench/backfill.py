@@ -96,7 +96,8 @@ def main() -> None:
         start = time.perf_counter()
         expected, expected_single = land(lake_url, days, args.rows_per_day)
         print(
-            f"landed {args.days} days × {args.rows_per_day:,} rows and one day of {args.days * args.rows_per_day:,} rows "
+            f"landed {args.days} days × {args.rows_per_day:,} rows and one day of {args.days * args.rows_per_day:,} "
+            "rows "
             f"in {time.perf_counter() - start:.0f} s"
         )
         env = {
@@ -127,23 +128,27 @@ def main() -> None:
         got, got_single = governed_rows(lake_url, days), governed_rows(lake_url, [SINGLE_DAY])
     if (got, got_single) != (expected, expected_single):
         raise SystemExit(
-            f"governed rows differ from the generator's: backfill {got} vs {expected}, single {got_single} vs {expected_single}"
+            f"governed rows differ from the generator's: backfill {got} vs {expected}, single {got_single} vs "
+            f"{expected_single}"
         )
     # From the launch until the last run ended: every partition is in the lake and its checks recorded.
     backfill_seconds = max(r["endTime"] for r in runs) - launched
     pickup = min(r["creationTime"] for r in runs) - launched
     run_seconds = sorted(r["endTime"] - r["startTime"] for r in runs)
     print(
-        f"single partition ({args.days * args.rows_per_day:,} rows) launched until its run ended: {single_seconds:.1f} s "
+        f"single partition ({args.days * args.rows_per_day:,} rows) launched until its run ended: "
+        f"{single_seconds:.1f} s "
         f"(run process {single['endTime'] - single['startTime']:.1f} s); governed {got_single:,} rows"
     )
     print(
-        f"backfill of {args.days} partitions × {args.rows_per_day:,} rows launched until its last run ended: {backfill_seconds:.1f} s "
+        f"backfill of {args.days} partitions × {args.rows_per_day:,} rows launched until its last run ended: "
+        f"{backfill_seconds:.1f} s "
         f"in {len(runs)} run(s) of up to {args.per_run} partitions; governed {got:,} rows"
     )
     print(
         f"  the daemon picked the backfill up after {pickup:.1f} s (it looks every 30 s); run processes "
-        f"{run_seconds[0]:.1f}–{run_seconds[-1]:.1f} s (sum {sum(run_seconds):.1f} s); marked completed after {completed_seconds:.1f} s"
+        f"{run_seconds[0]:.1f}–{run_seconds[-1]:.1f} s (sum {sum(run_seconds):.1f} s); marked completed after "
+        f"{completed_seconds:.1f} s"
     )
     ratio = backfill_seconds / single_seconds
     print(

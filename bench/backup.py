@@ -103,7 +103,8 @@ def main() -> int:
     cold = not args.warm
     try:
         print(
-            f"simulated lake: {args.files:,} files, {total / 1e9:.2f} GB ({total // args.files:,} bytes each) in {scratch}"
+            f"simulated lake: {args.files:,} files, {total / 1e9:.2f} GB ({total // args.files:,} bytes each) in "
+            f"{scratch}"
         )
         started = time.perf_counter()
         make_lake(lake_dir, args.files, total)
@@ -156,7 +157,8 @@ def main() -> int:
         print(f"  {ours:<22} / {baseline:<22} = {results[ours] / max(results[baseline], 1e-9):6.2f}x")
     gb = total / 1e9
     print(
-        f"\nthroughput: backup {gb / results['backup (full)']:.2f} GB/s, verify {gb / results['verify (deep)']:.2f} GB/s,"
+        f"\nthroughput: backup {gb / results['backup (full)']:.2f} GB/s, verify {gb / results['verify (deep)']:.2f} "
+        "GB/s,"
         f" cp -r {gb / results['cp -r']:.2f} GB/s"
     )
     if args.json_out:

@@ -38,7 +38,8 @@ def report_definitions_import(repeat: int = 3) -> float:
     floor = definitions_import_seconds(repeat, "dagster")  # what any Dagster code location pays
     median = statistics.median(times)
     print(
-        f"definitions import (python -c 'import lepton_pipelines.definitions'): median {median:.2f} s of {repeat} fresh "
+        f"definitions import (python -c 'import lepton_pipelines.definitions'): median {median:.2f} s of {repeat} "
+        "fresh "
         f"interpreters (min {min(times):.2f} s; target ≤ 1.5 s on a quiet machine); 'import dagster' alone "
         f"{statistics.median(floor):.2f} s; load average {load_average()}"
     )

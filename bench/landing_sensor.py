@@ -76,7 +76,8 @@ def main() -> None:
             f"{'' if seconds <= 5 else '  OVER the 5 s target'}"
         )
     print(
-        f"  first tick: {len(first.requests)} run(s) for {files_in_runs:,} files (runs of consecutive days, ≤ the backfill "
+        f"  first tick: {len(first.requests)} run(s) for {files_in_runs:,} files (runs of consecutive days, ≤ the "
+        "backfill "
         f"policy's partitions per run); cursor {len(str(first.cursor)):,} characters"
     )
     print(f"load average at the end: {load_average()}")

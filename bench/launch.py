@@ -132,11 +132,13 @@ def main() -> None:
     for name, (launched, run_only) in measured.items():
         med_launched, med_run = statistics.median(launched), statistics.median(run_only)
         print(
-            f"  launched over GraphQL until SUCCESS ({name}): {med_launched:.2f} s (each: {', '.join(f'{t:.2f}' for t in launched)}); "
+            f"  launched over GraphQL until SUCCESS ({name}): {med_launched:.2f} s (each: "
+            f"{', '.join(f'{t:.2f}' for t in launched)}); "
             f"run process start→end {med_run:.2f} s, the rest is queue wait + run-worker start and code load"
         )
         print(
-            f"    launched ≤ 5 s: {'OK' if med_launched <= 5 else 'OVER'}; launched / in-process cold {med_launched / cold:.2f}x, "
+            f"    launched ≤ 5 s: {'OK' if med_launched <= 5 else 'OVER'}; launched / in-process cold "
+            f"{med_launched / cold:.2f}x, "
             f"warm {med_launched / warm:.2f}x (target ≤ 2x)"
         )
     print(f"load average at the end: {load_average()}")

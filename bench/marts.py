@@ -359,7 +359,8 @@ def main() -> None:
             f"   target ≤ 1.30 → {'OK' if ratio <= 1.3 else 'MISSED'}"
         )
         print(
-            f"peak RSS above start: marts {best_ours['peak_rss_mib']:.0f} MiB, duckdb {best_bare['peak_rss_mib']:.0f} MiB, "
+            f"peak RSS above start: marts {best_ours['peak_rss_mib']:.0f} MiB, duckdb "
+            f"{best_bare['peak_rss_mib']:.0f} MiB, "
             f"checks {checked['peak_rss_mib']:.0f} MiB"
         )
         print(

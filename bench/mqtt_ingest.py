@@ -465,11 +465,13 @@ def main() -> int:
         kill = broker_kill_phase(tmp_path, args.kill_messages, args.kill_rate)
         autosave, save_seconds = autosave_phase(tmp_path, n, settings, intervals) if intervals else ([], float("nan"))
     print(
-        f"broker kill -9 mid-stream ({kill['published']:,} msgs at {args.kill_rate:,.0f} msgs/s over 20 devices, shipped "
+        f"broker kill -9 mid-stream ({kill['published']:,} msgs at {args.kill_rate:,.0f} msgs/s over 20 devices, "
+        "shipped "
         f"autosave_interval {shipped_autosave()} s; first save awaited {kill['waited_for_first_save_s']:.1f} s): "
         f"loss {kill['loss']} of {kill['broker_acked']:,} broker-acknowledged (target 0); "
         f"{kill['unacked_by_broker']} never acknowledged; {kill['duplicates']} duplicate(s) for clean to remove; "
-        f"{kill['committed_without_ack']:.0f} held message(s) committed without ack; sessions lost {kill['sessions_lost']:.0f}"
+        f"{kill['committed_without_ack']:.0f} held message(s) committed without ack; sessions lost "
+        f"{kill['sessions_lost']:.0f}"
     )
     print(
         f"recovery: broker restart {kill.get('broker_restart_s', float('nan')):.2f} s, collector subscribed again "
@@ -548,7 +550,8 @@ def throughput_phases(tmp_path: Path, n: int, settings: MqttSettings, args) -> N
     print(f"ratio collector / fastest bare: {coll_rate / best_bare:.2f} (target >= 0.80)")
     print(f"loss (throughput phase): {n - coll_unique} of {n:,} (unique device_id, seq in committed landing files)")
     print(
-        f"latency publish -> committed ({len(latencies):,} msgs at {args.latency_rate:,.0f} msgs/s, collector process): "
+        f"latency publish -> committed ({len(latencies):,} msgs at {args.latency_rate:,.0f} msgs/s, collector "
+        "process): "
         f"p50 {quantiles[49] * 1000:.0f} ms, p99 {quantiles[98] * 1000:.0f} ms; "
         f"loss {args.latency_messages - len(latency_keys)}",
         flush=True,

@@ -303,7 +303,8 @@ def main() -> None:
     mem_above_import = pipe["peak_rss"] - pipe["base_rss"]
     mem_ratio = mem_above_import / base["arrow_bytes"]
     print(
-        f"transactions partition: {rows:,} landed rows, {manifest.expected_governed:,} expected governed, pipeline governed {pipe['governed_rows']:,} (success={pipe['success']})"
+        f"transactions partition: {rows:,} landed rows, {manifest.expected_governed:,} expected governed, pipeline "
+        f"governed {pipe['governed_rows']:,} (success={pipe['success']})"
     )
     print(f"median of {len(runs['pipeline'])} interleaved runs per phase, each in its own process")
     print(f"{'':40}{'seconds':>10}{'rows/s':>14}{'× baseline':>12}{'peak RSS MiB':>15}")
@@ -318,13 +319,15 @@ def main() -> None:
         )
     print(f"time ratio pipeline/baseline: {ratio:.2f}x (target ≤ 4x) {'OK' if ratio <= 4 else 'OVER'}")
     print(
-        f"of which the floor (Dagster run, three Parquet publishes, reads between steps) {floor['seconds'] / base['seconds']:.2f}x "
+        "of which the floor (Dagster run, three Parquet publishes, reads between steps) "
+        f"{floor['seconds'] / base['seconds']:.2f}x "
         f"and typing, cleaning, quarantine and validation {(pipe['seconds'] - floor['seconds']) / base['seconds']:.2f}x"
     )
     print(
         f"memory: Arrow size of the table {base['arrow_bytes'] / mib:.0f} MiB; pipeline peak above its post-import RSS "
         f"{mem_above_import / mib:.0f} MiB = {mem_ratio:.2f}x (target ≤ 3.5x) {'OK' if mem_ratio <= 3.5 else 'OVER'}; "
-        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB; DuckDB peer peak above its start {(peer['peak_rss'] - peer['base_rss']) / mib:.0f} MiB"
+        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB; DuckDB peer peak above its start "
+        f"{(peer['peak_rss'] - peer['base_rss']) / mib:.0f} MiB"
     )
     peer_ratio = pipe["seconds"] / peer["seconds"]
     counts = {

@@ -43,7 +43,10 @@ DOWNSTREAM = (
 ASSET_JOB = "__ASSET_JOB"  # the job the UI's "Materialize" button launches
 DEVICE_SOURCE = "device_telemetry"  # the sample streaming source, simulated without a broker
 # What workspace.yaml in the repository says, for an installed package run outside the repository.
-WORKSPACE_YAML = "load_from:\n  - python_module:\n      module_name: lepton_pipelines.definitions\n      location_name: lepton_pipelines\n"
+WORKSPACE_YAML = (
+    "load_from:\n  - python_module:\n      module_name: lepton_pipelines.definitions\n      location_name: "
+    "lepton_pipelines\n"
+)
 
 
 def demo_days(last: date, days: int | None, first_partition: date) -> list[str]:
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lake = Lake()
     print(
-        f"lepton-demo: writing sample landing files for {days[0]} .. {days[-1]} ({len(days)} day{'s' if len(days) != 1 else ''}) into {lake.url}/landing"
+        f"lepton-demo: writing sample landing files for {days[0]} .. {days[-1]} ({len(days)} "
+        f"day{'s' if len(days) != 1 else ''}) into {lake.url}/landing"
     )
     manifests = {}
     for day in days:
@@ -178,7 +182,8 @@ def _workspace_file(instance: dg.DagsterInstance) -> Path:
 def duckdb_command(lake_url: str) -> str:
     """A shell command that reads the governed transactions with the DuckDB the package installs."""
     query = (
-        f"select date, count(*) as rows, round(sum(amount), 2) as amount from read_parquet('{lake_url}/governed/transactions/*/*.parquet', "
+        "select date, count(*) as rows, round(sum(amount), 2) as amount from "
+        f"read_parquet('{lake_url}/governed/transactions/*/*.parquet', "
         "hive_partitioning=true) group by date order by date"
     )
     return '.venv/bin/python -c "import duckdb; print(duckdb.sql(\\"' + query + '\\"))"'
@@ -237,12 +242,14 @@ def _simulate_devices(lake: Lake, partition: str, size) -> None:
     registry.parent.mkdir(parents=True, exist_ok=True)
     sites = ("plant-sh-01", "plant-sz-02", "warehouse-hk-01")
     entries = [
-        f"  - {{device_id: {device}, type: env-sensor, site: {sites[i % len(sites)]}, owner: team:iot-ops, firmware: {config.firmware}}}"
+        f"  - {{device_id: {device}, type: env-sensor, site: {sites[i % len(sites)]}, owner: team:iot-ops, firmware: "
+        f"{config.firmware}}}"
         for i, device in enumerate(device_ids(config)[:-2])
     ]
     registry.write_text("devices:\n" + "\n".join(entries) + "\n")
     print(
-        f"lepton-demo: simulated {totals['messages']} device messages → {totals['files']} landing files, {totals['quarantined']} quarantined"
+        f"lepton-demo: simulated {totals['messages']} device messages → {totals['files']} landing files, "
+        f"{totals['quarantined']} quarantined"
     )
 
 

@@ -162,7 +162,8 @@ def dashboard_asset(partitions_def: dg.PartitionsDefinition, scores_key: dg.Asse
         + [window_dep(mart_key("daily_kpis"), DASHBOARD_HISTORY_DAYS), scores_key],
         kinds={"html", "plotly"},
         description="A self-contained HTML dashboard per day (KPIs and their 30-day trend, risk scores, customer "
-        "segments, market volatility, device health, source quality) at `<lake>/marts/dashboard/date=…/dashboard.html`. "
+        "segments, market volatility, device health, source quality) at "
+        "`<lake>/marts/dashboard/date=…/dashboard.html`. "
         "Everything is inline (plotly.js included): it opens from disk or a bucket, offline.",
     )
     def dashboard(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:

@@ -203,7 +203,8 @@ def daily_kpis_checks(
             scored == txn_count,
             "every transaction is scored"
             if scored == txn_count
-            else f"{txn_count - scored} of {txn_count} transactions have no risk score: materialize models/{RISK_MODEL}/scores for {day}",
+            else f"{txn_count - scored} of {txn_count} transactions have no risk score: materialize "
+            f"models/{RISK_MODEL}/scores for {day}",
             {"scored": int(scored or 0), "transactions": int(txn_count or 0)},
             warn_only=True,
         ),
@@ -233,7 +234,8 @@ def customer_360_checks(
     )[0]
     rows, txn_count, spend, fraud, unconverted = _one(
         con,
-        f"SELECT count(*), sum(txn_count_30d), sum(spend_30d_usd), sum(fraud_count_30d), sum(unconverted_txn_count_30d) FROM {published}",
+        "SELECT count(*), sum(txn_count_30d), sum(spend_30d_usd), sum(fraud_count_30d), "
+        f"sum(unconverted_txn_count_30d) FROM {published}",
     )
     return [
         _count_outcome(ROW_COUNT, expected, rows, "customers (CRM ∪ transacting in the window)"),
@@ -250,7 +252,8 @@ def customer_360_checks(
             not unconverted,
             "every amount in the window has a USD rate"
             if not unconverted
-            else f"{unconverted} transaction(s) in the window have no USD rate (spend understated): materialize their fx_rates/governed days",
+            else f"{unconverted} transaction(s) in the window have no USD rate (spend understated): materialize their "
+            "fx_rates/governed days",
             {"unconverted_txn_count": int(unconverted or 0)},
         ),
     ]

@@ -227,7 +227,8 @@ def render_dashboard(data: DashboardData, generated_at: datetime | None = None) 
     figures = _figures(data)
     charts = "\n".join(f'<section class="chart">{_chart_html(name, fig)}</section>' for name, fig in figures)
     tile_html = "\n".join(
-        f'<div class="tile"><div class="label">{html.escape(label)}</div><div class="value">{html.escape(value)}</div></div>'
+        f'<div class="tile"><div class="label">{html.escape(label)}</div><div '
+        f'class="value">{html.escape(value)}</div></div>'
         for label, value in tiles(data)
     )
     missing = "".join(f"<li>{html.escape(m)}</li>" for m in data.missing)

@@ -378,7 +378,8 @@ def device_health_sql(lake: Lake, partition: str, anomaly_relation: str | None =
     _require(telemetry, partition, "device_telemetry/governed")
     days = [d for d in window(partition, DEVICE_WINDOW_DAYS) if d in telemetry.by_partition]
     anomalies = (
-        f"SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(seq AS BIGINT) AS seq, CAST(is_anomaly AS BOOLEAN) AS is_anomaly FROM {anomaly_relation}"
+        "SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(seq AS BIGINT) AS seq, CAST(is_anomaly AS BOOLEAN) AS "
+        f"is_anomaly FROM {anomaly_relation}"
         if anomaly_relation
         else "SELECT NULL::VARCHAR AS device_id, NULL::BIGINT AS seq, NULL::BOOLEAN AS is_anomaly WHERE false"
     )

@@ -49,7 +49,8 @@ def run_sql(args: argparse.Namespace, out=sys.stdout) -> int:
         for name in views:
             schema, table = name.split(".")
             columns = con.execute(
-                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns "
+                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM "
+                "information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ?",
                 [schema, table],
             ).fetchone()[0]

@@ -186,7 +186,10 @@ def expected_form(column: ColumnInfo) -> str:
         return f"a number ({separators})"
     if kind == "decimal":
         precision, scale = _precision_scale(column.type)
-        return f"a decimal({precision}, {scale}): at most {precision - scale} integer and {scale} fraction digits ({separators})"
+        return (
+            f"a decimal({precision}, {scale}): at most {precision - scale} integer and {scale} fraction digits "
+            f"({separators})"
+        )
     if kind == "boolean":
         true_values = options.true_values if options.true_values is not None else TRUE_TEXT
         false_values = options.false_values if options.false_values is not None else FALSE_TEXT

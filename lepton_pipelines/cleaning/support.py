@@ -28,7 +28,8 @@ def column_problems(
             problems.append(f"{field}: column {name!r} is not in the schema of {table.source!r} (columns: {declared})")
         elif allowed_types and column.type not in allowed_types:
             problems.append(
-                f"{field}: column {name!r} is declared {column.type}; this rule works on {' or '.join(allowed_types)} columns"
+                f"{field}: column {name!r} is declared {column.type}; this rule works on "
+                f"{' or '.join(allowed_types)} columns"
             )
     return problems
 
@@ -38,7 +39,8 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], rule: str) -> None
     absent = [c for c in columns if c not in df.columns]
     if absent:
         raise KeyError(
-            f"cleaning rule {rule!r}: column(s) {', '.join(absent)} not in the frame (columns: {', '.join(map(str, df.columns))})"
+            f"cleaning rule {rule!r}: column(s) {', '.join(absent)} not in the frame (columns: "
+            f"{', '.join(map(str, df.columns))})"
         )
 
 

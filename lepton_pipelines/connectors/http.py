@@ -353,6 +353,7 @@ def _records_at(payload: Any, path: str | None, where: str, redact: Redactor) ->
         raise redact.fail(f"{where}: records_path {path!r} not found in the answer (top-level: {keys})")
     if not isinstance(items, list):
         raise redact.fail(
-            f"{where}: expected a JSON list of records at records_path {path or '(body)'!r}, found {type(items).__name__}"
+            f"{where}: expected a JSON list of records at records_path {path or '(body)'!r}, found "
+            f"{type(items).__name__}"
         )
     return items

@@ -227,7 +227,8 @@ class SqlConnector(Connector):
                 duplicates = sorted({c for c in columns if columns.count(c) > 1})
                 if duplicates:
                     raise ConnectorError(
-                        f"{self._where()}: the query returns column(s) {', '.join(duplicates)} more than once; alias them"
+                        f"{self._where()}: the query returns column(s) {', '.join(duplicates)} more than once; alias "
+                        "them"
                     )
                 for rows in result.partitions(s.chunksize):
                     chunks.append(pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object))
@@ -275,7 +276,8 @@ class SqlConnector(Connector):
         explicit = sorted({"connect_timeout", "statement_timeout"} & s.model_fields_set)
         if explicit:
             raise redact.fail(
-                f"{self._where()}: connector.{' and connector.'.join(explicit)} cannot be applied to {backend}+{driver} "
+                f"{self._where()}: connector.{' and connector.'.join(explicit)} cannot be applied to "
+                f"{backend}+{driver} "
                 f"(supported: postgresql+psycopg2, postgresql+psycopg, sqlite); remove the setting and configure the "
                 f"timeout in the driver's URL options instead"
             )
@@ -308,7 +310,8 @@ class SqlConnector(Connector):
         unknown = sorted(used - set(WINDOW_PARAMETERS))
         if unknown:
             raise ConnectorError(
-                f"{self._where()}: binds :{', :'.join(unknown)}; only :start, :end (UTC datetimes) and :date are provided"
+                f"{self._where()}: binds :{', :'.join(unknown)}; only :start, :end (UTC datetimes) and :date are "
+                "provided"
             )
         window = request.window
         if used and window is None:

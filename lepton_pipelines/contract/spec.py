@@ -74,7 +74,8 @@ class ColumnSpec(_Strict):
             precision, scale = int(decimal.group(1)), int(decimal.group(2))
             if not 1 <= precision <= MAX_DECIMAL_PRECISION or scale > precision:
                 raise ValueError(
-                    f"decimal({precision}, {scale}): precision must be 1-{MAX_DECIMAL_PRECISION} and scale at most the precision"
+                    f"decimal({precision}, {scale}): precision must be 1-{MAX_DECIMAL_PRECISION} and scale at most "
+                    "the precision"
                 )
             return f"decimal({precision},{scale})"
         if text not in COLUMN_TYPES:
@@ -245,7 +246,8 @@ class SourceSpec(_Strict):
             raise ValueError(f"schema: landed column(s) mapped twice (name/from): {', '.join(twice)}")
         if self.is_partitioned and PARTITION_COLUMN in names:
             raise ValueError(
-                f"schema[{PARTITION_COLUMN}]: a daily source's tables live in `{PARTITION_COLUMN}=YYYY-MM-DD` folders, so a "
+                f"schema[{PARTITION_COLUMN}]: a daily source's tables live in `{PARTITION_COLUMN}=YYYY-MM-DD` "
+                "folders, so a "
                 f"column named `{PARTITION_COLUMN}` collides with the partition column in DuckDB, Spark, Athena and "
                 f"pyarrow.dataset; declare it under another name and map the landed column, e.g. "
                 f"`{{name: trade_date, from: {PARTITION_COLUMN}, type: date}}`"

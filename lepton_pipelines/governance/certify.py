@@ -218,8 +218,8 @@ def reconcile(
     passed = not problems
     description = (
         f"landed {landed} = governed {governed_rows} + quarantined {raw_q + clean_q + governed_quarantined} "
-        f"(raw {raw_q}; clean {clean_q} incl. {ledger['duplicates_removed']} superseded duplicate(s); governed {governed_quarantined})"
-        + ("" if passed else " — " + "; ".join(problems))
+        f"(raw {raw_q}; clean {clean_q} incl. {ledger['duplicates_removed']} superseded duplicate(s); governed "
+        f"{governed_quarantined})" + ("" if passed else " — " + "; ".join(problems))
     )
     return Reconciliation(
         passed, description, landed, accounted, raw_rows, raw_q, clean_q, governed_rows, governed_quarantined
@@ -248,7 +248,8 @@ def retention(ledger: dict, governed_rows: int, minimum: float) -> Retention:
     elif fraction < minimum:
         passed, why = (
             False,
-            f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}), below min_retained_fraction {minimum:.0%}",
+            f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}), below "
+            f"min_retained_fraction {minimum:.0%}",
         )
     else:
         passed, why = (

@@ -80,15 +80,19 @@ def raw_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             PARSE_ERRORS_CHECK,
             asset=_key(source, "raw"),
             blocking=fails,
-            description="Every landed value parses as its declared type and format. Values that do not are handled per column "
-            f"(on_parse_error: {', '.join(policies)}): quarantine moves the row to quarantine/raw with the column, text and "
-            "expected form; null keeps the row with the value in `_parse_errors`; fail stops the run. Warns when any value failed.",
+            description="Every landed value parses as its declared type and format. Values that do not are handled per "
+            "column "
+            f"(on_parse_error: {', '.join(policies)}): quarantine moves the row to quarantine/raw with the column, "
+            "text and "
+            "expected form; null keeps the row with the value in `_parse_errors`; fail stops the run. Warns when any "
+            "value failed.",
         ),
         dg.AssetCheckSpec(
             EMPTY_INPUT_CHECK,
             asset=_key(source, "raw"),
             blocking=spec.governance.empty_input == "fail",
-            description=f"Each landed file (or API/SQL window) holds at least one record; empty and header-only inputs are named "
+            description="Each landed file (or API/SQL window) holds at least one record; empty and header-only inputs are "
+            "named "
             f"(empty_input: {spec.governance.empty_input}).",
         ),
     ]
@@ -269,7 +273,10 @@ def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
     for plan in check_plans(source):
         entry = plan.entry
         if plan.quarantines:
-            action = "quarantines failing rows (they leave governed; the count is in quarantined_rows); blocks governed if GX cannot evaluate it"
+            action = (
+                "quarantines failing rows (they leave governed; the count is in quarantined_rows); blocks "
+                "governed if GX cannot evaluate it"
+            )
         else:
             action = "blocks governed" if plan.blocking else "warns"
         text = entry.description or f"{entry.expectation} {entry.kwargs}"
@@ -302,7 +309,8 @@ def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             REQUIRED_CHECK,
             asset=_key(source, "clean"),
             blocking=False,
-            description=f"Row-level, quarantines: rows without a value in a required column ({', '.join(required) or 'none declared'}) "
+            description="Row-level, quarantines: rows without a value in a required column "
+            f"({', '.join(required) or 'none declared'}) "
             "move to quarantine/clean as '<column> is required'; warns with the count.",
             metadata={"lepton/action": "quarantine"},
         )
@@ -314,7 +322,8 @@ def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
                 LATE_ARRIVAL_CHECK,
                 asset=_key(source, "clean"),
                 blocking=False,
-                description=f"Row-level: rows whose {source.spec.event_time} is outside the partition's day by more than {late.tolerance} "
+                description=f"Row-level: rows whose {source.spec.event_time} is outside the partition's day by more than "
+                f"{late.tolerance} "
                 f"are {'quarantined' if late.action == 'quarantine' else 'flagged (kept)'}; warns with the count.",
                 metadata={"lepton/action": late.action},
             )
@@ -336,7 +345,8 @@ def contract_results(
             description=(
                 "every required column has a value"
                 if not required_removed
-                else f"{required_removed} row(s) quarantined without a required value, e.g. {required_sample[:SAMPLE_KEYS]}"
+                else f"{required_removed} row(s) quarantined without a required value, e.g. "
+                f"{required_sample[:SAMPLE_KEYS]}"
             ),
             metadata={
                 "quarantined_rows": required_removed,
@@ -364,7 +374,8 @@ def contract_results(
         description = (
             "every event time is within the partition's day (and the tolerance)"
             if not late
-            else f"{late} row(s) {'quarantined' if action == 'quarantine' else 'flagged'}: e.g. {late_sample[:SAMPLE_KEYS]}"
+            else f"{late} row(s) {'quarantined' if action == 'quarantine' else 'flagged'}: e.g. "
+            f"{late_sample[:SAMPLE_KEYS]}"
         )
         results.append(
             dg.AssetCheckResult(
@@ -533,7 +544,10 @@ def _describe_outcome(outcome: ExpectationOutcome, quarantined: int) -> str:
         return f"{call} could not be evaluated: {outcome.error}"
     if outcome.unexpected_count is not None:
         status = "passed" if outcome.passed else "failed"
-        text = f"{call} {status}: {outcome.unexpected_count} of {outcome.element_count} rows unexpected ({(outcome.unexpected_percent or 0):.4g}%)"
+        text = (
+            f"{call} {status}: {outcome.unexpected_count} of {outcome.element_count} rows unexpected "
+            f"({(outcome.unexpected_percent or 0):.4g}%)"
+        )
         if outcome.sample and not outcome.passed:
             text += f", e.g. {outcome.sample[:SAMPLE_KEYS]}"
         if quarantined:
@@ -598,7 +612,8 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             asset=_key(source, "governed"),
             blocking=True,
             description="Every landed record is accounted for: landed = governed + quarantined (raw: unreadable lines and "
-            "unparsable values; clean: cleaning rules incl. superseded duplicates, required values, late arrivals; governed: "
+            "unparsable values; clean: cleaning rules incl. superseded duplicates, required values, late arrivals; "
+            "governed: "
             "failed expectations), and every stage's quarantine file holds exactly the rows the stage removed.",
             metadata={"lepton/action": "block"},
         ),
@@ -606,8 +621,10 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             ROW_RETENTION_CHECK,
             asset=_key(source, "governed"),
             blocking=True,
-            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records (superseded duplicates aside; "
-            "governance.min_retained_fraction), and never zero rows of a non-empty landing. A failure refuses certification.",
+            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records (superseded duplicates "
+            "aside; "
+            "governance.min_retained_fraction), and never zero rows of a non-empty landing. A failure refuses "
+            "certification.",
             metadata={"lepton/action": "block"},
         ),
     ]

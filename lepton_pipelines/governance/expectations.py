@@ -241,7 +241,8 @@ def _constraint_problems(value: Any, constraint: dict[str, Any]) -> list[str]:
     kinds = constraint.get("kinds")
     if kinds and kind not in kinds:
         return [
-            f"expected {' or '.join('a ' + k if k != 'scalar' else 'a single value' for k in kinds)}, got a {kind if kind != 'scalar' else 'single value'}"
+            f"expected {' or '.join('a ' + k if k != 'scalar' else 'a single value' for k in kinds)}, got a "
+            f"{kind if kind != 'scalar' else 'single value'}"
         ]
     if "enum" in constraint and kind == "scalar" and value not in constraint["enum"]:
         return [f"unexpected value; permitted: {', '.join(repr(v) for v in constraint['enum'])}"]

@@ -263,7 +263,8 @@ def all_devices_registered(devices: pd.DataFrame) -> dg.AssetCheckResult:
     io_manager_key="lake_io",
     kinds={"pandas"},
     description=(
-        "Per device: online/offline by last-seen threshold, message rate, latest battery, quarantined messages, missing readings."
+        "Per device: online/offline by last-seen threshold, message rate, latest battery, quarantined messages, "
+        "missing readings."
     ),
 )
 def device_status(

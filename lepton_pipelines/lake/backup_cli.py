@@ -38,7 +38,8 @@ def build_parser(*more_commands: Callable[[argparse._SubParsersAction], None]) -
     backup.add_argument(
         "--rehash",
         action="store_true",
-        help="read every lake file instead of trusting fingerprints, and re-copy stored objects whose bytes do not match",
+        help="read every lake file instead of trusting fingerprints, and re-copy stored objects whose bytes do not "
+        "match",
     )
 
     commands.add_parser("list", help="list snapshots, oldest first")

@@ -117,7 +117,8 @@ class LakeParquetIOManager(UPathIOManager):
             return
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
-                f"{context.asset_key.to_user_string()}: the lake IO manager stores pandas DataFrames, got {type(obj).__name__}"
+                f"{context.asset_key.to_user_string()}: the lake IO manager stores pandas DataFrames, got "
+                f"{type(obj).__name__}"
             )
         result = write_parquet_atomic(path, obj)
         self._written[str(path)] = result.bytes

@@ -125,7 +125,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"estimator {self.estimator!r} is unknown; allowed: {', '.join(sorted(ESTIMATORS))}")
         if ESTIMATORS[self.estimator].task != self.task:
             raise ValueError(
-                f"estimator {self.estimator!r} is for task {ESTIMATORS[self.estimator].task!r}, model task is {self.task!r}"
+                f"estimator {self.estimator!r} is for task {ESTIMATORS[self.estimator].task!r}, model task is "
+                f"{self.task!r}"
             )
         if self.task == "classification" and not self.label:
             raise ValueError("a classification model needs 'label' (the target column)")

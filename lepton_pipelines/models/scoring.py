@@ -200,7 +200,8 @@ def build_scores_asset(
             rows = read_parquet_dir(store.table_dir("governed", spec.source, partition))
         except FileNotFoundError:
             raise dg.Failure(
-                f"{spec.source}/governed has no partition {partition} at {store.table_dir('governed', spec.source, partition)}: "
+                f"{spec.source}/governed has no partition {partition} at "
+                f"{store.table_dir('governed', spec.source, partition)}: "
                 f"materialize {spec.source}/governed for {partition} first",
                 allow_retries=False,
             ) from None
@@ -264,6 +265,7 @@ def scores_check_results(registry: ModelRegistry, governed: pd.DataFrame, scored
         severity=dg.AssetCheckSeverity.WARN,
         description=None
         if champion == scored.model_version
-        else f"scored by {scored.model_version}; the champion ({alias}) is {champion}: backfill this partition to re-score",
+        else f"scored by {scored.model_version}; the champion ({alias}) is {champion}: backfill this partition to "
+        "re-score",
         metadata={"scored_by": scored.model_version, "champion": champion or "none"},
     )

@@ -499,7 +499,10 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
 def _parse_failure_examples(coerced: Any, column: str) -> str:
     positions = np.flatnonzero(coerced.failed_masks[column])[:3]
     texts = [repr(str(v)) for v in coerced.failed_text[column].loc[positions].tolist()]
-    return f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. {', '.join(texts)}"
+    return (
+        f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. "
+        f"{', '.join(texts)}"
+    )
 
 
 def _quarantine_summary(source: str, quarantine: pd.DataFrame, shown: int = 5) -> str:

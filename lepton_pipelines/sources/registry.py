@@ -169,7 +169,10 @@ def _connector_problem(err: dict[str, Any], block: Any) -> str:
             fields = sorted(model.model_fields)
             close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return f"connector.{_location(loc, block)}: unknown field{hint}; allowed here (type {kind}): {', '.join(fields)}"
+            return (
+                f"connector.{_location(loc, block)}: unknown field{hint}; allowed here (type {kind}): "
+                f"{', '.join(fields)}"
+            )
     return _describe({**err, "loc": tuple(loc)}, prefix="connector")
 
 

@@ -83,7 +83,8 @@ def test_categoricals_publish_as_dictionary_text_that_duckdb_reads_as_varchar(tm
         and back["site"].astype("str").tolist() == frame["site"].astype("str").tolist()
     )
     rows = duckdb.sql(
-        f"select typeof(site), count(*) from read_parquet('{lake.glob_pattern('clean', 'places')}', hive_partitioning=true) "
+        f"select typeof(site), count(*) from read_parquet('{lake.glob_pattern('clean', 'places')}', "
+        "hive_partitioning=true) "
         "where site = 'Oslo' group by 1"
     ).fetchall()
     assert rows == [("VARCHAR", ROWS // 3)]

@@ -95,7 +95,10 @@ def test_query_errors_name_the_env_var_and_query_and_are_not_retried(pg_table):
 def test_numeric_values_arrive_exact_as_decimal(monkeypatch):
     """numeric(20,4) as float is inexact for most money values: the driver's Decimal must reach raw."""
     monkeypatch.setenv("ORDERS_DB_URL", POSTGRES_URL)
-    query = "SELECT v::numeric(20,4) AS amount FROM (VALUES ('1234567890123456.7891'), ('0.1000'), ('-0.0001'), (NULL)) t(v)"
+    query = (
+        "SELECT v::numeric(20,4) AS amount FROM (VALUES ('1234567890123456.7891'), ('0.1000'), ('-0.0001'), "
+        "(NULL)) t(v)"
+    )
     result = fetch(partition_key=None, query=query)
     amounts = result.records["amount"].tolist()
     assert (

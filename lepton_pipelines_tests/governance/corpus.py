@@ -122,7 +122,8 @@ class Outcome:
         assert self.governed is not None, f"nothing governed; failure: {self.failure}"
         rows = self.governed[self.governed["id"] == record_id]
         assert len(rows) == 1, (
-            f"{record_id} is not governed once: {self.governed['id'].tolist()}; quarantine: {self.quarantine[['_reason']].values.tolist()}"
+            f"{record_id} is not governed once: {self.governed['id'].tolist()}; quarantine: "
+            f"{self.quarantine[['_reason']].values.tolist()}"
         )
         return rows.iloc[0].to_dict()
 

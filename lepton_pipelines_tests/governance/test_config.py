@@ -43,7 +43,8 @@ def test_bad_kwargs_are_reported_with_what_is_allowed(tmp_path):
                 "  - {expectation: expect_column_values_to_not_be_null, kwargs: {column: amount}}",
                 "  - {expectation: expect_column_values_to_be_between, kwargs: {column: amount, minimum: 0}}",
                 "  - {expectation: expect_column_values_to_be_in_set, kwargs: {column: status}}",
-                "  - {expectation: expect_column_values_to_be_between, kwargs: {column: amount, min_value: 0, mostly: 3}, name: amount_mostly}",
+                "  - {expectation: expect_column_values_to_be_between, kwargs: {column: amount, min_value: 0, "
+                "mostly: 3}, name: amount_mostly}",
             ]
         ),
     )
@@ -53,8 +54,8 @@ def test_bad_kwargs_are_reported_with_what_is_allowed(tmp_path):
     assert "allowed kwargs:" in text and "min_value" in text
     assert "expectations[2] (expect_column_values_to_be_in_set): kwargs.value_set: required kwarg is missing" in text
     assert (
-        "expectations[3] (expect_column_values_to_be_between): kwargs.mostly: ensure this value is less than or equal to 1"
-        in text
+        "expectations[3] (expect_column_values_to_be_between): kwargs.mostly: ensure this value is less than or "
+        "equal to 1" in text
     )
     assert "expectations[0]" not in text
 
@@ -62,7 +63,8 @@ def test_bad_kwargs_are_reported_with_what_is_allowed(tmp_path):
 def test_unknown_column_is_reported_with_declared_columns(tmp_path):
     problems = load_with(tmp_path, "  - {expectation: expect_column_values_to_not_be_null, kwargs: {column: amout}}")
     assert problems == [
-        f"{tmp_path / 'orders.yaml'}: expectations[0] (expect_column_values_to_not_be_null): kwargs.column: column 'amout' "
+        f"{tmp_path / 'orders.yaml'}: expectations[0] (expect_column_values_to_not_be_null): kwargs.column: column "
+        "'amout' "
         "is not in the schema; declared columns: order_id, status, amount, created_at"
     ]
 

@@ -33,7 +33,8 @@ REGISTRY_CASES: list[tuple[str, dict, str]] = [
     (
         "bad_column_type_named_by_column",
         {"schema": {"amount": {"type": "money"}}},
-        "schema[amount].type: 'money' is not a column type; allowed: string, integer, float, boolean, timestamp, date, json, decimal(p, s)",
+        "schema[amount].type: 'money' is not a column type; allowed: string, integer, float, boolean, timestamp, "
+        "date, json, decimal(p, s)",
     ),
     (
         "unquoted_date_in_a_text_field",

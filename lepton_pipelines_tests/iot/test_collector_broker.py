@@ -195,7 +195,8 @@ def test_drain_killed_hard_mid_stream_then_rerun_loses_nothing(shipped_broker, t
         "import sys; from lepton_pipelines.iot.drain import drain; from lepton_pipelines.lake.store import Lake;"
         "from lepton_pipelines.iot.connection import parse_mqtt_url;"
         "from lepton_pipelines.connectors.mqtt import MqttSettings;"
-        "drain(Lake(sys.argv[1]), parse_mqtt_url(sys.argv[2]), MqttSettings(batch_max_messages=100, receive_maximum=200))"
+        "drain(Lake(sys.argv[1]), parse_mqtt_url(sys.argv[2]), MqttSettings(batch_max_messages=100, "
+        "receive_maximum=200))"
     )
     process = subprocess.Popen([sys.executable, "-c", code, str(lake_dir), shipped_broker.collector_url], cwd=REPO)
     deadline = time.monotonic() + 60

@@ -41,7 +41,8 @@ def test_devices_and_status_from_registry_and_clean_telemetry(tmp_path):
     today = now.date().isoformat()
     lake.path("landing", "devices").mkdir(parents=True)
     lake.path("landing", "devices", "registry.yaml").write_text(
-        "devices:\n  - {device_id: pump-1, type: pump, site: north, owner: ops}\n  - {device_id: pump-2, type: pump, site: south}\n"
+        "devices:\n  - {device_id: pump-1, type: pump, site: north, owner: ops}\n  - {device_id: pump-2, type: pump, "
+        "site: south}\n"
     )
     clean = pd.DataFrame(
         {

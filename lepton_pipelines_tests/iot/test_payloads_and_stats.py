@@ -63,7 +63,8 @@ def test_epoch_ts_partitions_by_the_same_utc_date_as_datetime(epoch):
         b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"temperature":21.5}',
         b'{"device_id":"d1","ts":1767607200.25,"seq":1,"big":123456789012345678901234567890,"e":-1.5E-7}',
         b'  {\n  "device_id" : "d1",\r\n\t"ts": "2026-01-05T10:00:00+00:00",\n  "seq": 2 \n}\n\r\n  ',
-        '{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":3,"note":"café 温度 \U0001f321 \u2028","esc":"a\\nb \\"q\\" }"}'.encode(),
+        '{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":3,"note":"café 温度 \U0001f321 \u2028","esc":"a\\nb '
+        '\\"q\\" }"}'.encode(),
         b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":4,"site":{"rack":{"slot":[1,{"x":null}]}},"tags":[]}',
         b'{"device_id":"d1","seq":5,"temperature":1e2,"ts":"2026-01-05T10:00:00Z"}',
     ],
@@ -210,7 +211,8 @@ def test_registry_errors_name_file_entry_and_field():
 
 def test_devices_merge_registry_and_discovery_and_status_thresholds():
     registry = devices.parse_registry(
-        "devices:\n  - {id: a, type: thermo, site: plant-1, owner: ops, firmware: '2.0'}\n  - {id: never, site: plant-2}\n",
+        "devices:\n  - {id: a, type: thermo, site: plant-1, owner: ops, firmware: '2.0'}\n  - {id: never, site: "
+        "plant-2}\n",
         "r.yaml",
     )
     ts = lambda minutes: pd.Timestamp(NOW - timedelta(minutes=minutes))  # noqa: E731

@@ -57,7 +57,8 @@ def test_duckdb_reads_the_lake_with_hive_partitioning(tmp_lake):
     tmp_lake.write_table("clean", "transactions", "2026-11-24", frame(5))
     tmp_lake.write_table("clean", "transactions", "2026-11-25", frame(7))
     rows = duckdb.sql(
-        f"select date, count(*) from read_parquet('{tmp_lake.url}/clean/transactions/*/*.parquet', hive_partitioning=true) group by 1 order by 1"
+        f"select date, count(*) from read_parquet('{tmp_lake.url}/clean/transactions/*/*.parquet', "
+        "hive_partitioning=true) group by 1 order by 1"
     ).fetchall()
     assert [(str(d), n) for d, n in rows] == [("2026-11-24", 5), ("2026-11-25", 7)]
 

@@ -148,7 +148,8 @@ def test_time_split_cuts_by_event_time(specs, telemetry):
     [
         (
             {"estimator": "random_forest"},
-            r"model 'transaction_risk': estimator 'random_forest' is unknown; allowed: hist_gradient_boosting, isolation_forest, logistic_regression",
+            r"model 'transaction_risk': estimator 'random_forest' is unknown; allowed: hist_gradient_boosting, "
+            r"isolation_forest, logistic_regression",
         ),
         ({"label": None}, "a classification model needs 'label'"),
         ({"colour": "blue"}, r"model 'transaction_risk': colour: unknown field"),

@@ -111,7 +111,8 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
     assert set(governed["currency"]) <= {"USD", "EUR", "GBP", "CNY", "JPY"}
     # DuckDB reads the clean zone with hive partitioning
     count = duckdb.sql(
-        f"select count(*) from read_parquet('{lake.url}/clean/transactions/*/*.parquet', hive_partitioning=true) where date = '{PARTITION}'"
+        f"select count(*) from read_parquet('{lake.url}/clean/transactions/*/*.parquet', hive_partitioning=true) "
+        f"where date = '{PARTITION}'"
     ).fetchall()[0][0]
     assert count == len(lake.read_table("clean", "transactions", PARTITION))
 

@@ -136,8 +136,10 @@ def test_seattle_weather_certified_row_by_row_as_duckdb_reads_it(public_sources)
     governed = lake.read_table("governed", "seattle_weather", None).sort_values("observed_on").reset_index(drop=True)
     landing = lake.path("landing", "seattle_weather", "seattle-weather.csv").path
     expected = duckdb.sql(
-        f"select cast(strptime(date, '%Y/%m/%d') as date) as observed_on, cast(precipitation as double) as precipitation, "
-        f"cast(temp_max as double) as temp_max, cast(temp_min as double) as temp_min, cast(wind as double) as wind, weather "
+        "select cast(strptime(date, '%Y/%m/%d') as date) as observed_on, cast(precipitation as double) as "
+        "precipitation, "
+        "cast(temp_max as double) as temp_max, cast(temp_min as double) as temp_min, cast(wind as double) as wind, "
+        "weather "
         f"from read_csv('{landing}', all_varchar=true) order by observed_on"
     ).df()
     assert len(governed) == len(expected) == 1461

@@ -234,8 +234,10 @@ class ModelImageBuilder:
             if existing.config_digest != built.image_id:
                 raise ImageVersionExists(
                     f"{built.reference} already exists in the registry as {existing.repository}@{existing.digest} "
-                    f"(image {existing.config_digest[:19] or existing.media_type}), and this build produced a different "
-                    f"image ({built.image_id[:19]}). Model versions are immutable: the tag is not overwritten. Register "
+                    f"(image {existing.config_digest[:19] or existing.media_type}), and this build produced a "
+                    "different "
+                    f"image ({built.image_id[:19]}). Model versions are immutable: the tag is not overwritten. "
+                    "Register "
                     "the change as a new model version (a new tag), or deploy the existing image by its digest."
                 )
             log(f"{built.reference} already in the registry as {existing.digest}: same image, nothing pushed")

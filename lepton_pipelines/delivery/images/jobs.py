@@ -84,7 +84,8 @@ def smoke_test_model_image(
 
     report = run_smoke_test(context, built["image_id"], ready_timeout_s=image_builder.smoke_ready_timeout_seconds)
     context.log.info(
-        f"smoke test of {built['reference']} ({built['image_id'][:19]}) passed: {[c['check'] for c in report.get('checks', [])]}"
+        f"smoke test of {built['reference']} ({built['image_id'][:19]}) passed: "
+        f"{[c['check'] for c in report.get('checks', [])]}"
     )
     return {**report, "image_id": built["image_id"]}
 

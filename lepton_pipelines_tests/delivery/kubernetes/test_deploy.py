@@ -234,8 +234,8 @@ def test_failing_canary_leaves_the_main_deployment_untouched(fake_k8s: FakeKuber
     message = str(caught.value)
     assert "rollout of Deployment lepton-models/model-churn-canary failed: ProgressDeadlineExceeded" in message
     assert (
-        f"Removed canary Deployment lepton-models/model-churn-canary. Deployment lepton-models/model-churn was not changed; {image_for('6')} is still serving."
-        in message
+        "Removed canary Deployment lepton-models/model-churn-canary. Deployment lepton-models/model-churn was not "
+        f"changed; {image_for('6')} is still serving." in message
     )
     assert fake_k8s.deployment(NS, "model-churn-canary") is None
     assert not [r for r in fake_k8s.requests if r.method == "PATCH" and r.path.endswith("/deployments/model-churn")]
