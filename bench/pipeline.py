@@ -208,10 +208,12 @@ def duckdb_peer_sql(lake_url: str, out: str) -> list[str]:
         f"""CREATE TABLE raw AS SELECT
               {text("txn_id")} AS txn_id, {text("customer_id")} AS customer_id,
               TRY_CAST(trim(event_ts) AS TIMESTAMPTZ) AS event_ts, TRY_CAST(trim(amount) AS DOUBLE) AS amount,
-              {text("currency")} AS currency, {text("merchant_category")} AS merchant_category, {text("channel")} AS channel,
+              {text("currency")} AS currency, {text("merchant_category")} AS merchant_category,
+                  {text("channel")} AS channel,
               {text("country")} AS country, {text("status")} AS status, TRY_CAST(trim(is_fraud) AS BOOLEAN) AS is_fraud,
               filename AS _source_file
-            FROM read_csv('{files}', header=true, columns={{{varchar}}}, ignore_errors=true, filename=true, parallel=true)""",
+            FROM read_csv('{files}', header=true, columns={{{varchar}}}, ignore_errors=true, filename=true,
+                parallel=true)""",
         f"COPY raw TO '{out}/raw.parquet' (FORMAT parquet, COMPRESSION zstd)",
         """CREATE TABLE clean AS SELECT
               txn_id, customer_id, event_ts, amount, upper(currency) AS currency,

@@ -135,7 +135,8 @@ def _governed_txn_totals(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[
         f"""
         WITH {usd_rates_sql(parquet_scan(fx_files) if fx_files else empty_scan(_FX_COLUMNS)).strip()},
         per_currency AS (SELECT date, upper(CAST(currency AS VARCHAR)) AS currency, count(*) AS n,
-                                sum(CAST(amount AS DOUBLE)) AS amount, count(*) FILTER (WHERE CAST(is_fraud AS BOOLEAN)) AS fraud
+                                sum(CAST(amount AS DOUBLE)) AS amount,
+                                    count(*) FILTER (WHERE CAST(is_fraud AS BOOLEAN)) AS fraud
                          FROM {scan} GROUP BY ALL),
         converted AS (SELECT t.*, t.amount * {USD_PER_UNIT} AS amount_usd FROM per_currency t
                       LEFT JOIN usd_rates r ON r.date = t.date AND r.currency = t.currency)

@@ -238,22 +238,26 @@ def render_dashboard(data: DashboardData, generated_at: datetime | None = None) 
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Lepton decision support — {html.escape(data.partition)}</title>
 <style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f8fafc; color: #0f172a; }}
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
+    background: #f8fafc; color: #0f172a; }}
 header {{ padding: 18px 28px; background: #0f172a; color: #f8fafc; }}
 header h1 {{ margin: 0; font-size: 22px; }} header p {{ margin: 4px 0 0; color: #94a3b8; font-size: 13px; }}
-.tiles {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; padding: 18px 28px 0; }}
+.tiles {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px;
+    padding: 18px 28px 0; }}
 .tile {{ background: #fff; border-radius: 10px; padding: 12px 16px; box-shadow: 0 1px 3px rgba(15,23,42,.12); }}
 .tile .label {{ font-size: 12px; color: #64748b; text-transform: uppercase; letter-spacing: .04em; }}
 .tile .value {{ font-size: 22px; font-weight: 600; margin-top: 4px; }}
 .grid {{ display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 14px; padding: 18px 28px 28px; }}
 @media (max-width: 1000px) {{ .grid {{ grid-template-columns: minmax(0, 1fr); }} }}
-.chart {{ background: #fff; border-radius: 10px; padding: 6px; box-shadow: 0 1px 3px rgba(15,23,42,.12); min-height: 360px; min-width: 0; overflow: hidden; }}
+.chart {{ background: #fff; border-radius: 10px; padding: 6px; box-shadow: 0 1px 3px rgba(15,23,42,.12);
+    min-height: 360px; min-width: 0; overflow: hidden; }}
 .missing {{ margin: 12px 28px 0; padding: 10px 16px; background: #fef3c7; border-radius: 8px; font-size: 13px; }}
 </style>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <header><h1>Decision support — {html.escape(data.partition)}</h1>
-<p>From the governed lake: transactions, customers, market data, FX rates, device telemetry and the champion risk model. Generated {html.escape(stamp)}.</p></header>
+<p>From the governed lake: transactions, customers, market data, FX rates,
+    device telemetry and the champion risk model. Generated {html.escape(stamp)}.</p></header>
 {f'<div class="missing"><strong>Not available for this day:</strong><ul>{missing}</ul></div>' if missing else ""}
 <div class="tiles">{tile_html}</div>
 <main class="grid">{charts}</main>

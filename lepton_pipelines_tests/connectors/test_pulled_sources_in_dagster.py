@@ -135,7 +135,8 @@ def money_table(monkeypatch):
         connection.execute(
             text(f"""
             INSERT INTO {name}
-            SELECT i, (i * 1234567.8901 + 0.0001 * i)::numeric(20,4), timestamptz '2026-01-02 00:00:00+00' + i * interval '1 second'
+            SELECT i, (i * 1234567.8901 + 0.0001 * i)::numeric(20,4),
+                timestamptz '2026-01-02 00:00:00+00' + i * interval '1 second'
             FROM generate_series(1, 2000) AS i
         """)
         )
