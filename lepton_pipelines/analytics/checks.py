@@ -54,7 +54,8 @@ MART_KEYS = {
 CHECK_DESCRIPTIONS = {
     ROW_COUNT: "Rows reconcile with the governed inputs (one row per key present in them, nothing lost or invented).",
     NO_NULL_KEYS: "No key column is NULL and no key repeats.",
-    TOTALS: "Totals equal the sums of the governed inputs (counts, amounts per currency, USD after conversion, volumes).",
+    TOTALS: "Totals equal the sums of the governed inputs (counts, amounts per currency, USD "
+    "after conversion, volumes).",
     CONVERTED: "Every amount was converted to USD with that day's fx_rates.",
     SCORED: "Every transaction has a risk score from models/transaction_risk/scores (WARN: the mart still publishes).",
 }

@@ -73,7 +73,8 @@ def raw_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             SCHEMA_DRIFT_CHECK,
             asset=_key(source, "raw"),
             blocking=policy == "error",
-            description=f"Landed columns match the declared schema: no added, removed or renamed column, and no column whose "
+            description="Landed columns match the declared schema: no added, removed or renamed "
+            "column, and no column whose "
             f"values mostly fail to parse as its declared type; on drift: {policy.upper()}.",
         ),
         dg.AssetCheckSpec(
@@ -91,7 +92,8 @@ def raw_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             EMPTY_INPUT_CHECK,
             asset=_key(source, "raw"),
             blocking=spec.governance.empty_input == "fail",
-            description="Each landed file (or API/SQL window) holds at least one record; empty and header-only inputs are "
+            description="Each landed file (or API/SQL window) holds at least one record; empty and "
+            "header-only inputs are "
             "named "
             f"(empty_input: {spec.governance.empty_input}).",
         ),
@@ -322,7 +324,8 @@ def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
                 LATE_ARRIVAL_CHECK,
                 asset=_key(source, "clean"),
                 blocking=False,
-                description=f"Row-level: rows whose {source.spec.event_time} is outside the partition's day by more than "
+                description=f"Row-level: rows whose {source.spec.event_time} is outside the "
+                "partition's day by more than "
                 f"{late.tolerance} "
                 f"are {'quarantined' if late.action == 'quarantine' else 'flagged (kept)'}; warns with the count.",
                 metadata={"lepton/action": late.action},
@@ -611,7 +614,8 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             RECONCILIATION_CHECK,
             asset=_key(source, "governed"),
             blocking=True,
-            description="Every landed record is accounted for: landed = governed + quarantined (raw: unreadable lines and "
+            description="Every landed record is accounted for: landed = governed + quarantined (raw: "
+            "unreadable lines and "
             "unparsable values; clean: cleaning rules incl. superseded duplicates, required values, late arrivals; "
             "governed: "
             "failed expectations), and every stage's quarantine file holds exactly the rows the stage removed.",
@@ -621,7 +625,8 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             ROW_RETENTION_CHECK,
             asset=_key(source, "governed"),
             blocking=True,
-            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records (superseded duplicates "
+            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records "
+            "(superseded duplicates "
             "aside; "
             "governance.min_retained_fraction), and never zero rows of a non-empty landing. A failure refuses "
             "certification.",

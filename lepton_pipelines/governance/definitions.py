@@ -52,7 +52,8 @@ def build_governance_defs(sources: list[SourceContract]) -> dg.Definitions:
         group_name=GOVERNANCE_GROUP,
         deps=[SCORECARD_KEY],
         kinds={"parquet"},
-        description="Every dataset in the lake: zone, owner, schema and column docs, size, last update, quality, lineage.",
+        description="Every dataset in the lake: zone, owner, schema and column docs, size, last "
+        "update, quality, lineage.",
     )
     def data_catalog(lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
