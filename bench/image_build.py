@@ -181,7 +181,8 @@ def main() -> int:
     print(f"{'warm (layer cache) + push':<28}{warm_s:>10.1f}{warm_s / cold_s:>10.2f}")
     print(f"image size: {warm.size_bytes / 1e6:.0f} MB (base image included)")
     print(
-        f"\n{'rows/request':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'rows/s':>12}{'rows/s ratio':>14}"
+        f"\n{'rows/request':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}"
+        f"{'req/s':>10}{'rows/s':>12}{'rows/s ratio':>14}"
     )
     baseline = serving[0]["rows_per_s"]
     for row in serving:

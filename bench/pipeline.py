@@ -317,7 +317,8 @@ def main() -> None:
         ("raw → clean → governed", pipe),
     ):
         print(
-            f"{label:40}{run['seconds']:>10.2f}{rows / run['seconds']:>14,.0f}{run['seconds'] / base['seconds']:>12.2f}{run['peak_rss'] / mib:>15.0f}"
+            f"{label:40}{run['seconds']:>10.2f}{rows / run['seconds']:>14,.0f}"
+            f"{run['seconds'] / base['seconds']:>12.2f}{run['peak_rss'] / mib:>15.0f}"
         )
     print(f"time ratio pipeline/baseline: {ratio:.2f}x (target ≤ 4x) {'OK' if ratio <= 4 else 'OVER'}")
     print(

@@ -1,5 +1,5 @@
-"""The local dagster.yaml (the repo root's dagster.yaml, the embedded default `bin/demo` and `bin/ui` use) loads as a Dagster
-instance with SQLite storage under $DAGSTER_HOME and the run guards the platform relies on."""
+"""The local dagster.yaml (the repo root's dagster.yaml, the embedded default `bin/demo` and `bin/ui` use)
+loads as a Dagster instance with SQLite storage under $DAGSTER_HOME and the run guards the platform relies on."""
 
 import shutil
 from pathlib import Path

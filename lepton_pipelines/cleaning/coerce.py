@@ -19,8 +19,10 @@ float           decimal or scientific notation, ``inf``; ``decimal``/``thousands
 decimal(p, s)   exact decimal text (or ``Decimal``) with ≤ p-s integer and ≤ s fraction digits → Arrow decimal128
 boolean         true/false, t/f, yes/no, y/n, 1/0 (any case), or the declared true/false values    → ``boolean``
 timestamp       ISO-8601 (no offset: the column's ``timezone``, default UTC), or the declared
-                ``format`` list (strftime patterns, ``iso8601``, ``epoch_s``/``epoch_ms``/``epoch_us``) → ``datetime64[ns, UTC]``
-date            ``YYYY-MM-DD`` or the declared strftime ``format`` list                          → Arrow ``date32`` (Parquet DATE)
+                ``format`` list (strftime patterns, ``iso8601``,
+                ``epoch_s``/``epoch_ms``/``epoch_us``)                                         → ``datetime64[ns, UTC]``
+date            ``YYYY-MM-DD`` or the declared strftime ``format`` list                          → Arrow ``date32``
+                                                                                                 (Parquet DATE)
 json            any JSON value (nested objects/arrays as landed, or JSON text)                   → canonical JSON text
 string          anything (native values are rendered as text)                                    → ``str``
 ==============  ==================================================================================

@@ -3,7 +3,8 @@
 One partition is one walk through the pages of one query: ``params`` (and the URL) may use ``{date}``,
 ``{start}`` and ``{end}`` from the partition window. Transient failures — connection errors, timeouts,
 HTTP 5xx and 429 — are retried with exponential backoff and jitter (``Retry-After`` wins when the
-server sends it; the policy is ``base.transient_retries``); other 4xx answers fail at once, because retrying a bad request only hides it.
+server sends it; the policy is ``base.transient_retries``); other 4xx answers fail at once, because retrying a bad
+request only hides it.
 
 The auth header is read from the environment variable named in ``auth_header_env`` at fetch time, sent
 only as a request header, and scrubbed from every error message: it never reaches logs, metadata or

@@ -150,7 +150,10 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
         )
         data = buf.getvalue()
         if i == 1:  # one line with a stray delimiter, as exported by a system that forgot to quote
-            data += f"T{partition.replace('-', '')}-BROKEN,C00001,{partition}T12:00:00Z,10,00,USD,grocery,web,US,approved,false\n".encode()
+            data += (
+                f"T{partition.replace('-', '')}-BROKEN,C00001,{partition}T12:00:00Z,"
+                "10,00,USD,grocery,web,US,approved,false\n"
+            ).encode()
             m.malformed_lines += 1
         m.files.append(_write(lake, f"transactions/date={partition}/{name}", data))
     m.landed_records = n + len(dup_src) + m.malformed_lines

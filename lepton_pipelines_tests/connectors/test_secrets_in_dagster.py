@@ -112,8 +112,12 @@ def test_no_error_path_leaves_a_secret_in_the_instance_or_the_lake(api, instance
     host, _, database = POSTGRES_URL.rpartition("@")[2].partition("/")
     with SilentServer() as silent:
         urls = {
-            "sql_refused": f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/{database}",
-            "sql_hangs": f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{silent.port}/{database}",
+            "sql_refused": (
+                f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/{database}"
+            ),
+            "sql_hangs": (
+                f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{silent.port}/{database}"
+            ),
             "sql_slow": f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@{host}/{database}",
         }
         sources = sources_from_yaml(

@@ -84,7 +84,8 @@ class Collector:
         self.wait_until(lambda: self.get("/ready")[0] == 200, "collector ready")
 
     def _log_file(self):
-        """stderr to a file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the collector."""
+        """stderr to a file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the
+        collector."""
         self.log_path = self.lake.parent / f"collector-{self.port}.log"
         self.lake.parent.mkdir(parents=True, exist_ok=True)
         return open(self.log_path, "wb")
@@ -238,7 +239,9 @@ def test_malformed_payloads_are_quarantined_with_raw_bytes(shipped_broker, tmp_p
         b"\xff\xfe not json": "not JSON",
         b'{"device_id": "dev-1", "ts": "2026-01-05T00:00:00Z"}': "missing required field(s): seq",
         bad_seq: "seq must be a non-negative integer",
-        b'{"device_id": "dev-1", "ts": 1767571200, "seq": 8, "temperature": "hot"}': "field 'temperature' must be a finite number",
+        b'{"device_id": "dev-1", "ts": 1767571200, "seq": 8, "temperature": "hot"}': (
+            "field 'temperature' must be a finite number"
+        ),
         b'{"device_id": "dev-1", "ts": 1767571200, "seq": 9, "x": "'
         + b"y" * 70_000
         + b'"}': "payload is 70059 bytes; at most 65536",

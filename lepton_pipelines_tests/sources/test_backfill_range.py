@@ -56,7 +56,9 @@ governance: {row_failures: quarantine, schema_drift: warn, min_retained_fraction
 # outside the set (governed quarantine); day 3 fails the WARN mean check.
 LANDED = {
     "2026-03-01": "order_id,status,amount\n1,new,10\n2,paid,20\n2,paid,21\n3,bogus,30\nnot-a-number,new,5\n4,new\n",
-    "2026-03-02": "order_id,status,amount\n10,shipped,100\n11,new,abc\n12,unknown,50\n13,new,60\n13,new,61\nx,new,1\n14\n",
+    "2026-03-02": (
+        "order_id,status,amount\n10,shipped,100\n11,new,abc\n12,unknown,50\n13,new,60\n13,new,61\nx,new,1\n14\n"
+    ),
     "2026-03-03": "order_id,status,amount\n20,new,900\n21,paid,950\n21,paid,950\n22,weird,800\n?,paid,1\n23,,1,1\n",
 }
 
