@@ -35,7 +35,8 @@ setup(
     },
     python_requires=">=3.11",
     install_requires=[
-        *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...
+        # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...
+        *COLLECTOR_REQUIRES,
         f"dagster=={DAGSTER}",
         f"dagster-webserver=={DAGSTER}",
         f"dagster-graphql=={DAGSTER}",
@@ -52,7 +53,8 @@ setup(
         "kubernetes>=30",
         "kubernetes-validate>=1.30",
         "matplotlib>=3.8",
-        "duckdb>=1.1,<3",  # analytics marts, `lepton-lake sql` and the README's queries (SQL over Hive-partitioned Parquet)
+        # analytics marts, `lepton-lake sql` and the README's queries (SQL over Hive-partitioned Parquet)
+        "duckdb>=1.1,<3",
         "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
@@ -60,8 +62,11 @@ setup(
     ],
     extras_require={
         "test": [
-            "ruff==0.17.6",  # lint + format, enforced by lepton_pipelines_tests/test_style.py (pinned: formatting changes between releases)
-            f"dagster-dg-cli=={DAGSTER}",  # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
+            # lint + format, enforced by lepton_pipelines_tests/test_style.py
+            # (pinned: formatting changes between releases)
+            "ruff==0.17.6",
+            # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
+            f"dagster-dg-cli=={DAGSTER}",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",

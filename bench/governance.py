@@ -35,7 +35,8 @@ expectations:
   - {expectation: expect_column_values_to_not_be_null, kwargs: {column: customer}}
   - {expectation: expect_column_values_to_be_between, kwargs: {column: amount, min_value: 0, max_value: 10000}}
   - {expectation: expect_column_values_to_be_between, kwargs: {column: quantity, min_value: 1, max_value: 100}}
-  - {expectation: expect_column_values_to_be_in_set, kwargs: {column: status, value_set: [new, paid, shipped, returned]}}
+  - {expectation: expect_column_values_to_be_in_set, kwargs:
+      {column: status, value_set: [new, paid, shipped, returned]}}
   - {expectation: expect_column_values_to_be_in_set, kwargs: {column: country, value_set: [DE, FR, NL, BE, AT, CH]}}
   - {expectation: expect_column_values_to_match_regex, kwargs: {column: customer, regex: "^C[0-9]{6}$"}}
   - {expectation: expect_column_values_to_be_unique, kwargs: {column: order_id}}

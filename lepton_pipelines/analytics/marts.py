@@ -228,8 +228,10 @@ def source_quality_sql(lake: Lake, partition: str, sources: list[tuple[str, bool
     sql = f"""
     SELECT {_d(partition)} AS date, *,
            governed_rows + quarantined_rows AS landed_rows,
-           CASE WHEN governed_rows + quarantined_rows > 0 THEN governed_rows / (governed_rows + quarantined_rows) END AS governed_share,
-           CASE WHEN governed_rows + quarantined_rows > 0 THEN quarantined_rows / (governed_rows + quarantined_rows) END AS quarantined_share
+           CASE WHEN governed_rows + quarantined_rows > 0 THEN governed_rows / (governed_rows + quarantined_rows) END
+                AS governed_share,
+           CASE WHEN governed_rows + quarantined_rows > 0 THEN quarantined_rows / (governed_rows + quarantined_rows) END
+                AS quarantined_share
     FROM ({body}) ORDER BY source"""
     return MartQuery(
         "daily_source_quality", partition, sql, {f"{s}/governed": [partition if p else ""] for s, p in sources}
@@ -315,7 +317,9 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
     ),
     ranked AS (
         SELECT *,
-            CASE WHEN txn_count_30d > 0 THEN cume_dist() OVER (PARTITION BY txn_count_30d > 0 ORDER BY spend_30d_usd) END AS spend_cume_dist
+            CASE WHEN txn_count_30d > 0 THEN cume_dist()
+                OVER (PARTITION BY txn_count_30d > 0 ORDER BY spend_30d_usd) END
+                AS spend_cume_dist
         FROM merged
     )
     SELECT {_d(partition)} AS as_of_date, customer_id, in_crm, crm_segment, country, kyc_risk_rating,
@@ -368,7 +372,8 @@ def market_risk_sql(lake: Lake, partition: str) -> MartQuery:
                      max(high) AS high, min(low) AS low
               FROM bars GROUP BY symbol, date),
     returns AS (SELECT *, close / lag(close) OVER (PARTITION BY symbol ORDER BY date) - 1 AS daily_return,
-                       close / max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS drawdown
+                       close / max(close) OVER (PARTITION BY symbol ORDER BY date
+                                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS drawdown
                 FROM daily),
     stats AS (SELECT symbol, stddev_samp(daily_return) AS volatility_20d, count(daily_return) AS returns_in_window,
                      min(drawdown) AS max_drawdown, count(*) AS days_in_window

@@ -11,7 +11,8 @@ column, and a rule list usually removes rows in several steps (nulls, duplicates
 removed by an earlier rule and must be ignored — not counted, not removed again, not used for
 statistics or duplicate detection — and it answers with the unfiltered frame and ``keep`` (which rows
 survive; None when it removes nothing). Called as ``apply(df)`` it returns a filtered frame as usual.
-The pipeline then filters once, at the end or before a rule that needs a filtered frame. Every other rule gets a filtered frame, exactly as if each removal had been applied at once.
+The pipeline then filters once, at the end or before a rule that needs a filtered frame. Every other
+rule gets a filtered frame, exactly as if each removal had been applied at once.
 """
 
 from __future__ import annotations

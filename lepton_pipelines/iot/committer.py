@@ -14,9 +14,10 @@ acknowledged only after the file holding it is committed. A batch is written as
 
 Each file is published by ``lake.atomic.write_atomic`` with ``fsync``: a hidden temporary name
 (starting with ``.``, which file-drop readers and the landing sensor ignore), fsync'ed, renamed into
-place and the folder fsync'ed; on S3 a single PUT publishes the object atomically. Only then does the caller get
-the acknowledgement tokens back. A crash anywhere before that leaves the messages unacknowledged, so the broker redelivers them — duplicates are possible,
-loss is not (the clean step dedups by ``(device_id, seq, ts)``).
+place and the folder fsync'ed; on S3 a single PUT publishes the object atomically. Only then does the caller
+get the acknowledgement tokens back. A crash anywhere before that leaves the messages unacknowledged,
+so the broker redelivers them — duplicates are possible, loss is not (the clean step dedups by
+``(device_id, seq, ts)``).
 """
 
 from __future__ import annotations

@@ -29,12 +29,14 @@ owner: team:markets-data
 connector: {{type: file, format: csv, glob: "stocks.csv"}}
 schema:
   - {{name: symbol, type: string, nullable: false, description: Ticker}}
-  - {{name: trade_date, from: date, type: date, nullable: false, {date_format}description: First trading day of the month}}
+  - {{name: trade_date, from: date, type: date, nullable: false,
+      {date_format}description: First trading day of the month}}
   - {{name: price, type: float, nullable: false, description: "Closing price, USD"}}
 primary_key: [symbol, trade_date]
 partitioning: none
 expectations:
-  - {{expectation: expect_column_values_to_be_in_set, kwargs: {{column: symbol, value_set: [MSFT, AMZN, IBM, GOOG, AAPL]}}}}
+  - {{expectation: expect_column_values_to_be_in_set, kwargs:
+      {{column: symbol, value_set: [MSFT, AMZN, IBM, GOOG, AAPL]}}}}
   - {{expectation: expect_column_values_to_be_between, kwargs: {{column: price, min_value: 0, strict_min: true}}}}
 governance: {{schema_drift: warn}}
 """
@@ -54,8 +56,10 @@ schema:
 primary_key: [observed_on]
 partitioning: none
 expectations:
-  - {expectation: expect_column_values_to_be_in_set, kwargs: {column: weather, value_set: [drizzle, rain, sun, snow, fog]}}
-  - {expectation: expect_column_pair_values_a_to_be_greater_than_b, kwargs: {column_A: temp_max, column_B: temp_min, or_equal: true}}
+  - {expectation: expect_column_values_to_be_in_set, kwargs:
+      {column: weather, value_set: [drizzle, rain, sun, snow, fog]}}
+  - {expectation: expect_column_pair_values_a_to_be_greater_than_b, kwargs:
+      {column_A: temp_max, column_B: temp_min, or_equal: true}}
 governance: {schema_drift: error}
 """
 
