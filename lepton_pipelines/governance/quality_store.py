@@ -55,9 +55,7 @@ def quality_dir(lake: Lake, source: str, partition_key: str | None) -> UPath:
 
 def result_row(source: str, partition_key: str | None, stage: str, **values: Any) -> dict[str, Any]:
     row = {c: None for c in RESULT_COLUMNS}
-    row.update(
-        source=source, partition=partition_key or "", stage=stage, validated_at=datetime.now(UTC), **values
-    )
+    row.update(source=source, partition=partition_key or "", stage=stage, validated_at=datetime.now(UTC), **values)
     row["observed"] = None if row["observed"] is None else json.dumps(row["observed"], default=str)
     return row
 
