@@ -1,4 +1,5 @@
 """Lepton Pipelines: the data and model-delivery plane, as a Dagster code location."""
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -22,13 +23,20 @@ setup(
     packages=[
         *find_packages(exclude=["lepton_pipelines_tests*", "lepton_testkit*", "bench*"]),
         "lepton_pipelines.defs.sources",
-        *(f"lepton_pipelines.defs.sources.{p.name}" for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir()) if p.is_dir() and p.name != "__pycache__"),
+        *(
+            f"lepton_pipelines.defs.sources.{p.name}"
+            for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir())
+            if p.is_dir() and p.name != "__pycache__"
+        ),
     ],
     include_package_data=True,
-    package_data={"lepton_pipelines": ["defs/sources/*/defs.yaml", "models/*.yaml", "governance/expectations_manifest.json"]},
+    package_data={
+        "lepton_pipelines": ["defs/sources/*/defs.yaml", "models/*.yaml", "governance/expectations_manifest.json"]
+    },
     python_requires=">=3.11",
     install_requires=[
-        *COLLECTOR_REQUIRES,  # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...
+        # paho-mqtt, orjson (fast strict JSON), pandas, pyarrow, pydantic, s3fs, universal-pathlib, ...
+        *COLLECTOR_REQUIRES,
         f"dagster=={DAGSTER}",
         f"dagster-webserver=={DAGSTER}",
         f"dagster-graphql=={DAGSTER}",
@@ -45,7 +53,8 @@ setup(
         "kubernetes>=30",
         "kubernetes-validate>=1.30",
         "matplotlib>=3.8",
-        "duckdb>=1.1,<3",  # analytics marts, `lepton-lake sql` and the README's queries (SQL over Hive-partitioned Parquet)
+        # analytics marts, `lepton-lake sql` and the README's queries (SQL over Hive-partitioned Parquet)
+        "duckdb>=1.1,<3",
         "plotly>=6,<8",  # the self-contained HTML dashboard (plotly.js is inlined)
         "psutil>=5.9",
         "packaging>=23",
@@ -53,7 +62,11 @@ setup(
     ],
     extras_require={
         "test": [
-            f"dagster-dg-cli=={DAGSTER}",  # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
+            # lint + format, enforced by lepton_pipelines_tests/test_style.py
+            # (pinned: formatting changes between releases)
+            "ruff==0.17.6",
+            # `dg check defs` / `dg list defs` / `dg scaffold defs` (sources as Components)
+            f"dagster-dg-cli=={DAGSTER}",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
@@ -67,7 +80,7 @@ setup(
             "moto[server]>=5.0",
             "vega_datasets>=0.9",
             "playwright>=1.45,<2",
-            "ruff>=0.6",
+            "ruff==0.17.6",
         ],
     },
     entry_points={

@@ -22,6 +22,7 @@ each step, otherwise the tree may partly come from memory for all tools alike; t
 Run: .venv/bin/python bench/backup.py                     # 10 GB, 10,000 files (needs ~45 GB free)
      .venv/bin/python bench/backup.py --size-gb 1          # quick run: same file count, 100 KB files
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,15 +102,28 @@ def main() -> int:
     results: dict[str, float] = {}
     cold = not args.warm
     try:
-        print(f"simulated lake: {args.files:,} files, {total / 1e9:.2f} GB ({total // args.files:,} bytes each) in {scratch}")
+        print(
+            f"simulated lake: {args.files:,} files, {total / 1e9:.2f} GB ({total // args.files:,} bytes each) in "
+            f"{scratch}"
+        )
         started = time.perf_counter()
         make_lake(lake_dir, args.files, total)
         print(f"  generated in {time.perf_counter() - started:.1f} s")
         lake, repo = Lake(str(lake_dir)), BackupRepository(str(backup_dir))
 
         timed("cp -r", lambda: run(["cp", "-r", str(lake_dir), str(scratch / "cp-copy")]), results, cold)
-        timed("rsync -a (first)", lambda: run(["rsync", "-a", f"{lake_dir}/", f"{scratch / 'rsync-copy'}/"]), results, cold)
-        timed("rsync -a (unchanged)", lambda: run(["rsync", "-a", f"{lake_dir}/", f"{scratch / 'rsync-copy'}/"]), results, cold)
+        timed(
+            "rsync -a (first)",
+            lambda: run(["rsync", "-a", f"{lake_dir}/", f"{scratch / 'rsync-copy'}/"]),
+            results,
+            cold,
+        )
+        timed(
+            "rsync -a (unchanged)",
+            lambda: run(["rsync", "-a", f"{lake_dir}/", f"{scratch / 'rsync-copy'}/"]),
+            results,
+            cold,
+        )
         shutil.rmtree(scratch / "cp-copy")
         shutil.rmtree(scratch / "rsync-copy")
 
@@ -131,15 +145,22 @@ def main() -> int:
 
     print("\nratios (same run, same disk):")
     rows = [
-        ("backup (full)", "cp -r"), ("backup (full)", "rsync -a (first)"), ("verify (deep)", "cp -r"),
-        ("backup (unchanged)", "rsync -a (unchanged)"), ("backup --rehash", "cp -r"),
-        ("restore (empty lake)", "cp -r"), ("restore (unchanged)", "rsync -a (unchanged)"),
+        ("backup (full)", "cp -r"),
+        ("backup (full)", "rsync -a (first)"),
+        ("verify (deep)", "cp -r"),
+        ("backup (unchanged)", "rsync -a (unchanged)"),
+        ("backup --rehash", "cp -r"),
+        ("restore (empty lake)", "cp -r"),
+        ("restore (unchanged)", "rsync -a (unchanged)"),
     ]
     for ours, baseline in rows:
         print(f"  {ours:<22} / {baseline:<22} = {results[ours] / max(results[baseline], 1e-9):6.2f}x")
     gb = total / 1e9
-    print(f"\nthroughput: backup {gb / results['backup (full)']:.2f} GB/s, verify {gb / results['verify (deep)']:.2f} GB/s,"
-          f" cp -r {gb / results['cp -r']:.2f} GB/s")
+    print(
+        f"\nthroughput: backup {gb / results['backup (full)']:.2f} GB/s, verify {gb / results['verify (deep)']:.2f} "
+        "GB/s,"
+        f" cp -r {gb / results['cp -r']:.2f} GB/s"
+    )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"files": args.files, "bytes": total, "seconds": results}, indent=1))
     return 0

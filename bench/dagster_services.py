@@ -5,6 +5,7 @@ The instance is the repo's ``dagster.yaml`` (SQLite, queued run coordinator, def
 ``dagster api execute_run`` process per run) in a temporary DAGSTER_HOME; the code location is
 ``workspace.yaml``'s. Only the processes started here are stopped, by their process group.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,19 +76,35 @@ def instance_yaml(dequeue_interval_seconds: int | None, postgres_db: str | None 
         from urllib.parse import urlsplit
 
         url = urlsplit(os.environ.get(POSTGRES_URL_ENV, "postgresql://postgres@127.0.0.1:5432"))
-        config["storage"] = {"postgres": {"postgres_db": {
-            "hostname": url.hostname, "port": url.port or 5432, "username": url.username or "postgres",
-            "password": url.password or "", "db_name": postgres_db, "params": {}, "scheme": "postgresql+psycopg2"}}}
+        config["storage"] = {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": url.hostname,
+                    "port": url.port or 5432,
+                    "username": url.username or "postgres",
+                    "password": url.password or "",
+                    "db_name": postgres_db,
+                    "params": {},
+                    "scheme": "postgresql+psycopg2",
+                }
+            }
+        }
     return yaml.safe_dump(config, sort_keys=False)
 
 
 def _postgres(statement: str) -> None:
-    import psycopg2
     from urllib.parse import urlsplit
 
+    import psycopg2
+
     url = urlsplit(os.environ.get(POSTGRES_URL_ENV, "postgresql://postgres@127.0.0.1:5432"))
-    connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres",
-                                  password=url.password or "", dbname="postgres")
+    connection = psycopg2.connect(
+        host=url.hostname,
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password or "",
+        dbname="postgres",
+    )
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(statement)
@@ -101,18 +118,34 @@ class DagsterServices:
         if self.postgres_db:
             _postgres(f"CREATE DATABASE {self.postgres_db}")
         (self.home / "dagster.yaml").write_text(instance_yaml(dequeue_interval_seconds, self.postgres_db))
-        self.env = {**os.environ, **env, "DAGSTER_HOME": str(self.home), "PYTHONWARNINGS": "ignore",
-                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self.env = {
+            **os.environ,
+            **env,
+            "DAGSTER_HOME": str(self.home),
+            "PYTHONWARNINGS": "ignore",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
         self.port = free_port()
         self.processes: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "DagsterServices":
+    def __enter__(self) -> DagsterServices:
         # one process creates the SQLite storage first; the webserver and daemon racing to create it collide
-        subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=self.env, cwd=ROOT, check=True, capture_output=True)
-        for name, args in (("webserver", [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)]),
-                           ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])):
+        subprocess.run(
+            [str(BIN / "dagster"), "instance", "migrate"], env=self.env, cwd=ROOT, check=True, capture_output=True
+        )
+        for name, args in (
+            (
+                "webserver",
+                [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            ),
+            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]),
+        ):
             log = (self.home / f"{name}.log").open("w")
-            self.processes.append(subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            self.processes.append(
+                subprocess.Popen(
+                    args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
         self._wait_until_loaded()
         return self
 
@@ -131,7 +164,9 @@ class DagsterServices:
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             payload = json.loads(response.read())
         if "errors" in payload:
@@ -175,7 +210,10 @@ class DagsterServices:
         raise RuntimeError(f"run {run_id} did not finish in {timeout} s")
 
     def launch_backfill(self, asset_paths: list[list[str]], partitions: list[str]) -> str:
-        launched = self.graphql(LAUNCH_BACKFILL, {"params": {"partitionNames": partitions, "assetSelection": [{"path": p} for p in asset_paths]}})
+        launched = self.graphql(
+            LAUNCH_BACKFILL,
+            {"params": {"partitionNames": partitions, "assetSelection": [{"path": p} for p in asset_paths]}},
+        )
         launched = launched["launchPartitionBackfill"]
         if launched["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(launched)

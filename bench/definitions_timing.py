@@ -3,6 +3,7 @@
 Every Dagster process (CLI, webserver reload, daemon, each run worker) pays it, so each bench prints it
 beside its own figures, with the load average that was measured under.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def definitions_import_seconds(repeat: int = 3, module: str = "lepton_pipelines.definitions") -> list[float]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -33,7 +37,10 @@ def report_definitions_import(repeat: int = 3) -> float:
     times = definitions_import_seconds(repeat)
     floor = definitions_import_seconds(repeat, "dagster")  # what any Dagster code location pays
     median = statistics.median(times)
-    print(f"definitions import (python -c 'import lepton_pipelines.definitions'): median {median:.2f} s of {repeat} fresh "
-          f"interpreters (min {min(times):.2f} s; target ≤ 1.5 s on a quiet machine); 'import dagster' alone "
-          f"{statistics.median(floor):.2f} s; load average {load_average()}")
+    print(
+        f"definitions import (python -c 'import lepton_pipelines.definitions'): median {median:.2f} s of {repeat} "
+        "fresh "
+        f"interpreters (min {min(times):.2f} s; target ≤ 1.5 s on a quiet machine); 'import dagster' alone "
+        f"{statistics.median(floor):.2f} s; load average {load_average()}"
+    )
     return median

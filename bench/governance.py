@@ -4,6 +4,7 @@ is timed separately because a long-lived code server pays it once, not per parti
 
     .venv/bin/python bench/governance.py [rows]
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,7 +35,8 @@ expectations:
   - {expectation: expect_column_values_to_not_be_null, kwargs: {column: customer}}
   - {expectation: expect_column_values_to_be_between, kwargs: {column: amount, min_value: 0, max_value: 10000}}
   - {expectation: expect_column_values_to_be_between, kwargs: {column: quantity, min_value: 1, max_value: 100}}
-  - {expectation: expect_column_values_to_be_in_set, kwargs: {column: status, value_set: [new, paid, shipped, returned]}}
+  - {expectation: expect_column_values_to_be_in_set, kwargs:
+      {column: status, value_set: [new, paid, shipped, returned]}}
   - {expectation: expect_column_values_to_be_in_set, kwargs: {column: country, value_set: [DE, FR, NL, BE, AT, CH]}}
   - {expectation: expect_column_values_to_match_regex, kwargs: {column: customer, regex: "^C[0-9]{6}$"}}
   - {expectation: expect_column_values_to_be_unique, kwargs: {column: order_id}}
@@ -45,14 +47,16 @@ expectations:
 
 def make_frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    frame = pd.DataFrame({
-        "order_id": np.arange(rows),
-        "customer": pd.Series([f"C{i:06d}" for i in rng.integers(0, 999_999, rows)]),
-        "status": rng.choice(["new", "paid", "shipped", "returned"], rows),
-        "amount": rng.uniform(1, 5000, rows).round(2),
-        "quantity": rng.integers(1, 50, rows),
-        "country": rng.choice(["DE", "FR", "NL", "BE", "AT", "CH"], rows),
-    })
+    frame = pd.DataFrame(
+        {
+            "order_id": np.arange(rows),
+            "customer": pd.Series([f"C{i:06d}" for i in rng.integers(0, 999_999, rows)]),
+            "status": rng.choice(["new", "paid", "shipped", "returned"], rows),
+            "amount": rng.uniform(1, 5000, rows).round(2),
+            "quantity": rng.integers(1, 50, rows),
+            "country": rng.choice(["DE", "FR", "NL", "BE", "AT", "CH"], rows),
+        }
+    )
     bad = rng.choice(rows, rows // 1000, replace=False)  # 0.1% bad rows, spread over the checks
     frame.loc[bad[0::3], "amount"] = -5.0
     frame.loc[bad[1::3], "status"] = "lost"
@@ -68,7 +72,9 @@ def pandas_checks(frame: pd.DataFrame) -> dict[str, int]:
         "customer_not_null": int(customer.isna().sum()),
         "amount_between": int((~amount.between(0, 10000) & amount.notna()).sum()),
         "quantity_between": int((~frame["quantity"].between(1, 100)).sum()),
-        "status_in_set": int((~frame["status"].isin(["new", "paid", "shipped", "returned"]) & frame["status"].notna()).sum()),
+        "status_in_set": int(
+            (~frame["status"].isin(["new", "paid", "shipped", "returned"]) & frame["status"].notna()).sum()
+        ),
         "country_in_set": int((~frame["country"].isin(["DE", "FR", "NL", "BE", "AT", "CH"])).sum()),
         "customer_regex": int((~customer.dropna().str.match(r"^C[0-9]{6}$")).sum()),
         "order_id_unique": int(frame["order_id"].duplicated(keep=False).sum()),

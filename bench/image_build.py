@@ -13,6 +13,7 @@ build from; it is registered under its own name (``bench_device_anomaly``) in a 
 Run: LEPTON_BASE_IMAGE=lepton/python-base:bookworm LEPTON_IMAGE_REGISTRY=127.0.0.1:5000 \
      .venv/bin/python bench/image_build.py [--requests 400] [--seconds 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,13 @@ def register_model(lake_dir: Path) -> UPath:
     spec = model_by_name(MODEL)
     frame = telemetry(devices=20, messages_per_device=100, seed=7)
     trained = train_model(spec, frame)
-    card = build_card(spec, trained.metrics, trained.sample_input, library_versions(), {"data": "simulated telemetry", "rows": len(frame)})
+    card = build_card(
+        spec,
+        trained.metrics,
+        trained.sample_input,
+        library_versions(),
+        {"data": "simulated telemetry", "rows": len(frame)},
+    )
     registry = ModelRegistry(UPath(lake_dir) / "models", BENCH_NAME)
     return registry.version_dir(registry.write_version(serialize(trained.estimator), card).version)
 
@@ -100,7 +107,9 @@ def request_loop(port: int, body: bytes, max_requests: int, max_seconds: float) 
 
 def measure(port: int, rows: int, max_requests: int, max_seconds: float, clients: int) -> dict[str, float]:
     features = model_by_name(MODEL).feature_names
-    records = json.loads(telemetry(devices=10, messages_per_device=10, seed=3)[features].head(rows).to_json(orient="records"))
+    records = json.loads(
+        telemetry(devices=10, messages_per_device=10, seed=3)[features].head(rows).to_json(orient="records")
+    )
     body = json.dumps({"rows": records}).encode()
     request_loop(port, body, 20, 5)  # warm-up: connection, pandas code paths
     sequential = request_loop(port, body, max_requests, max_seconds)
@@ -153,7 +162,10 @@ def main() -> int:
 
     port = free_port()
     container = client.containers.run(
-        warm.reference, detach=True, network_mode="host", **HARDENING.docker_run_kwargs(),
+        warm.reference,
+        detach=True,
+        network_mode="host",
+        **HARDENING.docker_run_kwargs(),
         environment={"PORT": str(port), "HOST": "127.0.0.1"},
     )
     try:
@@ -168,11 +180,16 @@ def main() -> int:
     print(f"{'cold (no cache)':<28}{cold_s:>10.1f}{1.0:>10.2f}")
     print(f"{'warm (layer cache) + push':<28}{warm_s:>10.1f}{warm_s / cold_s:>10.2f}")
     print(f"image size: {warm.size_bytes / 1e6:.0f} MB (base image included)")
-    print(f"\n{'rows/request':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'rows/s':>12}{'rows/s ratio':>14}")
+    print(
+        f"\n{'rows/request':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}"
+        f"{'req/s':>10}{'rows/s':>12}{'rows/s ratio':>14}"
+    )
     baseline = serving[0]["rows_per_s"]
     for row in serving:
-        print(f"{row['rows']:<14}{row['requests']:>10}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
-              f"{row['req_per_s']:>10.1f}{row['rows_per_s']:>12.0f}{row['rows_per_s'] / baseline:>14.1f}")
+        print(
+            f"{row['rows']:<14}{row['requests']:>10}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
+            f"{row['req_per_s']:>10.1f}{row['rows_per_s']:>12.0f}{row['rows_per_s'] / baseline:>14.1f}"
+        )
     print(f"(latency: 1 sequential keep-alive client; throughput: {args.clients} concurrent clients)")
     return 0
 

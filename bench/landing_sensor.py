@@ -7,6 +7,7 @@ bare ``os.walk`` + ``stat`` of the same files.
 
     .venv/bin/python bench/landing_sensor.py [--files 10000] [--days 365]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def main() -> None:
         start = time.perf_counter()
         quiet = plan_landing_runs([source], lake, first.cursor)
         timings.append(("tick with nothing new", time.perf_counter() - start, quiet))
-        changed = os.path.join(lake_url, "landing", "transactions", f"date={days[len(days) // 2]}", f"part-{len(days) // 2:05d}.csv")
+        changed = os.path.join(
+            lake_url, "landing", "transactions", f"date={days[len(days) // 2]}", f"part-{len(days) // 2:05d}.csv"
+        )
         with open(changed, "a") as handle:
             handle.write("T1,1.0\n")
         start = time.perf_counter()
@@ -68,10 +71,15 @@ def main() -> None:
     print(f"{args.files:,} landing files over {args.days} daily partitions (local disk)")
     print(f"  floor: os.walk + stat of every file: {floor:.2f} s")
     for label, seconds, plan in timings:
-        print(f"  {label:32} {seconds:6.2f} s  ({seconds / floor:.1f}x the floor) → {len(plan.requests)} run request(s)"
-              f"{'' if seconds <= 5 else '  OVER the 5 s target'}")
-    print(f"  first tick: {len(first.requests)} run(s) for {files_in_runs:,} files (runs of consecutive days, ≤ the backfill "
-          f"policy's partitions per run); cursor {len(str(first.cursor)):,} characters")
+        print(
+            f"  {label:32} {seconds:6.2f} s  ({seconds / floor:.1f}x the floor) → {len(plan.requests)} run request(s)"
+            f"{'' if seconds <= 5 else '  OVER the 5 s target'}"
+        )
+    print(
+        f"  first tick: {len(first.requests)} run(s) for {files_in_runs:,} files (runs of consecutive days, ≤ the "
+        "backfill "
+        f"policy's partitions per run); cursor {len(str(first.cursor)):,} characters"
+    )
     print(f"load average at the end: {load_average()}")
 
 

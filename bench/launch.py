@@ -9,6 +9,7 @@ process that has already imported the code location. Targets (issue #12): launch
 
     .venv/bin/python bench/launch.py [--rows 400] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,14 +59,20 @@ def phase_in_process(lake_url: str, repeat: int) -> list[float]:
 
 def in_process_seconds(lake_url: str, repeat: int) -> list[float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, __file__, "--in-process", lake_url, "--repeat", str(repeat)], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--in-process", lake_url, "--repeat", str(repeat)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise SystemExit(f"in-process run failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def launch_runs(lake_url: str, dequeue_interval: int | None, repeat: int, postgres: bool) -> tuple[list[float], list[float]]:
+def launch_runs(
+    lake_url: str, dequeue_interval: int | None, repeat: int, postgres: bool
+) -> tuple[list[float], list[float]]:
     launched, run_only = [], []
     with DagsterServices({"LEPTON_LAKE_URL": lake_url}, dequeue_interval, postgres) as services:
         for _ in range(repeat):
@@ -84,9 +91,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--in-process", metavar="LAKE", help=argparse.SUPPRESS)
-    parser.add_argument("--dequeue-interval", type=int, default=None,
-                        help="also launch with the queued run coordinator dequeuing every N s (the repo's run_queue: 1 s; "
-                        "Dagster's default: 5 s)")
+    parser.add_argument(
+        "--dequeue-interval",
+        type=int,
+        default=None,
+        help="also launch with the queued run coordinator dequeuing every N s (the repo's run_queue: 1 s; "
+        "Dagster's default: 5 s)",
+    )
     parser.add_argument("--postgres", action="store_true", help="instance storage in a fresh Postgres database")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -99,24 +110,37 @@ def main() -> None:
     report_definitions_import()
     with tempfile.TemporaryDirectory(prefix="lepton-bench-launch-") as lake_url:
         generate_transactions(Lake(lake_url), PARTITION, args.rows)
-        variants = [("repo dagster.yaml", None)] + ([(f"dequeue every {args.dequeue_interval} s", args.dequeue_interval)]
-                                                     if args.dequeue_interval is not None else [])
+        variants = [("repo dagster.yaml", None)] + (
+            [(f"dequeue every {args.dequeue_interval} s", args.dequeue_interval)]
+            if args.dequeue_interval is not None
+            else []
+        )
         measured = {name: launch_runs(lake_url, interval, args.repeat, args.postgres) for name, interval in variants}
         local = in_process_seconds(lake_url, args.repeat)
 
     # The first in-process run is cold (GX imported, its context built, caches filled), as every launched
     # run is in its fresh run-worker process; the later ones are warm. Both are shown.
     cold, warm = local[0], statistics.median(local[1:]) if len(local) > 1 else local[0]
-    print(f"tiny transactions partition ({args.rows} rows), median of {args.repeat}; instance storage "
-          f"{'Postgres' if args.postgres else 'SQLite (the repo dagster.yaml)'}")
-    print(f"  in-process execute_job: cold (first in its process) {cold:.2f} s, warm {warm:.2f} s "
-          f"(each: {', '.join(f'{t:.2f}' for t in local)}); code location imported before the clock")
+    print(
+        f"tiny transactions partition ({args.rows} rows), median of {args.repeat}; instance storage "
+        f"{'Postgres' if args.postgres else 'SQLite (the repo dagster.yaml)'}"
+    )
+    print(
+        f"  in-process execute_job: cold (first in its process) {cold:.2f} s, warm {warm:.2f} s "
+        f"(each: {', '.join(f'{t:.2f}' for t in local)}); code location imported before the clock"
+    )
     for name, (launched, run_only) in measured.items():
         med_launched, med_run = statistics.median(launched), statistics.median(run_only)
-        print(f"  launched over GraphQL until SUCCESS ({name}): {med_launched:.2f} s (each: {', '.join(f'{t:.2f}' for t in launched)}); "
-              f"run process start→end {med_run:.2f} s, the rest is queue wait + run-worker start and code load")
-        print(f"    launched ≤ 5 s: {'OK' if med_launched <= 5 else 'OVER'}; launched / in-process cold {med_launched / cold:.2f}x, "
-              f"warm {med_launched / warm:.2f}x (target ≤ 2x)")
+        print(
+            f"  launched over GraphQL until SUCCESS ({name}): {med_launched:.2f} s (each: "
+            f"{', '.join(f'{t:.2f}' for t in launched)}); "
+            f"run process start→end {med_run:.2f} s, the rest is queue wait + run-worker start and code load"
+        )
+        print(
+            f"    launched ≤ 5 s: {'OK' if med_launched <= 5 else 'OVER'}; launched / in-process cold "
+            f"{med_launched / cold:.2f}x, "
+            f"warm {med_launched / warm:.2f}x (target ≤ 2x)"
+        )
     print(f"load average at the end: {load_average()}")
 
 

@@ -30,22 +30,22 @@
    ``autosave_interval`` (``--autosave`` list): the offline backlog drained is what each save rewrites,
    so this is the worst case for frequent saves. Reported as msgs/s and as a ratio to the first value.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
-
-import signal
-import threading
 
 import paho.mqtt.client as mqtt
 
@@ -57,7 +57,6 @@ from lepton_pipelines.iot.collector import batch_policy, load_source_settings, s
 from lepton_pipelines.iot.committer import LandingCommitter  # noqa: E402
 from lepton_pipelines.iot.connection import parse_mqtt_url, persistent_session_properties  # noqa: E402
 from lepton_pipelines.iot.ingest import SessionIngest  # noqa: E402
-from lepton_pipelines.lake.store import Lake  # noqa: E402
 from lepton_pipelines.iot.local_broker import (  # noqa: E402  (same adaptation of the shipped config as the tests)
     free_port,
     landed_keys,
@@ -65,6 +64,7 @@ from lepton_pipelines.iot.local_broker import (  # noqa: E402  (same adaptation 
     stop_broker,
     write_local_config,
 )
+from lepton_pipelines.lake.store import Lake  # noqa: E402
 
 PUBLISHERS = 4
 SOURCE_FILE = REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml"
@@ -83,13 +83,40 @@ def queue_backlog(port: int, messages: int, tag: str) -> float:
     for p in range(PUBLISHERS):
         device = f"{tag}-{p}"
         lines = "".join(
-            json.dumps({"device_id": device, "ts": 1767571200 + i / 1000, "seq": i, "temperature": 20 + (i % 50) / 10,
-                        "humidity": 45.5, "vibration": 0.05, "battery": 88.0}, separators=(",", ":")) + "\n"
+            json.dumps(
+                {
+                    "device_id": device,
+                    "ts": 1767571200 + i / 1000,
+                    "seq": i,
+                    "temperature": 20 + (i % 50) / 10,
+                    "humidity": 45.5,
+                    "vibration": 0.05,
+                    "battery": 88.0,
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
             for i in range(per)
         )
         process = subprocess.Popen(
-            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "lepton-gateway", "-P", GATEWAY_PASSWORD,
-             "-q", "1", "-V", "mqttv5", "-t", f"lepton/devices/{device}/telemetry", "-l"],
+            [
+                "mosquitto_pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-u",
+                "lepton-gateway",
+                "-P",
+                GATEWAY_PASSWORD,
+                "-q",
+                "1",
+                "-V",
+                "mqttv5",
+                "-t",
+                f"lepton/devices/{device}/telemetry",
+                "-l",
+            ],
             stdin=subprocess.PIPE,
         )
         processes.append((process, lines))
@@ -176,10 +203,27 @@ def measure(port: int, n: int, client_id: str, tag: str, drain) -> float:
 
 def latency_phase(port: int, lake_dir: Path, messages: int, rate: float) -> list[float]:
     http_port = free_port()
-    env = {**os.environ, "LEPTON_MQTT_URL": f"mqtt://lepton-collector:{COLLECTOR_PASSWORD}@127.0.0.1:{port}",
-           "LEPTON_LAKE_URL": str(lake_dir), "LEPTON_LOG_LEVEL": "WARNING"}
-    collector = subprocess.Popen([sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1",
-                                  "--http-port", str(http_port), "--client-id", "bench-latency"], cwd=REPO, env=env)
+    env = {
+        **os.environ,
+        "LEPTON_MQTT_URL": f"mqtt://lepton-collector:{COLLECTOR_PASSWORD}@127.0.0.1:{port}",
+        "LEPTON_LAKE_URL": str(lake_dir),
+        "LEPTON_LOG_LEVEL": "WARNING",
+    }
+    collector = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lepton_pipelines.iot.collector",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--client-id",
+            "bench-latency",
+        ],
+        cwd=REPO,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the session must exist before we publish
         try:
@@ -213,7 +257,9 @@ def latency_phase(port: int, lake_dir: Path, messages: int, rate: float) -> list
     latencies = []
     for path in (lake_dir / "landing" / "device_telemetry").glob("date=*/*.jsonl"):
         committed_at = path.stat().st_ctime  # the rename that published the file
-        latencies += [committed_at - json.loads(line)["ts"] for line in path.read_bytes().splitlines()]  # ts: epoch, as sent
+        latencies += [
+            committed_at - json.loads(line)["ts"] for line in path.read_bytes().splitlines()
+        ]  # ts: epoch, as sent
     return latencies
 
 
@@ -248,10 +294,28 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
     database = tmp_path / "kill-broker" / "data" / "mosquitto.db"
     lake_dir = tmp_path / "lake-kill"
     http_port = free_port()
-    env = {**os.environ, "LEPTON_MQTT_URL": f"mqtt://lepton-collector:{COLLECTOR_PASSWORD}@127.0.0.1:{port}",
-           "LEPTON_LAKE_URL": str(lake_dir), "LEPTON_LOG_LEVEL": "ERROR", "PYTHONPATH": str(REPO)}
-    collector = subprocess.Popen([sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1",
-                                  "--http-port", str(http_port), "--client-id", "bench-kill"], cwd=REPO, env=env)
+    env = {
+        **os.environ,
+        "LEPTON_MQTT_URL": f"mqtt://lepton-collector:{COLLECTOR_PASSWORD}@127.0.0.1:{port}",
+        "LEPTON_LAKE_URL": str(lake_dir),
+        "LEPTON_LOG_LEVEL": "ERROR",
+        "PYTHONPATH": str(REPO),
+    }
+    collector = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lepton_pipelines.iot.collector",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--client-id",
+            "bench-kill",
+        ],
+        cwd=REPO,
+        env=env,
+    )
     result: dict = {}
     try:
         assert wait_ready(http_port), "collector did not become ready"
@@ -269,7 +333,8 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
         acked_mids: set[int] = set()  # PUBACK received: the broker took responsibility for the message
         # No lock: set.add is atomic, and a lock held around publish() deadlocks with paho's callback thread.
         client.on_publish = lambda c, userdata, mid, reason_code, properties: (
-            None if reason_code.is_failure else acked_mids.add(mid))
+            None if reason_code.is_failure else acked_mids.add(mid)
+        )
         client.connect("127.0.0.1", port)
         client.loop_start()
         kill_at = messages // 3
@@ -277,7 +342,9 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
         infos = []
         for i in range(messages):
             device, seq = f"kill-{i % devices}", i // devices
-            payload = json.dumps({"device_id": device, "ts": 1767571200 + seq, "seq": seq, "temperature": 21.0}).encode()
+            payload = json.dumps(
+                {"device_id": device, "ts": 1767571200 + seq, "seq": seq, "temperature": 21.0}
+            ).encode()
             infos.append(((device, seq), client.publish(f"lepton/devices/{device}/telemetry", payload, qos=1)))
             if i == kill_at:
                 committed_before = collector_metric(http_port, "lepton_collector_messages_committed_total")
@@ -305,8 +372,11 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
         watcher.join(timeout=60)
         landed = landed_keys(lake_dir)
         result.update(
-            published=messages, broker_acked=len(acked), landed_unique=len(set(landed)),
-            duplicates=len(landed) - len(set(landed)), loss=len(acked - set(landed)),
+            published=messages,
+            broker_acked=len(acked),
+            landed_unique=len(set(landed)),
+            duplicates=len(landed) - len(set(landed)),
+            loss=len(acked - set(landed)),
             unacked_by_broker=messages - len(acked),
             committed_without_ack=collector_metric(http_port, "lepton_collector_committed_without_ack_total"),
             sessions_lost=collector_metric(http_port, "lepton_collector_sessions_lost_total"),
@@ -333,7 +403,9 @@ def _watch_recovery(http_port: int, restarted: float, result: dict) -> None:
         time.sleep(0.02)
 
 
-def autosave_phase(tmp_path: Path, n: int, settings: MqttSettings, intervals: list[int]) -> tuple[list[tuple[int, float]], float]:
+def autosave_phase(
+    tmp_path: Path, n: int, settings: MqttSettings, intervals: list[int]
+) -> tuple[list[tuple[int, float]], float]:
     """Phase 4: collector drain throughput on brokers that differ only in ``autosave_interval``, and the
     time one save of an ``n``-message offline backlog takes (median of 3 forced saves, SIGUSR1):
     Mosquitto is single-threaded, so that is how long the broker serves nobody at each autosave."""
@@ -375,7 +447,9 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=float, default=2_000)
     parser.add_argument("--kill-messages", type=int, default=20_000)
     parser.add_argument("--kill-rate", type=float, default=2_000)
-    parser.add_argument("--autosave", default="30,5,1", help="autosave_interval values to compare (phase 4); empty: skip")
+    parser.add_argument(
+        "--autosave", default="30,5,1", help="autosave_interval values to compare (phase 4); empty: skip"
+    )
     parser.add_argument("--skip-throughput", action="store_true", help="phases 3 and 4 only")
     args = parser.parse_args()
     from definitions_timing import report_definitions_import
@@ -390,21 +464,38 @@ def main() -> int:
             throughput_phases(tmp_path, n, settings, args)
         kill = broker_kill_phase(tmp_path, args.kill_messages, args.kill_rate)
         autosave, save_seconds = autosave_phase(tmp_path, n, settings, intervals) if intervals else ([], float("nan"))
-    print(f"broker kill -9 mid-stream ({kill['published']:,} msgs at {args.kill_rate:,.0f} msgs/s over 20 devices, shipped "
-          f"autosave_interval {shipped_autosave()} s; first save awaited {kill['waited_for_first_save_s']:.1f} s): "
-          f"loss {kill['loss']} of {kill['broker_acked']:,} broker-acknowledged (target 0); "
-          f"{kill['unacked_by_broker']} never acknowledged; {kill['duplicates']} duplicate(s) for clean to remove; "
-          f"{kill['committed_without_ack']:.0f} held message(s) committed without ack; sessions lost {kill['sessions_lost']:.0f}")
-    print(f"recovery: broker restart {kill.get('broker_restart_s', float('nan')):.2f} s, collector subscribed again "
-          f"{kill.get('resubscribed_after_s', float('nan')):.2f} s and committing new messages "
-          f"{kill.get('committing_again_after_s', float('nan')):.2f} s after the restart")
+    print(
+        f"broker kill -9 mid-stream ({kill['published']:,} msgs at {args.kill_rate:,.0f} msgs/s over 20 devices, "
+        "shipped "
+        f"autosave_interval {shipped_autosave()} s; first save awaited {kill['waited_for_first_save_s']:.1f} s): "
+        f"loss {kill['loss']} of {kill['broker_acked']:,} broker-acknowledged (target 0); "
+        f"{kill['unacked_by_broker']} never acknowledged; {kill['duplicates']} duplicate(s) for clean to remove; "
+        f"{kill['committed_without_ack']:.0f} held message(s) committed without ack; sessions lost "
+        f"{kill['sessions_lost']:.0f}"
+    )
+    print(
+        f"recovery: broker restart {kill.get('broker_restart_s', float('nan')):.2f} s, collector subscribed again "
+        f"{kill.get('resubscribed_after_s', float('nan')):.2f} s and committing new messages "
+        f"{kill.get('committing_again_after_s', float('nan')):.2f} s after the restart"
+    )
     if autosave:
         base = autosave[0][1]
-        print("autosave cost (collector draining a " + f"{n:,}-message offline backlog): " + "; ".join(
-            f"autosave_interval {interval} s: {rate:,.0f} msgs/s ({rate / base:.2f}x)" for interval, rate in autosave))
-        print(f"one save with {n:,} messages queued: {save_seconds * 1000:.0f} ms (the broker is blocked meanwhile: "
-              + ", ".join(f"{save_seconds / interval:.1%} of the time at autosave_interval {interval} s" for interval, _ in autosave)
-              + " while such a backlog exists)")
+        print(
+            "autosave cost (collector draining a "
+            + f"{n:,}-message offline backlog): "
+            + "; ".join(
+                f"autosave_interval {interval} s: {rate:,.0f} msgs/s ({rate / base:.2f}x)"
+                for interval, rate in autosave
+            )
+        )
+        print(
+            f"one save with {n:,} messages queued: {save_seconds * 1000:.0f} ms (the broker is blocked meanwhile: "
+            + ", ".join(
+                f"{save_seconds / interval:.1%} of the time at autosave_interval {interval} s"
+                for interval, _ in autosave
+            )
+            + " while such a backlog exists)"
+        )
     return 0
 
 
@@ -423,15 +514,24 @@ def throughput_phases(tmp_path: Path, n: int, settings: MqttSettings, args) -> N
         lake_dir = tmp_path / "lake"
         lake = Lake(str(lake_dir))
         bare = [
-            ("bare paho loop_forever (auto-ack, count only)",
-             measure(port, n, "bench-bare-1", "bare1", lambda cid: bare_subscriber(port, cid, n, "forever"))),
-            ("bare paho burst loop (auto-ack, count only)",
-             measure(port, n, "bench-bare-2", "bare2", lambda cid: bare_subscriber(port, cid, n, "burst"))),
+            (
+                "bare paho loop_forever (auto-ack, count only)",
+                measure(port, n, "bench-bare-1", "bare1", lambda cid: bare_subscriber(port, cid, n, "forever")),
+            ),
+            (
+                "bare paho burst loop (auto-ack, count only)",
+                measure(port, n, "bench-bare-2", "bare2", lambda cid: bare_subscriber(port, cid, n, "burst")),
+            ),
         ]
-        collector_seconds = measure(port, n, "bench-collector", "coll",
-                                    lambda cid: collector_drain(port, lake, settings, cid, n))
-        bare.append(("bare paho loop_forever, again", measure(
-            port, n, "bench-bare-3", "bare3", lambda cid: bare_subscriber(port, cid, n, "forever"))))
+        collector_seconds = measure(
+            port, n, "bench-collector", "coll", lambda cid: collector_drain(port, lake, settings, cid, n)
+        )
+        bare.append(
+            (
+                "bare paho loop_forever, again",
+                measure(port, n, "bench-bare-3", "bare3", lambda cid: bare_subscriber(port, cid, n, "forever")),
+            )
+        )
         coll_unique = len([k for k in set(landed_keys(lake_dir)) if k[0].startswith("coll-")])
 
         latency_dir = tmp_path / "lake-latency"
@@ -449,9 +549,13 @@ def throughput_phases(tmp_path: Path, n: int, settings: MqttSettings, args) -> N
     print(f"collector (parse, commit jsonl + fsync, then ack): {coll_rate:,.0f} msgs/s ({collector_seconds:.2f}s)")
     print(f"ratio collector / fastest bare: {coll_rate / best_bare:.2f} (target >= 0.80)")
     print(f"loss (throughput phase): {n - coll_unique} of {n:,} (unique device_id, seq in committed landing files)")
-    print(f"latency publish -> committed ({len(latencies):,} msgs at {args.latency_rate:,.0f} msgs/s, collector process): "
-          f"p50 {quantiles[49] * 1000:.0f} ms, p99 {quantiles[98] * 1000:.0f} ms; "
-          f"loss {args.latency_messages - len(latency_keys)}", flush=True)
+    print(
+        f"latency publish -> committed ({len(latencies):,} msgs at {args.latency_rate:,.0f} msgs/s, collector "
+        "process): "
+        f"p50 {quantiles[49] * 1000:.0f} ms, p99 {quantiles[98] * 1000:.0f} ms; "
+        f"loss {args.latency_messages - len(latency_keys)}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

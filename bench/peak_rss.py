@@ -1,5 +1,6 @@
 """Peak RSS of this process while a block runs, shared by the benchmarks (run as ``python bench/<name>.py``,
 so this folder is on ``sys.path``)."""
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,7 @@ class PeakRss:
             self.peak = max(self.peak, self._proc.memory_info().rss)
             time.sleep(0.02)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 

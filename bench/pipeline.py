@@ -23,6 +23,7 @@ the Arrow size of the table.
 
     .venv/bin/python bench/pipeline.py [--rows 1000000] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,18 @@ import time
 from peak_rss import PeakRss  # bench/ is on sys.path: the script's own folder
 
 PARTITION = "2026-11-25"
-COLUMNS = ("txn_id", "customer_id", "event_ts", "amount", "currency", "merchant_category", "channel", "country", "status", "is_fraud")
+COLUMNS = (
+    "txn_id",
+    "customer_id",
+    "event_ts",
+    "amount",
+    "currency",
+    "merchant_category",
+    "channel",
+    "country",
+    "status",
+    "is_fraud",
+)
 
 
 def phase_baseline(lake_url: str) -> dict:
@@ -51,7 +63,13 @@ def phase_baseline(lake_url: str) -> dict:
         table = read_landing_like_the_baseline(lake_url)
         pq.write_table(table, out)
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": table.num_rows, "arrow_bytes": table.nbytes, "peak_rss": mem.peak, "base_rss": mem.base}
+    return {
+        "seconds": seconds,
+        "rows": table.num_rows,
+        "arrow_bytes": table.nbytes,
+        "peak_rss": mem.peak,
+        "base_rss": mem.base,
+    }
 
 
 def transactions_job():
@@ -66,7 +84,9 @@ def transactions_job():
     from lepton_pipelines.sources.registry import load_sources
 
     sources = [s for s in load_sources() if s.name == "transactions"]
-    defs = dg.Definitions.merge(build_sources_defs(sources), build_governance_defs(sources), dg.Definitions(resources=RESOURCES))
+    defs = dg.Definitions.merge(
+        build_sources_defs(sources), build_governance_defs(sources), dg.Definitions(resources=RESOURCES)
+    )
     return defs.resolve_job_def(source_job_name("transactions"))
 
 
@@ -84,7 +104,10 @@ def read_landing_like_the_baseline(lake_url: str, dictionary_text: bool = False)
     convert = pacsv.ConvertOptions(auto_dict_encode=dictionary_text)
     tables = [pacsv.read_csv(f, parse_options=skip_bad, convert_options=convert) for f in files]
     disagree = {n for n in tables[0].schema.names if len({t.schema.field(n).type for t in tables}) > 1}
-    tables = [t.cast(pa.schema([pa.field(f.name, pa.string() if f.name in disagree else f.type) for f in t.schema])) for t in tables]
+    tables = [
+        t.cast(pa.schema([pa.field(f.name, pa.string() if f.name in disagree else f.type) for f in t.schema]))
+        for t in tables
+    ]
     return pa.concat_tables(tables)
 
 
@@ -92,23 +115,29 @@ def floor_job():
     """Three assets shaped like a source's stages, doing none of the work (see the module docstring)."""
     import dagster as dg
 
+    from lepton_pipelines.governance import clean_check_specs, governed_check_specs, raw_check_specs
     from lepton_pipelines.lake.io_manager import LakeIOManager
     from lepton_pipelines.lake.resource import LakeResource
     from lepton_pipelines.lake.store import Lake
-
-    from lepton_pipelines.governance import clean_check_specs, governed_check_specs, raw_check_specs
     from lepton_pipelines.sources.registry import load_sources
 
     source = next(s for s in load_sources() if s.name == "transactions")
     partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
     keys = {zone: dg.AssetKey(["transactions", zone]) for zone in ("raw", "clean", "governed")}
     # the same check names as the real stages carry, each reported passed without evaluating anything
-    checks = {zone: [spec.name for spec in specs(source)]
-              for zone, specs in (("raw", raw_check_specs), ("clean", clean_check_specs), ("governed", governed_check_specs))}
+    checks = {
+        zone: [spec.name for spec in specs(source)]
+        for zone, specs in (("raw", raw_check_specs), ("clean", clean_check_specs), ("governed", governed_check_specs))
+    }
 
     def stage(zone: str, upstream: str | None):
-        @dg.asset(key=keys[zone], deps=[keys[upstream]] if upstream else [], partitions_def=partitions, io_manager_key="lake_io",
-                  check_specs=[dg.AssetCheckSpec(name, asset=keys[zone]) for name in checks[zone]])
+        @dg.asset(
+            key=keys[zone],
+            deps=[keys[upstream]] if upstream else [],
+            partitions_def=partitions,
+            io_manager_key="lake_io",
+            check_specs=[dg.AssetCheckSpec(name, asset=keys[zone]) for name in checks[zone]],
+        )
         def asset(context):  # unannotated: this module has postponed annotations, Dagster resolves them
             lake_url = os.environ["LEPTON_LAKE_URL"]
             if upstream is None:
@@ -122,7 +151,11 @@ def floor_job():
         return asset
 
     assets = [stage("raw", None), stage("clean", "raw"), stage("governed", "clean")]
-    defs = dg.Definitions(assets=assets, resources={"lake_io": LakeIOManager(lake=LakeResource())}, jobs=[dg.define_asset_job("floor", selection=assets)])
+    defs = dg.Definitions(
+        assets=assets,
+        resources={"lake_io": LakeIOManager(lake=LakeResource())},
+        jobs=[dg.define_asset_job("floor", selection=assets)],
+    )
     return defs.resolve_job_def("floor")
 
 
@@ -141,6 +174,7 @@ def run_job(job_fn, lake_url: str) -> dict:
     # definitions load did before, so time and memory compare with earlier figures: this bench measures
     # the data work; bench/launch.py measures a cold run, import included.
     import great_expectations  # noqa: F401
+
     with dg.instance_for_test() as instance:  # a persistent (SQLite) instance, as a deployment has
         with PeakRss() as mem:
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -155,8 +189,14 @@ def run_job(job_fn, lake_url: str) -> dict:
     from lepton_pipelines.lake.store import Lake
 
     governed = len(Lake(lake_url).read_table("governed", "transactions", PARTITION))
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "success": success, "governed_rows": governed, "peak_rss": mem.peak,
-            "base_rss": mem.base}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "success": success,
+        "governed_rows": governed,
+        "peak_rss": mem.peak,
+        "base_rss": mem.base,
+    }
 
 
 def duckdb_peer_sql(lake_url: str, out: str) -> list[str]:
@@ -166,12 +206,14 @@ def duckdb_peer_sql(lake_url: str, out: str) -> list[str]:
     text = lambda c: f"NULLIF(trim({c}), '')"  # noqa: E731 — trim, and an empty field is a null
     return [
         f"""CREATE TABLE raw AS SELECT
-              {text('txn_id')} AS txn_id, {text('customer_id')} AS customer_id,
+              {text("txn_id")} AS txn_id, {text("customer_id")} AS customer_id,
               TRY_CAST(trim(event_ts) AS TIMESTAMPTZ) AS event_ts, TRY_CAST(trim(amount) AS DOUBLE) AS amount,
-              {text('currency')} AS currency, {text('merchant_category')} AS merchant_category, {text('channel')} AS channel,
-              {text('country')} AS country, {text('status')} AS status, TRY_CAST(trim(is_fraud) AS BOOLEAN) AS is_fraud,
+              {text("currency")} AS currency, {text("merchant_category")} AS merchant_category,
+                  {text("channel")} AS channel,
+              {text("country")} AS country, {text("status")} AS status, TRY_CAST(trim(is_fraud) AS BOOLEAN) AS is_fraud,
               filename AS _source_file
-            FROM read_csv('{files}', header=true, columns={{{varchar}}}, ignore_errors=true, filename=true, parallel=true)""",
+            FROM read_csv('{files}', header=true, columns={{{varchar}}}, ignore_errors=true, filename=true,
+                parallel=true)""",
         f"COPY raw TO '{out}/raw.parquet' (FORMAT parquet, COMPRESSION zstd)",
         """CREATE TABLE clean AS SELECT
               txn_id, customer_id, event_ts, amount, upper(currency) AS currency,
@@ -215,7 +257,9 @@ def phase_floor(lake_url: str) -> dict:
 
 
 def run_phase(name: str, lake_url: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", name, "--lake", lake_url], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--lake", lake_url], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise SystemExit(f"{name} phase failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -260,24 +304,40 @@ def main() -> None:
     ratio = pipe["seconds"] / base["seconds"]
     mem_above_import = pipe["peak_rss"] - pipe["base_rss"]
     mem_ratio = mem_above_import / base["arrow_bytes"]
-    print(f"transactions partition: {rows:,} landed rows, {manifest.expected_governed:,} expected governed, pipeline governed {pipe['governed_rows']:,} (success={pipe['success']})")
+    print(
+        f"transactions partition: {rows:,} landed rows, {manifest.expected_governed:,} expected governed, pipeline "
+        f"governed {pipe['governed_rows']:,} (success={pipe['success']})"
+    )
     print(f"median of {len(runs['pipeline'])} interleaved runs per phase, each in its own process")
     print(f"{'':40}{'seconds':>10}{'rows/s':>14}{'× baseline':>12}{'peak RSS MiB':>15}")
-    for label, run in (("baseline (pyarrow csv→pq)", base), ("DuckDB peer (same rules, SQL)", peer),
-                       ("floor (same job shape, no work)", floor), ("raw → clean → governed", pipe)):
-        print(f"{label:40}{run['seconds']:>10.2f}{rows / run['seconds']:>14,.0f}{run['seconds'] / base['seconds']:>12.2f}{run['peak_rss'] / mib:>15.0f}")
+    for label, run in (
+        ("baseline (pyarrow csv→pq)", base),
+        ("DuckDB peer (same rules, SQL)", peer),
+        ("floor (same job shape, no work)", floor),
+        ("raw → clean → governed", pipe),
+    ):
+        print(
+            f"{label:40}{run['seconds']:>10.2f}{rows / run['seconds']:>14,.0f}"
+            f"{run['seconds'] / base['seconds']:>12.2f}{run['peak_rss'] / mib:>15.0f}"
+        )
     print(f"time ratio pipeline/baseline: {ratio:.2f}x (target ≤ 4x) {'OK' if ratio <= 4 else 'OVER'}")
     print(
-        f"of which the floor (Dagster run, three Parquet publishes, reads between steps) {floor['seconds'] / base['seconds']:.2f}x "
+        "of which the floor (Dagster run, three Parquet publishes, reads between steps) "
+        f"{floor['seconds'] / base['seconds']:.2f}x "
         f"and typing, cleaning, quarantine and validation {(pipe['seconds'] - floor['seconds']) / base['seconds']:.2f}x"
     )
     print(
         f"memory: Arrow size of the table {base['arrow_bytes'] / mib:.0f} MiB; pipeline peak above its post-import RSS "
         f"{mem_above_import / mib:.0f} MiB = {mem_ratio:.2f}x (target ≤ 3.5x) {'OK' if mem_ratio <= 3.5 else 'OVER'}; "
-        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB; DuckDB peer peak above its start {(peer['peak_rss'] - peer['base_rss']) / mib:.0f} MiB"
+        f"post-import RSS {pipe['base_rss'] / mib:.0f} MiB; DuckDB peer peak above its start "
+        f"{(peer['peak_rss'] - peer['base_rss']) / mib:.0f} MiB"
     )
     peer_ratio = pipe["seconds"] / peer["seconds"]
-    counts = {"pipeline": pipe["governed_rows"], "duckdb peer": peer["governed_rows"], "generator": manifest.expected_governed}
+    counts = {
+        "pipeline": pipe["governed_rows"],
+        "duckdb peer": peer["governed_rows"],
+        "generator": manifest.expected_governed,
+    }
     print(f"governed rows: {counts} {'(equal)' if len(set(counts.values())) == 1 else 'MISMATCH'}")
     print(f"time ratio pipeline/DuckDB peer: {peer_ratio:.2f}x (target ≤ 1.2x) {'OK' if peer_ratio <= 1.2 else 'OVER'}")
     print(f"load average at the end: {load_average()}")

@@ -6,6 +6,7 @@ every problem in every YAML file) — merges them, and binds the resources of th
 (``lepton_pipelines.resources``, chosen by ``LEPTON_ENV``) to every key they use. The folders' modules are imported as
 modules, not their ``defs`` names: Dagster refuses a module with several Definitions at module scope.
 """
+
 from __future__ import annotations
 
 import gc

@@ -10,12 +10,13 @@ every asset's partition status and the asset-check history show them. It prints 
 The sample sources' ``start_date`` (in their YAML) is where their partitions begin; by default the
 demo fills every day from there to ``--date``, at most ``MAX_DEFAULT_DAYS`` of them.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -42,7 +43,10 @@ DOWNSTREAM = (
 ASSET_JOB = "__ASSET_JOB"  # the job the UI's "Materialize" button launches
 DEVICE_SOURCE = "device_telemetry"  # the sample streaming source, simulated without a broker
 # What workspace.yaml in the repository says, for an installed package run outside the repository.
-WORKSPACE_YAML = "load_from:\n  - python_module:\n      module_name: lepton_pipelines.definitions\n      location_name: lepton_pipelines\n"
+WORKSPACE_YAML = (
+    "load_from:\n  - python_module:\n      module_name: lepton_pipelines.definitions\n      location_name: "
+    "lepton_pipelines\n"
+)
 
 
 def demo_days(last: date, days: int | None, first_partition: date) -> list[str]:
@@ -62,10 +66,20 @@ def demo_days(last: date, days: int | None, first_partition: date) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lepton-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--date", default=(date.today() - timedelta(days=1)).isoformat(), help="last partition to fill (YYYY-MM-DD; default yesterday)")
-    parser.add_argument("--days", type=int, default=None,
-                        help=f"how many days up to --date (default: from the sample sources' start_date, at most {MAX_DEFAULT_DAYS})")
+    parser = argparse.ArgumentParser(
+        prog="lepton-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--date",
+        default=(date.today() - timedelta(days=1)).isoformat(),
+        help="last partition to fill (YYYY-MM-DD; default yesterday)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help=f"how many days up to --date (default: from the sample sources' start_date, at most {MAX_DEFAULT_DAYS})",
+    )
     parser.add_argument("--size", default="tiny", help=f"sample rows per day: {', '.join(SIZES)} or a row count")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (default 2)")
     args = parser.parse_args(argv)
@@ -76,12 +90,17 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = load_sources()
     partitioned = [s for s in sources if s.spec.is_partitioned]
-    first_partition = min((date.fromisoformat(s.spec.start_date) for s in partitioned), default=date.fromisoformat(args.date))
+    first_partition = min(
+        (date.fromisoformat(s.spec.start_date) for s in partitioned), default=date.fromisoformat(args.date)
+    )
     days = demo_days(date.fromisoformat(args.date), args.days, first_partition)
     size = int(args.size) if args.size.isdigit() else args.size
 
     lake = Lake()
-    print(f"lepton-demo: writing sample landing files for {days[0]} .. {days[-1]} ({len(days)} day{'s' if len(days) != 1 else ''}) into {lake.url}/landing")
+    print(
+        f"lepton-demo: writing sample landing files for {days[0]} .. {days[-1]} ({len(days)} "
+        f"day{'s' if len(days) != 1 else ''}) into {lake.url}/landing"
+    )
     manifests = {}
     for day in days:
         manifests = generate_all(lake, day, size)
@@ -99,17 +118,33 @@ def main(argv: list[str] | None = None) -> int:
     # The streaming telemetry's newest partition is today's, still open: fill it too, so its freshness
     # check (which expects that partition) starts green.
     telemetry_job = source_job_name(DEVICE_SOURCE)
-    newest = defs.resolve_job_def(telemetry_job).partitions_def.get_last_partition_key() if telemetry_job in per_day else None
+    newest = (
+        defs.resolve_job_def(telemetry_job).partitions_def.get_last_partition_key()
+        if telemetry_job in per_day
+        else None
+    )
     if newest == (date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat():
         _simulate_devices(lake, newest, size)
         requests.append(LaunchRequest(telemetry_job, newest, tags=DEMO_TAGS, run_config=QUIET))
-    requests += [LaunchRequest(source_job_name(s.name), tags=DEMO_TAGS, run_config=QUIET) for s in sources if not s.spec.is_partitioned]
-    print(f"lepton-demo: launching {len(requests) + 1} runs through the Dagster instance at {instance.root_directory} "
-          f"({args.parallel} at a time)")
+    requests += [
+        LaunchRequest(source_job_name(s.name), tags=DEMO_TAGS, run_config=QUIET)
+        for s in sources
+        if not s.spec.is_partitioned
+    ]
+    print(
+        f"lepton-demo: launching {len(requests) + 1} runs through the Dagster instance at {instance.root_directory} "
+        f"({args.parallel} at a time)"
+    )
     with InstanceLauncher(instance, _workspace_file(instance)) as launcher:
-        runs = launcher.run_all(requests, parallel=args.parallel, on_finish=lambda request, run: _report(instance, request.label, run))
-        downstream = LaunchRequest(ASSET_JOB, asset_selection=[dg.AssetKey(k) for k in DOWNSTREAM], tags=DEMO_TAGS, run_config=QUIET)
-        runs += launcher.run_all([downstream], on_finish=lambda request, run: _report(instance, "downstream assets", run))
+        runs = launcher.run_all(
+            requests, parallel=args.parallel, on_finish=lambda request, run: _report(instance, request.label, run)
+        )
+        downstream = LaunchRequest(
+            ASSET_JOB, asset_selection=[dg.AssetKey(k) for k in DOWNSTREAM], tags=DEMO_TAGS, run_config=QUIET
+        )
+        runs += launcher.run_all(
+            [downstream], on_finish=lambda request, run: _report(instance, "downstream assets", run)
+        )
     ok = all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
 
     last = days[-1]
@@ -118,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         partition = last if source.spec.is_partitioned else None
         counts = [_rows(lake, zone, source.name, partition) for zone in ("raw", "clean", "governed")]
         expected = manifests[source.name].expected_governed if source.name in manifests else "-"
-        print(f"  {source.name:<16}" + "".join(f"{c:>8}" for c in counts) + f"{quarantined_rows(lake, source.name, partition):>12}   ({expected})")
+        print(
+            f"  {source.name:<16}"
+            + "".join(f"{c:>8}" for c in counts)
+            + f"{quarantined_rows(lake, source.name, partition):>12}   ({expected})"
+        )
 
     home = os.environ.get("DAGSTER_HOME", "")
     print(f"\nThe lake is at: {lake.url}")
@@ -142,16 +181,24 @@ def _workspace_file(instance: dg.DagsterInstance) -> Path:
 
 def duckdb_command(lake_url: str) -> str:
     """A shell command that reads the governed transactions with the DuckDB the package installs."""
-    query = (f"select date, count(*) as rows, round(sum(amount), 2) as amount from read_parquet('{lake_url}/governed/transactions/*/*.parquet', "
-             "hive_partitioning=true) group by date order by date")
+    query = (
+        "select date, count(*) as rows, round(sum(amount), 2) as amount from "
+        f"read_parquet('{lake_url}/governed/transactions/*/*.parquet', "
+        "hive_partitioning=true) group by date order by date"
+    )
     return '.venv/bin/python -c "import duckdb; print(duckdb.sql(\\"' + query + '\\"))"'
 
 
 def _report(instance: dg.DagsterInstance, label: str, run: dg.DagsterRun) -> bool:
     """One line per run: status, checks evaluated and which did not pass, and any failed step's error."""
-    records = instance.get_records_for_run(run.run_id, of_type={dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE}).records
-    checks = [r.event_log_entry.dagster_event.event_specific_data for r in records
-              if r.event_log_entry.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    records = instance.get_records_for_run(
+        run.run_id, of_type={dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE}
+    ).records
+    checks = [
+        r.event_log_entry.dagster_event.event_specific_data
+        for r in records
+        if r.event_log_entry.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
     not_passed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     success = run.status == dg.DagsterRunStatus.SUCCESS
     print(
@@ -181,7 +228,7 @@ def _simulate_devices(lake: Lake, partition: str, size) -> None:
         devices=12,
         messages_per_device=60 if size == "tiny" else 600,
         interval_seconds=60.0,
-        start=datetime.fromisoformat(partition).replace(tzinfo=timezone.utc),
+        start=datetime.fromisoformat(partition).replace(tzinfo=UTC),
         seed=3,
         spike_rate=0.01,
         gap_rate=0.01,
@@ -195,11 +242,15 @@ def _simulate_devices(lake: Lake, partition: str, size) -> None:
     registry.parent.mkdir(parents=True, exist_ok=True)
     sites = ("plant-sh-01", "plant-sz-02", "warehouse-hk-01")
     entries = [
-        f"  - {{device_id: {device}, type: env-sensor, site: {sites[i % len(sites)]}, owner: team:iot-ops, firmware: {config.firmware}}}"
+        f"  - {{device_id: {device}, type: env-sensor, site: {sites[i % len(sites)]}, owner: team:iot-ops, firmware: "
+        f"{config.firmware}}}"
         for i, device in enumerate(device_ids(config)[:-2])
     ]
     registry.write_text("devices:\n" + "\n".join(entries) + "\n")
-    print(f"lepton-demo: simulated {totals['messages']} device messages → {totals['files']} landing files, {totals['quarantined']} quarantined")
+    print(
+        f"lepton-demo: simulated {totals['messages']} device messages → {totals['files']} landing files, "
+        f"{totals['quarantined']} quarantined"
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ Only the assembly (``lepton_pipelines.definitions``) imports this module: the fo
 name the resource keys their assets and jobs need and never import each other's resources, so the
 packages keep their one-way dependencies (see ARCHITECTURE.md).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder: a temporary lake, and S3 over HTTP via moto's threaded server
 (the way s3fs tests itself — real S3 protocol, no client patching)."""
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ A test module is classified here, in one place, by its path; a test may also car
 Unit and integration tests are held to it at run time (``ServiceGuard``): connecting to a service port
 or the Docker socket, or starting a service's binary, fails the test with a message saying to mark it.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,10 +64,23 @@ INTEGRATION = (
 )
 
 # Ports of the machine's services (PostgreSQL, MariaDB, Redis, RabbitMQ, NATS, Mosquitto, the registry).
-SERVICE_PORTS = {5432: "PostgreSQL", 3306: "MariaDB", 6379: "Redis", 5672: "RabbitMQ", 4222: "NATS", 1883: "Mosquitto",
-                 5000: "the image registry"}
-SERVICE_BINARIES = {"docker": "Docker", "dockerd": "Docker", "mosquitto": "Mosquitto", "chromium": "Chromium",
-                    "psql": "PostgreSQL", "docker-compose": "Docker"}
+SERVICE_PORTS = {
+    5432: "PostgreSQL",
+    3306: "MariaDB",
+    6379: "Redis",
+    5672: "RabbitMQ",
+    4222: "NATS",
+    1883: "Mosquitto",
+    5000: "the image registry",
+}
+SERVICE_BINARIES = {
+    "docker": "Docker",
+    "dockerd": "Docker",
+    "mosquitto": "Mosquitto",
+    "chromium": "Chromium",
+    "psql": "PostgreSQL",
+    "docker-compose": "Docker",
+}
 
 
 def kind_of(relative_path: str) -> str:
@@ -91,7 +105,9 @@ class ServiceGuard:
             address = args[1]
             if isinstance(address, tuple) and len(address) >= 2 and address[1] in SERVICE_PORTS:
                 self._refuse(f"connected to {SERVICE_PORTS[address[1]]} at {address[0]}:{address[1]}")
-            if isinstance(address, (str, bytes)) and "docker.sock" in (address.decode() if isinstance(address, bytes) else address):
+            if isinstance(address, (str, bytes)) and "docker.sock" in (
+                address.decode() if isinstance(address, bytes) else address
+            ):
                 self._refuse("connected to the Docker engine")
         elif event == "subprocess.Popen":
             executable = os.path.basename(str(args[0] or (args[1][0] if args[1] else "")))
@@ -100,4 +116,6 @@ class ServiceGuard:
 
     def _refuse(self, what: str) -> None:
         test, self.active = self.active, None  # one refusal per test: the hook stays quiet while it unwinds
-        raise RuntimeError(f"{test} {what}: it needs a service — list its module under SERVICES in lepton_pipelines_tests/kinds.py")
+        raise RuntimeError(
+            f"{test} {what}: it needs a service — list its module under SERVICES in lepton_pipelines_tests/kinds.py"
+        )

@@ -5,6 +5,7 @@ benchmarks import the tests.
 Static (``ast``), so it sees every import — module level, inside functions and under ``TYPE_CHECKING`` —
 without importing anything. A new top-level package fails here until it is given its place below.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,7 +36,11 @@ ALLOWED: dict[str, set[str]] = {
 }
 # Composition roots: they assemble everything and nothing imports them (but each other). resources.py
 # picks every folder's resources per environment; only definitions.py binds them (folders never do).
-ROOTS = {"resources": set(ALLOWED), "definitions": {*ALLOWED, "resources"}, "demo": {*ALLOWED, "definitions", "resources"}}
+ROOTS = {
+    "resources": set(ALLOWED),
+    "definitions": {*ALLOWED, "resources"},
+    "demo": {*ALLOWED, "definitions", "resources"},
+}
 
 
 def _imports(file: Path) -> list[tuple[str, int]]:
@@ -76,8 +81,11 @@ def _package_edges() -> dict[tuple[str, str], list[str]]:
 
 
 def test_every_top_level_package_has_a_place_in_the_layering():
-    present = {p.name.removesuffix(".py") for p in (ROOT / PACKAGE).iterdir()
-               if (p.is_dir() and p.name != "__pycache__") or (p.suffix == ".py" and p.name != "__init__.py")}
+    present = {
+        p.name.removesuffix(".py")
+        for p in (ROOT / PACKAGE).iterdir()
+        if (p.is_dir() and p.name != "__pycache__") or (p.suffix == ".py" and p.name != "__init__.py")
+    }
     assert present - set(ALLOWED) - set(ROOTS) == set(), "add the new package to ALLOWED (and README's diagram)"
 
 
@@ -87,9 +95,12 @@ def test_the_allowed_graph_itself_has_no_cycle():
 
 def test_packages_import_only_what_the_layering_allows():
     allowed = {**ALLOWED, **ROOTS}
-    bad = {f"{src} → {dst}": where for (src, dst), where in _package_edges().items() if dst not in allowed.get(src, set())}
+    bad = {
+        f"{src} → {dst}": where for (src, dst), where in _package_edges().items() if dst not in allowed.get(src, set())
+    }
     assert bad == {}, "imports against the layering (README 'Layout'):\n" + "\n".join(
-        f"  {edge}: {', '.join(where)}" for edge, where in sorted(bad.items()))
+        f"  {edge}: {', '.join(where)}" for edge, where in sorted(bad.items())
+    )
 
 
 def test_no_import_cycle_between_packages():
@@ -118,8 +129,14 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path, monkeypa
     package = tmp_path / PACKAGE / "lake"
     package.mkdir(parents=True)
     file = package / "sample.py"
-    file.write_text("def f():\n    from lepton_pipelines.analytics.engine import connect\n"
-                    "from ..sources import registry\nimport lepton_pipelines_tests.conftest\n")
+    file.write_text(
+        "def f():\n    from lepton_pipelines.analytics.engine import connect\n"
+        "from ..sources import registry\nimport lepton_pipelines_tests.conftest\n"
+    )
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     modules = {m for m, _ in _imports(file)}
-    assert {"lepton_pipelines.analytics.engine", "lepton_pipelines.sources.registry", "lepton_pipelines_tests.conftest"} <= modules
+    assert {
+        "lepton_pipelines.analytics.engine",
+        "lepton_pipelines.sources.registry",
+        "lepton_pipelines_tests.conftest",
+    } <= modules

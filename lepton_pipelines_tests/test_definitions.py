@@ -1,4 +1,5 @@
 """Load the whole code location the way `dagster dev` does and check what users will see in the UI."""
+
 import dagster as dg
 
 from lepton_pipelines.definitions import defs
@@ -25,11 +26,23 @@ def test_checks_jobs_schedules_and_sensors_are_registered():
     check_names = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey(["transactions", "clean"])}
     assert {"primary_key_unique", "currency__column_values_to_be_in_set"} <= check_names
     job_names = {j.name for j in defs.resolve_all_job_defs()}
-    assert {"lakehouse_daily", "transactions_job", "customers_job", "build_model_image", "deploy_model", "lake_backup"} <= job_names
+    assert {
+        "lakehouse_daily",
+        "transactions_job",
+        "customers_job",
+        "build_model_image",
+        "deploy_model",
+        "lake_backup",
+    } <= job_names
     schedule_names = {s.name for s in defs.schedules}
     assert {"transactions_daily", "customers_daily", "lake_backup_daily"} <= schedule_names
     sensor_names = {s.name for s in defs.sensors}
-    assert {"landing_zone_sensor", "model_version_sensor", "image_built_sensor", "lepton_run_failure_alert"} <= sensor_names
+    assert {
+        "landing_zone_sensor",
+        "model_version_sensor",
+        "image_built_sensor",
+        "lepton_run_failure_alert",
+    } <= sensor_names
 
 
 def test_the_main_job_spans_every_batch_daily_source():
@@ -45,8 +58,12 @@ def test_ingest_jobs_leave_freshness_to_its_schedule_but_keep_every_other_check(
         checks = defs.resolve_job_def(job_name).asset_layer.asset_graph.asset_check_keys
         names = {(k.asset_key.to_user_string(), k.name) for k in checks}
         assert ("transactions/governed", "freshness_check") not in names
-        assert {("transactions/raw", "column_schema_change"), ("transactions/raw", "schema_drift"),
-                ("transactions/clean", "primary_key_unique"), ("transactions/governed", "reconciliation")} <= names
+        assert {
+            ("transactions/raw", "column_schema_change"),
+            ("transactions/raw", "schema_drift"),
+            ("transactions/clean", "primary_key_unique"),
+            ("transactions/governed", "reconciliation"),
+        } <= names
     freshness = {k for c in defs.asset_checks for k in c.check_keys if k.name == "freshness_check"}
     assert dg.AssetCheckKey(dg.AssetKey(["transactions", "governed"]), "freshness_check") in freshness
     schedule = next(s for s in defs.schedules if s.name == "lepton_freshness_checks_schedule")

@@ -1,5 +1,6 @@
-"""The local dagster.yaml (the repo root's dagster.yaml, the embedded default `bin/demo` and `bin/ui` use) loads as a Dagster
-instance with SQLite storage under $DAGSTER_HOME and the run guards the platform relies on."""
+"""The local dagster.yaml (the repo root's dagster.yaml, the embedded default `bin/demo` and `bin/ui` use)
+loads as a Dagster instance with SQLite storage under $DAGSTER_HOME and the run guards the platform relies on."""
+
 import shutil
 from pathlib import Path
 
@@ -14,9 +15,17 @@ def test_root_instance_config_loads_with_the_run_guards(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert instance.get_runs() == [] and (tmp_path / "history" / "runs.db").exists()  # stored under $DAGSTER_HOME
-        limits = {limit["key"]: limit for limit in instance.get_concurrency_config().run_queue_config.tag_concurrency_limits}
-        assert limits["lepton/mqtt-client"]["limit"] == 1 and limits["lepton/mqtt-client"]["value"]["applyLimitPerUniqueValue"]
-        assert limits["lepton/deploy-model"]["limit"] == 1 and limits["lepton/deploy-model"]["value"]["applyLimitPerUniqueValue"]
+        limits = {
+            limit["key"]: limit for limit in instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        }
+        assert (
+            limits["lepton/mqtt-client"]["limit"] == 1
+            and limits["lepton/mqtt-client"]["value"]["applyLimitPerUniqueValue"]
+        )
+        assert (
+            limits["lepton/deploy-model"]["limit"] == 1
+            and limits["lepton/deploy-model"]["value"]["applyLimitPerUniqueValue"]
+        )
         assert {"lepton/image-build", "lepton/lake-backup"} <= set(limits)
         assert instance.run_retries_enabled and instance.run_monitoring_enabled
         # a failed step (a missing setting, a failed check) is not re-run; crashed runs are

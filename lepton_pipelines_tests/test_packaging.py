@@ -1,5 +1,6 @@
 """What `pip install .` ships (the user-code and collector images install the package this way):
 every Python folder is a package and every YAML the code location reads is package data."""
+
 from pathlib import Path
 
 from setuptools import find_packages

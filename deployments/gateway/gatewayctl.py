@@ -4,6 +4,7 @@
 ``{"reloads": N, "failed_reloads": F, "workers": [pid…], "old_workers": [pid…]}`` — a reload is
 complete once the master counts it and no old worker (still finishing requests) remains.
 """
+
 import json
 import re
 import socket

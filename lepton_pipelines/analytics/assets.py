@@ -54,8 +54,12 @@ class AnalyticsIOManager(LakeIOManager):
 
 
 def window_dep(key: dg.AssetKey, days: int) -> dg.AssetDep:
-    return dg.AssetDep(key, partition_mapping=dg.TimeWindowPartitionMapping(
-        start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True))
+    return dg.AssetDep(
+        key,
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+        ),
+    )
 
 
 def _numbers_metadata(numbers: dict[str, float | None]) -> dict[str, Any]:
@@ -82,7 +86,10 @@ def mart_asset(
         io_manager_key=IO_MANAGER_KEY,
         kinds={"duckdb", "parquet"},
         description=description,
-        check_specs=[dg.AssetCheckSpec(check, asset=key, description=mart_checks.CHECK_DESCRIPTIONS[check]) for check in check_names],
+        check_specs=[
+            dg.AssetCheckSpec(check, asset=key, description=mart_checks.CHECK_DESCRIPTIONS[check])
+            for check in check_names
+        ],
     )
     def _mart(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[Any]:
         store = lake.get()
@@ -97,17 +104,23 @@ def mart_asset(
                 context.log.warning(f"{name} {partition}: {note}")
             frame = marts.run(con, query)
             numbers, draw = SUMMARIES[name]
-            yield dg.Output(frame, metadata={
-                **_numbers_metadata(numbers(frame)),
-                "chart": dg.MetadataValue.md(f"![{name} {partition}]({chart_uri(draw, frame)})"),
-                "inputs": dg.MetadataValue.json(query.inputs),
-                "notes": dg.MetadataValue.json(list(query.notes)),
-                "sql": dg.MetadataValue.md(f"```sql\n{_compact(query.sql)}\n```"),
-            })
+            yield dg.Output(
+                frame,
+                metadata={
+                    **_numbers_metadata(numbers(frame)),
+                    "chart": dg.MetadataValue.md(f"![{name} {partition}]({chart_uri(draw, frame)})"),
+                    "inputs": dg.MetadataValue.json(query.inputs),
+                    "notes": dg.MetadataValue.json(list(query.notes)),
+                    "sql": dg.MetadataValue.md(f"```sql\n{_compact(query.sql)}\n```"),
+                },
+            )
             published = table_files(store, MARTS_ZONE, name).files([partition])
             for outcome in mart_checks.check_mart(con, store, query, published):
                 yield dg.AssetCheckResult(
-                    asset_key=key, check_name=outcome.name, passed=outcome.passed, description=outcome.description,
+                    asset_key=key,
+                    check_name=outcome.name,
+                    passed=outcome.passed,
+                    description=outcome.description,
                     severity=dg.AssetCheckSeverity.WARN if outcome.warn_only else dg.AssetCheckSeverity.ERROR,
                     metadata=outcome.metadata,
                 )
@@ -121,7 +134,7 @@ def _compact(sql: str, max_list: int = 160) -> str:
     """The SQL for the asset page, with inlined file lists shortened (they can run to thousands of characters)."""
     import re
 
-    return re.sub(r"\[('[^\]]{%d,}?)\]" % max_list, lambda m: m.group(0)[:max_list] + " …]", sql.strip())
+    return re.sub(rf"\[('[^\]]{{{max_list},}}?)\]", lambda m: m.group(0)[:max_list] + " …]", sql.strip())
 
 
 def build_device_health(con, lake: Lake, partition: str) -> marts.MartQuery:
@@ -145,10 +158,12 @@ def dashboard_asset(partitions_def: dg.PartitionsDefinition, scores_key: dg.Asse
         key=DASHBOARD_KEY,
         group_name=GROUP,
         partitions_def=partitions_def,
-        deps=[mart_key(n) for n in names if n != "daily_kpis"] + [window_dep(mart_key("daily_kpis"), DASHBOARD_HISTORY_DAYS), scores_key],
+        deps=[mart_key(n) for n in names if n != "daily_kpis"]
+        + [window_dep(mart_key("daily_kpis"), DASHBOARD_HISTORY_DAYS), scores_key],
         kinds={"html", "plotly"},
         description="A self-contained HTML dashboard per day (KPIs and their 30-day trend, risk scores, customer "
-        "segments, market volatility, device health, source quality) at `<lake>/marts/dashboard/date=…/dashboard.html`. "
+        "segments, market volatility, device health, source quality) at "
+        "`<lake>/marts/dashboard/date=…/dashboard.html`. "
         "Everything is inline (plotly.js included): it opens from disk or a bucket, offline.",
     )
     def dashboard(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -160,7 +175,9 @@ def dashboard_asset(partitions_def: dg.PartitionsDefinition, scores_key: dg.Asse
         finally:
             con.close()
         if data.kpis.empty and "daily_kpis" in " ".join(data.missing):
-            raise dg.Failure(f"analytics/daily_kpis has no partition {partition}: materialize it first", allow_retries=False)
+            raise dg.Failure(
+                f"analytics/daily_kpis has no partition {partition}: materialize it first", allow_retries=False
+            )
         page = render_dashboard(data).encode("utf-8")
         target = store.path(MARTS_ZONE, "dashboard", partition_dirname(partition), DASHBOARD_FILE)
         write_atomic(target, page)
@@ -188,7 +205,9 @@ def load_dashboard_data(con, lake: Lake, partition: str) -> DashboardData:
         return con.execute(f"SELECT * FROM {parquet_scan(files)}").df()
 
     kpis = read(MARTS_ZONE, "daily_kpis")
-    history = read(MARTS_ZONE, "daily_kpis", partitions=window(partition, DASHBOARD_HISTORY_DAYS)) if not kpis.empty else kpis
+    history = (
+        read(MARTS_ZONE, "daily_kpis", partitions=window(partition, DASHBOARD_HISTORY_DAYS)) if not kpis.empty else kpis
+    )
     return DashboardData(
         partition=partition,
         kpis=kpis,

@@ -1,5 +1,6 @@
 """Dagster definitions of decision support: the marts, the batch risk scores, the daily dashboard and
 a job + schedule that refresh them after the lakehouse's daily run."""
+
 from __future__ import annotations
 
 import dagster as dg
@@ -58,9 +59,14 @@ def build_analytics_defs(sources: list[SourceContract]) -> dg.Definitions:
             "One row per customer (CRM ∪ transacting in the last 30 days): profile without PII, 30-day USD spend, "
             "transaction count, channels used, fraud and decline history, latest champion risk score and a segment "
             "label. Segment rules, first match wins: "
-            + "; ".join(f"`{label}` — {rule}" for label, rule in marts.SEGMENT_RULES) + ".",
-            [governed("customers"), window_dep(governed("transactions"), marts.CUSTOMER_WINDOW_DAYS),
-             window_dep(governed("fx_rates"), marts.CUSTOMER_WINDOW_DAYS), window_dep(risk_scores, marts.CUSTOMER_WINDOW_DAYS)],
+            + "; ".join(f"`{label}` — {rule}" for label, rule in marts.SEGMENT_RULES)
+            + ".",
+            [
+                governed("customers"),
+                window_dep(governed("transactions"), marts.CUSTOMER_WINDOW_DAYS),
+                window_dep(governed("fx_rates"), marts.CUSTOMER_WINDOW_DAYS),
+                window_dep(risk_scores, marts.CUSTOMER_WINDOW_DAYS),
+            ],
             daily,
             lambda con, lake, day: marts.customer_360_sql(lake, day),
         ),
@@ -76,7 +82,10 @@ def build_analytics_defs(sources: list[SourceContract]) -> dg.Definitions:
             "device_health",
             "Per device seen in the last 7 days: messages received vs expected from its sequence counter, gaps, "
             "anomaly rate from the device_anomaly champion, last seen, and status (ok / degraded / silent).",
-            [window_dep(governed("device_telemetry"), marts.DEVICE_WINDOW_DAYS), dg.AssetKey(["models", marts.ANOMALY_MODEL])],
+            [
+                window_dep(governed("device_telemetry"), marts.DEVICE_WINDOW_DAYS),
+                dg.AssetKey(["models", marts.ANOMALY_MODEL]),
+            ],
             daily,
             build_device_health,
         ),
@@ -84,8 +93,14 @@ def build_analytics_defs(sources: list[SourceContract]) -> dg.Definitions:
     ]
     refresh_job = dg.define_asset_job(
         "analytics_daily",
-        selection=dg.AssetSelection.assets(risk_scores, DASHBOARD_KEY, *[mart_key(n) for n in
-                                           ("daily_kpis", "daily_source_quality", "customer_360", "market_risk", "device_health")]),
+        selection=dg.AssetSelection.assets(
+            risk_scores,
+            DASHBOARD_KEY,
+            *[
+                mart_key(n)
+                for n in ("daily_kpis", "daily_source_quality", "customer_360", "market_risk", "device_health")
+            ],
+        ),
         description="Scores, marts and dashboard for one day, in dependency order.",
     )
     refresh = dg.build_schedule_from_partitioned_job(refresh_job, hour_of_day=6, minute_of_hour=0)
@@ -94,4 +109,3 @@ def build_analytics_defs(sources: list[SourceContract]) -> dg.Definitions:
         jobs=[refresh_job],
         schedules=[refresh],
     )
-

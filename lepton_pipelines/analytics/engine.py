@@ -9,6 +9,7 @@ Files are listed here, not by DuckDB globs: a listing of ``<zone>/<table>/date=*
 temporary files of a partition being published (``.data.parquet.<uuid>.tmp``) are never matched, and a
 query over a date window names exactly the partitions it reads. No Dagster imports.
 """
+
 from __future__ import annotations
 
 import re
@@ -116,7 +117,11 @@ def parquet_scan(files: list[str], union_by_name: bool = True) -> str:
     """
     if not files:
         raise LakeQueryError("no files to scan")
-    hive = "hive_partitioning = true, hive_types = {'date': 'DATE'}" if any(f"/{PARTITION_FIELD}=" in f for f in files) else "hive_partitioning = false"
+    hive = (
+        "hive_partitioning = true, hive_types = {'date': 'DATE'}"
+        if any(f"/{PARTITION_FIELD}=" in f for f in files)
+        else "hive_partitioning = false"
+    )
     return f"read_parquet({sql_list(files)}, {hive}, union_by_name = {str(union_by_name).lower()})"
 
 

@@ -13,6 +13,7 @@ arriving event of yesterday is converted with today's rate, like the books. A cu
 rate that day leaves ``amount_usd`` NULL and is counted in ``unconverted_txn_count``, which a
 check turns into a failure — never a silent zero.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,13 +38,28 @@ RISK_MODEL = "transaction_risk"
 ANOMALY_MODEL = "device_anomaly"
 
 _TXN_COLUMNS = {
-    "txn_id": "VARCHAR", "customer_id": "VARCHAR", "event_ts": "TIMESTAMPTZ", "amount": "DOUBLE", "currency": "VARCHAR",
-    "merchant_category": "VARCHAR", "channel": "VARCHAR", "country": "VARCHAR", "status": "VARCHAR",
-    "is_fraud": "BOOLEAN", "date": "DATE",
+    "txn_id": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "event_ts": "TIMESTAMPTZ",
+    "amount": "DOUBLE",
+    "currency": "VARCHAR",
+    "merchant_category": "VARCHAR",
+    "channel": "VARCHAR",
+    "country": "VARCHAR",
+    "status": "VARCHAR",
+    "is_fraud": "BOOLEAN",
+    "date": "DATE",
 }
 _FX_COLUMNS = {"pair": "VARCHAR", "ts": "TIMESTAMPTZ", "rate": "DOUBLE", "date": "DATE"}
-_SCORE_COLUMNS = {"txn_id": "VARCHAR", "customer_id": "VARCHAR", "event_ts": "TIMESTAMPTZ", "risk_score": "DOUBLE",
-                  "is_high_risk": "BOOLEAN", "model_version": "VARCHAR", "date": "DATE"}
+_SCORE_COLUMNS = {
+    "txn_id": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "event_ts": "TIMESTAMPTZ",
+    "risk_score": "DOUBLE",
+    "is_high_risk": "BOOLEAN",
+    "model_version": "VARCHAR",
+    "date": "DATE",
+}
 
 
 class MartInputError(ValueError):
@@ -68,7 +84,9 @@ def _scan(files: TableFiles, partitions: list[str] | None, columns: dict[str, st
 
 def _require(files: TableFiles, partition: str, what: str) -> None:
     if partition not in files.by_partition:
-        raise MartInputError(f"{what} has no partition {partition} at {files.location}: materialize {what} for {partition} first")
+        raise MartInputError(
+            f"{what} has no partition {partition} at {files.location}: materialize {what} for {partition} first"
+        )
 
 
 def _d(partition: str) -> str:
@@ -120,7 +138,9 @@ def daily_kpis_sql(lake: Lake, partition: str) -> MartQuery:
     scores = table_files(lake, "models", RISK_MODEL, "scores")
     notes = []
     if partition not in fx.by_partition:
-        notes.append(f"fx_rates/governed has no partition {partition}: amount_usd is NULL (check all_amounts_converted fails)")
+        notes.append(
+            f"fx_rates/governed has no partition {partition}: amount_usd is NULL (check all_amounts_converted fails)"
+        )
     if partition not in scores.by_partition:
         notes.append(f"models/{RISK_MODEL}/scores has no partition {partition}: high-risk columns are NULL")
     sql = f"""
@@ -130,7 +150,8 @@ def daily_kpis_sql(lake: Lake, partition: str) -> MartQuery:
                       CAST(is_high_risk AS BOOLEAN) AS is_high_risk, CAST(model_version AS VARCHAR) AS model_version
                FROM {_scan(scores, [partition], _SCORE_COLUMNS)}),
     joined AS (
-        SELECT t.*, {USD_PER_UNIT} AS usd_per_unit, t.amount * {USD_PER_UNIT} AS amount_usd, s.risk_score, s.is_high_risk, s.model_version
+        SELECT t.*, {USD_PER_UNIT} AS usd_per_unit, t.amount * {USD_PER_UNIT} AS amount_usd, s.risk_score,
+            s.is_high_risk, s.model_version
         FROM txn t
         LEFT JOIN usd_rates r ON r.currency = t.currency
         LEFT JOIN scores s ON s.txn_id = t.txn_id
@@ -147,15 +168,24 @@ def daily_kpis_sql(lake: Lake, partition: str) -> MartQuery:
            count(*) FILTER (WHERE is_fraud) / count(*) AS fraud_rate,
            count(risk_score) AS scored_count,
            CASE WHEN count(risk_score) > 0 THEN count(*) FILTER (WHERE is_high_risk) END AS high_risk_count,
-           CASE WHEN count(risk_score) > 0 THEN coalesce(sum(amount_usd) FILTER (WHERE is_high_risk), 0) END AS high_risk_amount_usd,
+           CASE WHEN count(risk_score) > 0 THEN coalesce(sum(amount_usd) FILTER (WHERE is_high_risk),
+               0) END AS high_risk_amount_usd,
            avg(risk_score) AS mean_risk_score,
            string_agg(DISTINCT model_version, ',' ORDER BY model_version) AS model_versions
     FROM joined
     GROUP BY ALL
     ORDER BY channel, country, currency"""
-    return MartQuery("daily_kpis", partition, sql, {"transactions/governed": [partition],
-                     "fx_rates/governed": [partition] if partition in fx.by_partition else [],
-                     f"models/{RISK_MODEL}/scores": [partition] if partition in scores.by_partition else []}, tuple(notes))
+    return MartQuery(
+        "daily_kpis",
+        partition,
+        sql,
+        {
+            "transactions/governed": [partition],
+            "fx_rates/governed": [partition] if partition in fx.by_partition else [],
+            f"models/{RISK_MODEL}/scores": [partition] if partition in scores.by_partition else [],
+        },
+        tuple(notes),
+    )
 
 
 # -- analytics/daily_source_quality ---------------------------------------------------------------
@@ -169,30 +199,43 @@ def source_quality_sql(lake: Lake, partition: str, sources: list[tuple[str, bool
         quarantine = table_files(lake, "quarantine", source).by_partition.get(key, [])
         parts = []
         if governed:
-            parts.append(f"SELECT 'governed' AS zone, '' AS stage, num_rows FROM parquet_file_metadata({_list(governed)})")
+            parts.append(
+                f"SELECT 'governed' AS zone, '' AS stage, num_rows FROM parquet_file_metadata({_list(governed)})"
+            )
         if quarantine:
             parts.append(
                 "SELECT 'quarantine', regexp_extract(file_name, '([^/]+)\\.parquet$', 1), num_rows "
                 f"FROM parquet_file_metadata({_list(quarantine)})"
             )
-        counts = " UNION ALL ".join(parts) if parts else "SELECT NULL AS zone, NULL AS stage, 0::BIGINT AS num_rows WHERE false"
+        counts = (
+            " UNION ALL ".join(parts)
+            if parts
+            else "SELECT NULL AS zone, NULL AS stage, 0::BIGINT AS num_rows WHERE false"
+        )
         selects.append(f"""
-        SELECT '{source}' AS source, {'true' if partitioned else 'false'} AS partitioned,
-               {'true' if governed else 'false'} AS governed_published,
+        SELECT '{source}' AS source, {"true" if partitioned else "false"} AS partitioned,
+               {"true" if governed else "false"} AS governed_published,
                coalesce(sum(num_rows) FILTER (WHERE zone = 'governed'), 0)::BIGINT AS governed_rows,
                coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine'), 0)::BIGINT AS quarantined_rows,
-               coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage IN ('raw', 'landing')), 0)::BIGINT AS quarantined_unparsable,
-               coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage = 'clean'), 0)::BIGINT AS quarantined_by_cleaning,
-               coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage = 'governed'), 0)::BIGINT AS quarantined_by_checks
+               coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage IN ('raw', 'landing')),
+                   0)::BIGINT AS quarantined_unparsable,
+               coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage = 'clean'),
+                   0)::BIGINT AS quarantined_by_cleaning,
+               coalesce(sum(num_rows) FILTER (WHERE zone = 'quarantine' AND stage = 'governed'),
+                   0)::BIGINT AS quarantined_by_checks
         FROM ({counts})""")
     body = " UNION ALL ".join(selects) if selects else "SELECT NULL::VARCHAR AS source WHERE false"
     sql = f"""
     SELECT {_d(partition)} AS date, *,
            governed_rows + quarantined_rows AS landed_rows,
-           CASE WHEN governed_rows + quarantined_rows > 0 THEN governed_rows / (governed_rows + quarantined_rows) END AS governed_share,
-           CASE WHEN governed_rows + quarantined_rows > 0 THEN quarantined_rows / (governed_rows + quarantined_rows) END AS quarantined_share
+           CASE WHEN governed_rows + quarantined_rows > 0 THEN governed_rows / (governed_rows + quarantined_rows) END
+                AS governed_share,
+           CASE WHEN governed_rows + quarantined_rows > 0 THEN quarantined_rows / (governed_rows + quarantined_rows) END
+                AS quarantined_share
     FROM ({body}) ORDER BY source"""
-    return MartQuery("daily_source_quality", partition, sql, {f"{s}/governed": [partition if p else ""] for s, p in sources})
+    return MartQuery(
+        "daily_source_quality", partition, sql, {f"{s}/governed": [partition if p else ""] for s, p in sources}
+    )
 
 
 def _list(files: list[str]) -> str:
@@ -220,7 +263,9 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
     """
     customers = table_files(lake, "governed", "customers")
     if not customers.files():
-        raise MartInputError(f"customers/governed is empty at {customers.location}: materialize customers/governed first")
+        raise MartInputError(
+            f"customers/governed is empty at {customers.location}: materialize customers/governed first"
+        )
     days = window(partition, CUSTOMER_WINDOW_DAYS)
     txns = table_files(lake, "governed", "transactions")
     _require(txns, partition, "transactions/governed")
@@ -238,14 +283,16 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
            FROM {_scan(scores, [d for d in read if d in scores.by_partition], _SCORE_COLUMNS)}),
     risk AS (SELECT customer_id, arg_max(risk_score, (event_ts, txn_id)) AS latest_risk_score,
                     arg_max(model_version, (event_ts, txn_id)) AS risk_model_version,
-                    arg_max(is_high_risk, (event_ts, txn_id)) AS latest_is_high_risk, max(risk_score) AS max_risk_score_30d,
+                    arg_max(is_high_risk, (event_ts, txn_id)) AS latest_is_high_risk,
+                        max(risk_score) AS max_risk_score_30d,
                     count(*) FILTER (WHERE is_high_risk) AS high_risk_txn_count_30d
              FROM sc GROUP BY customer_id),
     activity AS (
         SELECT customer_id, count(*) AS txn_count_30d, sum(amount_usd) AS spend_30d_usd,
                count(*) FILTER (WHERE amount_usd IS NULL) AS unconverted_txn_count_30d,
                list_sort(list(DISTINCT channel)) AS channels_used, count(DISTINCT channel) AS channel_count,
-               count(*) FILTER (WHERE is_fraud) AS fraud_count_30d, count(*) FILTER (WHERE status = 'declined') AS declined_count_30d,
+               count(*) FILTER (WHERE is_fraud) AS fraud_count_30d,
+                   count(*) FILTER (WHERE status = 'declined') AS declined_count_30d,
                max(event_ts) FILTER (WHERE is_fraud) AS last_fraud_at, max(event_ts) AS last_txn_at
         FROM tx GROUP BY customer_id),
     crm AS (SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(segment AS VARCHAR) AS crm_segment,
@@ -258,19 +305,25 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
                coalesce(a.txn_count_30d, 0) AS txn_count_30d, coalesce(a.spend_30d_usd, 0.0) AS spend_30d_usd,
                coalesce(a.unconverted_txn_count_30d, 0) AS unconverted_txn_count_30d,
                coalesce(a.channels_used, []::VARCHAR[]) AS channels_used, coalesce(a.channel_count, 0) AS channel_count,
-               coalesce(a.fraud_count_30d, 0) AS fraud_count_30d, coalesce(a.declined_count_30d, 0) AS declined_count_30d,
+               coalesce(a.fraud_count_30d, 0) AS fraud_count_30d, coalesce(a.declined_count_30d,
+                   0) AS declined_count_30d,
                CASE WHEN a.txn_count_30d > 0 THEN a.declined_count_30d / a.txn_count_30d END AS decline_rate_30d,
                a.last_fraud_at, a.last_txn_at,
-               r.latest_risk_score, r.max_risk_score_30d, coalesce(r.high_risk_txn_count_30d, 0) AS high_risk_txn_count_30d,
+               r.latest_risk_score, r.max_risk_score_30d, coalesce(r.high_risk_txn_count_30d,
+                   0) AS high_risk_txn_count_30d,
                coalesce(r.latest_is_high_risk, false) AS latest_is_high_risk, r.risk_model_version
         FROM crm c FULL OUTER JOIN activity a ON a.customer_id = c.customer_id
         LEFT JOIN risk r ON r.customer_id = coalesce(c.customer_id, a.customer_id)
     ),
     ranked AS (
-        SELECT *, CASE WHEN txn_count_30d > 0 THEN cume_dist() OVER (PARTITION BY txn_count_30d > 0 ORDER BY spend_30d_usd) END AS spend_cume_dist
+        SELECT *,
+            CASE WHEN txn_count_30d > 0 THEN cume_dist()
+                OVER (PARTITION BY txn_count_30d > 0 ORDER BY spend_30d_usd) END
+                AS spend_cume_dist
         FROM merged
     )
-    SELECT {_d(partition)} AS as_of_date, customer_id, in_crm, crm_segment, country, kyc_risk_rating, profile_updated_at,
+    SELECT {_d(partition)} AS as_of_date, customer_id, in_crm, crm_segment, country, kyc_risk_rating,
+        profile_updated_at,
            txn_count_30d, spend_30d_usd, unconverted_txn_count_30d, channels_used, channel_count,
            fraud_count_30d, declined_count_30d, decline_rate_30d, last_fraud_at, last_txn_at,
            latest_risk_score, max_risk_score_30d, high_risk_txn_count_30d, risk_model_version,
@@ -283,9 +336,17 @@ def customer_360_sql(lake: Lake, partition: str) -> MartQuery:
                ELSE 'active'
            END AS segment_label
     FROM ranked ORDER BY customer_id"""
-    return MartQuery("customer_360", partition, sql, {"customers/governed": [""], "transactions/governed": read,
-                     "fx_rates/governed": [d for d in read if d in fx.by_partition],
-                     f"models/{RISK_MODEL}/scores": [d for d in read if d in scores.by_partition]})
+    return MartQuery(
+        "customer_360",
+        partition,
+        sql,
+        {
+            "customers/governed": [""],
+            "transactions/governed": read,
+            "fx_rates/governed": [d for d in read if d in fx.by_partition],
+            f"models/{RISK_MODEL}/scores": [d for d in read if d in scores.by_partition],
+        },
+    )
 
 
 # -- analytics/market_risk -----------------------------------------------------------------------
@@ -295,20 +356,24 @@ def market_risk_sql(lake: Lake, partition: str) -> MartQuery:
     of one-minute log returns. Trading days are the governed partitions present (no calendar guess)."""
     bars = table_files(lake, "governed", "market_data")
     _require(bars, partition, "market_data/governed")
-    days = [d for d in window(partition, MARKET_LOOKBACK_DAYS) if d in bars.by_partition][-(MARKET_RETURNS + 1):]
+    days = [d for d in window(partition, MARKET_LOOKBACK_DAYS) if d in bars.by_partition][-(MARKET_RETURNS + 1) :]
     sql = f"""
-    WITH bars AS (SELECT CAST(symbol AS VARCHAR) AS symbol, CAST(ts AS TIMESTAMPTZ) AS ts, CAST(close AS DOUBLE) AS close,
-                         CAST(high AS DOUBLE) AS high, CAST(low AS DOUBLE) AS low, CAST(volume AS BIGINT) AS volume, date
+    WITH bars AS (SELECT CAST(symbol AS VARCHAR) AS symbol, CAST(ts AS TIMESTAMPTZ) AS ts,
+        CAST(close AS DOUBLE) AS close,
+                         CAST(high AS DOUBLE) AS high, CAST(low AS DOUBLE) AS low, CAST(volume AS BIGINT) AS volume,
+                             date
                   FROM {parquet_scan(bars.files(days))}),
     intraday AS (
         SELECT symbol, stddev_samp(ln(close / prev_close)) AS intraday_volatility
-        FROM (SELECT symbol, close, lag(close) OVER (PARTITION BY symbol ORDER BY ts) AS prev_close FROM bars WHERE date = {_d(partition)})
+        FROM (SELECT symbol, close,
+            lag(close) OVER (PARTITION BY symbol ORDER BY ts) AS prev_close FROM bars WHERE date = {_d(partition)})
         WHERE prev_close > 0 AND close > 0 GROUP BY symbol),
     daily AS (SELECT symbol, date, arg_max(close, ts) AS close, sum(volume)::BIGINT AS volume, count(*) AS bars,
                      max(high) AS high, min(low) AS low
               FROM bars GROUP BY symbol, date),
     returns AS (SELECT *, close / lag(close) OVER (PARTITION BY symbol ORDER BY date) - 1 AS daily_return,
-                       close / max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS drawdown
+                       close / max(close) OVER (PARTITION BY symbol ORDER BY date
+                                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS drawdown
                 FROM daily),
     stats AS (SELECT symbol, stddev_samp(daily_return) AS volatility_20d, count(daily_return) AS returns_in_window,
                      min(drawdown) AS max_drawdown, count(*) AS days_in_window
@@ -332,18 +397,22 @@ def device_health_sql(lake: Lake, partition: str, anomaly_relation: str | None =
     _require(telemetry, partition, "device_telemetry/governed")
     days = [d for d in window(partition, DEVICE_WINDOW_DAYS) if d in telemetry.by_partition]
     anomalies = (
-        f"SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(seq AS BIGINT) AS seq, CAST(is_anomaly AS BOOLEAN) AS is_anomaly FROM {anomaly_relation}"
-        if anomaly_relation else "SELECT NULL::VARCHAR AS device_id, NULL::BIGINT AS seq, NULL::BOOLEAN AS is_anomaly WHERE false"
+        "SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(seq AS BIGINT) AS seq, CAST(is_anomaly AS BOOLEAN) AS "
+        f"is_anomaly FROM {anomaly_relation}"
+        if anomaly_relation
+        else "SELECT NULL::VARCHAR AS device_id, NULL::BIGINT AS seq, NULL::BOOLEAN AS is_anomaly WHERE false"
     )
     sql = f"""
-    WITH tel AS (SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS TIMESTAMPTZ) AS ts, CAST(seq AS BIGINT) AS seq, date
+    WITH tel AS (SELECT CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS TIMESTAMPTZ) AS ts,
+        CAST(seq AS BIGINT) AS seq, date
                  FROM {parquet_scan(telemetry.files(days))}),
     today AS (SELECT device_id, ts, seq, seq - lag(seq) OVER (PARTITION BY device_id ORDER BY seq) AS step
               FROM tel WHERE date = {_d(partition)}),
     flags AS ({anomalies}),
     received AS (
         SELECT t.device_id, count(*) AS messages_received, max(t.seq) - min(t.seq) + 1 AS messages_expected,
-               count(*) FILTER (WHERE t.step > 1) AS gap_count, coalesce(sum(t.step - 1) FILTER (WHERE t.step > 1), 0) AS messages_missing,
+               count(*) FILTER (WHERE t.step > 1) AS gap_count, coalesce(sum(t.step - 1) FILTER (WHERE t.step > 1),
+                   0) AS messages_missing,
                count(f.is_anomaly) AS messages_scored, count(*) FILTER (WHERE f.is_anomaly) AS anomalies,
                min(t.ts) AS first_seen_today
         FROM today t LEFT JOIN flags f ON f.device_id = t.device_id AND f.seq = t.seq
@@ -356,7 +425,8 @@ def device_health_sql(lake: Lake, partition: str, anomaly_relation: str | None =
            coalesce(r.anomalies, 0) AS anomalies,
            CASE WHEN r.messages_scored > 0 THEN r.anomalies / r.messages_scored END AS anomaly_rate,
            s.last_seen,
-           date_diff('minute', s.last_seen, CAST({_d(partition)} + INTERVAL 1 DAY AS TIMESTAMPTZ)) / 60.0 AS hours_since_last_seen,
+           date_diff('minute', s.last_seen,
+               CAST({_d(partition)} + INTERVAL 1 DAY AS TIMESTAMPTZ)) / 60.0 AS hours_since_last_seen,
            CASE WHEN r.messages_received IS NULL THEN 'silent'
                 WHEN r.messages_received / r.messages_expected < {DEGRADED_DELIVERY_RATIO} THEN 'degraded'
                 ELSE 'ok' END AS status

@@ -9,6 +9,7 @@ result prints as a table, CSV, JSON or Markdown.
 ``main`` is the ``lepton-lake`` command: the lake's backup commands (``lake.backup_cli``) plus ``sql``.
 It lives in analytics, which depends on the lake, so the lake package depends on nothing of ours.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ FORMATS = ("table", "csv", "json", "markdown")
 
 def add_sql_command(commands) -> None:
     """Register ``sql`` on ``lepton-lake``'s sub-command parser."""
-    sql = commands.add_parser("sql", help="run a SQL query over every zone and mart (DuckDB)",
-                              description=__doc__.split("\n\n")[1])
+    sql = commands.add_parser(
+        "sql", help="run a SQL query over every zone and mart (DuckDB)", description=__doc__.split("\n\n")[1]
+    )
     sql.add_argument("query", nargs="?", help="SQL text, or '-' to read it from standard input")
     sql.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     sql.add_argument("--max-rows", type=int, default=40, help="rows printed by the table format (default: 40)")
@@ -47,15 +49,21 @@ def run_sql(args: argparse.Namespace, out=sys.stdout) -> int:
         for name in views:
             schema, table = name.split(".")
             columns = con.execute(
-                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]
+                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM "
+                "information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            ).fetchone()[0]
             print(f"{name}: {columns}", file=out)
         return 0
     query = sys.stdin.read() if args.query == "-" else args.query
     try:
         relation = con.sql(query)
     except duckdb.Error as error:
-        print(f"lepton-lake sql: {error}\n(tables: {', '.join(views) or 'none'}; list them with --tables)", file=sys.stderr)
+        print(
+            f"lepton-lake sql: {error}\n(tables: {', '.join(views) or 'none'}; list them with --tables)",
+            file=sys.stderr,
+        )
         return 2
     if relation is None:  # a statement without a result (SET, CREATE VIEW ...)
         return 0

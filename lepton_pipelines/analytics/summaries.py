@@ -4,6 +4,7 @@ they are numeric metadata on every materialization) and one small chart. No Dags
 Charts are matplotlib PNGs as base64 data URIs inside Markdown metadata: the UI renders them inline,
 nothing is served from elsewhere. matplotlib is imported inside ``chart_uri`` only.
 """
+
 from __future__ import annotations
 
 import base64
@@ -70,7 +71,8 @@ def device_health_numbers(frame: pd.DataFrame) -> dict[str, float | None]:
         "delivery_ratio": _f(received / expected) if expected else None,
         "gap_count": float(frame["gap_count"].sum()),
         "anomaly_rate": _f(frame.loc[scored, "anomalies"].sum() / frame.loc[scored, "messages_received"].sum())
-        if scored.any() and frame.loc[scored, "messages_received"].sum() else None,
+        if scored.any() and frame.loc[scored, "messages_received"].sum()
+        else None,
     }
 
 
@@ -139,7 +141,9 @@ def draw_device_health(ax, frame: pd.DataFrame) -> None:
 
 def draw_source_quality(ax, frame: pd.DataFrame) -> None:
     ax.barh(frame["source"], frame["governed_rows"], color=PALETTE[2], label="governed")
-    ax.barh(frame["source"], frame["quarantined_rows"], left=frame["governed_rows"], color=PALETTE[3], label="quarantined")
+    ax.barh(
+        frame["source"], frame["quarantined_rows"], left=frame["governed_rows"], color=PALETTE[3], label="quarantined"
+    )
     ax.set_xlabel("rows")
     ax.set_title("Governed vs quarantined rows per source")
     ax.legend(fontsize=7, loc="lower right")

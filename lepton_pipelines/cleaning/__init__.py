@@ -3,6 +3,7 @@
 Importing this package registers every shipped rule in ``CLEANING_RULES`` (the rule modules register
 themselves on import), so the source registry can validate ``cleaning:`` entries by name.
 """
+
 from lepton_pipelines.cleaning import dedup, missing, ranges, text  # noqa: F401  (register the rules)
 from lepton_pipelines.cleaning.base import (
     CLEANING_RULES,

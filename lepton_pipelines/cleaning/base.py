@@ -10,9 +10,11 @@ column, and a rule list usually removes rows in several steps (nulls, duplicates
 ``takes_alive_mask`` is true is called as ``apply(df, alive=mask)``: rows where ``alive`` is false were
 removed by an earlier rule and must be ignored — not counted, not removed again, not used for
 statistics or duplicate detection — and it answers with the unfiltered frame and ``keep`` (which rows
-survive; None when it removes nothing). Called as ``apply(df)`` it returns a filtered frame as usual. The pipeline then filters once, at the end or before a rule that needs a filtered
-frame. Every other rule gets a filtered frame, exactly as if each removal had been applied at once.
+survive; None when it removes nothing). Called as ``apply(df)`` it returns a filtered frame as usual.
+The pipeline then filters once, at the end or before a rule that needs a filtered frame. Every other
+rule gets a filtered frame, exactly as if each removal had been applied at once.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -19,8 +19,10 @@ float           decimal or scientific notation, ``inf``; ``decimal``/``thousands
 decimal(p, s)   exact decimal text (or ``Decimal``) with ≤ p-s integer and ≤ s fraction digits → Arrow decimal128
 boolean         true/false, t/f, yes/no, y/n, 1/0 (any case), or the declared true/false values    → ``boolean``
 timestamp       ISO-8601 (no offset: the column's ``timezone``, default UTC), or the declared
-                ``format`` list (strftime patterns, ``iso8601``, ``epoch_s``/``epoch_ms``/``epoch_us``) → ``datetime64[ns, UTC]``
-date            ``YYYY-MM-DD`` or the declared strftime ``format`` list                          → Arrow ``date32`` (Parquet DATE)
+                ``format`` list (strftime patterns, ``iso8601``,
+                ``epoch_s``/``epoch_ms``/``epoch_us``)                                         → ``datetime64[ns, UTC]``
+date            ``YYYY-MM-DD`` or the declared strftime ``format`` list                          → Arrow ``date32``
+                                                                                                 (Parquet DATE)
 json            any JSON value (nested objects/arrays as landed, or JSON text)                   → canonical JSON text
 string          anything (native values are rendered as text)                                    → ``str``
 ==============  ==================================================================================
@@ -28,13 +30,15 @@ string          anything (native values are rendered as text)                   
 Epoch numbers are read only where a column declares an epoch format: ``20260722`` in a timestamp column
 is a parse failure, not 1970-08-23.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,7 +112,7 @@ class CoercionResult:
             if not hits.any():
                 continue
             texts = self.failed_text[column].loc[positions[hits]].tolist()
-            for slot, text in zip(np.flatnonzero(hits), texts):
+            for slot, text in zip(np.flatnonzero(hits), texts, strict=True):
                 reasons[slot].append(f"{column}: {_shown(text)} is not {self.expected[column]}")
         return ["; ".join(r) for r in reasons]
 
@@ -135,7 +139,9 @@ def coerce_to_schema(records: pd.DataFrame, table: TableInfo, consume: bool = Fa
     """
     landed_names = {c.source_name for c in table.columns}
     index = records.index
-    extra = [c for c in records.columns if c not in landed_names and c not in LINEAGE_COLUMNS and c != PARSE_ERRORS_COLUMN]
+    extra = [
+        c for c in records.columns if c not in landed_names and c not in LINEAGE_COLUMNS and c != PARSE_ERRORS_COLUMN
+    ]
     columns: dict[str, pd.Series] = {}
     result = CoercionResult(frame=pd.DataFrame(), extra_columns=extra)
     for column in table.columns:
@@ -170,15 +176,22 @@ def coerce_to_schema(records: pd.DataFrame, table: TableInfo, consume: bool = Fa
 def expected_form(column: ColumnInfo) -> str:
     """What a value of ``column`` must look like, in the words a quarantine reason uses."""
     options = column.parse
-    separators = f"'{options.decimal}' decimal point" + (f", '{options.thousands}' thousands separator" if options.thousands else ", no thousands separator")
+    separators = f"'{options.decimal}' decimal point" + (
+        f", '{options.thousands}' thousands separator" if options.thousands else ", no thousands separator"
+    )
     kind = column.kind
     if kind == "integer":
-        return "an integer" + (f" ('{options.thousands}' thousands separator)" if options.thousands else " (no thousands separator)")
+        return "an integer" + (
+            f" ('{options.thousands}' thousands separator)" if options.thousands else " (no thousands separator)"
+        )
     if kind == "float":
         return f"a number ({separators})"
     if kind == "decimal":
         precision, scale = _precision_scale(column.type)
-        return f"a decimal({precision}, {scale}): at most {precision - scale} integer and {scale} fraction digits ({separators})"
+        return (
+            f"a decimal({precision}, {scale}): at most {precision - scale} integer and {scale} fraction digits "
+            f"({separators})"
+        )
     if kind == "boolean":
         true_values = options.true_values if options.true_values is not None else TRUE_TEXT
         false_values = options.false_values if options.false_values is not None else FALSE_TEXT
@@ -260,7 +273,9 @@ def _parse_decimal(values: pd.Series, column: ColumnInfo) -> Parsed:
     target = pa.decimal128(precision, scale)
     if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_decimal(values.dtype.pyarrow_dtype):
         values = values.astype("str")
-    rendered = values.map(_decimal_text, na_action="ignore") if values.dtype == object or _is_numeric(values) else values
+    rendered = (
+        values.map(_decimal_text, na_action="ignore") if values.dtype == object or _is_numeric(values) else values
+    )
     trimmed = _trim(_as_text(rendered))
     text = _normalize_number_text(trimmed, column, exponent=False)
     # canonical form: sign, integer digits without leading zeros, fraction without trailing zeros
@@ -269,9 +284,13 @@ def _parse_decimal(values: pd.Series, column: ColumnInfo) -> Parsed:
     text = pc.replace_substring_regex(text, r"(\.\d*?)0+$", r"\1")
     text = pc.replace_substring_regex(text, r"\.$", "")
     shaped = pc.match_substring_regex(text, r"^-?\d+(\.\d+)?$")
-    integer_digits = pc.utf8_length(pc.replace_substring_regex(pc.replace_substring_regex(text, r"^-?0*", ""), r"\..*$", ""))
+    integer_digits = pc.utf8_length(
+        pc.replace_substring_regex(pc.replace_substring_regex(text, r"^-?0*", ""), r"\..*$", "")
+    )
     fraction_digits = pc.subtract(pc.utf8_length(pc.replace_substring_regex(text, r"^[^.]*\.?", "")), 0)
-    fits = pc.and_(shaped, pc.and_(pc.less_equal(integer_digits, precision - scale), pc.less_equal(fraction_digits, scale)))
+    fits = pc.and_(
+        shaped, pc.and_(pc.less_equal(integer_digits, precision - scale), pc.less_equal(fraction_digits, scale))
+    )
     candidate = pc.if_else(fits, text, pa.scalar(None, text.type))
     parsed = pc.cast(candidate, target)
     return pd.arrays.ArrowExtensionArray(parsed), _failed(trimmed, parsed)
@@ -316,7 +335,9 @@ def _parse_timestamp(values: pd.Series, column: ColumnInfo) -> Parsed:
     if _is_numeric(values):
         numbers = values.astype("float64").to_numpy()
         if epoch is None:  # a number is not a time unless the column says which epoch unit it counts
-            return _utc_from_nanos(np.zeros(len(numbers), dtype="int64"), np.zeros(len(numbers), dtype=bool)), ~np.isnan(numbers)
+            return _utc_from_nanos(
+                np.zeros(len(numbers), dtype="int64"), np.zeros(len(numbers), dtype=bool)
+            ), ~np.isnan(numbers)
         nanos, ok = _epoch_to_nanos(numbers, epoch)
         return _utc_from_nanos(nanos, ok), ~np.isnan(numbers) & ~ok
     landed = _as_text(values)
@@ -337,7 +358,9 @@ def _parse_timestamp(values: pd.Series, column: ColumnInfo) -> Parsed:
         if form == ISO_FORMAT:
             got, got_ok = _iso_to_nanos(text, todo, zone)
         elif form in EPOCH_UNITS:
-            got, got_ok = _epoch_to_nanos(_cast_matching(text, _EPOCH_TEXT, pa.float64()).to_numpy(zero_copy_only=False), EPOCH_UNITS[form])
+            got, got_ok = _epoch_to_nanos(
+                _cast_matching(text, _EPOCH_TEXT, pa.float64()).to_numpy(zero_copy_only=False), EPOCH_UNITS[form]
+            )
         else:
             got, got_ok = _strptime_to_nanos(text, form, zone)
         new = todo & got_ok
@@ -426,15 +449,25 @@ _PARSERS: dict[str, Callable[[pd.Series, ColumnInfo], Parsed]] = {
 def _all_null(column: ColumnInfo, index: pd.Index) -> pd.Series:
     kind = column.kind
     if kind == "decimal":
-        return pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(len(index), pa.decimal128(*_precision_scale(column.type)))), index=index)
+        return pd.Series(
+            pd.arrays.ArrowExtensionArray(pa.nulls(len(index), pa.decimal128(*_precision_scale(column.type)))),
+            index=index,
+        )
     if kind == "date":
         return pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(len(index), pa.date32())), index=index)
-    dtypes = {"string": "str", "json": "str", "integer": "Int64", "float": "float64", "boolean": "boolean", "timestamp": TIMESTAMP_DTYPE}
+    dtypes = {
+        "string": "str",
+        "json": "str",
+        "integer": "Int64",
+        "float": "float64",
+        "boolean": "boolean",
+        "timestamp": TIMESTAMP_DTYPE,
+    }
     return pd.Series(pd.NA if kind in ("integer", "boolean") else None, index=index, dtype=dtypes[kind])
 
 
 def _precision_scale(column_type: str) -> tuple[int, int]:
-    precision, scale = column_type[len("decimal("):-1].split(",")
+    precision, scale = column_type[len("decimal(") : -1].split(",")
     return int(precision), int(scale)
 
 
@@ -460,11 +493,15 @@ def _normalize_number_text(text: pa.ChunkedArray, column: ColumnInfo, exponent: 
     decimal = re.escape(options.decimal)
     if thousands:
         group = re.escape(thousands)
-        grouped = rf"^[+-]?(\d{{1,3}}({group}\d{{3}})+|\d+)({decimal}\d*)?" + (r"([eE][+-]?\d+)?" if exponent else "") + "$"
+        grouped = (
+            rf"^[+-]?(\d{{1,3}}({group}\d{{3}})+|\d+)({decimal}\d*)?" + (r"([eE][+-]?\d+)?" if exponent else "") + "$"
+        )
         text = pc.if_else(pc.match_substring_regex(text, grouped), text, pa.scalar(None, text.type))
         text = pc.replace_substring(text, thousands, "")
     if options.decimal != ".":
-        text = pc.if_else(pc.match_substring(text, "."), pa.scalar(None, text.type), text)  # '.' is not this column's decimal point
+        text = pc.if_else(
+            pc.match_substring(text, "."), pa.scalar(None, text.type), text
+        )  # '.' is not this column's decimal point
         text = pc.replace_substring(text, options.decimal, ".")
     return text
 
@@ -534,7 +571,11 @@ def _iso_to_nanos(text: pa.ChunkedArray, todo: np.ndarray, zone: str) -> tuple[n
         stamps = pd.to_datetime(values.where(naive), errors="coerce", format="ISO8601")
         if isinstance(stamps.dtype, pd.DatetimeTZDtype):  # a mix pandas resolved with offsets: not naive
             stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-        stamps = stamps.astype("datetime64[ns]").dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        stamps = (
+            stamps.astype("datetime64[ns]")
+            .dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+            .dt.tz_convert("UTC")
+        )
         good = _in_nanosecond_range(stamps) & naive
         nanos[good] = stamps[good].dt.tz_localize(None).astype("datetime64[ns]").to_numpy().view("int64")
         ok |= good
@@ -580,7 +621,7 @@ def _parse_error_json(failures: dict[str, np.ndarray], originals: dict[str, pd.S
     per_row: dict[int, dict[str, str]] = {}
     for name, mask in failures.items():
         positions = np.flatnonzero(mask)
-        for position, value in zip(positions, originals[name].loc[positions].tolist()):
+        for position, value in zip(positions, originals[name].loc[positions].tolist(), strict=True):
             per_row.setdefault(int(position), {})[name] = value if isinstance(value, str) else str(value)
     positions = np.fromiter(per_row.keys(), dtype="int64", count=len(per_row))
     texts = pa.array([json.dumps(per_row[p], ensure_ascii=False, sort_keys=True) for p in per_row], pa.large_string())

@@ -9,6 +9,7 @@ event time — are broken by landing order: ``_source_file`` then ``_source_line
 so the survivor is the same on every run. A missing event time loses to any present one. Rows with a null
 key are left alone: a missing key identifies nothing, and ``drop_if_null`` is the rule that handles it.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal
@@ -95,7 +96,9 @@ class Deduplicate(CleaningRule):
         # A key has duplicates when its latest version has an earlier one (one version: nothing replaced).
         report.update(duplicates_removed=count, keys_with_duplicates=int((~superseded & repeated).sum()))
         frame, keep = survivors(df, drop, alive)
-        return RuleOutcome(frame=frame, removed=removed, report=report, duplicates_removed=count, lineage=lineage, keep=keep)
+        return RuleOutcome(
+            frame=frame, removed=removed, report=report, duplicates_removed=count, lineage=lineage, keep=keep
+        )
 
 
 def _describe_keys(rows: pd.DataFrame, keys: list[str]) -> pd.Series:

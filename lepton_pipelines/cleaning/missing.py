@@ -1,6 +1,7 @@
 """Missing values: ``impute`` fills them where a stand-in is acceptable; ``drop_if_null`` removes rows
 whose required values are missing (with the column named, so the quarantine says what to fix upstream).
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -41,7 +42,7 @@ class Impute(CleaningRule):
         group_by: list[str] = Field(default_factory=list)  # for strategy: ffill
 
         @model_validator(mode="after")
-        def _options_match_strategy(self) -> "Impute.Config":
+        def _options_match_strategy(self) -> Impute.Config:
             if self.strategy == "constant" and self.value is None:
                 raise ValueError("strategy constant needs `value:`")
             if self.strategy != "constant" and self.value is not None:
@@ -182,13 +183,13 @@ class DropIfNull(CleaningRule):
         missing = np.column_stack([df[column].isna().to_numpy() for column in columns])
         if alive is not None:
             missing &= alive[:, None]
-        counts = {column: int(n) for column, n in zip(columns, missing.sum(axis=0))}
+        counts = {column: int(n) for column, n in zip(columns, missing.sum(axis=0), strict=True)}
         any_missing = missing.any(axis=1)
         # Reasons are built for the dropped rows only (a million-row string mask per column costs seconds).
         dropped = missing[any_missing]
         missing_names = pd.Series("", index=df.index[any_missing], dtype="str")
         named = np.zeros(len(dropped), dtype=bool)
-        for column, is_missing in zip(columns, dropped.T):
+        for column, is_missing in zip(columns, dropped.T, strict=True):
             missing_names = missing_names.mask(is_missing & named, missing_names + ", " + column)
             missing_names = missing_names.mask(is_missing & ~named, column)
             named |= is_missing

@@ -11,10 +11,12 @@ the first original, the rule chain joined by `` -> ``, the last action and every
 what they replaced (``RuleOutcome.replaced``) by position; the pipeline pins those to index labels, so
 it follows rows through every later filter, and builds JSON only for the changed rows.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -106,7 +108,9 @@ def run_cleaning(df: pd.DataFrame, rules: Sequence[CleaningRule], consume: bool 
         for column, step in outcome.lineage.items():
             result.lineage.setdefault(column, []).append(f"{rule.name}: {step}")
         for column, replaced in outcome.replaced.items():
-            replacements.add(column, outcome.frame.index[replaced.positions], replaced.original, rule.name, replaced.action)
+            replacements.add(
+                column, outcome.frame.index[replaced.positions], replaced.original, rule.name, replaced.action
+            )
         frame = outcome.frame
         if outcome.keep is not None:
             alive = alive & outcome.keep
@@ -154,7 +158,7 @@ class _Replacements:
         if len(several):
             shared = np.flatnonzero(np.isin(where, rows[several]))  # members in column order (concatenation order)
             by_row: dict[int, list[str]] = {}
-            for position, member in zip(where[shared].tolist(), text.take(pa.array(shared)).to_pylist()):
+            for position, member in zip(where[shared].tolist(), text.take(pa.array(shared)).to_pylist(), strict=True):
                 by_row.setdefault(position, []).append(member)
             joined = ["{" + ",".join(by_row[p]) + "}" for p in rows[several].tolist()]
             slots = np.arange(len(rows))
@@ -183,7 +187,8 @@ def _column_members(column: str, events: list, index: pd.Index) -> tuple[np.ndar
     if single.any():
         original_json = _json_texts(originals[single])
         rule_action = np.array(
-            [f',"rule":{orjson.dumps(e[2]).decode()},"action":{orjson.dumps(e[3]).decode()}}}' for e in events], dtype=object
+            [f',"rule":{orjson.dumps(e[2]).decode()},"action":{orjson.dumps(e[3]).decode()}}}' for e in events],
+            dtype=object,
         )[step[single]]
         out_text.append(_join(key + ':{"original":', original_json, pa.array(rule_action, pa.large_string())))
     if chained.any():
@@ -196,14 +201,16 @@ def _column_members(column: str, events: list, index: pd.Index) -> tuple[np.ndar
         ends = np.append(starts[1:], len(where))
         chain_texts: dict[tuple, str] = {}
         tails = []
-        for a, b in zip(starts.tolist(), ends.tolist()):
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             chain = tuple(steps[a:b].tolist())
             tail = chain_texts.get(chain)
             if tail is None:
                 tail = chain_texts[chain] = _chain_tail([(events[i][2], events[i][3]) for i in chain])
             tails.append(tail)
         out_positions.append(rows)
-        out_text.append(_join(key + ':{"original":', _json_texts(first_originals.iloc[starts]), pa.array(tails, pa.large_string())))
+        out_text.append(
+            _join(key + ':{"original":', _json_texts(first_originals.iloc[starts]), pa.array(tails, pa.large_string()))
+        )
     return np.concatenate(out_positions), pa.concat_arrays([t.cast(pa.large_string()) for t in out_text])
 
 
@@ -215,7 +222,11 @@ def _label_positions(index: pd.Index, labels: np.ndarray) -> np.ndarray:
     place the few thousand values a rule replaced.
     """
     values = index.to_numpy()
-    if isinstance(index, pd.RangeIndex) or not len(values) or not (values.dtype.kind in "iu" and (values[1:] > values[:-1]).all()):
+    if (
+        isinstance(index, pd.RangeIndex)
+        or not len(values)
+        or not (values.dtype.kind in "iu" and (values[1:] > values[:-1]).all())
+    ):
         return index.get_indexer(labels)
     labels = np.asarray(labels, dtype=values.dtype)
     found = np.searchsorted(values, labels)
@@ -234,7 +245,9 @@ def _join(*parts) -> pa.Array:
 def _json_texts(values: pd.Series) -> pa.Array:
     """JSON text of each original: numbers cast in Arrow, missing as null, others through orjson."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        numbers = pa.array(values.astype("float64") if not pd.api.types.is_integer_dtype(values.dtype) else values, from_pandas=True)
+        numbers = pa.array(
+            values.astype("float64") if not pd.api.types.is_integer_dtype(values.dtype) else values, from_pandas=True
+        )
         text = pc.cast(numbers, pa.large_string())
         if pa.types.is_floating(numbers.type):
             finite = pc.is_finite(numbers)
@@ -246,7 +259,9 @@ def _json_texts(values: pd.Series) -> pa.Array:
 def _chain_tail(steps: list[tuple[str, str]]) -> str:
     """``,"rule":"a -> b","action":"<last>","steps":[…]}`` of a chain of (rule, action) steps."""
     rule = " -> ".join(r for r, _ in steps)
-    body = orjson.dumps({"rule": rule, "action": steps[-1][1], "steps": [{"rule": r, "action": a} for r, a in steps]}).decode()
+    body = orjson.dumps(
+        {"rule": rule, "action": steps[-1][1], "steps": [{"rule": r, "action": a} for r, a in steps]}
+    ).decode()
     return "," + body[1:]
 
 
@@ -290,7 +305,9 @@ def build_rules(entries: Sequence[Mapping[str, Any]], table: TableInfo) -> list[
         where = f"cleaning[{index}]"
         name = entry.get("rule")
         if name not in CLEANING_RULES:
-            problems.append(f"{where}.rule: {name!r} is not a cleaning rule; allowed: {', '.join(sorted(CLEANING_RULES))}")
+            problems.append(
+                f"{where}.rule: {name!r} is not a cleaning rule; allowed: {', '.join(sorted(CLEANING_RULES))}"
+            )
             continue
         cls = CLEANING_RULES[name]
         try:

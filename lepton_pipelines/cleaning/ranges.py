@@ -5,6 +5,7 @@ unusual relative to the data itself, optionally per group (per device: a freezer
 living room's is not). Both can drop the row (with a reason naming value and limit), clip the value, or
 — for outliers — flag it in ``<column>_outlier`` so a model or analyst decides.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -40,7 +41,7 @@ class ValidRange(CleaningRule):
         action: Literal["drop", "clip", "null"] = "drop"
 
         @model_validator(mode="after")
-        def _bounds_make_sense(self) -> "ValidRange.Config":
+        def _bounds_make_sense(self) -> ValidRange.Config:
             if self.min is None and self.max is None:
                 raise ValueError("give at least one of min, max")
             if self.min is not None and self.max is not None and self.min > self.max:
@@ -73,18 +74,29 @@ class ValidRange(CleaningRule):
             below, above = below & alive, above & alive
         interval = f"[{show(low) if low is not None else '-inf'}, {show(high) if high is not None else 'inf'}]"
         report: dict[str, Any] = {
-            "column": column, "min": number(low), "max": number(high), "action": action,
-            "below_min": int(below.sum()), "above_max": int(above.sum()),
+            "column": column,
+            "min": number(low),
+            "max": number(high),
+            "action": action,
+            "below_min": int(below.sum()),
+            "above_max": int(above.sum()),
         }
         outside = below | above
         if action == "drop":
             # Reasons are rendered for the removed rows only: rendering a million values costs seconds.
             limit = np.where(below[outside], f" below minimum {show(low)}", f" above maximum {show(high)}")
-            reason = f"{column}=" + as_text(values[outside]) + pd.Series(limit, index=values.index[outside], dtype="str")
+            reason = (
+                f"{column}=" + as_text(values[outside]) + pd.Series(limit, index=values.index[outside], dtype="str")
+            )
             removed = removed_rows(df, outside, reason, self.name)
             frame, keep = survivors(df, outside, alive)
-            return RuleOutcome(frame=frame, removed=removed, report=report, keep=keep,
-                               lineage={column: f"rows outside {interval} dropped"})
+            return RuleOutcome(
+                frame=frame,
+                removed=removed,
+                report=report,
+                keep=keep,
+                lineage={column: f"rows outside {interval} dropped"},
+            )
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         if action == "clip":
             df[column] = values.clip(lower=_fit_bound(low, values), upper=_fit_bound(high, values))
@@ -92,8 +104,12 @@ class ValidRange(CleaningRule):
         else:
             df[column] = values.mask(outside)
             lineage = f"values outside {interval} set to null"
-        return RuleOutcome(frame=df, report=report, lineage={column: lineage},
-                           replaced=_replaced(column, values, outside, "clipped" if action == "clip" else "nulled"))
+        return RuleOutcome(
+            frame=df,
+            report=report,
+            lineage={column: lineage},
+            replaced=_replaced(column, values, outside, "clipped" if action == "clip" else "nulled"),
+        )
 
 
 @register_rule
@@ -139,27 +155,45 @@ class Outliers(CleaningRule):
         scope = f" per {', '.join(group_by)}" if group_by else ""
         description = f"{method} k={show(k)}{scope}"
         report: dict[str, Any] = {
-            "column": column, "method": method, "threshold": k, "action": self.config.action,
-            "outliers": int(is_outlier.sum()), **stats,
+            "column": column,
+            "method": method,
+            "threshold": k,
+            "action": self.config.action,
+            "outliers": int(is_outlier.sum()),
+            **stats,
         }
         if self.config.action == "drop":
             reason = (
-                f"{column}=" + as_text(df[column]) + f" outside {method} bounds ["
-                + _bound_text(lower) + ", " + _bound_text(upper) + f"] (k={show(k)}{scope})"
+                f"{column}="
+                + as_text(df[column])
+                + f" outside {method} bounds ["
+                + _bound_text(lower)
+                + ", "
+                + _bound_text(upper)
+                + f"] (k={show(k)}{scope})"
             )
             removed = removed_rows(df, is_outlier, reason[is_outlier], self.name)
-            return RuleOutcome(frame=df[~is_outlier], removed=removed, report=report,
-                               lineage={column: f"outlier rows dropped ({description})"})
+            return RuleOutcome(
+                frame=df[~is_outlier],
+                removed=removed,
+                report=report,
+                lineage={column: f"outlier rows dropped ({description})"},
+            )
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         if self.config.action == "clip":
             original = df[column]
             df[column] = _clip(original, lower, upper)
             changed = is_outlier & (df[column] != original).fillna(False).to_numpy(dtype=bool)
-            return RuleOutcome(frame=df, report=report, lineage={column: f"outliers clipped to bounds ({description})"},
-                               replaced=_replaced(column, original, changed, "clipped"))
+            return RuleOutcome(
+                frame=df,
+                report=report,
+                lineage={column: f"outliers clipped to bounds ({description})"},
+                replaced=_replaced(column, original, changed, "clipped"),
+            )
         df[self.flag_column] = pd.array(is_outlier, dtype="boolean")
-        return RuleOutcome(frame=df, report=report,
-                           lineage={self.flag_column: f"flags {column} outliers ({description})"})
+        return RuleOutcome(
+            frame=df, report=report, lineage={self.flag_column: f"flags {column} outliers ({description})"}
+        )
 
     def _bounds(self, df: pd.DataFrame, values: pd.Series) -> tuple[Any, Any, dict[str, Any]]:
         """Lower/upper bounds (scalars, or per-row Series when grouped) and the statistics to report."""

@@ -1,8 +1,10 @@
 """Small helpers every rule shares: schema checks worded for people, removed-row frames, JSON-able numbers."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +28,8 @@ def column_problems(
             problems.append(f"{field}: column {name!r} is not in the schema of {table.source!r} (columns: {declared})")
         elif allowed_types and column.type not in allowed_types:
             problems.append(
-                f"{field}: column {name!r} is declared {column.type}; this rule works on {' or '.join(allowed_types)} columns"
+                f"{field}: column {name!r} is declared {column.type}; this rule works on "
+                f"{' or '.join(allowed_types)} columns"
             )
     return problems
 
@@ -35,11 +38,15 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], rule: str) -> None
     """Fail with the rule and column named when a frame lacks a column the rule was configured for."""
     absent = [c for c in columns if c not in df.columns]
     if absent:
-        raise KeyError(f"cleaning rule {rule!r}: column(s) {', '.join(absent)} not in the frame (columns: {', '.join(map(str, df.columns))})")
+        raise KeyError(
+            f"cleaning rule {rule!r}: column(s) {', '.join(absent)} not in the frame (columns: "
+            f"{', '.join(map(str, df.columns))})"
+        )
 
 
-def select_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequence[str] | None = None,
-                consume: bool = False) -> pd.DataFrame:
+def select_rows(
+    df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequence[str] | None = None, consume: bool = False
+) -> pd.DataFrame:
     """``df.loc[mask, columns]``: the rows where ``mask`` is true, index labels kept.
 
     Why not ``df[mask]``: pandas turns the mask into positions and takes every column through a generic
@@ -63,7 +70,9 @@ def select_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, columns: Sequenc
     return pd.DataFrame(columns_out, index=index, copy=False)
 
 
-def removed_rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, reason: pd.Series | str, rule: str) -> pd.DataFrame | None:
+def removed_rows(
+    df: pd.DataFrame, mask: np.ndarray | pd.Series, reason: pd.Series | str, rule: str
+) -> pd.DataFrame | None:
     """The rows a rule removes, each labelled with why and by which rule; None when there are none."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
@@ -133,7 +142,11 @@ def duplicated_rows(df: pd.DataFrame, keys: Sequence[str], keep: str | bool = "f
 def arrow_text(values: pd.Series) -> pa.ChunkedArray:
     """Text as Arrow: an Arrow-backed column in place, chunks and all (the kernels run per chunk, so it is
     never joined into one copy just to be read); any other column converted."""
-    array = values.array.__arrow_array__() if hasattr(values.array, "__arrow_array__") else pa.array(values.to_numpy(dtype=object), from_pandas=True)
+    array = (
+        values.array.__arrow_array__()
+        if hasattr(values.array, "__arrow_array__")
+        else pa.array(values.to_numpy(dtype=object), from_pandas=True)
+    )
     return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
@@ -161,10 +174,12 @@ def _duplicated_by_sorting(values: pa.ChunkedArray, keep: str | bool) -> np.ndar
     positions = pc.sort_indices(array).to_numpy()  # stable; nulls last
     same = np.zeros(rows - 1, dtype=bool)  # same[i]: sorted row i + 1 equals sorted row i
     for start in range(0, rows - 1, _SORTED_BLOCK_ROWS):
-        block = array.take(positions[start:min(start + _SORTED_BLOCK_ROWS + 1, rows)])
+        block = array.take(positions[start : min(start + _SORTED_BLOCK_ROWS + 1, rows)])
         head, tail = block.slice(0, len(block) - 1), block.slice(1)
         equal = pc.or_kleene(pc.equal(head, tail), pc.and_(pc.is_null(head), pc.is_null(tail)))
-        same[start:start + len(block) - 1] = np.asarray(equal.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        same[start : start + len(block) - 1] = np.asarray(
+            equal.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool
+        )
     if keep == "first":
         marked[positions[1:][same]] = True  # equal to the one before it
     elif keep == "last":
@@ -187,7 +202,9 @@ LOW_CARDINALITY_MIN_ROWS = 1_000
 _CARDINALITY_SAMPLE_ROWS = 10_000
 
 
-def low_cardinality_text(text: pd.Series, share: float = LOW_CARDINALITY_SHARE, min_rows: int = LOW_CARDINALITY_MIN_ROWS) -> pd.Series:
+def low_cardinality_text(
+    text: pd.Series, share: float = LOW_CARDINALITY_SHARE, min_rows: int = LOW_CARDINALITY_MIN_ROWS
+) -> pd.Series:
     """``text`` (a ``str`` Series) as a categorical when it repeats enough, else unchanged.
 
     A sample rules out id-like columns first, so a column of unique ids is never hashed in full.
@@ -229,7 +246,11 @@ def map_text(values: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> 
     codes = values.cat.codes.to_numpy()
     present = codes >= 0
     mapped = np.where(present, new_codes[np.where(present, codes, 0)], -1)
-    result = pd.Series(pd.Categorical.from_codes(mapped, categories=pd.Index(new_categories, dtype="str")), index=values.index, name=values.name)
+    result = pd.Series(
+        pd.Categorical.from_codes(mapped, categories=pd.Index(new_categories, dtype="str")),
+        index=values.index,
+        name=values.name,
+    )
     changed = present & changed_category[np.where(present, codes, 0)]
     return result, changed
 

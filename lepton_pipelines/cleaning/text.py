@@ -3,6 +3,7 @@
 They run before deduplication and range checks so that ``" Berlin"`` and ``"berlin"`` are the same key and
 sentinels such as ``"N/A"`` or ``-999`` become real nulls that ``impute``/``drop_if_null`` can see.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -84,8 +85,8 @@ class NormalizeCase(CleaningRule):
         require_columns(df, self.config.columns, self.name)
         df = df.copy(deep=False)  # copy-on-write: replacing columns never touches the caller's frame
         changed: dict[str, int] = {}
+        case = self.config.case
         for column in self.config.columns:
-            case = self.config.case
             converted, differs = map_text(df[column], lambda text: getattr(text.str, case)())
             changed[column] = int(differs.sum())
             if changed[column] or converted.dtype != df[column].dtype:
@@ -118,9 +119,7 @@ class ReplaceValues(CleaningRule):
             for old, new in mapping.items():
                 for role, value in (("value", old), ("replacement", new)):
                     if value is not None and not _fits(value, column.type):
-                        problems.append(
-                            f"values.{name}: {role} {value!r} does not fit {column.type} column {name!r}"
-                        )
+                        problems.append(f"values.{name}: {role} {value!r} does not fit {column.type} column {name!r}")
         return problems
 
     def apply(self, df: pd.DataFrame) -> RuleOutcome:
@@ -137,7 +136,8 @@ class ReplaceValues(CleaningRule):
             replaced[column] = int(hits.sum())
             df[column] = series
         lineage = {
-            column: "replaced " + ", ".join(f"{old!r} → {'null' if new is None else repr(new)}" for old, new in mapping.items())
+            column: "replaced "
+            + ", ".join(f"{old!r} → {'null' if new is None else repr(new)}" for old, new in mapping.items())
             for column, mapping in self.config.values.items()
         }
         return RuleOutcome(frame=df, report={"replaced": replaced}, lineage=lineage)
@@ -147,8 +147,10 @@ def _fits(value: Any, column_type: str) -> bool:
     if column_type == "string":
         return isinstance(value, str)
     if column_type in NUMERIC_TYPES:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            column_type == "float" or float(value).is_integer()
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (column_type == "float" or float(value).is_integer())
         )
     if column_type == "boolean":
         return isinstance(value, bool)

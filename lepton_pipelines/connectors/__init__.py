@@ -1,4 +1,6 @@
 """Connectors: how raw data arrives. Importing this package registers every connector type."""
+
+from lepton_pipelines.connectors import mqtt  # noqa: F401,E402 — registers the `mqtt` connector type
 from lepton_pipelines.connectors.base import (
     CONNECTORS,
     LINEAGE_COLUMNS,
@@ -23,7 +25,6 @@ from lepton_pipelines.connectors.base import (
     rejects_frame,
     transient_retries,
 )
-from lepton_pipelines.connectors.redact import Redactor
 from lepton_pipelines.connectors.files import (
     FileConnector,
     FileSettings,
@@ -32,8 +33,8 @@ from lepton_pipelines.connectors.files import (
     list_landing_files,
 )
 from lepton_pipelines.connectors.http import HttpConnector, HttpSettings
+from lepton_pipelines.connectors.redact import Redactor
 from lepton_pipelines.connectors.sql import SqlConnector, SqlSettings
-from lepton_pipelines.connectors import mqtt  # noqa: F401,E402 — registers the `mqtt` connector type
 
 __all__ = [
     "CONNECTORS",

@@ -6,16 +6,18 @@ values as they arrived (no type coercion: that is the raw asset's job, where par
 counted per column) plus lineage columns; anything that cannot be parsed into a record at all is
 returned as a reject with file, line and reason so it reaches the quarantine zone instead of vanishing.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
@@ -56,7 +58,7 @@ class FetchRequest:
         """Half-open UTC window [start, end) of the partition, used by HTTP/SQL parameters."""
         if not self.partition_key:
             return None
-        start = datetime.combine(date.fromisoformat(self.partition_key), datetime.min.time(), tzinfo=timezone.utc)
+        start = datetime.combine(date.fromisoformat(self.partition_key), datetime.min.time(), tzinfo=UTC)
         return start, start + timedelta(days=1)
 
 
@@ -253,7 +255,7 @@ class RecordShape:
     parents: frozenset[str] = frozenset()
 
     @classmethod
-    def declared(cls, column_types: dict[str, str], separator: str = "__") -> "RecordShape":
+    def declared(cls, column_types: dict[str, str], separator: str = "__") -> RecordShape:
         parents = {name.split(separator, 1)[0] for name in column_types if separator in name} - set(column_types)
         return cls(
             separator=separator,

@@ -3,7 +3,8 @@
 One partition is one walk through the pages of one query: ``params`` (and the URL) may use ``{date}``,
 ``{start}`` and ``{end}`` from the partition window. Transient failures — connection errors, timeouts,
 HTTP 5xx and 429 — are retried with exponential backoff and jitter (``Retry-After`` wins when the
-server sends it; the policy is ``base.transient_retries``); other 4xx answers fail at once, because retrying a bad request only hides it.
+server sends it; the policy is ``base.transient_retries``); other 4xx answers fail at once, because retrying a bad
+request only hides it.
 
 The auth header is read from the environment variable named in ``auth_header_env`` at fetch time, sent
 only as a request header, and scrubbed from every error message: it never reaches logs, metadata or
@@ -16,16 +17,15 @@ whole, a ``decimal(p, s)`` column gets the exact number as ``Decimal``. ``_sourc
 requested URL including its page/cursor parameters, ``_source_line`` the item's 1-based position in
 that page. A window with no records is reported in ``FetchResult.empty``, not as a schema.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
-
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import Field, model_validator
@@ -83,7 +83,7 @@ class HttpSettings(ConnectorSettings):
     flatten_separator: str = "__"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "HttpSettings":
+    def _consistent(self) -> HttpSettings:
         if self.pagination == "cursor" and not self.next_cursor_path:
             raise ValueError("pagination: cursor needs next_cursor_path (dot path to the next cursor in the body)")
         secret_like = {self.auth_header_name.lower(), "authorization", "x-api-key", "cookie"}
@@ -106,7 +106,9 @@ class HttpConnector(Connector):
         s = self.settings
         values = _window_values(request)
         url = _fill(s.url, values, "url", request.source)
-        params = {k: _fill(v, values, f"params.{k}", request.source) if isinstance(v, str) else v for k, v in s.params.items()}
+        params = {
+            k: _fill(v, values, f"params.{k}", request.source) if isinstance(v, str) else v for k, v in s.params.items()
+        }
         secret = self._auth_value()
         headers = {"Accept": "application/json", **s.headers}
         if secret is not None:
@@ -139,11 +141,23 @@ class HttpConnector(Connector):
                     if isinstance(item, dict):
                         records.append({**shape.record(item), SOURCE_FILE: where, SOURCE_LINE: index})
                     else:
-                        rejects.append({"source_file": where, "source_line": index,
-                                        "reason": f"expected a JSON object, found {type(item).__name__}",
-                                        "raw": redact.text(json.dumps(item, ensure_ascii=False, default=str))})
-                inputs.append({"path": where, "bytes": len(response.content), "rows": len(items),
-                               "status": response.status_code, "etag": response.headers.get("ETag")})
+                        rejects.append(
+                            {
+                                "source_file": where,
+                                "source_line": index,
+                                "reason": f"expected a JSON object, found {type(item).__name__}",
+                                "raw": redact.text(json.dumps(item, ensure_ascii=False, default=str)),
+                            }
+                        )
+                inputs.append(
+                    {
+                        "path": where,
+                        "bytes": len(response.content),
+                        "rows": len(items),
+                        "status": response.status_code,
+                        "etag": response.headers.get("ETag"),
+                    }
+                )
                 if s.pagination == "none" or not items:
                     break
                 if s.pagination == "page":
@@ -153,7 +167,11 @@ class HttpConnector(Connector):
                     if cursor in (None, ""):
                         break
                 else:
-                    link = _at_path(payload, s.next_url_path) if s.next_url_path else response.links.get("next", {}).get("url")
+                    link = (
+                        _at_path(payload, s.next_url_path)
+                        if s.next_url_path
+                        else response.links.get("next", {}).get("url")
+                    )
                     if not link:
                         break
                     next_url = urljoin(response.url, link)
@@ -170,8 +188,14 @@ class HttpConnector(Connector):
         if not records and not rejects:
             scope = f"the partition window {values['start']} to {values['end']}" if values else "the answer"
             empty = f"no records in {scope} ({redact.url(url)}, {len(inputs)} page(s))"
-        return FetchResult(records=frame, rejects=rejects_frame(rejects), inputs=inputs, keyed_records=True,
-                           landed_schema={} if empty else landed_schema_of_records(frame), empty=empty)
+        return FetchResult(
+            records=frame,
+            rejects=rejects_frame(rejects),
+            inputs=inputs,
+            keyed_records=True,
+            landed_schema={} if empty else landed_schema_of_records(frame),
+            empty=empty,
+        )
 
     def _auth_value(self) -> str | None:
         name = self.settings.auth_header_env
@@ -185,19 +209,27 @@ class HttpConnector(Connector):
             )
         return value
 
-    def _request(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor) -> requests.Response:
+    def _request(
+        self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor
+    ) -> requests.Response:
         s = self.settings
-        policy = transient_retries(s.retries, s.backoff_seconds, s.max_backoff_seconds, lambda e: isinstance(e, _Transient))
+        policy = transient_retries(
+            s.retries, s.backoff_seconds, s.max_backoff_seconds, lambda e: isinstance(e, _Transient)
+        )
         try:
             return policy(self._attempt, session, url, params, redact)
         except _Transient as failed:
-            raise redact.fail(
+            error = redact.fail(
                 f"{s.method} {redact.url(_with_params(url, params))}: {failed} (gave up after "
                 f"{policy.statistics['attempt_number']} attempts; connector.retries={s.retries})",
-                failed.cause, kind=ConnectorTimeoutError if failed.timed_out else None,
+                failed.cause,
+                kind=ConnectorTimeoutError if failed.timed_out else None,
             )
+            raise error from error.__cause__  # the redacted stand-in, never the raw exception
 
-    def _attempt(self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor) -> requests.Response:
+    def _attempt(
+        self, session: requests.Session, url: str, params: dict[str, Any] | None, redact: Redactor
+    ) -> requests.Response:
         """One request, body included (a body that breaks off is retried like a dropped connection).
         Failures a retry may cure raise ``_Transient``; anything else fails at once."""
         import requests
@@ -212,7 +244,8 @@ class HttpConnector(Connector):
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             raise _Transient(f"the answer broke off while it was read ({type(exc).__name__})", exc) from None
         except requests.RequestException as exc:  # invalid URL, too many redirects, ...: a retry cannot help
-            raise redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
+            error = redact.fail(f"{s.method} {redact.url(_with_params(url, params))}: {redact.describe(exc)}", exc)
+            raise error from error.__cause__
         if response.status_code < 400:
             return response
         failure = f"HTTP {response.status_code} {response.reason}: {redact.excerpt(response.text, 300)}"
@@ -225,8 +258,14 @@ class _Transient(Exception):
     """One attempt's failure that a retry may cure. The text is already redacted; ``cause`` is the raw
     library exception (only ever chained through ``Redactor.fail``)."""
 
-    def __init__(self, failure: str, cause: BaseException | None = None, *, timed_out: bool = False,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        failure: str,
+        cause: BaseException | None = None,
+        *,
+        timed_out: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(failure)
         self.cause, self.timed_out, self.retry_after = cause, timed_out, retry_after
 
@@ -288,9 +327,12 @@ def _json_body(response: requests.Response, where: str, redact: Redactor, exact_
         return response.json(parse_float=Decimal) if exact_numbers else response.json()
     except ValueError as exc:
         # The body may echo the request (auth header included): it is quoted only through the redactor.
-        raise redact.fail(
-            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); starts with {redact.excerpt(response.text, 120)!r}", exc
+        error = redact.fail(
+            f"{where}: HTTP {response.status_code} answer is not JSON ({exc}); "
+            f"starts with {redact.excerpt(response.text, 120)!r}",
+            exc,
         )
+        raise error from error.__cause__
 
 
 def _at_path(payload: Any, path: str | None) -> Any:
@@ -312,6 +354,7 @@ def _records_at(payload: Any, path: str | None, where: str, redact: Redactor) ->
         raise redact.fail(f"{where}: records_path {path!r} not found in the answer (top-level: {keys})")
     if not isinstance(items, list):
         raise redact.fail(
-            f"{where}: expected a JSON list of records at records_path {path or '(body)'!r}, found {type(items).__name__}"
+            f"{where}: expected a JSON list of records at records_path {path or '(body)'!r}, found "
+            f"{type(items).__name__}"
         )
     return items

@@ -7,13 +7,21 @@ through the file connector, with the same lineage columns and rejects as any fil
 The settings here are the single place where the session (client id, topic filter, window, batch
 limits, drain bounds) is declared; the collector and the drain asset both read them from the YAML.
 """
+
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lepton_pipelines.connectors.base import Connector, ConnectorError, ConnectorSettings, FetchRequest, FetchResult, register_connector
+from lepton_pipelines.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorSettings,
+    FetchRequest,
+    FetchResult,
+    register_connector,
+)
 from lepton_pipelines.connectors.files import FileConnector, FileSettings
 
 _CLIENT_ID = r"^[A-Za-z0-9_.\-]{1,128}$"
@@ -34,9 +42,13 @@ class SequenceLossPolicy(BaseModel):
     restart_max_seq: int = Field(default=1, ge=0)
     first_seq_after_restart: int = Field(default=0, ge=0)
     max_missing_messages: int = Field(default=0, ge=0, description="fail when more messages than this are missing")
-    max_missing_fraction: float = Field(default=0.0, ge=0, le=1, description="... or more than this fraction of expected")
+    max_missing_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="... or more than this fraction of expected"
+    )
     severity: Literal["error", "warn"] = "error"
-    lookback_days: int = Field(default=7, ge=0, description="earlier partitions searched for each device's previous message")
+    lookback_days: int = Field(
+        default=7, ge=0, description="earlier partitions searched for each device's previous message"
+    )
 
 
 class MqttSettings(ConnectorSettings):
@@ -63,7 +75,7 @@ class MqttSettings(ConnectorSettings):
     loss_check: SequenceLossPolicy = Field(default_factory=SequenceLossPolicy)
 
     @model_validator(mode="after")
-    def _batch_fits_window(self) -> "MqttSettings":
+    def _batch_fits_window(self) -> MqttSettings:
         if self.batch_max_messages > self.receive_maximum:
             raise ValueError(
                 f"batch_max_messages ({self.batch_max_messages}) must not exceed receive_maximum "

@@ -15,10 +15,11 @@ hold a DSN, a URL or an echoed header, and Dagster serializes the whole ``__caus
 builds the ``ConnectorError`` with a redacted stand-in cause that keeps the original's type name and
 traceback (code lines only — a traceback holds no values), so debugging loses nothing but the secret.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from lepton_pipelines.connectors.base import ConnectorError
@@ -27,11 +28,21 @@ MASK = "***"
 # Secrets shorter than this are only removed where they sit in a credential slot (URL userinfo,
 # ``password=``, an auth header); replacing a two-letter password everywhere would mangle the message.
 MIN_LITERAL_LENGTH = 4
-SECRET_HEADER_NAMES = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie", "set-cookie")
+SECRET_HEADER_NAMES = (
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "cookie",
+    "set-cookie",
+)
 _SECRET_KEYS = r"password|passwd|pwd|secret|token|access_token|refresh_token|api_key|apikey|client_secret|sig|signature"
 
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^\s:/@?#]*):(?P<password>[^\s@/?#]*)@")
-_KEY_VALUE = re.compile(rf"(?i)(?P<key>\b(?:{_SECRET_KEYS}))(?P<sep>\s*=\s*|['\"]?\s*:\s*['\"]?)(?P<value>[^\s&;,'\")}}]+)")
+_KEY_VALUE = re.compile(
+    rf"(?i)(?P<key>\b(?:{_SECRET_KEYS}))(?P<sep>\s*=\s*|['\"]?\s*:\s*['\"]?)(?P<value>[^\s&;,'\")}}]+)"
+)
 
 
 def _header_pattern(names: Iterable[str]) -> re.Pattern[str]:

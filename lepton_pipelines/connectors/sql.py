@@ -25,6 +25,7 @@ Left unattended, a run must neither hang nor give up on a blip:
 An empty result is reported in ``FetchResult.empty`` ("no rows in the partition window ..."), with an
 empty landed schema, so a quiet day never reads as every column drifting to null.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,11 +68,24 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "53300")
 _STATEMENT_TIMEOUT_SQLSTATE = "57014"  # query_canceled (PostgreSQL)
 # libpq reports connect-time failures without a SQLSTATE: these texts are the ones worth retrying.
 _TRANSIENT_CONNECT_TEXT = (
-    "connection refused", "timeout expired", "timed out", "server closed the connection unexpectedly",
-    "connection reset", "could not connect", "the database system is starting up",
-    "the database system is shutting down", "the database system is in recovery mode", "too many clients",
-    "could not translate host name", "no route to host", "network is unreachable", "could not receive data",
-    "could not send data", "terminating connection", "ssl syscall error", "eof detected",
+    "connection refused",
+    "timeout expired",
+    "timed out",
+    "server closed the connection unexpectedly",
+    "connection reset",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients",
+    "could not translate host name",
+    "no route to host",
+    "network is unreachable",
+    "could not receive data",
+    "could not send data",
+    "terminating connection",
+    "ssl syscall error",
+    "eof detected",
 )
 
 
@@ -122,34 +136,46 @@ class SqlConnector(Connector):
         url = make_url(raw_url)
         redact = Redactor([raw_url, url.password and str(url.password), url.render_as_string(hide_password=False)])
         timeouts = self._timeouts_for(url, redact)
-        policy = transient_retries(s.retries, s.backoff_seconds, s.max_backoff_seconds,
-                                   lambda e: isinstance(e, _AttemptFailed) and e.transient)
+        policy = transient_retries(
+            s.retries, s.backoff_seconds, s.max_backoff_seconds, lambda e: isinstance(e, _AttemptFailed) and e.transient
+        )
         try:
             columns, chunks = policy(self._read, url, statement, params, timeouts is not None)
+        # redact.fail() chains a redacted stand-in of the cause; `from error.__cause__` keeps exactly that chain
         except SQLAlchemyError as exc:  # not a driver error (e.g. a missing dialect): never retried
-            raise redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
+            error = redact.fail(f"{self._where()}: {redact.describe(exc)}", exc)
+            raise error from error.__cause__
         except ImportError as exc:
-            raise redact.fail(
+            error = redact.fail(
                 f"{self._where()}: the database driver for {url.drivername!r} is not installed ({exc}); "
-                f"install it in the code location's image", exc,
+                f"install it in the code location's image",
+                exc,
             )
+            raise error from error.__cause__
         except _AttemptFailed as failed:
             reason = _describe(redact, failed.cause)
             gave_up = f"(gave up after {policy.statistics['attempt_number']} attempts; connector.retries={s.retries})"
             if failed.timeout == "statement_timeout":
-                raise redact.fail(
-                    f"{self._where()}: the query ran longer than statement_timeout={seconds_text(s.statement_timeout)} "
+                error = redact.fail(
+                    f"{self._where()}: the query ran longer than statement_timeout="
+                    f"{seconds_text(s.statement_timeout)} "
                     f"and the database cancelled it ({reason}); raise connector.statement_timeout or narrow the "
-                    f"query", failed.cause, kind=ConnectorTimeoutError,
+                    f"query",
+                    failed.cause,
+                    kind=ConnectorTimeoutError,
                 )
-            if failed.timeout == "connect_timeout":
-                raise redact.fail(
+            elif failed.timeout == "connect_timeout":
+                error = redact.fail(
                     f"{self._where()}: no answer from the database within connect_timeout="
-                    f"{seconds_text(s.connect_timeout)} ({reason}) {gave_up}", failed.cause, kind=ConnectorTimeoutError,
+                    f"{seconds_text(s.connect_timeout)} ({reason}) {gave_up}",
+                    failed.cause,
+                    kind=ConnectorTimeoutError,
                 )
-            if not failed.transient:
-                raise redact.fail(f"{self._where()}: {reason}", failed.cause)
-            raise redact.fail(f"{self._where()}: {reason} {gave_up}", failed.cause)
+            elif not failed.transient:
+                error = redact.fail(f"{self._where()}: {reason}", failed.cause)
+            else:
+                error = redact.fail(f"{self._where()}: {reason} {gave_up}", failed.cause)
+            raise error from error.__cause__
         attempts = policy.statistics["attempt_number"]
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns, dtype=object)
         frame[SOURCE_FILE] = self.lineage_name
@@ -157,18 +183,31 @@ class SqlConnector(Connector):
         empty = None
         if frame.empty:
             window = request.window
-            empty = (f"no rows in the partition window {window[0].isoformat()} to {window[1].isoformat()}"
-                     if window else "the query returned no rows")
+            empty = (
+                f"no rows in the partition window {window[0].isoformat()} to {window[1].isoformat()}"
+                if window
+                else "the query returned no rows"
+            )
         return FetchResult(
             records=frame,
-            inputs=[{"path": self.lineage_name, "rows": len(frame), "chunks": len(chunks), "query": s.query,
-                     "params": {k: str(v) for k, v in params.items()}, "attempts": attempts,
-                     "timeouts": timeouts or f"driver defaults (dialect {url.get_backend_name()})"}],
+            inputs=[
+                {
+                    "path": self.lineage_name,
+                    "rows": len(frame),
+                    "chunks": len(chunks),
+                    "query": s.query,
+                    "params": {k: str(v) for k, v in params.items()},
+                    "attempts": attempts,
+                    "timeouts": timeouts or f"driver defaults (dialect {url.get_backend_name()})",
+                }
+            ],
             landed_schema={} if empty else landed_schema_of_records(frame),
             empty=empty,
         )
 
-    def _read(self, url: URL, statement: Any, params: dict[str, Any], apply_timeouts: bool) -> tuple[list[str], list[pd.DataFrame]]:
+    def _read(
+        self, url: URL, statement: Any, params: dict[str, Any], apply_timeouts: bool
+    ) -> tuple[list[str], list[pd.DataFrame]]:
         """One attempt: connect, run, stream every chunk. Driver errors come back as ``_AttemptFailed``."""
         from sqlalchemy.exc import DBAPIError
 
@@ -181,11 +220,16 @@ class SqlConnector(Connector):
                 connected = True
                 if apply_timeouts and url.get_backend_name() == "postgresql":
                     connection.exec_driver_sql(f"SET statement_timeout = {int(s.statement_timeout * 1000)}")
-                result = connection.execution_options(stream_results=True, yield_per=s.chunksize).execute(statement, params)
+                result = connection.execution_options(stream_results=True, yield_per=s.chunksize).execute(
+                    statement, params
+                )
                 columns = list(result.keys())
                 duplicates = sorted({c for c in columns if columns.count(c) > 1})
                 if duplicates:
-                    raise ConnectorError(f"{self._where()}: the query returns column(s) {', '.join(duplicates)} more than once; alias them")
+                    raise ConnectorError(
+                        f"{self._where()}: the query returns column(s) {', '.join(duplicates)} more than once; alias "
+                        "them"
+                    )
                 for rows in result.partitions(s.chunksize):
                     chunks.append(pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object))
         except DBAPIError as exc:
@@ -203,8 +247,13 @@ class SqlConnector(Connector):
         connect_args: dict[str, Any] = {}
         if apply_timeouts and backend == "postgresql":
             # libpq: bounds TCP connect *and* the startup handshake; keepalives notice a peer that vanished.
-            connect_args = {"connect_timeout": max(1, round(s.connect_timeout)), "keepalives": 1,
-                            "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+            connect_args = {
+                "connect_timeout": max(1, round(s.connect_timeout)),
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            }
         engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
         if apply_timeouts and backend == "sqlite":
             limit = s.statement_timeout
@@ -220,11 +269,15 @@ class SqlConnector(Connector):
         s = self.settings
         backend, driver = url.get_backend_name(), url.get_driver_name()
         if backend in TIMEOUT_DRIVERS and (TIMEOUT_DRIVERS[backend] is None or driver in TIMEOUT_DRIVERS[backend]):
-            return {"connect_timeout": seconds_text(s.connect_timeout), "statement_timeout": seconds_text(s.statement_timeout)}
+            return {
+                "connect_timeout": seconds_text(s.connect_timeout),
+                "statement_timeout": seconds_text(s.statement_timeout),
+            }
         explicit = sorted({"connect_timeout", "statement_timeout"} & s.model_fields_set)
         if explicit:
             raise redact.fail(
-                f"{self._where()}: connector.{' and connector.'.join(explicit)} cannot be applied to {backend}+{driver} "
+                f"{self._where()}: connector.{' and connector.'.join(explicit)} cannot be applied to "
+                f"{backend}+{driver} "
                 f"(supported: postgresql+psycopg2, postgresql+psycopg, sqlite); remove the setting and configure the "
                 f"timeout in the driver's URL options instead"
             )
@@ -241,19 +294,24 @@ class SqlConnector(Connector):
         name = self.settings.url_env
         url = os.environ.get(name)
         if not url:
-            raise ConnectorError(f"environment variable {name} (connector.url_env) is not set; set it to the SQLAlchemy URL")
+            raise ConnectorError(
+                f"environment variable {name} (connector.url_env) is not set; set it to the SQLAlchemy URL"
+            )
         try:
             make_url(url)
         except ArgumentError:
             # SQLAlchemy's message quotes the whole URL, password included: never chain it.
-            raise ConnectorError(f"environment variable {name} does not hold a valid SQLAlchemy URL (dialect+driver://...)") from None
+            raise ConnectorError(
+                f"environment variable {name} does not hold a valid SQLAlchemy URL (dialect+driver://...)"
+            ) from None
         return url
 
     def _bind_values(self, request: FetchRequest, used: set[str]) -> dict[str, Any]:
         unknown = sorted(used - set(WINDOW_PARAMETERS))
         if unknown:
             raise ConnectorError(
-                f"{self._where()}: binds :{', :'.join(unknown)}; only :start, :end (UTC datetimes) and :date are provided"
+                f"{self._where()}: binds :{', :'.join(unknown)}; only :start, :end (UTC datetimes) and :date are "
+                "provided"
             )
         window = request.window
         if used and window is None:
@@ -269,7 +327,11 @@ class SqlConnector(Connector):
 def _describe(redact: Redactor, exc: DBAPIError) -> str:
     """``ProgrammingError (UndefinedColumn): column "nope" does not exist ...``, redacted, on one line."""
     orig = exc.orig if exc.orig is not None else exc
-    kind = type(exc).__name__ if type(orig).__name__ == type(exc).__name__ else f"{type(exc).__name__} ({type(orig).__name__})"
+    kind = (
+        type(exc).__name__
+        if type(orig).__name__ == type(exc).__name__
+        else f"{type(exc).__name__} ({type(orig).__name__})"
+    )
     return redact.text(f"{kind}: {redact.describe(orig).split(': ', 1)[-1]}")
 
 
@@ -278,12 +340,11 @@ def _sqlstate(exc: DBAPIError) -> str:
     return str(getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None) or "")
 
 
-
-
 def _timeout_setting(exc: DBAPIError, connected: bool) -> str | None:
     """Which of our timeouts fired, if one did."""
-    if _sqlstate(exc) == _STATEMENT_TIMEOUT_SQLSTATE or (connected and isinstance(exc.orig, sqlite3.OperationalError)
-                                                        and "interrupted" in str(exc.orig)):
+    if _sqlstate(exc) == _STATEMENT_TIMEOUT_SQLSTATE or (
+        connected and isinstance(exc.orig, sqlite3.OperationalError) and "interrupted" in str(exc.orig)
+    ):
         return "statement_timeout"
     if not connected and "timeout expired" in str(exc.orig).lower():
         return "connect_timeout"

@@ -4,6 +4,7 @@
 Dagster-free and free of connectors, cleaning and governance, so those can all depend on it: the
 source spec is the one thing every layer agrees on. See README "Layout" for the allowed dependencies.
 """
+
 from __future__ import annotations
 
 from typing import Protocol

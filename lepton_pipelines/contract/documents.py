@@ -11,13 +11,15 @@ Both go through ``read_spec``: the code location's loader (``sources.registry``)
 the collector and the IoT wiring print the same message for the same mistake. Dagster-free on purpose:
 the collector image has no Dagster.
 """
+
 from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -88,7 +90,9 @@ def source_fields(raw: Any, file: Path | str) -> tuple[dict[str, Any] | None, li
     return raw, []
 
 
-def validate_spec(raw: dict[str, Any], file: Path | str, name: str | None = None) -> tuple[SourceSpec | None, list[str]]:
+def validate_spec(
+    raw: dict[str, Any], file: Path | str, name: str | None = None
+) -> tuple[SourceSpec | None, list[str]]:
     """``raw`` as a ``SourceSpec`` (``origin`` set to ``file``), or every problem in the words of the YAML.
     ``name``: what the file's place requires the source to be called (its file or folder name)."""
     try:
@@ -135,19 +139,25 @@ def describe_error(err: dict[str, Any], prefix: str = "", document: Any = None) 
     kind = err.get("type")
     msg = err.get("msg", "invalid")
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     value = err.get("input")
     if kind == "extra_forbidden":
         allowed = _allowed_fields(loc[:-1], prefix)
         unknown = str(loc[-1]) if loc else ""
         close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
-        msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "") + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        msg = (
+            "unknown field"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        )
         return f"{field}: {msg}"
     if kind == "missing":
         return f"{field}: required field is missing"
     if isinstance(value, (date, datetime)):
-        return (f"{field}: YAML read {value.isoformat()} as a date, not text; quote it "
-                f"(e.g. {loc[-1] if loc else 'value'}: \"{value.isoformat()}\")")
+        return (
+            f"{field}: YAML read {value.isoformat()} as a date, not text; quote it "
+            f'(e.g. {loc[-1] if loc else "value"}: "{value.isoformat()}")'
+        )
     shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
     if not loc and not prefix:  # a whole-source rule: its message names the fields itself
         return msg
@@ -179,7 +189,9 @@ def _allowed_fields(loc: list[Any], prefix: str) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        field_info = model.model_fields.get(part) or next((f for f in model.model_fields.values() if f.alias == part), None)
+        field_info = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
         if field_info is None:
             return []
         model = _model_of(field_info.annotation)

@@ -5,6 +5,7 @@ Connector settings, cleaning rules and expectations are validated against their 
 (``connectors.CONNECTORS``, ``cleaning.CLEANING_RULES``, GX's expectation classes), so adding one of
 those never means editing this file.
 """
+
 from __future__ import annotations
 
 import re
@@ -72,7 +73,10 @@ class ColumnSpec(_Strict):
         if decimal:
             precision, scale = int(decimal.group(1)), int(decimal.group(2))
             if not 1 <= precision <= MAX_DECIMAL_PRECISION or scale > precision:
-                raise ValueError(f"decimal({precision}, {scale}): precision must be 1-{MAX_DECIMAL_PRECISION} and scale at most the precision")
+                raise ValueError(
+                    f"decimal({precision}, {scale}): precision must be 1-{MAX_DECIMAL_PRECISION} and scale at most "
+                    "the precision"
+                )
             return f"decimal({precision},{scale})"
         if text not in COLUMN_TYPES:
             raise ValueError(f"{value!r} is not a column type; allowed: {', '.join(COLUMN_TYPES)}")
@@ -85,11 +89,13 @@ class ColumnSpec(_Strict):
             try:
                 zoneinfo.ZoneInfo(value)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)")
+                raise ValueError(
+                    f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)"
+                ) from None
         return value
 
     @model_validator(mode="after")
-    def _options_fit_type(self) -> "ColumnSpec":
+    def _options_fit_type(self) -> ColumnSpec:
         kind = type_kind(self.type)
         misplaced = []
         if self.format is not None and kind not in ("timestamp", "date"):
@@ -206,6 +212,7 @@ class SourceSpec(_Strict):
     def _unquoted_date(cls, value: Any) -> Any:
         # YAML reads an unquoted 2013-01-01 as a date; it means the same day, so take it as written.
         return value.isoformat() if isinstance(value, date) else value
+
     cleaning: list[dict[str, Any]] = Field(default_factory=list)  # validated against cleaning rule Configs
     expectations: list[ExpectationSpec] = Field(default_factory=list)
     governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
@@ -228,7 +235,7 @@ class SourceSpec(_Strict):
         return tags
 
     @model_validator(mode="after")
-    def _columns_referenced_exist(self) -> "SourceSpec":
+    def _columns_referenced_exist(self) -> SourceSpec:
         names = [c.name for c in self.schema_]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -239,7 +246,8 @@ class SourceSpec(_Strict):
             raise ValueError(f"schema: landed column(s) mapped twice (name/from): {', '.join(twice)}")
         if self.is_partitioned and PARTITION_COLUMN in names:
             raise ValueError(
-                f"schema[{PARTITION_COLUMN}]: a daily source's tables live in `{PARTITION_COLUMN}=YYYY-MM-DD` folders, so a "
+                f"schema[{PARTITION_COLUMN}]: a daily source's tables live in `{PARTITION_COLUMN}=YYYY-MM-DD` "
+                "folders, so a "
                 f"column named `{PARTITION_COLUMN}` collides with the partition column in DuckDB, Spark, Athena and "
                 f"pyarrow.dataset; declare it under another name and map the landed column, e.g. "
                 f"`{{name: trade_date, from: {PARTITION_COLUMN}, type: date}}`"

@@ -5,6 +5,7 @@ image builder) are bound with all the others in ``lepton_pipelines.resources``.
 Its own Definitions (merged by ``lepton_pipelines.definitions``) so that models never import delivery:
 delivery reads the model registry, models know nothing of images and deployments.
 """
+
 from __future__ import annotations
 
 import dagster as dg

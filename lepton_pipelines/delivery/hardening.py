@@ -6,10 +6,12 @@ container can never be weaker than the tested one: non-root (uid 10001), read-on
 with a small private ``/tmp``, every Linux capability dropped, no privilege escalation, the runtime's
 default seccomp profile. ``hardening_problems`` reads a running container back and says what differs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 SERVICE_USER_ID = 10001
 

@@ -10,8 +10,9 @@ observation of what still serves plus a failed run with the target's message (fa
 import inspect
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -113,7 +114,9 @@ def plan_deploy(config: DeployModelConfig, registry: ModelRegistry, run_id: str,
         except ModelArtifactError as error:
             raise DeployPlanError(str(error)) from None
     target_name = config.target or spec.deploy.target
-    options = config.target_options if config.target_options is not None else (spec.deploy.target_options if spec else {})
+    options = (
+        config.target_options if config.target_options is not None else (spec.deploy.target_options if spec else {})
+    )
     deploy_config = config.deploy_config if config.deploy_config is not None else spec.deploy.config
     return DeployPlan(
         target=make_target(target_name, dict(options)),
@@ -188,7 +191,9 @@ def deploy_model_version(
     try:
         plan = plan_deploy(config, registry, context.run_id, dict(os.environ))
     except ValueError as error:
-        raise dg.Failure(description=f"deploy of {config.model_name}:{config.model_version} not started: {error}") from None
+        raise dg.Failure(
+            description=f"deploy of {config.model_name}:{config.model_version} not started: {error}"
+        ) from None
     request = plan.request
     context.log.info(f"deploying {request.image} with target {plan.target.name}")
     key = ["models", request.model_name, "deployment"]
@@ -196,10 +201,15 @@ def deploy_model_version(
         result = plan.target.deploy(request, log=context.log.info)
     except DeployFailed as failure:
         artifact = store_manifests(models_root, request, failure.result)
-        yield dg.AssetObservation(asset_key=key, metadata=_with_artifact(result_metadata(failure.result, request), artifact))
+        yield dg.AssetObservation(
+            asset_key=key, metadata=_with_artifact(result_metadata(failure.result, request), artifact)
+        )
         raise dg.Failure(
             description=f"deploy of {request.image} failed: {failure.result.message}",
-            metadata={"serving_image": failure.result.serving_image or "nothing", "rolled_back": failure.result.rolled_back},
+            metadata={
+                "serving_image": failure.result.serving_image or "nothing",
+                "rolled_back": failure.result.rolled_back,
+            },
         ) from None
     except ValueError as error:  # the target's own config validation: nothing was touched
         raise dg.Failure(
@@ -224,8 +234,6 @@ def deploy_model_run_config(model_name: str, model_version: str, **overrides: An
     """Run config for ``deploy_model`` — what the image-built sensor puts in its RunRequest."""
     return {
         "ops": {
-            "deploy_model_version": {
-                "config": {"model_name": model_name, "model_version": model_version, **overrides}
-            }
+            "deploy_model_version": {"config": {"model_name": model_name, "model_version": model_version, **overrides}}
         }
     }

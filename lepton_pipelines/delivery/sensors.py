@@ -18,7 +18,8 @@ for every version already in the registry, once; run keys keep that exactly-once
 
 import json
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 
@@ -48,7 +49,9 @@ def parse_cursor(cursor: str | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
-def new_versions(indexes: dict[str, dict[str, Any]], seen: dict[str, int]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+def new_versions(
+    indexes: dict[str, dict[str, Any]], seen: dict[str, int]
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """(model, version) pairs registered since ``seen``, oldest first, and the advanced cursor."""
     found: list[tuple[str, str]] = []
     advanced = dict(seen)
@@ -131,7 +134,9 @@ def model_version_sensor(
     request_job=deploy_model,
     # Dagster calls a run-status sensor's function only for a finished build, so without a registry its
     # ticks could not say why nothing happens: it starts stopped then, and this description says why.
-    default_status=dg.DefaultSensorStatus.RUNNING if os.environ.get(IMAGE_REGISTRY_ENV) else dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING
+    if os.environ.get(IMAGE_REGISTRY_ENV)
+    else dg.DefaultSensorStatus.STOPPED,
     description="When a model image build succeeds, deploys it if that version is the model's production alias. "
     f"Starts stopped while {IMAGE_REGISTRY_ENV} is unset (no image can be built or pulled).",
 )
@@ -151,5 +156,10 @@ def image_built_sensor(context: dg.RunStatusSensorContext, lake: LakeResource, i
     return dg.RunRequest(
         run_key=f"{model}:{version}:{context.dagster_run.run_id}",
         run_config=deploy_model_run_config(model, version),
-        tags={MODEL_TAG: model, VERSION_TAG: version, DEPLOY_MODEL_TAG: model, "lepton/build-run": context.dagster_run.run_id},
+        tags={
+            MODEL_TAG: model,
+            VERSION_TAG: version,
+            DEPLOY_MODEL_TAG: model,
+            "lepton/build-run": context.dagster_run.run_id,
+        },
     )

@@ -28,9 +28,10 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -47,8 +48,20 @@ MAX_AGE_ENV = "LEPTON_SERVICE_CATALOG_MAX_AGE_SECONDS"
 PROBE_TIMEOUT_SECONDS = 2.0
 
 HEALTHY, DEGRADED, UNHEALTHY, STOPPED = "healthy", "degraded", "unhealthy", "stopped"
-COLUMNS = ["target", "location", "model", "version", "image", "endpoint", "replica_endpoints", "health",
-           "ready_replicas", "replicas", "detail", "probed_at"]
+COLUMNS = [
+    "target",
+    "location",
+    "model",
+    "version",
+    "image",
+    "endpoint",
+    "replica_endpoints",
+    "health",
+    "ready_replicas",
+    "replicas",
+    "detail",
+    "probed_at",
+]
 
 # The docker_host target's labels (delivery/docker_host/slots.py and gateway.py): read here as plain
 # strings so discovering services does not import the Docker target's deploy machinery.
@@ -105,8 +118,18 @@ class ServiceRecord:
 
     def fingerprint(self) -> tuple:
         """What makes the catalog different for a reader (not the probe time)."""
-        return (self.target, self.location, self.model, self.version, self.image, self.endpoint,
-                tuple(self.replica_endpoints), self.health, self.ready_replicas, self.replicas)
+        return (
+            self.target,
+            self.location,
+            self.model,
+            self.version,
+            self.image,
+            self.endpoint,
+            tuple(self.replica_endpoints),
+            self.health,
+            self.ready_replicas,
+            self.replicas,
+        )
 
 
 @dataclass
@@ -131,21 +154,27 @@ def parse_targets(raw: str, source: str = TARGETS_ENV) -> list[CatalogTarget]:
     try:
         items = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise CatalogConfigError(f"{source} is not JSON ({error.msg} at character {error.pos}): {raw[:200]!r}") from None
+        raise CatalogConfigError(
+            f"{source} is not JSON ({error.msg} at character {error.pos}): {raw[:200]!r}"
+        ) from None
     if not isinstance(items, list):
         raise CatalogConfigError(f"{source} must be a JSON list of targets, got {type(items).__name__}")
     targets = []
     for index, item in enumerate(items):
         where = f"{source}[{index}]"
         if not isinstance(item, dict):
-            raise CatalogConfigError(f"{where} must be an object like {{\"target\": \"docker_host\"}}, got {item!r}")
+            raise CatalogConfigError(f'{where} must be an object like {{"target": "docker_host"}}, got {item!r}')
         kind = item.get("target")
         if kind not in _TARGET_FIELDS:
-            raise CatalogConfigError(f"{where}: field 'target' is {kind!r}; allowed: {', '.join(sorted(_TARGET_FIELDS))}")
+            raise CatalogConfigError(
+                f"{where}: field 'target' is {kind!r}; allowed: {', '.join(sorted(_TARGET_FIELDS))}"
+            )
         unknown = sorted(set(item) - _TARGET_FIELDS[kind])
         if unknown:
-            raise CatalogConfigError(f"{where}: field(s) {', '.join(unknown)} are not settings of target {kind!r}; "
-                                     f"allowed: {', '.join(sorted(_TARGET_FIELDS[kind]))}")
+            raise CatalogConfigError(
+                f"{where}: field(s) {', '.join(unknown)} are not settings of target {kind!r}; "
+                f"allowed: {', '.join(sorted(_TARGET_FIELDS[kind]))}"
+            )
         for name, value in item.items():
             if not isinstance(value, str) or not value:
                 raise CatalogConfigError(f"{where}: field {name!r} must be a non-empty string, got {value!r}")
@@ -153,7 +182,9 @@ def parse_targets(raw: str, source: str = TARGETS_ENV) -> list[CatalogTarget]:
             targets.append(CatalogTarget(DOCKER_TARGET, **{k: v for k, v in item.items() if k == "docker_host"}))
         else:
             options = {k: v for k, v in item.items() if k not in ("target", "namespace")}
-            targets.append(CatalogTarget(KUBERNETES_TARGET, namespace=item.get("namespace", "lepton-models"), options=options))
+            targets.append(
+                CatalogTarget(KUBERNETES_TARGET, namespace=item.get("namespace", "lepton-models"), options=options)
+            )
     return _unique(targets)
 
 
@@ -166,8 +197,16 @@ def targets_from_models(models: Iterable[Any]) -> list[CatalogTarget]:
             host = deploy.config.get("docker_host") or "unix:///var/run/docker.sock"
             targets.append(CatalogTarget(DOCKER_TARGET, docker_host=host))
         elif not deploy.target_options.get("dry_run"):  # a dry-run target deploys nothing to look for
-            options = {k: v for k, v in deploy.target_options.items() if k in ("host", "token_env_var", "kubeconfig", "context")}
-            targets.append(CatalogTarget(KUBERNETES_TARGET, namespace=deploy.config.get("namespace", "lepton-models"), options=options))
+            options = {
+                k: v
+                for k, v in deploy.target_options.items()
+                if k in ("host", "token_env_var", "kubeconfig", "context")
+            }
+            targets.append(
+                CatalogTarget(
+                    KUBERNETES_TARGET, namespace=deploy.config.get("namespace", "lepton-models"), options=options
+                )
+            )
     return _unique(targets)
 
 
@@ -214,7 +253,7 @@ def overall_health(ready: int, total: int) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- Docker host --------------------------------------------------------------------------------------
@@ -222,8 +261,9 @@ def _container_env(attrs: dict[str, Any]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in (attrs.get("Config", {}).get("Env") or []) if "=" in item)
 
 
-def docker_services(containers: list[dict[str, Any]], location: str, probe: Callable[[str], tuple[bool, str]],
-                    probed_at: str) -> list[ServiceRecord]:
+def docker_services(
+    containers: list[dict[str, Any]], location: str, probe: Callable[[str], tuple[bool, str]], probed_at: str
+) -> list[ServiceRecord]:
     """One record per model and version from the containers' ``attrs`` (``docker inspect`` JSON)."""
     replicas: dict[tuple[str, str], list[dict[str, Any]]] = {}
     gateways: dict[str, str] = {}
@@ -262,16 +302,28 @@ def docker_services(containers: list[dict[str, Any]], location: str, probe: Call
             if not ok:
                 notes.append(f"{name}: /health {seen}")
         image = next((a["Config"]["Labels"].get(LABEL_IMAGE) or a["Config"].get("Image", "") for a in group), "")
-        records.append(ServiceRecord(
-            target=DOCKER_TARGET, location=location, model=model, version=version, image=image,
-            endpoint=gateways.get(model) or (endpoints[0] if endpoints else ""), replica_endpoints=endpoints,
-            health=overall_health(ready, len(group)) if running else STOPPED, ready_replicas=ready, replicas=len(group),
-            detail="; ".join(notes), probed_at=probed_at,
-        ))
+        records.append(
+            ServiceRecord(
+                target=DOCKER_TARGET,
+                location=location,
+                model=model,
+                version=version,
+                image=image,
+                endpoint=gateways.get(model) or (endpoints[0] if endpoints else ""),
+                replica_endpoints=endpoints,
+                health=overall_health(ready, len(group)) if running else STOPPED,
+                ready_replicas=ready,
+                replicas=len(group),
+                detail="; ".join(notes),
+                probed_at=probed_at,
+            )
+        )
     return records
 
 
-def discover_docker(target: CatalogTarget, probe: Callable[[str], tuple[bool, str]], probed_at: str) -> list[ServiceRecord]:
+def discover_docker(
+    target: CatalogTarget, probe: Callable[[str], tuple[bool, str]], probed_at: str
+) -> list[ServiceRecord]:
     import docker
 
     client = docker.DockerClient(base_url=target.docker_host, timeout=30)
@@ -295,12 +347,20 @@ def _ready_addresses(slices: list[dict[str, Any]]) -> tuple[list[str], int]:
     return ready, total
 
 
-def kubernetes_record(service: dict[str, Any], slices: list[dict[str, Any]], deployment: dict[str, Any] | None,
-                      health: tuple[bool, str] | None, location: str, probed_at: str) -> ServiceRecord:
+def kubernetes_record(
+    service: dict[str, Any],
+    slices: list[dict[str, Any]],
+    deployment: dict[str, Any] | None,
+    health: tuple[bool, str] | None,
+    location: str,
+    probed_at: str,
+) -> ServiceRecord:
     meta = service["metadata"]
     labels = meta.get("labels") or {}
-    port = next((p["port"] for p in service.get("spec", {}).get("ports") or [] if p.get("name") == "http"),
-                (service.get("spec", {}).get("ports") or [{"port": 8080}])[0]["port"])
+    port = next(
+        (p["port"] for p in service.get("spec", {}).get("ports") or [] if p.get("name") == "http"),
+        (service.get("spec", {}).get("ports") or [{"port": 8080}])[0]["port"],
+    )
     ready, total = _ready_addresses(slices)
     ports = {p.get("name"): p.get("port") for s in slices for p in s.get("ports") or []}
     target_port = ports.get("http") or next(iter(ports.values()), None)
@@ -318,11 +378,18 @@ def kubernetes_record(service: dict[str, Any], slices: list[dict[str, Any]], dep
         notes.append(f"/health through the Service: {health[1]}")
         health_state = UNHEALTHY if not ready else DEGRADED
     return ServiceRecord(
-        target=KUBERNETES_TARGET, location=location,
-        model=labels.get(LABEL_MODEL_NAME, meta["name"]), version=labels.get(LABEL_MODEL_VERSION, ""), image=image,
+        target=KUBERNETES_TARGET,
+        location=location,
+        model=labels.get(LABEL_MODEL_NAME, meta["name"]),
+        version=labels.get(LABEL_MODEL_VERSION, ""),
+        image=image,
         endpoint=f"http://{meta['name']}.{meta['namespace']}.svc:{port}",
         replica_endpoints=[f"http://{address}:{target_port}" for address in ready] if target_port else ready,
-        health=health_state, ready_replicas=len(ready), replicas=total, detail="; ".join(notes), probed_at=probed_at,
+        health=health_state,
+        ready_replicas=len(ready),
+        replicas=total,
+        detail="; ".join(notes),
+        probed_at=probed_at,
     )
 
 
@@ -331,8 +398,9 @@ def discover_kubernetes(target: CatalogTarget, probed_at: str, api_client: Any =
     from lepton_pipelines.delivery.kubernetes.target import api_client_for
 
     api = api_client or api_client_for(**target.options)
-    cluster = ClusterClient(api, retry=RetryPolicy(attempts=3, initial_delay_seconds=0.2, max_delay_seconds=1.0),
-                            log=lambda _: None)
+    cluster = ClusterClient(
+        api, retry=RetryPolicy(attempts=3, initial_delay_seconds=0.2, max_delay_seconds=1.0), log=lambda _: None
+    )
     records = []
     for service in cluster.list_services(target.namespace, K8S_SERVICE_LABELS):
         name = service["metadata"]["name"]
@@ -348,8 +416,12 @@ def discover_kubernetes(target: CatalogTarget, probed_at: str, api_client: Any =
 
 
 # --- the whole catalog --------------------------------------------------------------------------------
-def discover(targets: list[CatalogTarget], *, probe: Callable[[str], tuple[bool, str]] = http_health,
-             kubernetes_api: Callable[[CatalogTarget], Any] | None = None) -> Discovery:
+def discover(
+    targets: list[CatalogTarget],
+    *,
+    probe: Callable[[str], tuple[bool, str]] = http_health,
+    kubernetes_api: Callable[[CatalogTarget], Any] | None = None,
+) -> Discovery:
     probed_at = now_iso()
     services: list[ServiceRecord] = []
     errors: dict[str, str] = {}
@@ -373,10 +445,15 @@ def catalog_frame(services: list[ServiceRecord]) -> pd.DataFrame:
 
 
 def catalog_markdown(services: list[ServiceRecord], errors: dict[str, str]) -> str:
-    lines = ["| model | version | target | endpoint | health | ready | image | probed |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | version | target | endpoint | health | ready | image | probed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in sorted(services, key=lambda s: (s.model, s.target, s.version)):
-        lines.append(f"| {s.model} | {s.version} | {s.target} | {s.endpoint} | {s.health} | "
-                     f"{s.ready_replicas}/{s.replicas} | `{s.image}` | {s.probed_at} |")
+        lines.append(
+            f"| {s.model} | {s.version} | {s.target} | {s.endpoint} | {s.health} | "
+            f"{s.ready_replicas}/{s.replicas} | `{s.image}` | {s.probed_at} |"
+        )
     if not services:
         lines.append("| (no deployed model services found) | | | | | | | |")
     for where, why in sorted(errors.items()):
@@ -403,8 +480,16 @@ def service_catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         "catalog": dg.MetadataValue.md(catalog_markdown(found.services, found.errors)),
         "services": len(found.services),
         "healthy": sum(s.health == HEALTHY for s in found.services),
-        "targets": dg.MetadataValue.json([{"target": t.target, "location": t.location,
-                                           "status": found.errors.get(f"{t.target} {t.location}", "ok")} for t in targets]),
+        "targets": dg.MetadataValue.json(
+            [
+                {
+                    "target": t.target,
+                    "location": t.location,
+                    "status": found.errors.get(f"{t.target} {t.location}", "ok"),
+                }
+                for t in targets
+            ]
+        ),
         "fingerprint": found.fingerprint(),
         "path": dg.MetadataValue.path(str(written.path)),
         "dagster/row_count": len(found.services),
@@ -455,6 +540,8 @@ def service_catalog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     if reason is None:
         return dg.SkipReason(f"{len(found.services)} service(s), unchanged since the last refresh")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"service-catalog-{fingerprint}-{int(now)}", tags={"lepton/catalog-reason": reason})],
+        run_requests=[
+            dg.RunRequest(run_key=f"service-catalog-{fingerprint}-{int(now)}", tags={"lepton/catalog-reason": reason})
+        ],
         cursor=json.dumps({"fingerprint": fingerprint, "refreshed_at": now}),
     )

@@ -5,11 +5,13 @@ leaves the previous version serving. Kubernetes and a single Docker host are the
 targets; a new target is one small class registered in ``DEPLOY_TARGETS`` — the deploy job
 never grows an if/else per target.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Callable
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)

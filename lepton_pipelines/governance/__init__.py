@@ -1,5 +1,6 @@
 """Data governance: GX 1.x expectations as Dagster asset checks, quarantine, drift, freshness,
 quality history, scorecard and catalog. Great Expectations itself is imported only when used."""
+
 from lepton_pipelines.governance.certify import CertifyResult, certify
 from lepton_pipelines.governance.checks import (
     GovernanceContext,

@@ -4,10 +4,11 @@ Built from what is actually in the lake (Parquet footers, file sizes and times),
 registry for ownership, descriptions and column docs, and with the quality history for a score. Only
 footers are read, so cataloguing a large lake stays cheap.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -19,8 +20,23 @@ from lepton_pipelines.lake.store import Lake
 
 CATALOG_ZONES = ("raw", "clean", "governed", "quarantine")
 UPSTREAM = {"raw": "connector", "clean": "raw", "governed": "clean", "quarantine": "raw, clean"}
-CATALOG_COLUMNS = ("dataset", "zone", "source", "owner", "description", "schema", "row_count", "size_bytes",
-                   "partitions", "last_partition", "last_update", "quality_score", "upstream", "column_lineage", "location")
+CATALOG_COLUMNS = (
+    "dataset",
+    "zone",
+    "source",
+    "owner",
+    "description",
+    "schema",
+    "row_count",
+    "size_bytes",
+    "partitions",
+    "last_partition",
+    "last_update",
+    "quality_score",
+    "upstream",
+    "column_lineage",
+    "location",
+)
 
 
 def build_catalog(lake: Lake, sources: list[SourceContract]) -> pd.DataFrame:
@@ -36,7 +52,9 @@ def build_catalog(lake: Lake, sources: list[SourceContract]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CATALOG_COLUMNS))
 
 
-def _dataset_row(lake: Lake, zone: str, source_name: str, source: SourceContract | None, scores: dict[str, float]) -> dict[str, Any]:
+def _dataset_row(
+    lake: Lake, zone: str, source_name: str, source: SourceContract | None, scores: dict[str, float]
+) -> dict[str, Any]:
     files = [f for f in lake.path(zone, source_name).rglob("*.parquet") if not f.name.startswith((".", "_"))]
     rows, size, updated, schema = 0, 0, None, None
     for f in files:
@@ -49,7 +67,10 @@ def _dataset_row(lake: Lake, zone: str, source_name: str, source: SourceContract
             rows += meta.metadata.num_rows
             schema = schema or meta.schema_arrow
     docs = {c.name: c.description for c in source.spec.columns} if source else {}
-    columns = [{"name": field.name, "type": str(field.type), "description": docs.get(field.name, "")} for field in (schema or [])]
+    columns = [
+        {"name": field.name, "type": str(field.type), "description": docs.get(field.name, "")}
+        for field in (schema or [])
+    ]
     partitions = sorted({f.parent.name.split("=", 1)[1] for f in files if f.parent.name.startswith("date=")})
     connector = f"{source.spec.connector['type']} connector ({source.spec.origin})" if source else "unknown"
     return {
@@ -66,7 +87,9 @@ def _dataset_row(lake: Lake, zone: str, source_name: str, source: SourceContract
         "last_update": updated,
         "quality_score": scores.get(source_name) if zone in ("clean", "governed") else None,
         "upstream": connector if zone == "raw" else ", ".join(f"{source_name}/{u}" for u in UPSTREAM[zone].split(", ")),
-        "column_lineage": json.dumps(_column_lineage(lake, source_name, partitions[-1] if partitions else None)) if zone in ("clean", "governed") else "{}",
+        "column_lineage": json.dumps(_column_lineage(lake, source_name, partitions[-1] if partitions else None))
+        if zone in ("clean", "governed")
+        else "{}",
         "location": str(lake.path(zone, source_name)),
     }
 
@@ -76,8 +99,12 @@ def _modified(info: dict[str, Any]) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    return pd.Timestamp(value).tz_convert("UTC").to_pydatetime() if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC").to_pydatetime()
+        return datetime.fromtimestamp(value, tz=UTC)
+    return (
+        pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+        if pd.Timestamp(value).tzinfo
+        else pd.Timestamp(value, tz="UTC").to_pydatetime()
+    )
 
 
 def _quality_scores(lake: Lake) -> dict[str, float]:
@@ -85,7 +112,9 @@ def _quality_scores(lake: Lake) -> dict[str, float]:
     history = store.read_history(lake)
     if history.empty:
         return {}
-    latest = history.sort_values("validated_at").drop_duplicates(["source", "partition", "stage", "check_name"], keep="last")
+    latest = history.sort_values("validated_at").drop_duplicates(
+        ["source", "partition", "stage", "check_name"], keep="last"
+    )
     newest = latest.groupby("source")["partition"].transform("max")
     recent = latest[latest["partition"] == newest]
     return recent.groupby("source")["passed"].mean().round(4).to_dict()
@@ -98,11 +127,16 @@ def _column_lineage(lake: Lake, source: str, partition_key: str | None) -> dict[
 
 
 def catalog_markdown(catalog: pd.DataFrame) -> str:
-    lines = ["| dataset | owner | rows | size | partitions | last update | quality | upstream |", "|---|---|---:|---:|---:|---|---:|---|"]
+    lines = [
+        "| dataset | owner | rows | size | partitions | last update | quality | upstream |",
+        "|---|---|---:|---:|---:|---|---:|---|",
+    ]
     for row in catalog.itertuples():
         score = "" if pd.isna(row.quality_score) else f"{row.quality_score:.0%}"
-        lines.append(f"| {row.dataset} | {row.owner} | {row.row_count} | {row.size_bytes / 1024:.1f} KiB | {row.partitions} | "
-                     f"{row.last_update} | {score} | {row.upstream} |")
+        lines.append(
+            f"| {row.dataset} | {row.owner} | {row.row_count} | {row.size_bytes / 1024:.1f} KiB | {row.partitions} | "
+            f"{row.last_update} | {score} | {row.upstream} |"
+        )
     details = []
     for row in catalog[catalog["zone"] == "governed"].itertuples():
         details.append(f"\n**{row.dataset}** — {row.description}\n\n| column | type | description |\n|---|---|---|")
@@ -112,4 +146,3 @@ def catalog_markdown(catalog: pd.DataFrame) -> str:
 
 def catalog_path(lake: Lake):
     return lake.path("_catalog")
-

@@ -6,6 +6,7 @@ The decisions are plain functions (``clean_ledger``, ``quarantine_positions``, `
 stored verdict, so a governed run launched on its own can never certify a partition whose clean table
 failed a blocking check.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,11 +79,23 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, ledger: dict, clean_fil
     written = write_quarantine(ctx.lake, spec.name, ctx.partition_key, "governed", quarantine)
     kept_columns = [c for c in (*declared, *GOVERNED_LINEAGE_COLUMNS) if c in frame.columns]
     governed = select_rows(frame, keep, kept_columns).reset_index(drop=True)
-    quarantined_files = {stage: quarantined_rows(ctx.lake, spec.name, ctx.partition_key, stage) for stage in ("raw", "clean", "governed")}
-    reconciliation = reconciliation_result(ctx, ledger, reconcile(
-        ledger, clean_rows=len(frame), governed_rows=len(governed), governed_quarantined=len(positions),
-        quarantined_files=quarantined_files))
-    retained = retention_result(ctx, retention(ledger, governed_rows=len(governed), minimum=spec.governance.min_retained_fraction))
+    quarantined_files = {
+        stage: quarantined_rows(ctx.lake, spec.name, ctx.partition_key, stage) for stage in ("raw", "clean", "governed")
+    }
+    reconciliation = reconciliation_result(
+        ctx,
+        ledger,
+        reconcile(
+            ledger,
+            clean_rows=len(frame),
+            governed_rows=len(governed),
+            governed_quarantined=len(positions),
+            quarantined_files=quarantined_files,
+        ),
+    )
+    retained = retention_result(
+        ctx, retention(ledger, governed_rows=len(governed), minimum=spec.governance.min_retained_fraction)
+    )
     metadata = {
         "governed_rows": len(governed),
         "quarantined_by_check": dg.MetadataValue.json({k: len(v) for k, v in failures.items()}),
@@ -98,12 +111,18 @@ def certify(ctx: GovernanceContext, clean: pd.DataFrame, ledger: dict, clean_fil
     if len(positions):
         ctx.log.warning(f"{spec.name}: {len(positions)} row(s) quarantined by {', '.join(sorted(failures))}")
     refused = [r.description for r in (reconciliation, retained) if not r.passed]
-    return CertifyResult(frame=governed, quarantined_rows=int(len(positions)), metadata=metadata,
-                         check_results=[reconciliation, retained],
-                         refused=f"{spec.name}: not certified — " + "; ".join(refused) if refused else None)
+    return CertifyResult(
+        frame=governed,
+        quarantined_rows=int(len(positions)),
+        metadata=metadata,
+        check_results=[reconciliation, retained],
+        refused=f"{spec.name}: not certified — " + "; ".join(refused) if refused else None,
+    )
 
 
-def _stored_verdict(ctx: GovernanceContext, frame: pd.DataFrame, clean_file: str | None) -> tuple[dict[str, list[int]] | None, list[str]]:
+def _stored_verdict(
+    ctx: GovernanceContext, frame: pd.DataFrame, clean_file: str | None
+) -> tuple[dict[str, list[int]] | None, list[str]]:
     spec = ctx.source.spec
     key = store.row_failures_key(frame, [c.name for c in spec.columns], clean_file)
     failures = store.read_row_failures(ctx.lake, spec.name, ctx.partition_key, key)
@@ -123,18 +142,28 @@ def quarantine_positions(failures: dict[str, list[int]]) -> np.ndarray:
     return np.unique(np.concatenate([np.asarray(v, dtype=np.int64) for v in failures.values()]))
 
 
-def _quarantine_rows(frame: pd.DataFrame, positions: np.ndarray, failures: dict[str, list[int]], declared: list[str]) -> pd.DataFrame:
+def _quarantine_rows(
+    frame: pd.DataFrame, positions: np.ndarray, failures: dict[str, list[int]], declared: list[str]
+) -> pd.DataFrame:
     """The failing rows in the quarantine schema, ``_check`` naming every check each row failed."""
     rows = frame.iloc[positions]
     names = sorted(failures)
-    flags = np.column_stack([np.isin(positions, np.asarray(failures[n], dtype=np.int64)) for n in names]) if names else np.zeros((len(rows), 0), dtype=bool)
-    failed = [", ".join(n for n, f in zip(names, row) if f) for row in flags]
-    return quarantine_frame("governed", rows, declared, reason=[f"failed expectation(s): {f}" for f in failed], check=failed)
+    flags = (
+        np.column_stack([np.isin(positions, np.asarray(failures[n], dtype=np.int64)) for n in names])
+        if names
+        else np.zeros((len(rows), 0), dtype=bool)
+    )
+    failed = [", ".join(n for n, f in zip(names, row, strict=True) if f) for row in flags]
+    return quarantine_frame(
+        "governed", rows, declared, reason=[f"failed expectation(s): {f}" for f in failed], check=failed
+    )
 
 
 def clean_ledger(raw_rows: int, raw_quarantined: int, cleaning: dict, required_removed: int, late_removed: int) -> dict:
     """The clean step's row counts, stored beside the partition for certification to reconcile."""
-    clean_quarantined = int(cleaning["duplicates_removed"]) + int(cleaning["rows_dropped"]) + required_removed + late_removed
+    clean_quarantined = (
+        int(cleaning["duplicates_removed"]) + int(cleaning["rows_dropped"]) + required_removed + late_removed
+    )
     return {
         "landed": raw_rows + raw_quarantined,
         "raw_quarantined": raw_quarantined,
@@ -147,7 +176,6 @@ def clean_ledger(raw_rows: int, raw_quarantined: int, cleaning: dict, required_r
         "clean_rows": int(cleaning["output_rows"]) - required_removed - late_removed,
         "cleaning_balanced": bool(cleaning.get("balanced", True)),
     }
-
 
 
 @dataclass(frozen=True)
@@ -169,8 +197,9 @@ class Reconciliation:
         return self.landed - self.accounted
 
 
-def reconcile(ledger: dict, clean_rows: int, governed_rows: int, governed_quarantined: int,
-              quarantined_files: dict[str, int]) -> Reconciliation:
+def reconcile(
+    ledger: dict, clean_rows: int, governed_rows: int, governed_quarantined: int, quarantined_files: dict[str, int]
+) -> Reconciliation:
     landed, raw_rows = int(ledger["landed"]), int(ledger["raw_rows"])
     raw_q, clean_q = int(ledger["raw_quarantined"]), int(ledger["clean_quarantined"])
     accounted = governed_rows + raw_q + clean_q + governed_quarantined
@@ -187,10 +216,14 @@ def reconcile(ledger: dict, clean_rows: int, governed_rows: int, governed_quaran
     if not ledger.get("cleaning_balanced", True):
         problems.append("the cleaning rules did not balance")
     passed = not problems
-    description = (f"landed {landed} = governed {governed_rows} + quarantined {raw_q + clean_q + governed_quarantined} "
-                   f"(raw {raw_q}; clean {clean_q} incl. {ledger['duplicates_removed']} superseded duplicate(s); governed {governed_quarantined})"
-                   + ("" if passed else " — " + "; ".join(problems)))
-    return Reconciliation(passed, description, landed, accounted, raw_rows, raw_q, clean_q, governed_rows, governed_quarantined)
+    description = (
+        f"landed {landed} = governed {governed_rows} + quarantined {raw_q + clean_q + governed_quarantined} "
+        f"(raw {raw_q}; clean {clean_q} incl. {ledger['duplicates_removed']} superseded duplicate(s); governed "
+        f"{governed_quarantined})" + ("" if passed else " — " + "; ".join(problems))
+    )
+    return Reconciliation(
+        passed, description, landed, accounted, raw_rows, raw_q, clean_q, governed_rows, governed_quarantined
+    )
 
 
 @dataclass(frozen=True)
@@ -213,9 +246,16 @@ def retention(ledger: dict, governed_rows: int, minimum: float) -> Retention:
     if basis and governed_rows == 0:
         passed, why = False, f"{landed} landed record(s) and none governed"
     elif fraction < minimum:
-        passed, why = False, f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}), below min_retained_fraction {minimum:.0%}"
+        passed, why = (
+            False,
+            f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}), below "
+            f"min_retained_fraction {minimum:.0%}",
+        )
     else:
-        passed, why = True, f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}; minimum {minimum:.0%})"
+        passed, why = (
+            True,
+            f"governed keeps {governed_rows} of {basis} landed record(s) ({fraction:.1%}; minimum {minimum:.0%})",
+        )
     if not passed:
         why += " — see quarantine/ for the reasons"
     return Retention(passed, why, fraction, basis, landed, governed_rows, minimum)

@@ -8,6 +8,7 @@ downstream steps are skipped). Each failing check also carries *why* in its desc
 log. ``certify`` re-checks the stored verdict, so a governed run launched on its own can never certify a
 partition whose clean table failed a blocking check.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,22 +73,28 @@ def raw_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             SCHEMA_DRIFT_CHECK,
             asset=_key(source, "raw"),
             blocking=policy == "error",
-            description=f"Landed columns match the declared schema: no added, removed or renamed column, and no column whose "
+            description="Landed columns match the declared schema: no added, removed or renamed "
+            "column, and no column whose "
             f"values mostly fail to parse as its declared type; on drift: {policy.upper()}.",
         ),
         dg.AssetCheckSpec(
             PARSE_ERRORS_CHECK,
             asset=_key(source, "raw"),
             blocking=fails,
-            description="Every landed value parses as its declared type and format. Values that do not are handled per column "
-            f"(on_parse_error: {', '.join(policies)}): quarantine moves the row to quarantine/raw with the column, text and "
-            "expected form; null keeps the row with the value in `_parse_errors`; fail stops the run. Warns when any value failed.",
+            description="Every landed value parses as its declared type and format. Values that do not are handled per "
+            "column "
+            f"(on_parse_error: {', '.join(policies)}): quarantine moves the row to quarantine/raw with the column, "
+            "text and "
+            "expected form; null keeps the row with the value in `_parse_errors`; fail stops the run. Warns when any "
+            "value failed.",
         ),
         dg.AssetCheckSpec(
             EMPTY_INPUT_CHECK,
             asset=_key(source, "raw"),
             blocking=spec.governance.empty_input == "fail",
-            description=f"Each landed file (or API/SQL window) holds at least one record; empty and header-only inputs are named "
+            description="Each landed file (or API/SQL window) holds at least one record; empty and "
+            "header-only inputs are "
+            "named "
             f"(empty_input: {spec.governance.empty_input}).",
         ),
     ]
@@ -97,7 +104,11 @@ def landed_column_schema(landed_schema: dict[str, str], descriptions: dict[str, 
     """The landed schema as Dagster column schema; put it on the raw materialization under
     ``dagster/column_schema`` so Dagster's column-schema-change checks can diff partitions."""
     descriptions = descriptions or {}
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(kind), description=descriptions.get(name)) for name, kind in landed_schema.items()])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, str(kind), description=descriptions.get(name)) for name, kind in landed_schema.items()
+        ]
+    )
 
 
 @dataclass
@@ -132,7 +143,10 @@ def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.Asset
     severity = dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN
     description = f"{spec.name}: {drift.describe()}"
     if drift.drifted:
-        ctx.log.log(logging.ERROR if error else logging.WARNING, f"{spec.name}/raw schema drift: {drift.describe()} (policy: {spec.governance.schema_drift})")
+        ctx.log.log(
+            logging.ERROR if error else logging.WARNING,
+            f"{spec.name}/raw schema drift: {drift.describe()} (policy: {spec.governance.schema_drift})",
+        )
     drift_result = dg.AssetCheckResult(
         check_name=SCHEMA_DRIFT_CHECK,
         asset_key=_key(ctx.source, "raw"),
@@ -146,52 +160,112 @@ def evaluate_raw(ctx: GovernanceContext, findings: RawFindings) -> list[dg.Asset
             "retyped_columns": dg.MetadataValue.json(drift.retyped),
             "absent_optional_columns": dg.MetadataValue.json(drift.absent_optional),
             "landed_schema": dg.MetadataValue.table_schema(landed_column_schema(findings.landed_schema)),
-            "declared_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in spec.columns])),
+            "declared_schema": dg.MetadataValue.table_schema(
+                dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in spec.columns])
+            ),
             "rows": findings.rows,
         },
     )
     failed_values = sum(findings.parse_failures.values())
-    fail_columns = [c for c, n in findings.parse_failures.items() if n and spec.parse_error_policy(spec.column(c)) == "fail"]
+    fail_columns = [
+        c for c, n in findings.parse_failures.items() if n and spec.parse_error_policy(spec.column(c)) == "fail"
+    ]
     parse_severity = dg.AssetCheckSeverity.ERROR if fail_columns else dg.AssetCheckSeverity.WARN
     parse_description = (
-        "every landed value parsed as its declared type" if not failed_values else
-        f"{failed_values} value(s) did not parse: " + ", ".join(f"{c} {n}" for c, n in findings.parse_failures.items())
+        "every landed value parsed as its declared type"
+        if not failed_values
+        else f"{failed_values} value(s) did not parse: "
+        + ", ".join(f"{c} {n}" for c, n in findings.parse_failures.items())
         + f"; {findings.parse_quarantined} row(s) quarantined"
-        + (f", {sum(findings.parse_nulled.values())} value(s) kept as null (on_parse_error: null)" if findings.parse_nulled else "")
+        + (
+            f", {sum(findings.parse_nulled.values())} value(s) kept as null (on_parse_error: null)"
+            if findings.parse_nulled
+            else ""
+        )
         + (f"; on_parse_error: fail for {', '.join(fail_columns)}" if fail_columns else "")
     )
     parse_result = dg.AssetCheckResult(
-        check_name=PARSE_ERRORS_CHECK, asset_key=_key(ctx.source, "raw"), passed=failed_values == 0, severity=parse_severity,
+        check_name=PARSE_ERRORS_CHECK,
+        asset_key=_key(ctx.source, "raw"),
+        passed=failed_values == 0,
+        severity=parse_severity,
         description=parse_description,
-        metadata={"parse_failures": dg.MetadataValue.json(findings.parse_failures), "quarantined_rows": findings.parse_quarantined,
-                  "nulled_values": dg.MetadataValue.json(findings.parse_nulled), "unexpected_count": failed_values},
+        metadata={
+            "parse_failures": dg.MetadataValue.json(findings.parse_failures),
+            "quarantined_rows": findings.parse_quarantined,
+            "nulled_values": dg.MetadataValue.json(findings.parse_nulled),
+            "unexpected_count": failed_values,
+        },
     )
     empty_policy = spec.governance.empty_input
-    empty_description = ("every input holds records" if not findings.empty_inputs else
-                         f"{len(findings.empty_inputs)} of {findings.inputs} input(s) without a record: " + ", ".join(findings.empty_inputs[:20])
-                         + f" (empty_input: {empty_policy})")
+    empty_description = (
+        "every input holds records"
+        if not findings.empty_inputs
+        else f"{len(findings.empty_inputs)} of {findings.inputs} input(s) without a record: "
+        + ", ".join(findings.empty_inputs[:20])
+        + f" (empty_input: {empty_policy})"
+    )
     if findings.empty_inputs and empty_policy != "ok":
         ctx.log.warning(f"{spec.name}/raw: {empty_description}")
     empty_result = dg.AssetCheckResult(
-        check_name=EMPTY_INPUT_CHECK, asset_key=_key(ctx.source, "raw"),
+        check_name=EMPTY_INPUT_CHECK,
+        asset_key=_key(ctx.source, "raw"),
         passed=not findings.empty_inputs or empty_policy == "ok",
         severity=dg.AssetCheckSeverity.ERROR if empty_policy == "fail" else dg.AssetCheckSeverity.WARN,
         description=empty_description,
         metadata={"empty_inputs": dg.MetadataValue.json(findings.empty_inputs), "inputs": findings.inputs},
     )
-    store.write_results(ctx.lake, spec.name, ctx.partition_key, "raw", [
-        store.result_row(spec.name, ctx.partition_key, "raw", check_name=SCHEMA_DRIFT_CHECK, expectation="schema_drift",
-                         severity=severity.value, blocking=error, passed=not drift.drifted,
-                         observed={"added": drift.added, "removed": drift.removed, "renamed": drift.renamed, "retyped": drift.retyped},
-                         description=description),
-        store.result_row(spec.name, ctx.partition_key, "raw", check_name=PARSE_ERRORS_CHECK, expectation="parse_errors",
-                         severity=parse_severity.value, blocking=bool(fail_columns), passed=failed_values == 0,
-                         observed=findings.parse_failures, unexpected_count=failed_values, quarantined=findings.parse_quarantined,
-                         description=parse_description),
-        store.result_row(spec.name, ctx.partition_key, "raw", check_name=EMPTY_INPUT_CHECK, expectation="empty_input",
-                         severity=empty_result.severity.value, blocking=empty_policy == "fail", passed=empty_result.passed,
-                         observed=findings.empty_inputs, description=empty_description),
-    ])
+    store.write_results(
+        ctx.lake,
+        spec.name,
+        ctx.partition_key,
+        "raw",
+        [
+            store.result_row(
+                spec.name,
+                ctx.partition_key,
+                "raw",
+                check_name=SCHEMA_DRIFT_CHECK,
+                expectation="schema_drift",
+                severity=severity.value,
+                blocking=error,
+                passed=not drift.drifted,
+                observed={
+                    "added": drift.added,
+                    "removed": drift.removed,
+                    "renamed": drift.renamed,
+                    "retyped": drift.retyped,
+                },
+                description=description,
+            ),
+            store.result_row(
+                spec.name,
+                ctx.partition_key,
+                "raw",
+                check_name=PARSE_ERRORS_CHECK,
+                expectation="parse_errors",
+                severity=parse_severity.value,
+                blocking=bool(fail_columns),
+                passed=failed_values == 0,
+                observed=findings.parse_failures,
+                unexpected_count=failed_values,
+                quarantined=findings.parse_quarantined,
+                description=parse_description,
+            ),
+            store.result_row(
+                spec.name,
+                ctx.partition_key,
+                "raw",
+                check_name=EMPTY_INPUT_CHECK,
+                expectation="empty_input",
+                severity=empty_result.severity.value,
+                blocking=empty_policy == "fail",
+                passed=empty_result.passed,
+                observed=findings.empty_inputs,
+                description=empty_description,
+            ),
+        ],
+    )
     return [drift_result, parse_result, empty_result]
 
 
@@ -201,7 +275,10 @@ def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
     for plan in check_plans(source):
         entry = plan.entry
         if plan.quarantines:
-            action = "quarantines failing rows (they leave governed; the count is in quarantined_rows); blocks governed if GX cannot evaluate it"
+            action = (
+                "quarantines failing rows (they leave governed; the count is in quarantined_rows); blocks "
+                "governed if GX cannot evaluate it"
+            )
         else:
             action = "blocks governed" if plan.blocking else "warns"
         text = entry.description or f"{entry.expectation} {entry.kwargs}"
@@ -211,56 +288,128 @@ def clean_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
                 asset=_key(source, "clean"),
                 blocking=plan.blocking,
                 description=f"{text} ({plan.scope}-level, {entry.severity}: {action})",
-                metadata={"gx_expectation": entry.expectation, "gx_kwargs": dg.MetadataValue.json(entry.kwargs),
-                          "lepton/action": "quarantine" if plan.quarantines else ("block" if plan.blocking else "warn")},
+                metadata={
+                    "gx_expectation": entry.expectation,
+                    "gx_kwargs": dg.MetadataValue.json(entry.kwargs),
+                    "lepton/action": "quarantine" if plan.quarantines else ("block" if plan.blocking else "warn"),
+                },
             )
         )
     key = ", ".join(primary_key_columns(source))
-    specs.append(dg.AssetCheckSpec(PRIMARY_KEY_CHECK, asset=_key(source, "clean"), blocking=True,
-                                   description=f"No two rows share the primary key ({key}).",
-                                   metadata={"lepton/action": "block"}))
+    specs.append(
+        dg.AssetCheckSpec(
+            PRIMARY_KEY_CHECK,
+            asset=_key(source, "clean"),
+            blocking=True,
+            description=f"No two rows share the primary key ({key}).",
+            metadata={"lepton/action": "block"},
+        )
+    )
     required = [c.name for c in source.spec.columns if not c.nullable]
-    specs.append(dg.AssetCheckSpec(
-        REQUIRED_CHECK, asset=_key(source, "clean"), blocking=False,
-        description=f"Row-level, quarantines: rows without a value in a required column ({', '.join(required) or 'none declared'}) "
-        "move to quarantine/clean as '<column> is required'; warns with the count.",
-        metadata={"lepton/action": "quarantine"}))
+    specs.append(
+        dg.AssetCheckSpec(
+            REQUIRED_CHECK,
+            asset=_key(source, "clean"),
+            blocking=False,
+            description="Row-level, quarantines: rows without a value in a required column "
+            f"({', '.join(required) or 'none declared'}) "
+            "move to quarantine/clean as '<column> is required'; warns with the count.",
+            metadata={"lepton/action": "quarantine"},
+        )
+    )
     late = source.spec.governance.late_arrival
     if source.spec.event_time and source.spec.is_partitioned:
-        specs.append(dg.AssetCheckSpec(
-            LATE_ARRIVAL_CHECK, asset=_key(source, "clean"), blocking=False,
-            description=f"Row-level: rows whose {source.spec.event_time} is outside the partition's day by more than {late.tolerance} "
-            f"are {'quarantined' if late.action == 'quarantine' else 'flagged (kept)'}; warns with the count.",
-            metadata={"lepton/action": late.action}))
+        specs.append(
+            dg.AssetCheckSpec(
+                LATE_ARRIVAL_CHECK,
+                asset=_key(source, "clean"),
+                blocking=False,
+                description=f"Row-level: rows whose {source.spec.event_time} is outside the "
+                "partition's day by more than "
+                f"{late.tolerance} "
+                f"are {'quarantined' if late.action == 'quarantine' else 'flagged (kept)'}; warns with the count.",
+                metadata={"lepton/action": late.action},
+            )
+        )
     return specs
 
 
-def contract_results(ctx: GovernanceContext, required_removed: int, required_sample: list[str], late: int, late_sample: list[str]) -> list[dg.AssetCheckResult]:
+def contract_results(
+    ctx: GovernanceContext, required_removed: int, required_sample: list[str], late: int, late_sample: list[str]
+) -> list[dg.AssetCheckResult]:
     """The clean step's built-in row-level contract checks (see ``governance.contract``)."""
     spec = ctx.source.spec
-    results = [dg.AssetCheckResult(
-        check_name=REQUIRED_CHECK, asset_key=_key(ctx.source, "clean"), passed=required_removed == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=("every required column has a value" if not required_removed
-                     else f"{required_removed} row(s) quarantined without a required value, e.g. {required_sample[:SAMPLE_KEYS]}"),
-        metadata={"quarantined_rows": required_removed, "unexpected_sample": dg.MetadataValue.json(required_sample[:SAMPLE_KEYS])},
-    )]
-    rows = [store.result_row(spec.name, ctx.partition_key, "clean", check_name=REQUIRED_CHECK, expectation="required",
-                             severity="WARN", blocking=False, passed=required_removed == 0, unexpected_count=required_removed,
-                             quarantined=required_removed, description=results[0].description)]
+    results = [
+        dg.AssetCheckResult(
+            check_name=REQUIRED_CHECK,
+            asset_key=_key(ctx.source, "clean"),
+            passed=required_removed == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                "every required column has a value"
+                if not required_removed
+                else f"{required_removed} row(s) quarantined without a required value, e.g. "
+                f"{required_sample[:SAMPLE_KEYS]}"
+            ),
+            metadata={
+                "quarantined_rows": required_removed,
+                "unexpected_sample": dg.MetadataValue.json(required_sample[:SAMPLE_KEYS]),
+            },
+        )
+    ]
+    rows = [
+        store.result_row(
+            spec.name,
+            ctx.partition_key,
+            "clean",
+            check_name=REQUIRED_CHECK,
+            expectation="required",
+            severity="WARN",
+            blocking=False,
+            passed=required_removed == 0,
+            unexpected_count=required_removed,
+            quarantined=required_removed,
+            description=results[0].description,
+        )
+    ]
     if spec.event_time and spec.is_partitioned:
         action = spec.governance.late_arrival.action
-        description = ("every event time is within the partition's day (and the tolerance)" if not late else
-                       f"{late} row(s) {'quarantined' if action == 'quarantine' else 'flagged'}: e.g. {late_sample[:SAMPLE_KEYS]}")
-        results.append(dg.AssetCheckResult(
-            check_name=LATE_ARRIVAL_CHECK, asset_key=_key(ctx.source, "clean"), passed=late == 0, severity=dg.AssetCheckSeverity.WARN,
-            description=description,
-            metadata={"late_rows": late, "quarantined_rows": late if action == "quarantine" else 0, "action": action,
-                      "unexpected_sample": dg.MetadataValue.json(late_sample[:SAMPLE_KEYS])},
-        ))
-        rows.append(store.result_row(spec.name, ctx.partition_key, "clean", check_name=LATE_ARRIVAL_CHECK, expectation="late_arrival",
-                                     severity="WARN", blocking=False, passed=late == 0, unexpected_count=late,
-                                     quarantined=late if action == "quarantine" else 0, description=description))
+        description = (
+            "every event time is within the partition's day (and the tolerance)"
+            if not late
+            else f"{late} row(s) {'quarantined' if action == 'quarantine' else 'flagged'}: e.g. "
+            f"{late_sample[:SAMPLE_KEYS]}"
+        )
+        results.append(
+            dg.AssetCheckResult(
+                check_name=LATE_ARRIVAL_CHECK,
+                asset_key=_key(ctx.source, "clean"),
+                passed=late == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=description,
+                metadata={
+                    "late_rows": late,
+                    "quarantined_rows": late if action == "quarantine" else 0,
+                    "action": action,
+                    "unexpected_sample": dg.MetadataValue.json(late_sample[:SAMPLE_KEYS]),
+                },
+            )
+        )
+        rows.append(
+            store.result_row(
+                spec.name,
+                ctx.partition_key,
+                "clean",
+                check_name=LATE_ARRIVAL_CHECK,
+                expectation="late_arrival",
+                severity="WARN",
+                blocking=False,
+                passed=late == 0,
+                unexpected_count=late,
+                quarantined=late if action == "quarantine" else 0,
+                description=description,
+            )
+        )
     store.append_results(ctx.lake, spec.name, ctx.partition_key, "clean", rows)
     return results
 
@@ -270,7 +419,9 @@ def primary_key_columns(source: SourceContract) -> list[str]:
     return list(source.spec.primary_key) or [c.name for c in source.spec.columns]
 
 
-def evaluate_clean(ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None = None) -> list[dg.AssetCheckResult]:
+def evaluate_clean(
+    ctx: GovernanceContext, clean: pd.DataFrame, cleaning: dict, clean_file: str | None = None
+) -> list[dg.AssetCheckResult]:
     """``clean_file``: ``lake.store.file_identity`` of the partition file ``clean`` was just written to.
     Given, the row failures are filed under it and certify matches them by the file it reads instead of
     hashing the table twice; without it they are filed under the frame's content fingerprint."""
@@ -335,7 +486,9 @@ def record_clean(ctx: GovernanceContext, measured: CleanMeasurement, clean_file:
         ctx.log.error(f"{spec.name}/clean blocking check failed — {problem}")
     store.write_results(ctx.lake, spec.name, ctx.partition_key, "clean", rows)
     store.write_gx_result(ctx.lake, spec.name, ctx.partition_key, suite.gx_result)
-    store.write_row_failures(ctx.lake, spec.name, ctx.partition_key, store.row_failures_key(measured.frame, declared, clean_file), failures)
+    store.write_row_failures(
+        ctx.lake, spec.name, ctx.partition_key, store.row_failures_key(measured.frame, declared, clean_file), failures
+    )
     return _CleanVerdict(results, failures, blocking)
 
 
@@ -350,20 +503,40 @@ def _expectation_result(ctx: GovernanceContext, outcome: ExpectationOutcome) -> 
         "declared_severity": plan.entry.severity,
         "unexpected_sample": dg.MetadataValue.json(outcome.sample),
     }
-    for name, value in (("observed_value", outcome.observed), ("unexpected_count", outcome.unexpected_count),
-                        ("unexpected_percent", outcome.unexpected_percent), ("element_count", outcome.element_count),
-                        ("gx_error", outcome.error)):
+    for name, value in (
+        ("observed_value", outcome.observed),
+        ("unexpected_count", outcome.unexpected_count),
+        ("unexpected_percent", outcome.unexpected_percent),
+        ("element_count", outcome.element_count),
+        ("gx_error", outcome.error),
+    ):
         if value is not None:
             metadata[name] = dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value
     if plan.quarantines:
         metadata["quarantined_rows"] = quarantined
-    result = dg.AssetCheckResult(check_name=plan.check_name, asset_key=_key(ctx.source, "clean"), passed=outcome.passed,
-                                 severity=severity, description=description, metadata=metadata)
-    row = store.result_row(ctx.source.name, ctx.partition_key, "clean", check_name=plan.check_name,
-                           expectation=plan.entry.expectation, severity=severity.value,
-                           blocking=plan.blocking or bool(outcome.error and plan.entry.severity == "error"),
-                           passed=outcome.passed, observed=outcome.observed, unexpected_count=outcome.unexpected_count,
-                           unexpected_percent=outcome.unexpected_percent, quarantined=quarantined, description=description)
+    result = dg.AssetCheckResult(
+        check_name=plan.check_name,
+        asset_key=_key(ctx.source, "clean"),
+        passed=outcome.passed,
+        severity=severity,
+        description=description,
+        metadata=metadata,
+    )
+    row = store.result_row(
+        ctx.source.name,
+        ctx.partition_key,
+        "clean",
+        check_name=plan.check_name,
+        expectation=plan.entry.expectation,
+        severity=severity.value,
+        blocking=plan.blocking or bool(outcome.error and plan.entry.severity == "error"),
+        passed=outcome.passed,
+        observed=outcome.observed,
+        unexpected_count=outcome.unexpected_count,
+        unexpected_percent=outcome.unexpected_percent,
+        quarantined=quarantined,
+        description=description,
+    )
     return result, row
 
 
@@ -374,7 +547,10 @@ def _describe_outcome(outcome: ExpectationOutcome, quarantined: int) -> str:
         return f"{call} could not be evaluated: {outcome.error}"
     if outcome.unexpected_count is not None:
         status = "passed" if outcome.passed else "failed"
-        text = f"{call} {status}: {outcome.unexpected_count} of {outcome.element_count} rows unexpected ({(outcome.unexpected_percent or 0):.4g}%)"
+        text = (
+            f"{call} {status}: {outcome.unexpected_count} of {outcome.element_count} rows unexpected "
+            f"({(outcome.unexpected_percent or 0):.4g}%)"
+        )
         if outcome.sample and not outcome.passed:
             text += f", e.g. {outcome.sample[:SAMPLE_KEYS]}"
         if quarantined:
@@ -399,14 +575,34 @@ def _primary_key_result(ctx: GovernanceContext, measured: CleanMeasurement) -> t
         description += f", e.g. {sample}"
     percent = 100.0 * count / len(frame) if len(frame) else 0.0
     result = dg.AssetCheckResult(
-        check_name=PRIMARY_KEY_CHECK, asset_key=_key(ctx.source, "clean"), passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        check_name=PRIMARY_KEY_CHECK,
+        asset_key=_key(ctx.source, "clean"),
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         description=description,
-        metadata={"primary_key": dg.MetadataValue.json(key), "unexpected_count": count, "unexpected_percent": percent,
-                  "unexpected_sample": dg.MetadataValue.json(sample), "observed_value": len(frame) - count},
+        metadata={
+            "primary_key": dg.MetadataValue.json(key),
+            "unexpected_count": count,
+            "unexpected_percent": percent,
+            "unexpected_sample": dg.MetadataValue.json(sample),
+            "observed_value": len(frame) - count,
+        },
     )
-    row = store.result_row(ctx.source.name, ctx.partition_key, "clean", check_name=PRIMARY_KEY_CHECK, expectation="primary_key_unique",
-                           severity="ERROR", blocking=True, passed=passed, observed=len(frame) - count,
-                           unexpected_count=count, unexpected_percent=percent, quarantined=0, description=description)
+    row = store.result_row(
+        ctx.source.name,
+        ctx.partition_key,
+        "clean",
+        check_name=PRIMARY_KEY_CHECK,
+        expectation="primary_key_unique",
+        severity="ERROR",
+        blocking=True,
+        passed=passed,
+        observed=len(frame) - count,
+        unexpected_count=count,
+        unexpected_percent=percent,
+        quarantined=0,
+        description=description,
+    )
     return result, row
 
 
@@ -418,8 +614,10 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             RECONCILIATION_CHECK,
             asset=_key(source, "governed"),
             blocking=True,
-            description="Every landed record is accounted for: landed = governed + quarantined (raw: unreadable lines and "
-            "unparsable values; clean: cleaning rules incl. superseded duplicates, required values, late arrivals; governed: "
+            description="Every landed record is accounted for: landed = governed + quarantined (raw: "
+            "unreadable lines and "
+            "unparsable values; clean: cleaning rules incl. superseded duplicates, required values, late arrivals; "
+            "governed: "
             "failed expectations), and every stage's quarantine file holds exactly the rows the stage removed.",
             metadata={"lepton/action": "block"},
         ),
@@ -427,8 +625,11 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
             ROW_RETENTION_CHECK,
             asset=_key(source, "governed"),
             blocking=True,
-            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records (superseded duplicates aside; "
-            "governance.min_retained_fraction), and never zero rows of a non-empty landing. A failure refuses certification.",
+            description=f"Row-loss guard: governed keeps at least {guard:.0%} of the landed records "
+            "(superseded duplicates "
+            "aside; "
+            "governance.min_retained_fraction), and never zero rows of a non-empty landing. A failure refuses "
+            "certification.",
             metadata={"lepton/action": "block"},
         ),
     ]
@@ -439,19 +640,44 @@ def reconciliation_result(ctx: GovernanceContext, ledger: dict, verdict: Reconci
     spec = ctx.source.spec
     if not verdict.passed:
         ctx.log.error(f"{spec.name}/governed reconciliation failed: {verdict.description}")
-    store.write_results(ctx.lake, spec.name, ctx.partition_key, "governed", [
-        store.result_row(spec.name, ctx.partition_key, "governed", check_name=RECONCILIATION_CHECK, expectation="reconciliation",
-                         severity="ERROR", blocking=True, passed=verdict.passed, observed=verdict.accounted,
-                         unexpected_count=verdict.unaccounted, quarantined=verdict.governed_quarantined,
-                         description=verdict.description)
-    ])
+    store.write_results(
+        ctx.lake,
+        spec.name,
+        ctx.partition_key,
+        "governed",
+        [
+            store.result_row(
+                spec.name,
+                ctx.partition_key,
+                "governed",
+                check_name=RECONCILIATION_CHECK,
+                expectation="reconciliation",
+                severity="ERROR",
+                blocking=True,
+                passed=verdict.passed,
+                observed=verdict.accounted,
+                unexpected_count=verdict.unaccounted,
+                quarantined=verdict.governed_quarantined,
+                description=verdict.description,
+            )
+        ],
+    )
     return dg.AssetCheckResult(
-        check_name=RECONCILIATION_CHECK, asset_key=_key(ctx.source, "governed"), passed=verdict.passed,
-        severity=dg.AssetCheckSeverity.ERROR, description=verdict.description,
-        metadata={"landed_records": verdict.landed, "raw_rows": verdict.raw_rows, "governed_rows": verdict.governed_rows,
-                  "quarantined_raw": verdict.raw_quarantined, "quarantined_clean": verdict.clean_quarantined,
-                  "quarantined_governed": verdict.governed_quarantined,
-                  "duplicates_removed": int(ledger["duplicates_removed"]), "unaccounted_rows": verdict.unaccounted},
+        check_name=RECONCILIATION_CHECK,
+        asset_key=_key(ctx.source, "governed"),
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=verdict.description,
+        metadata={
+            "landed_records": verdict.landed,
+            "raw_rows": verdict.raw_rows,
+            "governed_rows": verdict.governed_rows,
+            "quarantined_raw": verdict.raw_quarantined,
+            "quarantined_clean": verdict.clean_quarantined,
+            "quarantined_governed": verdict.governed_quarantined,
+            "duplicates_removed": int(ledger["duplicates_removed"]),
+            "unaccounted_rows": verdict.unaccounted,
+        },
     )
 
 
@@ -460,14 +686,37 @@ def retention_result(ctx: GovernanceContext, verdict: Retention) -> dg.AssetChec
     spec = ctx.source.spec
     if not verdict.passed:
         ctx.log.error(f"{spec.name}/governed row-loss guard: {verdict.description}")
-    store.append_results(ctx.lake, spec.name, ctx.partition_key, "governed", [
-        store.result_row(spec.name, ctx.partition_key, "governed", check_name=ROW_RETENTION_CHECK, expectation="row_retention",
-                         severity="ERROR", blocking=True, passed=verdict.passed, observed=round(verdict.fraction, 6),
-                         unexpected_count=verdict.basis - verdict.governed_rows, description=verdict.description)
-    ])
+    store.append_results(
+        ctx.lake,
+        spec.name,
+        ctx.partition_key,
+        "governed",
+        [
+            store.result_row(
+                spec.name,
+                ctx.partition_key,
+                "governed",
+                check_name=ROW_RETENTION_CHECK,
+                expectation="row_retention",
+                severity="ERROR",
+                blocking=True,
+                passed=verdict.passed,
+                observed=round(verdict.fraction, 6),
+                unexpected_count=verdict.basis - verdict.governed_rows,
+                description=verdict.description,
+            )
+        ],
+    )
     return dg.AssetCheckResult(
-        check_name=ROW_RETENTION_CHECK, asset_key=_key(ctx.source, "governed"), passed=verdict.passed,
-        severity=dg.AssetCheckSeverity.ERROR, description=verdict.description,
-        metadata={"retained_fraction": float(verdict.fraction), "min_retained_fraction": verdict.minimum,
-                  "governed_rows": verdict.governed_rows, "landed_records": verdict.landed},
+        check_name=ROW_RETENTION_CHECK,
+        asset_key=_key(ctx.source, "governed"),
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=verdict.description,
+        metadata={
+            "retained_fraction": float(verdict.fraction),
+            "min_retained_fraction": verdict.minimum,
+            "governed_rows": verdict.governed_rows,
+            "landed_records": verdict.landed,
+        },
     )

@@ -6,10 +6,11 @@ false``) column without a value, an event time far outside its partition's day (
 returns the rows it removes already in the quarantine schema (``lake.quarantine``), with a reason naming
 the column, the landed text and what was expected. No Dagster here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -52,32 +53,57 @@ def parse_rejects(coerced: CoercionResult, spec: SourceSpec) -> Split:
     reject = coerced.reject_mask(required)
     positions = np.flatnonzero(reject)
     if not len(positions):
-        return Split(np.ones(len(frame), dtype=bool), quarantine_frame("raw", frame.iloc[0:0], declared_names(spec), reason=[]))
+        return Split(
+            np.ones(len(frame), dtype=bool), quarantine_frame("raw", frame.iloc[0:0], declared_names(spec), reason=[])
+        )
     rows = select_rows(frame, reject)
     quarantine = quarantine_frame(
-        "raw", rows, declared_names(spec), reason=coerced.reject_reasons(positions), rule=PARSE_RULE,
+        "raw",
+        rows,
+        declared_names(spec),
+        reason=coerced.reject_reasons(positions),
+        rule=PARSE_RULE,
         raw=rows[PARSE_ERRORS_COLUMN].tolist(),
     )
     for column, failed in coerced.failed_masks.items():  # the landed text, not the null it typed to
         hits = failed[positions]
         if hits.any():
             landed = coerced.failed_text[column].loc[positions[hits]]
-            quarantine.loc[np.flatnonzero(hits), column] = [v if isinstance(v, str) else str(v) for v in landed.tolist()]
+            quarantine.loc[np.flatnonzero(hits), column] = [
+                v if isinstance(v, str) else str(v) for v in landed.tolist()
+            ]
     return Split(~reject, quarantine)
 
 
 def read_rejects(rejects: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     """The connector's rejects (lines/records that are no record at all) in the quarantine schema."""
-    rows = pd.DataFrame({SOURCE_FILE: rejects.get("source_file", pd.Series(dtype="str")).to_numpy(),
-                         SOURCE_LINE: pd.to_numeric(rejects.get("source_line", pd.Series(dtype="float64")), errors="coerce").to_numpy()})
-    return quarantine_frame("raw", rows, declared_names(spec), reason=rejects.get("reason", pd.Series(dtype="str")).tolist(),
-                            rule=READ_RULE, raw=rejects.get("raw", pd.Series(dtype="str")).tolist())
+    rows = pd.DataFrame(
+        {
+            SOURCE_FILE: rejects.get("source_file", pd.Series(dtype="str")).to_numpy(),
+            SOURCE_LINE: pd.to_numeric(
+                rejects.get("source_line", pd.Series(dtype="float64")), errors="coerce"
+            ).to_numpy(),
+        }
+    )
+    return quarantine_frame(
+        "raw",
+        rows,
+        declared_names(spec),
+        reason=rejects.get("reason", pd.Series(dtype="str")).tolist(),
+        rule=READ_RULE,
+        raw=rejects.get("raw", pd.Series(dtype="str")).tolist(),
+    )
 
 
 def cleaning_quarantine(removed: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     """Rows the cleaning rules removed (superseded duplicates included) in the quarantine schema."""
-    return quarantine_frame("clean", removed, declared_names(spec), reason=removed[REASON_COLUMN].tolist(),
-                            rule=removed[RULE_COLUMN].tolist())
+    return quarantine_frame(
+        "clean",
+        removed,
+        declared_names(spec),
+        reason=removed[REASON_COLUMN].tolist(),
+        rule=removed[RULE_COLUMN].tolist(),
+    )
 
 
 def required_rejects(frame: pd.DataFrame, spec: SourceSpec) -> Split:
@@ -90,7 +116,9 @@ def required_rejects(frame: pd.DataFrame, spec: SourceSpec) -> Split:
             if nulls.any():
                 missing[column.name] = nulls
     if not missing:
-        return Split(np.ones(len(frame), dtype=bool), quarantine_frame("clean", frame.iloc[0:0], declared_names(spec), reason=[]))
+        return Split(
+            np.ones(len(frame), dtype=bool), quarantine_frame("clean", frame.iloc[0:0], declared_names(spec), reason=[])
+        )
     reject = np.logical_or.reduce(list(missing.values()))
     positions = np.flatnonzero(reject)
     reasons = [", ".join(f"{name} is required" for name, nulls in missing.items() if nulls[p]) for p in positions]
@@ -104,13 +132,16 @@ def late_arrivals(frame: pd.DataFrame, spec: SourceSpec, partition_key: str | No
     if not partition_key or not spec.event_time or spec.event_time not in frame.columns or not len(frame):
         return np.zeros(len(frame), dtype=bool), []
     tolerance = spec.governance.late_arrival.tolerance_timedelta
-    start = datetime.combine(date.fromisoformat(partition_key), datetime.min.time(), tzinfo=timezone.utc)
+    start = datetime.combine(date.fromisoformat(partition_key), datetime.min.time(), tzinfo=UTC)
     low, high = start - tolerance, start + timedelta(days=1) + tolerance
     times = _as_utc(frame[spec.event_time])
     late = (times.notna() & ((times < low) | (times >= high))).to_numpy()
     shown = as_text(frame[spec.event_time][late]) if late.any() else pd.Series(dtype="str")
-    reasons = [f"{spec.event_time} {t} is outside partition {partition_key} by more than late_arrival.tolerance "
-               f"{spec.governance.late_arrival.tolerance}" for t in shown.tolist()]
+    reasons = [
+        f"{spec.event_time} {t} is outside partition {partition_key} by more than late_arrival.tolerance "
+        f"{spec.governance.late_arrival.tolerance}"
+        for t in shown.tolist()
+    ]
     return late, reasons
 
 
@@ -120,9 +151,20 @@ def late_rejects(frame: pd.DataFrame, spec: SourceSpec, partition_key: str | Non
     late, reasons = late_arrivals(frame, spec, partition_key)
     count = int(late.sum())
     if not count or spec.governance.late_arrival.action != "quarantine":
-        return Split(np.ones(len(frame), dtype=bool), quarantine_frame("clean", frame.iloc[0:0], declared_names(spec), reason=[])), count, reasons[:5]
+        return (
+            Split(
+                np.ones(len(frame), dtype=bool),
+                quarantine_frame("clean", frame.iloc[0:0], declared_names(spec), reason=[]),
+            ),
+            count,
+            reasons[:5],
+        )
     rows = select_rows(frame, late)
-    return Split(~late, quarantine_frame("clean", rows, declared_names(spec), reason=reasons, rule=LATE_RULE)), count, reasons[:5]
+    return (
+        Split(~late, quarantine_frame("clean", rows, declared_names(spec), reason=reasons, rule=LATE_RULE)),
+        count,
+        reasons[:5],
+    )
 
 
 def _as_utc(values: pd.Series) -> pd.Series:

@@ -1,5 +1,6 @@
 """Dagster definitions owned by governance: the GX resource, freshness checks and their schedule,
 column-schema-change checks on raw, the quality scorecard and the data catalog."""
+
 from __future__ import annotations
 
 import dagster as dg
@@ -22,8 +23,13 @@ def build_governance_defs(sources: list[SourceContract]) -> dg.Definitions:
     """Needs the ``lake`` resource (``LakeResource``) from the lake folder's definitions."""
     governed = [dg.AssetKey([s.name, "governed"]) for s in sources]
 
-    @dg.asset(key=SCORECARD_KEY, group_name=GOVERNANCE_GROUP, deps=governed, kinds={"parquet", "pandas"},
-              description="Pass rates of every quality check, per source and per partition, from `_quality` history.")
+    @dg.asset(
+        key=SCORECARD_KEY,
+        group_name=GOVERNANCE_GROUP,
+        deps=governed,
+        kinds={"parquet", "pandas"},
+        description="Pass rates of every quality check, per source and per partition, from `_quality` history.",
+    )
     def quality_scorecard(lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         per_source, per_day = pass_rates(read_history(store))
@@ -41,24 +47,37 @@ def build_governance_defs(sources: list[SourceContract]) -> dg.Definitions:
             metadata["overall_pass_rate"] = dg.MetadataValue.float(overall)
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.asset(key=CATALOG_KEY, group_name=GOVERNANCE_GROUP, deps=[SCORECARD_KEY], kinds={"parquet"},
-              description="Every dataset in the lake: zone, owner, schema and column docs, size, last update, quality, lineage.")
+    @dg.asset(
+        key=CATALOG_KEY,
+        group_name=GOVERNANCE_GROUP,
+        deps=[SCORECARD_KEY],
+        kinds={"parquet"},
+        description="Every dataset in the lake: zone, owner, schema and column docs, size, last "
+        "update, quality, lineage.",
+    )
     def data_catalog(lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         catalog = build_catalog(store, sources)
         written = write_parquet_atomic(catalog_path(store), catalog, "catalog.parquet")
-        return dg.MaterializeResult(metadata={
-            "catalog": dg.MetadataValue.md(catalog_markdown(catalog)),
-            "datasets": len(catalog),
-            "path": dg.MetadataValue.path(written.path),
-            "dagster/row_count": len(catalog),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "catalog": dg.MetadataValue.md(catalog_markdown(catalog)),
+                "datasets": len(catalog),
+                "path": dg.MetadataValue.path(written.path),
+                "dagster/row_count": len(catalog),
+            }
+        )
 
     checks = freshness_checks(sources)
-    schema_change = dg.build_column_schema_change_checks(assets=[dg.AssetKey([s.name, "raw"]) for s in sources]) if sources else []
+    schema_change = (
+        dg.build_column_schema_change_checks(assets=[dg.AssetKey([s.name, "raw"]) for s in sources]) if sources else []
+    )
     freshness_job, freshness_runs = freshness_schedule(checks)
-    refresh = dg.ScheduleDefinition(name="governance_refresh", cron_schedule=GOVERNANCE_REFRESH_CRON,
-                                    target=dg.AssetSelection.assets(SCORECARD_KEY, CATALOG_KEY))
+    refresh = dg.ScheduleDefinition(
+        name="governance_refresh",
+        cron_schedule=GOVERNANCE_REFRESH_CRON,
+        target=dg.AssetSelection.assets(SCORECARD_KEY, CATALOG_KEY),
+    )
     return dg.Definitions(
         assets=[quality_scorecard, data_catalog],
         asset_checks=[*checks, *schema_change],

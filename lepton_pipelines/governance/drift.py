@@ -19,6 +19,7 @@ are empty in every row are not drift: they all meet the declared schema. An inpu
 record (a 0-byte file, a header-only file, an empty API window) is not drift either: it is the
 ``empty_input`` outcome, reported apart with the file name.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -42,7 +43,11 @@ class SchemaDrift:
         return bool(self.added or self.removed or self.renamed or self.retyped)
 
     def describe(self) -> str:
-        absent = f" (optional key(s) in no record, read as null: {', '.join(self.absent_optional)})" if self.absent_optional else ""
+        absent = (
+            f" (optional key(s) in no record, read as null: {', '.join(self.absent_optional)})"
+            if self.absent_optional
+            else ""
+        )
         if not self.drifted:
             return "landed columns match the declared schema" + absent
         parts = []
@@ -53,8 +58,12 @@ class SchemaDrift:
         if self.removed:
             parts.append(f"removed: {', '.join(self.removed)}")
         if self.retyped:
-            parts.append("retyped: " + ", ".join(
-                f"{c} ({t['failed']} of {t['of']} values are not {t['declared']})" for c, t in self.retyped.items()))
+            parts.append(
+                "retyped: "
+                + ", ".join(
+                    f"{c} ({t['failed']} of {t['of']} values are not {t['declared']})" for c, t in self.retyped.items()
+                )
+            )
         return "; ".join(parts) + absent
 
 

@@ -5,6 +5,7 @@ suite is built; it fails only when it evaluates them, inside the validation. The
 failure as a blocking error (it certifies nothing), but a person should hear about it when the registry
 loads, beside the other registry problems, not at 2 a.m. on the first partition. No GX import here.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,13 @@ TEXT_EXPECTATIONS = {
     "expect_column_value_lengths_to_be_between": (),
     "expect_column_value_lengths_to_equal": (),
 }
-SET_EXPECTATIONS = ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set", "expect_column_distinct_values_to_be_in_set",
-                    "expect_column_distinct_values_to_contain_set", "expect_column_distinct_values_to_equal_set")
+SET_EXPECTATIONS = (
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_distinct_values_to_be_in_set",
+    "expect_column_distinct_values_to_contain_set",
+    "expect_column_distinct_values_to_equal_set",
+)
 
 
 def lint_expectation(entry: ExpectationSpec, spec: SourceSpec) -> list[str]:
@@ -51,8 +57,10 @@ def lint_expectation(entry: ExpectationSpec, spec: SourceSpec) -> list[str]:
     kind = type_kind(column.type)
     name = entry.expectation
     if name in ORDERED_EXPECTATIONS and kind not in ORDERED:
-        problems.append(f"column {column_name!r} is declared {column.type}; {name} compares numbers or times "
-                        f"(declare the column as integer, float, decimal, timestamp or date, or use a set/regex expectation)")
+        problems.append(
+            f"column {column_name!r} is declared {column.type}; {name} compares numbers or times "
+            f"(declare the column as integer, float, decimal, timestamp or date, or use a set/regex expectation)"
+        )
     elif name in NUMERIC_EXPECTATIONS and kind not in NUMERIC:
         problems.append(f"column {column_name!r} is declared {column.type}; {name} needs a numeric column")
     elif name in TEXT_EXPECTATIONS and kind not in ("string", "json"):
@@ -60,13 +68,17 @@ def lint_expectation(entry: ExpectationSpec, spec: SourceSpec) -> list[str]:
     for key in ORDERED_EXPECTATIONS.get(name, ()) + NUMERIC_EXPECTATIONS.get(name, ()):
         value = entry.kwargs.get(key)
         if value is not None and not _bound_fits(value, kind):
-            problems.append(f"kwargs.{key}: {value!r} does not fit {column.type} column {column_name!r}"
-                            + (" (times: an ISO-8601 string, quoted in YAML)" if kind in ("timestamp", "date") else ""))
+            problems.append(
+                f"kwargs.{key}: {value!r} does not fit {column.type} column {column_name!r}"
+                + (" (times: an ISO-8601 string, quoted in YAML)" if kind in ("timestamp", "date") else "")
+            )
     if name in SET_EXPECTATIONS:
         wrong = [v for v in entry.kwargs.get("value_set") or [] if v is not None and not _member_fits(v, kind)]
         if wrong:
-            problems.append(f"kwargs.value_set: {wrong[:5]!r} do not fit {column.type} column {column_name!r}"
-                            + (" (quote numbers that are codes: '001')" if kind == "string" else ""))
+            problems.append(
+                f"kwargs.value_set: {wrong[:5]!r} do not fit {column.type} column {column_name!r}"
+                + (" (quote numbers that are codes: '001')" if kind == "string" else "")
+            )
     return problems
 
 

@@ -11,6 +11,7 @@ installed GX by ``governance.gx_manifest`` (a test regenerates it and compares).
 installed GX is not the version the manifest was made from does load ask GX itself. The steps that
 validate data import GX (``build_expectation``).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -40,7 +41,9 @@ SET_SCOPED_MAP_EXPECTATIONS = frozenset(
     }
 )
 # Expectations that need a SQL data source or a second table; a pandas partition cannot run them.
-NOT_FOR_DATAFRAMES = frozenset({"expect_query_results_to_match_comparison", "expect_table_row_count_to_equal_other_table"})
+NOT_FOR_DATAFRAMES = frozenset(
+    {"expect_query_results_to_match_comparison", "expect_table_row_count_to_equal_other_table"}
+)
 COLUMN_KWARGS = ("column", "column_A", "column_B")
 COLUMN_LIST_KWARGS = ("column_list",)
 # Set by the pipeline, never by YAML: GX fills batch_id; result_format is chosen per validation run.
@@ -64,7 +67,17 @@ class CheckPlan:
 
 MANIFEST_FILE = "expectations_manifest.json"
 # Fields every expectation inherits; accepted in YAML, but not worth listing as "allowed kwargs".
-BASE_FIELDS = (*RESERVED_KWARGS, "severity", "id", "meta", "notes", "rendered_content", "description", "windows", "catch_exceptions")
+BASE_FIELDS = (
+    *RESERVED_KWARGS,
+    "severity",
+    "id",
+    "meta",
+    "notes",
+    "rendered_content",
+    "description",
+    "windows",
+    "catch_exceptions",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,11 +104,13 @@ def available_expectations() -> list[str]:
     from great_expectations.expectations.registry import list_registered_expectation_implementations
 
     return sorted(
-        n for n in list_registered_expectation_implementations() if n.startswith("expect_") and n not in NOT_FOR_DATAFRAMES
+        n
+        for n in list_registered_expectation_implementations()
+        if n.startswith("expect_") and n not in NOT_FOR_DATAFRAMES
     )
 
 
-def expectation_class(name: str) -> type["Expectation"] | None:
+def expectation_class(name: str) -> type[Expectation] | None:
     import great_expectations  # noqa: F401
     from great_expectations.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.registry import get_expectation_impl
@@ -108,14 +123,16 @@ def expectation_class(name: str) -> type["Expectation"] | None:
         return None
 
 
-def build_expectation(entry: ExpectationSpec) -> "Expectation":
+def build_expectation(entry: ExpectationSpec) -> Expectation:
     cls = expectation_class(entry.expectation)
     if cls is None:
         raise ValueError(f"unknown expectation {entry.expectation!r}")
     try:
         return cls(**entry.kwargs, severity=GX_SEVERITY[entry.severity])
     except Exception as exc:  # e.g. a cross-field rule of GX's model that the load-time manifest cannot express
-        raise ValueError(f"expectation {entry.check_name!r} ({entry.expectation}): " + "; ".join(_describe_gx_error(exc, cls))) from exc
+        raise ValueError(
+            f"expectation {entry.check_name!r} ({entry.expectation}): " + "; ".join(_describe_gx_error(exc, cls))
+        ) from exc
 
 
 def expectation_scope(entry: ExpectationSpec) -> Scope:
@@ -132,7 +149,9 @@ def expectation_scope(entry: ExpectationSpec) -> Scope:
     )
 
     cls = expectation_class(entry.expectation)
-    is_map = cls is not None and issubclass(cls, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation))
+    is_map = cls is not None and issubclass(
+        cls, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+    )
     return "row" if is_map and entry.expectation not in SET_SCOPED_MAP_EXPECTATIONS else "table"
 
 
@@ -141,7 +160,9 @@ def plan_check(entry: ExpectationSpec, policy: GovernancePolicy) -> CheckPlan:
     then warns with the quarantined count) or block (policy ``block``); ERROR table-level entries block."""
     scope = expectation_scope(entry)
     quarantines = entry.severity == "error" and scope == "row" and policy.row_failures == "quarantine"
-    return CheckPlan(entry=entry, scope=scope, quarantines=quarantines, blocking=entry.severity == "error" and not quarantines)
+    return CheckPlan(
+        entry=entry, scope=scope, quarantines=quarantines, blocking=entry.severity == "error" and not quarantines
+    )
 
 
 def expectation_problems(entry: ExpectationSpec, spec: SourceSpec) -> list[str]:
@@ -156,7 +177,9 @@ def expectation_problems(entry: ExpectationSpec, spec: SourceSpec) -> list[str]:
             f"unknown expectation {entry.expectation!r}: not a GX {_gx_version()} expectation usable on a DataFrame"
             f"{hint} (all: https://greatexpectations.io/expectations/)"
         ]
-    problems = [f"kwargs.{k}: set by the pipeline, remove it from the YAML" for k in RESERVED_KWARGS if k in entry.kwargs]
+    problems = [
+        f"kwargs.{k}: set by the pipeline, remove it from the YAML" for k in RESERVED_KWARGS if k in entry.kwargs
+    ]
     if "severity" in entry.kwargs:
         problems.append("kwargs.severity: use the entry's `severity: error|warn`, not a GX kwarg")
     if problems:
@@ -178,11 +201,15 @@ def _unknown_columns(entry: ExpectationSpec, spec: SourceSpec) -> list[str]:
     for key in COLUMN_KWARGS:
         value = entry.kwargs.get(key)
         if isinstance(value, str) and value not in declared:
-            problems.append(f"kwargs.{key}: column {value!r} is not in the schema; declared columns: {', '.join(declared)}")
+            problems.append(
+                f"kwargs.{key}: column {value!r} is not in the schema; declared columns: {', '.join(declared)}"
+            )
     for key in COLUMN_LIST_KWARGS:
         for value in entry.kwargs.get(key) or []:
             if value not in declared:
-                problems.append(f"kwargs.{key}: column {value!r} is not in the schema; declared columns: {', '.join(declared)}")
+                problems.append(
+                    f"kwargs.{key}: column {value!r} is not in the schema; declared columns: {', '.join(declared)}"
+                )
     return problems
 
 
@@ -213,12 +240,18 @@ def _constraint_problems(value: Any, constraint: dict[str, Any]) -> list[str]:
     kind = "list" if isinstance(value, (list, tuple)) else "dict" if isinstance(value, dict) else "scalar"
     kinds = constraint.get("kinds")
     if kinds and kind not in kinds:
-        return [f"expected {' or '.join('a ' + k if k != 'scalar' else 'a single value' for k in kinds)}, got a {kind if kind != 'scalar' else 'single value'}"]
+        return [
+            f"expected {' or '.join('a ' + k if k != 'scalar' else 'a single value' for k in kinds)}, got a "
+            f"{kind if kind != 'scalar' else 'single value'}"
+        ]
     if "enum" in constraint and kind == "scalar" and value not in constraint["enum"]:
         return [f"unexpected value; permitted: {', '.join(repr(v) for v in constraint['enum'])}"]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [f"ensure this value is {_BOUND_TEXT[b]} {constraint[b]:g}" for b in _BOUND_TEXT
-                if b in constraint and not _BOUND_OK[b](value, constraint[b])]
+        return [
+            f"ensure this value is {_BOUND_TEXT[b]} {constraint[b]:g}"
+            for b in _BOUND_TEXT
+            if b in constraint and not _BOUND_OK[b](value, constraint[b])
+        ]
     return []
 
 

@@ -9,9 +9,10 @@ last materialization, and its check says so.
 The checks run on ``FRESHNESS_SCHEDULE_NAME`` (hourly) in their own small job, so they turn red when data
 stops arriving even if no pipeline run happens.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -38,8 +39,11 @@ def newest_event_time(lake: Lake, source: SourceContract) -> tuple[pd.Timestamp 
     folder = lake.table_dir("governed", source.name, None)
     if not folder.exists():
         return None, None
-    candidates = sorted((p for p in folder.iterdir() if p.name.startswith("date=")), key=lambda p: p.name, reverse=True) \
-        if source.spec.is_partitioned else [folder]
+    candidates = (
+        sorted((p for p in folder.iterdir() if p.name.startswith("date=")), key=lambda p: p.name, reverse=True)
+        if source.spec.is_partitioned
+        else [folder]
+    )
     for partition in candidates:
         for file in sorted(p for p in partition.iterdir() if p.name.endswith(".parquet")):
             with file.fs.open(file.path, "rb") as handle:
@@ -58,7 +62,11 @@ def judge_freshness(newest: pd.Timestamp | None, max_lag: timedelta, now: dateti
     age = pd.Timestamp(now) - newest
     hours = age.total_seconds() / 3600
     verdict = "within" if age <= max_lag else "older than"
-    return age <= max_lag, f"newest data is from {newest.isoformat()} ({_humanize(age)} old), {verdict} max_lag {_humanize(max_lag)}", hours
+    return (
+        age <= max_lag,
+        f"newest data is from {newest.isoformat()} ({_humanize(age)} old), {verdict} max_lag {_humanize(max_lag)}",
+        hours,
+    )
 
 
 def _humanize(delta: timedelta | pd.Timedelta) -> str:
@@ -76,12 +84,22 @@ def freshness_checks(sources: list[SourceContract]) -> list[dg.AssetChecksDefini
 def _freshness_check(source: SourceContract) -> dg.AssetChecksDefinition:
     key = dg.AssetKey([source.name, "governed"])
     lag = source.spec.freshness.max_lag_timedelta
-    basis = f"the newest {source.spec.event_time}" if source.spec.event_time else "the last materialization (no event_time declared)"
+    basis = (
+        f"the newest {source.spec.event_time}"
+        if source.spec.event_time
+        else "the last materialization (no event_time declared)"
+    )
 
-    @dg.asset_check(asset=key, name=FRESHNESS_CHECK_NAME, blocking=False,
-                    description=f"Fresh when {basis} in {source.name}/governed is at most {source.spec.freshness.max_lag} old.")
-    def freshness(context, lake: LakeResource) -> dg.AssetCheckResult:  # no annotation: see Dagster on `from __future__`
-        now = datetime.now(timezone.utc)
+    @dg.asset_check(
+        asset=key,
+        name=FRESHNESS_CHECK_NAME,
+        blocking=False,
+        description=f"Fresh when {basis} in {source.name}/governed is at most {source.spec.freshness.max_lag} old.",
+    )
+    def freshness(
+        context, lake: LakeResource
+    ) -> dg.AssetCheckResult:  # no annotation: see Dagster on `from __future__`
+        now = datetime.now(UTC)
         if source.spec.event_time:
             newest, where = newest_event_time(lake.get(), source)
         else:
@@ -94,18 +112,29 @@ def _freshness_check(source: SourceContract) -> dg.AssetChecksDefinition:
             metadata.update(newest_data_time=newest.isoformat(), data_age_hours=float(hours))
         if where:
             metadata["read_from"] = dg.MetadataValue.path(where)
-        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata)
+        return dg.AssetCheckResult(
+            passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata
+        )
 
     return freshness
 
 
-def freshness_schedule(checks: list[dg.AssetChecksDefinition]) -> tuple[dg.UnresolvedAssetJobDefinition | None, dg.ScheduleDefinition | None]:
+def freshness_schedule(
+    checks: list[dg.AssetChecksDefinition],
+) -> tuple[dg.UnresolvedAssetJobDefinition | None, dg.ScheduleDefinition | None]:
     """A job of only the freshness checks and the hourly schedule that runs it."""
     if not checks:
         return None, None
     keys = [key for check in checks for key in check.check_keys]
-    job = dg.define_asset_job(FRESHNESS_JOB_NAME, selection=dg.AssetSelection.checks(*keys),
-                              description="Evaluates every source's freshness check (data age of governed).")
-    schedule = dg.ScheduleDefinition(name=FRESHNESS_SCHEDULE_NAME, cron_schedule=FRESHNESS_CRON, job=job,
-                                     default_status=dg.DefaultScheduleStatus.RUNNING)
+    job = dg.define_asset_job(
+        FRESHNESS_JOB_NAME,
+        selection=dg.AssetSelection.checks(*keys),
+        description="Evaluates every source's freshness check (data age of governed).",
+    )
+    schedule = dg.ScheduleDefinition(
+        name=FRESHNESS_SCHEDULE_NAME,
+        cron_schedule=FRESHNESS_CRON,
+        job=job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
     return job, schedule

@@ -9,6 +9,7 @@ The manifest cannot go stale silently: it records the GX version it was generate
 back to asking GX itself when the installed version differs, and a test regenerates it and compares.
 Regenerate after upgrading GX:  ``python -m lepton_pipelines.governance.gx_manifest``
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,10 @@ def build_manifest() -> dict[str, Any]:
         ColumnPairMapExpectation,
         MulticolumnMapExpectation,
     )
-    from great_expectations.expectations.registry import get_expectation_impl, list_registered_expectation_implementations
+    from great_expectations.expectations.registry import (
+        get_expectation_impl,
+        list_registered_expectation_implementations,
+    )
 
     from lepton_pipelines.governance.expectations import NOT_FOR_DATAFRAMES
 
@@ -60,7 +64,11 @@ def _constraints(field: Any) -> dict[str, Any]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 found[bound] = value
     literals = [a for a in alternatives if typing.get_origin(a) is typing.Literal]
-    scalars = [a for a in alternatives if a is not type(None) and (typing.get_origin(a) or a) not in (list, tuple, set, frozenset, dict)]
+    scalars = [
+        a
+        for a in alternatives
+        if a is not type(None) and (typing.get_origin(a) or a) not in (list, tuple, set, frozenset, dict)
+    ]
     if literals and len(literals) == len(scalars):  # a single value must be one of the literals
         found["enum"] = [v for lit in literals for v in typing.get_args(lit)]
     kinds = _kinds(alternatives)

@@ -6,14 +6,16 @@
 ``row_failures.parquet``  positions of rows failing row-level expectations, with the fingerprint of the
                      frame they refer to, so certification quarantines exactly what was validated.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +31,20 @@ GX_RESULT_FILE = "gx_result.json"
 ROW_FAILURES_FILE = "row_failures.parquet"
 CLEANING_FILE = "cleaning.json"  # the clean step's reconciliation and column lineage
 RESULT_COLUMNS = (
-    "source", "partition", "stage", "check_name", "expectation", "severity", "blocking", "passed",
-    "observed", "unexpected_count", "unexpected_percent", "quarantined", "description", "validated_at",
+    "source",
+    "partition",
+    "stage",
+    "check_name",
+    "expectation",
+    "severity",
+    "blocking",
+    "passed",
+    "observed",
+    "unexpected_count",
+    "unexpected_percent",
+    "quarantined",
+    "description",
+    "validated_at",
 )
 
 
@@ -41,13 +55,15 @@ def quality_dir(lake: Lake, source: str, partition_key: str | None) -> UPath:
 
 def result_row(source: str, partition_key: str | None, stage: str, **values: Any) -> dict[str, Any]:
     row = {c: None for c in RESULT_COLUMNS}
-    row.update(source=source, partition=partition_key or "", stage=stage, validated_at=datetime.now(timezone.utc), **values)
+    row.update(source=source, partition=partition_key or "", stage=stage, validated_at=datetime.now(UTC), **values)
     row["observed"] = None if row["observed"] is None else json.dumps(row["observed"], default=str)
     return row
 
 
 # Results files held in memory by ``deferred_results``: (lake root, source, partition) → (lake, the file's rows).
-_DEFERRED: ContextVar[dict[tuple[str, str, str | None], tuple[Lake, pd.DataFrame]] | None] = ContextVar("lepton_deferred_results", default=None)
+_DEFERRED: ContextVar[dict[tuple[str, str, str | None], tuple[Lake, pd.DataFrame]] | None] = ContextVar(
+    "lepton_deferred_results", default=None
+)
 
 
 @contextmanager
@@ -72,7 +88,9 @@ def deferred_results() -> Iterator[None]:
             write_parquet_atomic(quality_dir(lake, source, partition_key), frame, RESULTS_FILE)
 
 
-def write_results(lake: Lake, source: str, partition_key: str | None, stage: str, rows: list[dict[str, Any]], replace: bool = True) -> None:
+def write_results(
+    lake: Lake, source: str, partition_key: str | None, stage: str, rows: list[dict[str, Any]], replace: bool = True
+) -> None:
     """Replace this stage's rows of the partition (``replace``; else add to them), keeping the other stages' rows."""
     folder = quality_dir(lake, source, partition_key)
     new = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
@@ -80,8 +98,15 @@ def write_results(lake: Lake, source: str, partition_key: str | None, stage: str
     if existing is not None:
         existing = existing[existing["stage"] != stage] if replace else existing
         new = pd.concat([existing, new], ignore_index=True) if not existing.empty else new
-    new = new.astype({"unexpected_count": "Int64", "unexpected_percent": "Float64", "quarantined": "Int64",
-                      "passed": "bool", "blocking": "bool"})
+    new = new.astype(
+        {
+            "unexpected_count": "Int64",
+            "unexpected_percent": "Float64",
+            "quarantined": "Int64",
+            "passed": "bool",
+            "blocking": "bool",
+        }
+    )
     new["validated_at"] = pd.to_datetime(new["validated_at"], utc=True)
     pending = _DEFERRED.get()
     if pending is not None:
@@ -140,9 +165,9 @@ def _canonical_buffers(values: pd.Series) -> Iterator[Any]:
     yield pc.is_valid(array).to_numpy(zero_copy_only=False)
     if pa.types.is_large_binary(array.type):
         array = pc.fill_null(array, b"") if array.null_count else array
-        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset: array.offset + len(array) + 1]
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
         yield offsets - offsets[0]
-        yield memoryview(array.buffers()[2] or b"")[offsets[0]: offsets[-1]]
+        yield memoryview(array.buffers()[2] or b"")[offsets[0] : offsets[-1]]
     else:
         filler = False if pa.types.is_boolean(array.type) else 0
         array = pc.fill_null(array, pa.scalar(filler, array.type)) if array.null_count else array
@@ -154,30 +179,43 @@ def _arrow_values(values: pd.Series) -> pa.Array:
     try:
         column = pa.Table.from_pandas(values.to_frame(), preserve_index=False).column(0)
     except (pa.ArrowException, TypeError, ValueError):  # mixed or unconvertible cells: hash their text
-        column = pa.chunked_array([pa.array(values.astype("str").to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)])
+        column = pa.chunked_array(
+            [pa.array(values.astype("str").to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)]
+        )
     array = column.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     fixed_width = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_temporal)
     if any(test(array.type) for test in fixed_width):
         return array
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type) or pa.types.is_binary(array.type)
-            or pa.types.is_large_binary(array.type) or pa.types.is_string_view(array.type)):
+    if not (
+        pa.types.is_string(array.type)
+        or pa.types.is_large_string(array.type)
+        or pa.types.is_binary(array.type)
+        or pa.types.is_large_binary(array.type)
+        or pa.types.is_string_view(array.type)
+    ):
         array = pa.array(values.astype("str").to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
     return array.cast(pa.large_binary())
 
 
-def write_row_failures(lake: Lake, source: str, partition_key: str | None, fingerprint: str, failures: dict[str, Any]) -> None:
+def write_row_failures(
+    lake: Lake, source: str, partition_key: str | None, fingerprint: str, failures: dict[str, Any]
+) -> None:
     """``failures``: check name → array of row positions."""
     records = [(name, int(pos)) for name, positions in failures.items() for pos in positions]
     frame = pd.DataFrame(records, columns=["check_name", "row"]).astype({"row": "int64"})
     frame["fingerprint"] = fingerprint
     if frame.empty:  # keep the fingerprint even when no row failed
-        frame = pd.DataFrame({"check_name": [None], "row": pd.array([None], dtype="Int64"), "fingerprint": [fingerprint]})
+        frame = pd.DataFrame(
+            {"check_name": [None], "row": pd.array([None], dtype="Int64"), "fingerprint": [fingerprint]}
+        )
     write_parquet_atomic(quality_dir(lake, source, partition_key), frame, ROW_FAILURES_FILE)
 
 
-def read_row_failures(lake: Lake, source: str, partition_key: str | None, fingerprint: str) -> dict[str, list[int]] | None:
+def read_row_failures(
+    lake: Lake, source: str, partition_key: str | None, fingerprint: str
+) -> dict[str, list[int]] | None:
     """The stored failures if they were computed on the frame with this fingerprint, else None."""
     path = quality_dir(lake, source, partition_key) / ROW_FAILURES_FILE
     if not path.exists():

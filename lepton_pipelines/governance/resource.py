@@ -8,12 +8,14 @@ It is not prepared on a background thread at run start: importing GX (which pull
 thread while a step imports on another raced in CI — "partially initialized module
 'sqlalchemy.orm.exc'" failed a raw step — and Python's per-module import locks cannot rule that out.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -26,10 +28,13 @@ from lepton_pipelines.governance.validation import DATA_SOURCE, SAMPLE_SIZE, Sui
 class GreatExpectationsResource(dg.ConfigurableResource):
     """Validates DataFrames against suites built from the source registry (register as ``gx``)."""
 
-    sample_size: int = Field(default=SAMPLE_SIZE, ge=0, le=200, description="unexpected values kept per check as a sample")
+    sample_size: int = Field(
+        default=SAMPLE_SIZE, ge=0, le=200, description="unexpected values kept per check as a sample"
+    )
     progress_bars: bool = Field(default=False, description="GX's metric progress bars in the step log")
     batch_fingerprint_max_bytes: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="GX hashes every in-memory batch smaller than this (GX default 1e9) for a batch marker, twice per "
         "validation — about half the validation time of a 1M-row partition. The pipeline keeps its own fingerprint of "
         "each validated frame in _quality, so the default 0 skips GX's. GX has no setting for it: applied around "
@@ -56,8 +61,15 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         return self._context
 
     def validate(self, source: str, frame: pd.DataFrame, plans: list[CheckPlan]) -> SuiteOutcome:
-        return validate_with_gx(self.get_context(), source, frame, plans, self.sample_size, self.batch_fingerprint_max_bytes,
-                                keep_data_source=self._keep_data_source)
+        return validate_with_gx(
+            self.get_context(),
+            source,
+            frame,
+            plans,
+            self.sample_size,
+            self.batch_fingerprint_max_bytes,
+            keep_data_source=self._keep_data_source,
+        )
 
     @contextmanager
     def reusing_data_source(self) -> Iterator[None]:

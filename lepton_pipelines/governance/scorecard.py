@@ -4,6 +4,7 @@ Pure pandas/matplotlib; the asset in ``definitions`` only reads the history and 
 per source a pass-rate sparkline the asset page draws inline, the scorecard as a table, numbers the UI
 plots across materializations, and a chart with one panel per source.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,21 +20,45 @@ if TYPE_CHECKING:
 
 def pass_rates(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per source, per source and day). A check counts once per partition: its latest result."""
-    columns = ["source", "checks", "passed", "failed", "pass_rate", "blocking_failures", "quarantined_rows", "last_validated"]
+    columns = [
+        "source",
+        "checks",
+        "passed",
+        "failed",
+        "pass_rate",
+        "blocking_failures",
+        "quarantined_rows",
+        "last_validated",
+    ]
     if history.empty:
-        return pd.DataFrame(columns=columns), pd.DataFrame(columns=["source", "partition", "checks", "passed", "pass_rate"])
-    latest = (history.sort_values("validated_at")
-              .drop_duplicates(subset=["source", "partition", "stage", "check_name"], keep="last")
-              .assign(failed_blocking=lambda d: d["blocking"].astype(bool) & ~d["passed"].astype(bool),
-                      # rows actually removed are counted once, by certification (stage governed)
-                      quarantined=lambda d: d["quarantined"].fillna(0).astype("int64").where(d["stage"] == "governed", 0)))
-    per_source = (latest.groupby("source")
-                  .agg(checks=("passed", "size"), passed=("passed", "sum"), blocking_failures=("failed_blocking", "sum"),
-                       quarantined_rows=("quarantined", "sum"), last_validated=("validated_at", "max"))
-                  .reset_index())
+        return pd.DataFrame(columns=columns), pd.DataFrame(
+            columns=["source", "partition", "checks", "passed", "pass_rate"]
+        )
+    latest = (
+        history.sort_values("validated_at")
+        .drop_duplicates(subset=["source", "partition", "stage", "check_name"], keep="last")
+        .assign(
+            failed_blocking=lambda d: d["blocking"].astype(bool) & ~d["passed"].astype(bool),
+            # rows actually removed are counted once, by certification (stage governed)
+            quarantined=lambda d: d["quarantined"].fillna(0).astype("int64").where(d["stage"] == "governed", 0),
+        )
+    )
+    per_source = (
+        latest.groupby("source")
+        .agg(
+            checks=("passed", "size"),
+            passed=("passed", "sum"),
+            blocking_failures=("failed_blocking", "sum"),
+            quarantined_rows=("quarantined", "sum"),
+            last_validated=("validated_at", "max"),
+        )
+        .reset_index()
+    )
     per_source["failed"] = per_source["checks"] - per_source["passed"]
     per_source["pass_rate"] = per_source["passed"] / per_source["checks"]
-    per_day = latest.groupby(["source", "partition"]).agg(checks=("passed", "size"), passed=("passed", "sum")).reset_index()
+    per_day = (
+        latest.groupby(["source", "partition"]).agg(checks=("passed", "size"), passed=("passed", "sum")).reset_index()
+    )
     per_day["pass_rate"] = per_day["passed"] / per_day["checks"]
     return per_source[columns], per_day.sort_values(["source", "partition"]).reset_index(drop=True)
 
@@ -60,11 +85,13 @@ def sparkline_svg(rates: list[float], color: str, width: int = 180, height: int 
         points.append((width - 4, points[0][1]))  # one partition: a flat line across, not a lone dot
     line = " ".join(f"{x},{y}" for x, y in points)
     last_x, last_y = points[-1]
-    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
-           f"<rect width='{width}' height='{height}' fill='#f6f7f9'/>"
-           f"<line x1='0' y1='4' x2='{width}' y2='4' stroke='#ccc' stroke-dasharray='3'/>"
-           f"<polyline points='{line}' fill='none' stroke='{color}' stroke-width='2'/>"
-           f"<circle cx='{last_x}' cy='{last_y}' r='3' fill='{color}'/></svg>")
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+        f"<rect width='{width}' height='{height}' fill='#f6f7f9'/>"
+        f"<line x1='0' y1='4' x2='{width}' y2='4' stroke='#ccc' stroke-dasharray='3'/>"
+        f"<polyline points='{line}' fill='none' stroke='{color}' stroke-width='2'/>"
+        f"<circle cx='{last_x}' cy='{last_y}' r='3' fill='{color}'/></svg>"
+    )
     return "data:image/svg+xml," + quote(svg, safe="/:=,.'")
 
 
@@ -78,7 +105,9 @@ def sparkline_markdown(source: str, per_day: pd.DataFrame, color: str, governed_
     return f"![{source} pass rate]({sparkline_svg(rates, color)}) **{latest}** · {span}{rows}"
 
 
-def scorecard_metadata(per_source: pd.DataFrame, per_day: pd.DataFrame, governed_rows: dict[str, int]) -> dict[str, Any]:
+def scorecard_metadata(
+    per_source: pd.DataFrame, per_day: pd.DataFrame, governed_rows: dict[str, int]
+) -> dict[str, Any]:
     """Metadata of one scorecard materialization, in the order the asset page lists it:
 
     * per source, a pass-rate sparkline (Markdown short enough to be drawn inline on the asset page);
@@ -92,21 +121,38 @@ def scorecard_metadata(per_source: pd.DataFrame, per_day: pd.DataFrame, governed
     metadata: dict[str, Any] = {}
     for row in per_source.itertuples():
         metadata[f"{row.source} pass rate"] = dg.MetadataValue.md(
-            sparkline_markdown(row.source, per_day, colors[row.source], governed_rows.get(row.source)))
+            sparkline_markdown(row.source, per_day, colors[row.source], governed_rows.get(row.source))
+        )
     metadata["scorecard"] = dg.MetadataValue.table(
-        records=[dg.TableRecord({
-            "source": row.source, "checks": int(row.checks), "passed": int(row.passed), "failed": int(row.failed),
-            "pass_rate": f"{row.pass_rate:.1%}", "blocking_failures": int(row.blocking_failures),
-            "quarantined_rows": int(row.quarantined_rows), "governed_rows": int(governed_rows.get(row.source, 0)),
-            "last_validated": str(row.last_validated)[:19],
-        }) for row in per_source.itertuples()],
-        schema=dg.TableSchema(columns=[
-            dg.TableColumn("source", "string"), dg.TableColumn("checks", "int"), dg.TableColumn("passed", "int"),
-            dg.TableColumn("failed", "int"), dg.TableColumn("pass_rate", "string"), dg.TableColumn("blocking_failures", "int"),
-            dg.TableColumn("quarantined_rows", "int", description="rows removed at certification (governed stage)"),
-            dg.TableColumn("governed_rows", "int", description="rows in the newest governed partition"),
-            dg.TableColumn("last_validated", "string"),
-        ]),
+        records=[
+            dg.TableRecord(
+                {
+                    "source": row.source,
+                    "checks": int(row.checks),
+                    "passed": int(row.passed),
+                    "failed": int(row.failed),
+                    "pass_rate": f"{row.pass_rate:.1%}",
+                    "blocking_failures": int(row.blocking_failures),
+                    "quarantined_rows": int(row.quarantined_rows),
+                    "governed_rows": int(governed_rows.get(row.source, 0)),
+                    "last_validated": str(row.last_validated)[:19],
+                }
+            )
+            for row in per_source.itertuples()
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("source", "string"),
+                dg.TableColumn("checks", "int"),
+                dg.TableColumn("passed", "int"),
+                dg.TableColumn("failed", "int"),
+                dg.TableColumn("pass_rate", "string"),
+                dg.TableColumn("blocking_failures", "int"),
+                dg.TableColumn("quarantined_rows", "int", description="rows removed at certification (governed stage)"),
+                dg.TableColumn("governed_rows", "int", description="rows in the newest governed partition"),
+                dg.TableColumn("last_validated", "string"),
+            ]
+        ),
     )
     for row in per_source.itertuples():
         metadata[f"{row.source} pass rate %"] = dg.MetadataValue.float(round(float(row.pass_rate) * 100, 2))
@@ -117,7 +163,7 @@ def scorecard_metadata(per_source: pd.DataFrame, per_day: pd.DataFrame, governed
     return metadata
 
 
-def governed_row_counts(lake: "Lake", per_day: pd.DataFrame) -> dict[str, int]:
+def governed_row_counts(lake: Lake, per_day: pd.DataFrame) -> dict[str, int]:
     """Rows in each source's newest validated governed partition, from Parquet footers only."""
     import pyarrow.parquet as pq
 
@@ -147,10 +193,11 @@ def plot_pass_rates(per_day: pd.DataFrame) -> str:
 
     sources = sorted(per_day["source"].unique()) if not per_day.empty else []
     colors = source_colors(list(sources))
-    fig, axes = plt.subplots(max(1, len(sources)), 1, figsize=(8, 0.9 + 1.1 * max(1, len(sources))), dpi=100,
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        max(1, len(sources)), 1, figsize=(8, 0.9 + 1.1 * max(1, len(sources))), dpi=100, sharex=True, squeeze=False
+    )
     partitions = sorted(per_day["partition"].replace("", "(unpartitioned)").unique()) if sources else []
-    for ax, source in zip(axes[:, 0], sources):
+    for ax, source in zip(axes[:, 0], sources, strict=False):
         group = per_day[per_day["source"] == source]
         labels = group["partition"].replace("", "(unpartitioned)")
         x = [partitions.index(label) for label in labels]
@@ -171,11 +218,15 @@ def plot_pass_rates(per_day: pd.DataFrame) -> str:
 
 
 def scorecard_markdown(per_source: pd.DataFrame, image_uri: str) -> str:
-    lines = ["| source | checks | passed | failed | pass rate | blocking failures | quarantined rows | last validated |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| source | checks | passed | failed | pass rate | blocking failures | quarantined rows | last validated |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for row in per_source.itertuples():
-        lines.append(f"| {row.source} | {row.checks} | {row.passed} | {row.failed} | {row.pass_rate:.1%} | "
-                     f"{row.blocking_failures} | {row.quarantined_rows} | {row.last_validated} |")
+        lines.append(
+            f"| {row.source} | {row.checks} | {row.passed} | {row.failed} | {row.pass_rate:.1%} | "
+            f"{row.blocking_failures} | {row.quarantined_rows} | {row.last_validated} |"
+        )
     if per_source.empty:
         lines.append("| (no validations yet) | | | | | | | |")
     return "\n".join(lines) + f"\n\n![pass rate over time]({image_uri})\n"

@@ -4,15 +4,17 @@ sample, and (for row-level expectations) the positions of the failing rows.
 
 No Dagster here: the resource owns the GX context, the checks module turns outcomes into check results.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,8 +52,15 @@ class SuiteOutcome:
     gx_result: dict[str, Any]  # GX's JSON result, with the bulky per-row lists removed
 
 
-def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list[CheckPlan], sample_size: int = SAMPLE_SIZE,
-                     fingerprint_max_bytes: int | None = None, keep_data_source: bool = False) -> SuiteOutcome:
+def validate_with_gx(
+    context: Any,
+    source: str,
+    frame: pd.DataFrame,
+    plans: list[CheckPlan],
+    sample_size: int = SAMPLE_SIZE,
+    fingerprint_max_bytes: int | None = None,
+    keep_data_source: bool = False,
+) -> SuiteOutcome:
     """Validate ``frame`` (positions are row numbers: the index is reset) against ``plans``.
 
     Row-level expectations need every failing row position (COMPLETE result format); GX returns it as
@@ -67,8 +76,12 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
     sources = context.data_sources.all()
     existing = sources[DATA_SOURCE] if keep_data_source and DATA_SOURCE in sources else None
     datasource = existing or context.data_sources.add_or_update_pandas(name=DATA_SOURCE)
-    asset = next((a for a in datasource.assets if a.name == source), None) or datasource.add_dataframe_asset(name=source)
-    batch_definition = next((b for b in asset.batch_definitions if b.name == "whole"), None) or asset.add_batch_definition_whole_dataframe("whole")
+    asset = next((a for a in datasource.assets if a.name == source), None) or datasource.add_dataframe_asset(
+        name=source
+    )
+    batch_definition = next(
+        (b for b in asset.batch_definitions if b.name == "whole"), None
+    ) or asset.add_batch_definition_whole_dataframe("whole")
     suite = gx.ExpectationSuite(name=f"{source}.{uuid.uuid4().hex[:8]}")
     for plan in plans:
         expectation = build_expectation(plan.entry)
@@ -78,7 +91,9 @@ def validate_with_gx(context: Any, source: str, frame: pd.DataFrame, plans: list
     try:
         with batch_fingerprint_limit(fingerprint_max_bytes):  # GX builds the batch twice: here and in validate
             batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size})
+            result = batch.validate(
+                suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": sample_size}
+            )
     finally:
         # The data source's execution engine caches the batch's DataFrame until the next validation: dropping
         # the data source frees a whole partition for the rest of the run (the context lives per process).
@@ -132,7 +147,11 @@ def batch_fingerprint_limit(max_bytes: int | None) -> Iterator[None]:
 def _outcome(plan: CheckPlan, result: dict[str, Any], sample_size: int) -> ExpectationOutcome:
     body = result.get("result") or {}
     error = gx_exception(result.get("exception_info"))
-    failing = np.asarray(body.get("unexpected_index_list") or [], dtype=np.int64) if plan.scope == "row" else np.empty(0, dtype=np.int64)
+    failing = (
+        np.asarray(body.get("unexpected_index_list") or [], dtype=np.int64)
+        if plan.scope == "row"
+        else np.empty(0, dtype=np.int64)
+    )
     percent = body.get("unexpected_percent")
     return ExpectationOutcome(
         plan=plan,

@@ -8,6 +8,7 @@ increases since the last observation it evaluated and fails when anything was dr
 
 Counters reset when the broker restarts (uptime goes down): then the new value itself is the increase.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from lepton_pipelines.iot.connection import BrokerAddress, new_session_client
@@ -59,10 +60,10 @@ def apply_sys_message(observation: BrokerObservation, topic: str, payload: bytes
 
 def drop_increase(previous: BrokerObservation, current: BrokerObservation) -> int:
     """Messages dropped between two observations, counting a broker restart as a reset to zero."""
-    restarted = (
-        current.dropped < previous.dropped
-        or (current.uptime_seconds is not None and previous.uptime_seconds is not None
-            and current.uptime_seconds < previous.uptime_seconds)
+    restarted = current.dropped < previous.dropped or (
+        current.uptime_seconds is not None
+        and previous.uptime_seconds is not None
+        and current.uptime_seconds < previous.uptime_seconds
     )
     return current.dropped if restarted else current.dropped - previous.dropped
 
@@ -88,7 +89,9 @@ def _stats_dir(lake: Any, broker: str):
 
 def record_observation(lake: Any, observation: BrokerObservation) -> str:
     stamp = observation.observed_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    return write_atomic(_stats_dir(lake, observation.broker) / f"{stamp}.json", json.dumps(asdict(observation)).encode())
+    return write_atomic(
+        _stats_dir(lake, observation.broker) / f"{stamp}.json", json.dumps(asdict(observation)).encode()
+    )
 
 
 def load_observations(lake: Any, broker: str) -> list[BrokerObservation]:
@@ -144,7 +147,9 @@ def evaluate_drop_check(lake: Any, broker: str) -> DropCheckOutcome:
 
 
 # -- one-shot observation -----------------------------------------------------------------------------
-def observe_broker(address: BrokerAddress, client_id: str, settle_seconds: float = 0.5, timeout: float = 10.0) -> BrokerObservation:
+def observe_broker(
+    address: BrokerAddress, client_id: str, settle_seconds: float = 0.5, timeout: float = 10.0
+) -> BrokerObservation:
     """Connect with a throw-away clean session and read the retained ``$SYS`` values.
 
     Mosquitto retains its ``$SYS`` topics, so they arrive right after SUBACK; we wait
@@ -184,4 +189,4 @@ def observe_broker(address: BrokerAddress, client_id: str, settle_seconds: float
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -11,6 +11,7 @@ same messages as the code location); the broker from ``LEPTON_MQTT_URL`` (+ ``LE
 receive loop is turning), ``/ready`` (connected and subscribed), ``/metrics`` (Prometheus text).
 SIGTERM/SIGINT: stop reading, commit and acknowledge what is buffered, disconnect, exit 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -51,11 +52,15 @@ def read_mqtt_source(source_file: Path) -> tuple[SourceSpec, MqttSettings]:
     The connector block is checked by the same settings model and worded as the registry does."""
     spec = load_spec(source_file)
     if spec.connector.get("type") != "mqtt":
-        raise SourceRegistryError([f"{source_file}: connector.type: must be 'mqtt' for the collector, got {spec.connector.get('type')!r}"])
+        raise SourceRegistryError(
+            [f"{source_file}: connector.type: must be 'mqtt' for the collector, got {spec.connector.get('type')!r}"]
+        )
     try:
         return spec, MqttSettings.model_validate(spec.connector)
     except ValidationError as exc:
-        raise SourceRegistryError([f"{source_file}: {describe_error(err, prefix='connector')}" for err in exc.errors()]) from None
+        raise SourceRegistryError(
+            [f"{source_file}: {describe_error(err, prefix='connector')}" for err in exc.errors()]
+        ) from None
 
 
 def load_source_settings(source_file: Path) -> tuple[str, MqttSettings]:
@@ -144,8 +149,13 @@ class CollectorService:
                     self._send(200, service.metrics_text(), CONTENT_TYPE_LATEST)
                 elif self.path in ("/health", "/ready"):
                     ok = service.is_alive() if self.path == "/health" else service.is_ready()
-                    body = json.dumps({"ok": ok, "connected": service.ingest.counters.connected,
-                                       "broker": service.ingest.address.display})
+                    body = json.dumps(
+                        {
+                            "ok": ok,
+                            "connected": service.ingest.counters.connected,
+                            "broker": service.ingest.address.display,
+                        }
+                    )
                     self._send(200 if ok else 503, body, "application/json")
                 else:
                     self._send(404, "not found: try /health, /ready, /metrics", "text/plain")
@@ -178,28 +188,67 @@ class _CounterSnapshot(Collector):
         c = service.ingest.counters
         now = time.monotonic()
         counters = [
-            ("lepton_collector_messages_received_total", "Telemetry messages received (not yet necessarily committed)", c.received),
+            (
+                "lepton_collector_messages_received_total",
+                "Telemetry messages received (not yet necessarily committed)",
+                c.received,
+            ),
             ("lepton_collector_messages_committed_total", "Telemetry rows published in landing files", c.committed),
-            ("lepton_collector_messages_quarantined_total", "Bad messages published in quarantine files", c.quarantined),
-            ("lepton_collector_messages_acked_total", "Messages acknowledged to the broker after their commit", c.acked),
+            (
+                "lepton_collector_messages_quarantined_total",
+                "Bad messages published in quarantine files",
+                c.quarantined,
+            ),
+            (
+                "lepton_collector_messages_acked_total",
+                "Messages acknowledged to the broker after their commit",
+                c.acked,
+            ),
             ("lepton_collector_batches_total", "Micro-batches committed", c.batches),
-            ("lepton_collector_commit_failures_total", "Failed commits (messages kept unacknowledged and retried)", c.commit_failures),
-            ("lepton_collector_sessions_lost_total",
-             "Reconnects to a broker that no longer had this client's session (its state was lost)", c.sessions_lost),
-            ("lepton_collector_committed_without_ack_total",
-             "Messages held when the connection dropped: committed, never acked (the broker may resend them)", c.committed_without_ack),
-            ("lepton_collector_retained_cleared_total", "Empty retained messages (clears): acked, not landed", c.retained_cleared),
+            (
+                "lepton_collector_commit_failures_total",
+                "Failed commits (messages kept unacknowledged and retried)",
+                c.commit_failures,
+            ),
+            (
+                "lepton_collector_sessions_lost_total",
+                "Reconnects to a broker that no longer had this client's session (its state was lost)",
+                c.sessions_lost,
+            ),
+            (
+                "lepton_collector_committed_without_ack_total",
+                "Messages held when the connection dropped: committed, never acked (the broker may resend them)",
+                c.committed_without_ack,
+            ),
+            (
+                "lepton_collector_retained_cleared_total",
+                "Empty retained messages (clears): acked, not landed",
+                c.retained_cleared,
+            ),
         ]
         gauges = [
             ("lepton_collector_pending_messages", "Messages received but not yet committed", len(service.ingest.batch)),
-            ("lepton_collector_lag_seconds", "Age of the oldest uncommitted message", service.ingest.batch.age_seconds(now)),
-            ("lepton_collector_last_commit_age_seconds", "Seconds since the last commit (-1: none yet)",
-             -1 if c.last_commit_monotonic is None else now - c.last_commit_monotonic),
-            ("lepton_collector_broker_dropped_messages", "Broker $SYS publish/messages/dropped (-1: not seen)",
-             -1 if c.broker_dropped is None else c.broker_dropped),
+            (
+                "lepton_collector_lag_seconds",
+                "Age of the oldest uncommitted message",
+                service.ingest.batch.age_seconds(now),
+            ),
+            (
+                "lepton_collector_last_commit_age_seconds",
+                "Seconds since the last commit (-1: none yet)",
+                -1 if c.last_commit_monotonic is None else now - c.last_commit_monotonic,
+            ),
+            (
+                "lepton_collector_broker_dropped_messages",
+                "Broker $SYS publish/messages/dropped (-1: not seen)",
+                -1 if c.broker_dropped is None else c.broker_dropped,
+            ),
             ("lepton_collector_connected", "1 when connected and subscribed", int(service.is_ready())),
-            ("lepton_collector_session_present", "The last CONNACK's session-present flag (-1: not connected yet)",
-             -1 if c.session_present is None else int(c.session_present)),
+            (
+                "lepton_collector_session_present",
+                "The last CONNACK's session-present flag (-1: not connected yet)",
+                -1 if c.session_present is None else int(c.session_present),
+            ),
         ]
         client = [service.ingest.session.client_id]
         for family, samples in ((CounterMetricFamily, counters), (GaugeMetricFamily, gauges)):
@@ -223,19 +272,31 @@ def build_service(source_file: Path, client_id: str | None = None, lake_url: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lepton-collector", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source-file", type=Path, default=Path(os.environ.get("LEPTON_COLLECTOR_SOURCE_FILE", SHIPPED_SOURCE_FILE)),
-                        help="source YAML whose mqtt connector block configures the session")
-    parser.add_argument("--client-id", default=os.environ.get("LEPTON_MQTT_CLIENT_ID"), help="override connector.client_id")
+    parser.add_argument(
+        "--source-file",
+        type=Path,
+        default=Path(os.environ.get("LEPTON_COLLECTOR_SOURCE_FILE", SHIPPED_SOURCE_FILE)),
+        help="source YAML whose mqtt connector block configures the session",
+    )
+    parser.add_argument(
+        "--client-id", default=os.environ.get("LEPTON_MQTT_CLIENT_ID"), help="override connector.client_id"
+    )
     parser.add_argument("--lake", default=None, help="lake URL (default: LEPTON_LAKE_URL)")
     parser.add_argument("--http-host", default=os.environ.get("LEPTON_COLLECTOR_HTTP_HOST", "0.0.0.0"))
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("LEPTON_COLLECTOR_HTTP_PORT", "9464")))
     parser.add_argument("--log-level", default=os.environ.get("LEPTON_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     service = build_service(args.source_file, args.client_id, args.lake)
     server = service.serve_http(args.http_host, args.http_port)
-    log.info("collector for %s on %s, http on %s:%d", service.ingest.session.client_id,
-             service.ingest.address.display, *server.server_address[:2])
+    log.info(
+        "collector for %s on %s, http on %s:%d",
+        service.ingest.session.client_id,
+        service.ingest.address.display,
+        *server.server_address[:2],
+    )
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
     try:
@@ -243,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
     c = service.ingest.counters
-    log.info("stopped: received %d, committed %d, quarantined %d, acked %d", c.received, c.committed, c.quarantined, c.acked)
+    log.info(
+        "stopped: received %d, committed %d, quarantined %d, acked %d", c.received, c.committed, c.quarantined, c.acked
+    )
     return 0
 
 

@@ -14,22 +14,32 @@ acknowledged only after the file holding it is committed. A batch is written as
 
 Each file is published by ``lake.atomic.write_atomic`` with ``fsync``: a hidden temporary name
 (starting with ``.``, which file-drop readers and the landing sensor ignore), fsync'ed, renamed into
-place and the folder fsync'ed; on S3 a single PUT publishes the object atomically. Only then does the caller get the acknowledgement tokens back. A crash anywhere before
-that leaves the messages unacknowledged, so the broker redelivers them — duplicates are possible,
-loss is not (the clean step dedups by ``(device_id, seq, ts)``).
+place and the folder fsync'ed; on S3 a single PUT publishes the object atomically. Only then does the caller
+get the acknowledgement tokens back. A crash anywhere before that leaves the messages unacknowledged,
+so the broker redelivers them — duplicates are possible, loss is not (the clean step dedups by
+``(device_id, seq, ts)``).
 """
+
 from __future__ import annotations
 
 import io
 import time
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Hashable
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow.parquet as pq
 
-from lepton_pipelines.iot.payloads import PARTITION_KEY, QUARANTINE_STAGE, Rejected, Telemetry, quarantine_record, quarantine_table
+from lepton_pipelines.iot.payloads import (
+    PARTITION_KEY,
+    QUARANTINE_STAGE,
+    Rejected,
+    Telemetry,
+    quarantine_record,
+    quarantine_table,
+)
 from lepton_pipelines.lake.atomic import write_atomic
 
 DEFAULT_COLUMNS = ("device_id", "ts", "seq", "boot_id", "temperature", "humidity", "vibration", "battery", "firmware")
@@ -72,7 +82,9 @@ class PendingBatch:
     def __len__(self) -> int:
         return self.messages
 
-    def add(self, parsed: Telemetry | Rejected, topic: str, payload: bytes, received_at: datetime | str, token: Hashable) -> None:
+    def add(
+        self, parsed: Telemetry | Rejected, topic: str, payload: bytes, received_at: datetime | str, token: Hashable
+    ) -> None:
         """``received_at`` (a datetime or UTC ISO-8601 text) is only used for rejected messages: good
         records carry it already, inside their line."""
         if self.opened_at is None:
@@ -83,7 +95,7 @@ class PendingBatch:
                 lines = self.telemetry_lines[parsed.event_date] = []
             lines.append(parsed.line)
         else:
-            received = received_at if isinstance(received_at, str) else received_at.astimezone(timezone.utc).isoformat()
+            received = received_at if isinstance(received_at, str) else received_at.astimezone(UTC).isoformat()
             self.quarantine_rows.append(quarantine_record(topic, payload, parsed, received))
         self.messages += 1
         self.payload_bytes += len(payload)
@@ -107,7 +119,10 @@ class PendingBatch:
     def is_due(self, policy: BatchPolicy, now: float | None = None) -> bool:
         if self.opened_at is None:
             return False
-        return self.is_full(policy) or (now if now is not None else time.monotonic()) - self.opened_at >= policy.max_age_seconds
+        return (
+            self.is_full(policy)
+            or (now if now is not None else time.monotonic()) - self.opened_at >= policy.max_age_seconds
+        )
 
     def age_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.opened_at is None else (now if now is not None else time.monotonic()) - self.opened_at
@@ -124,14 +139,20 @@ class CommitResult:
 
 def new_batch_id(now: datetime | None = None) -> str:
     """Sortable by commit time, unique across collectors and drains writing the same folder."""
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{moment:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:12]}"
 
 
 class LandingCommitter:
     """Writes pending batches into a lake (``lepton_pipelines.lake.store.Lake``) for one source."""
 
-    def __init__(self, lake: Any, source: str = "device_telemetry", fsync: bool = True, columns: tuple[str, ...] = DEFAULT_COLUMNS):
+    def __init__(
+        self,
+        lake: Any,
+        source: str = "device_telemetry",
+        fsync: bool = True,
+        columns: tuple[str, ...] = DEFAULT_COLUMNS,
+    ):
         self.lake = lake
         self.source = source
         self.fsync = fsync

@@ -4,12 +4,13 @@ Credentials live only in the environment (the URL's user:password, Kubernetes Se
 string meant for logs, metrics or Dagster metadata goes through ``BrokerAddress.display`` which never
 contains them.
 """
+
 from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt

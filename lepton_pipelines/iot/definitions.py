@@ -4,13 +4,14 @@ Thin on purpose — the logic is in ``drain.py``, ``broker_stats.py``, ``sequenc
 """
 
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
 from lepton_pipelines.contract.documents import shipped_source_file
-from lepton_pipelines.iot import broker_stats, devices as device_logic, sequence
+from lepton_pipelines.iot import broker_stats, sequence
+from lepton_pipelines.iot import devices as device_logic
 from lepton_pipelines.iot.collector import declared_columns, read_mqtt_source
 from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.lease import LeaseHeld
@@ -61,7 +62,9 @@ def device_telemetry_landing(
 ) -> dg.MaterializeResult:
     address = mqtt.address()
     try:
-        result = drain(lake.get(), address, SETTINGS, SOURCE, config.max_messages, config.max_seconds, config.idle_seconds, COLUMNS)
+        result = drain(
+            lake.get(), address, SETTINGS, SOURCE, config.max_messages, config.max_seconds, config.idle_seconds, COLUMNS
+        )
     except LeaseHeld as exc:
         context.log.warning(f"skipped: {exc}")
         return dg.MaterializeResult(metadata={"skipped": str(exc), "broker": address.display})
@@ -71,7 +74,9 @@ def device_telemetry_landing(
             f"{address.display} had lost the session of {SETTINGS.client_id!r} ({c.sessions_lost} time(s)): messages "
             "published while it was gone were dropped by the broker; the device_seq_gaps check names them"
         )
-    context.log.info(f"drained {c.received} message(s) from {address.display} in {result.seconds:.1f}s ({result.stopped_by})")
+    context.log.info(
+        f"drained {c.received} message(s) from {address.display} in {result.seconds:.1f}s ({result.stopped_by})"
+    )
     return dg.MaterializeResult(
         metadata={
             "broker": address.display,
@@ -93,10 +98,15 @@ def device_telemetry_landing(
     )
 
 
-@dg.asset_check(asset=LANDING_KEY, name="broker_dropped_messages", blocking=False, description=(
-    "Fails when the broker's $SYS dropped-publish counter rose since the previous check: an offline "
-    "session's queue or an in-flight limit overflowed and telemetry was lost at the broker."
-))
+@dg.asset_check(
+    asset=LANDING_KEY,
+    name="broker_dropped_messages",
+    blocking=False,
+    description=(
+        "Fails when the broker's $SYS dropped-publish counter rose since the previous check: an offline "
+        "session's queue or an in-flight limit overflowed and telemetry was lost at the broker."
+    ),
+)
 def broker_dropped_messages(lake: LakeResource, mqtt: MqttBrokerResource) -> dg.AssetCheckResult:
     the_lake = lake.get()
     address = mqtt.address()
@@ -120,7 +130,9 @@ def broker_dropped_messages(lake: LakeResource, mqtt: MqttBrokerResource) -> dg.
     )
 
 
-def _loss_report(the_lake: Lake, days: list[str], history_before: str | None, lookback_days: int) -> sequence.SequenceReport:
+def _loss_report(
+    the_lake: Lake, days: list[str], history_before: str | None, lookback_days: int
+) -> sequence.SequenceReport:
     """Gaps in ``seq`` over the governed partitions ``days``, continuing from each device's last
     message in the ``lookback_days`` partitions before ``history_before``."""
     columns = ["device_id", "seq", "ts", *([LOSS_POLICY.boot_field] if LOSS_POLICY.boot_field else [])]
@@ -128,22 +140,40 @@ def _loss_report(the_lake: Lake, days: list[str], history_before: str | None, lo
     previous = None
     if history_before is not None and lookback_days and not current.empty:
         earlier = [p for p in the_lake.partitions("governed", SOURCE) if p < history_before][-lookback_days:]
-        previous = sequence.last_message_per_device(the_lake.read_partitions("governed", SOURCE, earlier, columns), LOSS_POLICY.boot_field)
-    quarantined = the_lake.read_partitions("quarantine", SOURCE, days, ["device_id", "seq"])  # not lost: set aside with a reason
-    return sequence.find_gaps(current, previous, LOSS_POLICY.boot_field, LOSS_POLICY.restart_max_seq,
-                              LOSS_POLICY.first_seq_after_restart, quarantined)
+        previous = sequence.last_message_per_device(
+            the_lake.read_partitions("governed", SOURCE, earlier, columns), LOSS_POLICY.boot_field
+        )
+    quarantined = the_lake.read_partitions(
+        "quarantine", SOURCE, days, ["device_id", "seq"]
+    )  # not lost: set aside with a reason
+    return sequence.find_gaps(
+        current,
+        previous,
+        LOSS_POLICY.boot_field,
+        LOSS_POLICY.restart_max_seq,
+        LOSS_POLICY.first_seq_after_restart,
+        quarantined,
+    )
 
 
 # A partitioned check (preview in dagster 1.13.27, pinned and tested): each evaluation records its day.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
+)
 
 
-@dg.asset_check(asset=GOVERNED_KEY, name="device_seq_gaps", partitions_def=PARTITIONS, blocking=False, description=(
-    "End-to-end loss: holes in each device's `seq` in this governed partition (continuing from the device's "
-    "last earlier message), with device restarts recognised by boot id or seq reset; quarantined messages are "
-    "accounted for, not missing. Fails per "
-    "`connector.loss_check` (default: any missing message) — whoever lost it: broker, network or collector."
-))
+@dg.asset_check(
+    asset=GOVERNED_KEY,
+    name="device_seq_gaps",
+    partitions_def=PARTITIONS,
+    blocking=False,
+    description=(
+        "End-to-end loss: holes in each device's `seq` in this governed partition (continuing from the device's "
+        "last earlier message), with device restarts recognised by boot id or seq reset; quarantined messages are "
+        "accounted for, not missing. Fails per "
+        "`connector.loss_check` (default: any missing message) — whoever lost it: broker, network or collector."
+    ),
+)
 def device_seq_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
     the_lake = lake.get()
     partition = context.partition_key
@@ -160,7 +190,9 @@ def device_seq_gaps(context: dg.AssetCheckExecutionContext, lake: LakeResource) 
             "expected_messages": verdict.expected,
             "devices": len(report.devices),
             "devices_with_loss": len(lossy),
-            "missing_ranges": dg.MetadataValue.json(dict(zip(lossy["device_id"].head(100), lossy["missing_ranges"].head(100)))),
+            "missing_ranges": dg.MetadataValue.json(
+                dict(zip(lossy["device_id"].head(100), lossy["missing_ranges"].head(100), strict=True))
+            ),
             "broker_session_lost_events": dg.MetadataValue.json([e["at"] for e in lost_sessions[-20:]]),
             "policy": dg.MetadataValue.json(LOSS_POLICY.model_dump()),
         },
@@ -181,10 +213,17 @@ def _load_registry(lake: Lake) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(columns=list(device_logic.REGISTRY_FIELDS)), "none"
 
 
-@dg.asset(key=DEVICES_KEY, group_name="iot", deps=[CLEAN_KEY], io_manager_key="lake_io", kinds={"pandas"}, description=(
-    "Every device: declared in <lake>/landing/devices/registry.yaml (or .csv) and/or discovered from clean "
-    "telemetry, with first/last seen. `registered` is False for devices sending telemetry without being declared."
-))
+@dg.asset(
+    key=DEVICES_KEY,
+    group_name="iot",
+    deps=[CLEAN_KEY],
+    io_manager_key="lake_io",
+    kinds={"pandas"},
+    description=(
+        "Every device: declared in <lake>/landing/devices/registry.yaml (or .csv) and/or discovered from clean "
+        "telemetry, with first/last seen. `registered` is False for devices sending telemetry without being declared."
+    ),
+)
 def devices(context: dg.AssetExecutionContext, lake: LakeResource) -> pd.DataFrame:
     the_lake = lake.get()
     registry, origin = _load_registry(the_lake)
@@ -193,37 +232,67 @@ def devices(context: dg.AssetExecutionContext, lake: LakeResource) -> pd.DataFra
     unknown = table.loc[~table["registered"], "device_id"].tolist()
     if unknown:
         context.log.warning(f"{len(unknown)} device(s) send telemetry but are not in the registry: {unknown[:20]}")
-    context.add_output_metadata({"registry_file": origin, "devices": len(table), "unregistered": len(unknown),
-                                 "unregistered_sample": dg.MetadataValue.json(unknown[:20])})
+    context.add_output_metadata(
+        {
+            "registry_file": origin,
+            "devices": len(table),
+            "unregistered": len(unknown),
+            "unregistered_sample": dg.MetadataValue.json(unknown[:20]),
+        }
+    )
     return table
 
 
-@dg.asset_check(asset=DEVICES_KEY, name="all_devices_registered", description=(
-    "Warns about devices that send telemetry but are missing from the registry (their data is kept)."
-))
+@dg.asset_check(
+    asset=DEVICES_KEY,
+    name="all_devices_registered",
+    description=("Warns about devices that send telemetry but are missing from the registry (their data is kept)."),
+)
 def all_devices_registered(devices: pd.DataFrame) -> dg.AssetCheckResult:
     unknown = devices.loc[~devices["registered"].astype(bool), "device_id"].tolist()
-    return dg.AssetCheckResult(passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"unregistered": len(unknown), "sample": dg.MetadataValue.json(unknown[:20])})
+    return dg.AssetCheckResult(
+        passed=not unknown,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unregistered": len(unknown), "sample": dg.MetadataValue.json(unknown[:20])},
+    )
 
 
-@dg.asset(key=STATUS_KEY, group_name="iot", io_manager_key="lake_io", kinds={"pandas"}, description=(
-    "Per device: online/offline by last-seen threshold, message rate, latest battery, quarantined messages, missing readings."
-))
-def device_status(context: dg.AssetExecutionContext, config: DeviceStatusConfig, lake: LakeResource, devices: pd.DataFrame) -> pd.DataFrame:
+@dg.asset(
+    key=STATUS_KEY,
+    group_name="iot",
+    io_manager_key="lake_io",
+    kinds={"pandas"},
+    description=(
+        "Per device: online/offline by last-seen threshold, message rate, latest battery, quarantined messages, "
+        "missing readings."
+    ),
+)
+def device_status(
+    context: dg.AssetExecutionContext, config: DeviceStatusConfig, lake: LakeResource, devices: pd.DataFrame
+) -> pd.DataFrame:
     the_lake = lake.get()
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(config.lookback_days, -1, -1)]
     telemetry = the_lake.read_partitions("clean", SOURCE, days, ["device_id", "ts", *device_logic.READINGS])
     quarantine = the_lake.read_partitions("quarantine", SOURCE, days, ["device_id"])
     loss = _loss_report(the_lake, days, days[0], LOSS_POLICY.lookback_days)
     status = device_logic.device_status(
-        devices, telemetry, device_logic.quarantined_per_device(quarantine), datetime.now(timezone.utc),
-        timedelta(minutes=config.offline_after_minutes), timedelta(minutes=config.rate_window_minutes), loss.devices,
+        devices,
+        telemetry,
+        device_logic.quarantined_per_device(quarantine),
+        datetime.now(UTC),
+        timedelta(minutes=config.offline_after_minutes),
+        timedelta(minutes=config.rate_window_minutes),
+        loss.devices,
     )
     counts = status["status"].value_counts().to_dict()
-    context.add_output_metadata({**{f"devices_{name}": int(n) for name, n in counts.items()},
-                                 "missing_messages": loss.missing, "devices_with_loss": len(loss.devices_with_loss())})
+    context.add_output_metadata(
+        {
+            **{f"devices_{name}": int(n) for name, n in counts.items()},
+            "missing_messages": loss.missing,
+            "devices_with_loss": len(loss.devices_with_loss()),
+        }
+    )
     return status
 
 

@@ -6,6 +6,7 @@ how the rate is measured, what is "unknown" — read and test on their own.
 Unknown devices (sending telemetry but absent from the registry) are *flagged* (``registered`` is
 False), never dropped: a new device in the field is information, not noise.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,18 @@ import yaml
 REGISTRY_FIELDS = ("device_id", "type", "site", "owner", "firmware")
 DEVICE_COLUMNS = ("device_id", "type", "site", "owner", "firmware", "first_seen", "last_seen", "messages", "registered")
 STATUS_COLUMNS = (
-    "device_id", "registered", "status", "last_seen", "seconds_since_last_seen", "messages_in_window",
-    "messages_per_minute", "battery", "quarantined_messages", "missing_readings", "missing_messages", "missing_ranges",
+    "device_id",
+    "registered",
+    "status",
+    "last_seen",
+    "seconds_since_last_seen",
+    "messages_in_window",
+    "messages_per_minute",
+    "battery",
+    "quarantined_messages",
+    "missing_readings",
+    "missing_messages",
+    "missing_ranges",
 )
 READINGS = ("temperature", "humidity", "vibration", "battery")
 
@@ -48,7 +59,9 @@ def parse_registry(text: str, origin: str) -> pd.DataFrame:
             entry["device_id"] = entry.pop("id")
         unknown = sorted(set(entry) - set(REGISTRY_FIELDS))
         if unknown:
-            raise RegistryError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(REGISTRY_FIELDS)}")
+            raise RegistryError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(REGISTRY_FIELDS)}"
+            )
         device_id = str(entry.get("device_id") or "").strip()
         if not device_id:
             raise RegistryError(f"{where}: device_id is required")
@@ -96,15 +109,21 @@ def device_status(
     """Online when the last message is at most ``offline_after`` old; ``never_seen`` for declared
     devices that never sent anything. Rate = messages in the trailing ``rate_window`` per minute.
     ``loss``: ``sequence.find_gaps(...).devices`` — messages missing from each device's ``seq``."""
-    lost = loss.set_index("device_id") if loss is not None and len(loss) else pd.DataFrame(columns=["missing", "missing_ranges"])
+    lost = (
+        loss.set_index("device_id")
+        if loss is not None and len(loss)
+        else pd.DataFrame(columns=["missing", "missing_ranges"])
+    )
     now_ts = pd.Timestamp(now)
     recent = telemetry[telemetry["ts"] > now_ts - rate_window] if not telemetry.empty else telemetry
     in_window = recent.groupby("device_id").size() if not recent.empty else pd.Series(dtype="int64")
     latest = telemetry.sort_values("ts").groupby("device_id").last() if not telemetry.empty else pd.DataFrame()
     missing = (
         telemetry.assign(_missing=telemetry[[c for c in READINGS if c in telemetry.columns]].isna().sum(axis=1))
-        .groupby("device_id")["_missing"].sum()
-        if not telemetry.empty else pd.Series(dtype="int64")
+        .groupby("device_id")["_missing"]
+        .sum()
+        if not telemetry.empty
+        else pd.Series(dtype="int64")
     )
     rows = []
     for device in devices.itertuples(index=False):
@@ -113,20 +132,22 @@ def device_status(
         status = "never_seen" if age is None else ("online" if age <= offline_after.total_seconds() else "offline")
         count = int(in_window.get(device.device_id, 0))
         battery = latest["battery"].get(device.device_id) if "battery" in latest.columns else None
-        rows.append({
-            "device_id": device.device_id,
-            "registered": bool(device.registered),
-            "status": status,
-            "last_seen": last_seen,
-            "seconds_since_last_seen": age,
-            "messages_in_window": count,
-            "messages_per_minute": count / (rate_window.total_seconds() / 60),
-            "battery": None if battery is None or pd.isna(battery) else float(battery),
-            "quarantined_messages": int(quarantined_per_device.get(device.device_id, 0)),
-            "missing_readings": int(missing.get(device.device_id, 0)),
-            "missing_messages": int(lost["missing"].get(device.device_id, 0)),
-            "missing_ranges": lost["missing_ranges"].get(device.device_id),
-        })
+        rows.append(
+            {
+                "device_id": device.device_id,
+                "registered": bool(device.registered),
+                "status": status,
+                "last_seen": last_seen,
+                "seconds_since_last_seen": age,
+                "messages_in_window": count,
+                "messages_per_minute": count / (rate_window.total_seconds() / 60),
+                "battery": None if battery is None or pd.isna(battery) else float(battery),
+                "quarantined_messages": int(quarantined_per_device.get(device.device_id, 0)),
+                "missing_readings": int(missing.get(device.device_id, 0)),
+                "missing_messages": int(lost["missing"].get(device.device_id, 0)),
+                "missing_ranges": lost["missing_ranges"].get(device.device_id),
+            }
+        )
     return pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
 
 

@@ -5,6 +5,7 @@ quiet for ``idle_seconds`` (the broker sends a resumed session's backlog right a
 quiet socket means the backlog is drained). Messages beyond ``max_messages`` are left
 unacknowledged and arrive in the next run. Micro-batches never exceed the Receive Maximum window.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,7 +53,13 @@ def drain(
         max_payload_bytes=settings.max_payload_bytes,
     )
     policy = BatchPolicy(settings.batch_max_messages, settings.batch_max_bytes, settings.batch_max_age_seconds)
-    ingest = SessionIngest(address, session, LandingCommitter(lake, source, **({"columns": columns} if columns else {})), policy, max_messages=max_messages)
+    ingest = SessionIngest(
+        address,
+        session,
+        LandingCommitter(lake, source, **({"columns": columns} if columns else {})),
+        policy,
+        max_messages=max_messages,
+    )
     lease = ClientLease(lake, settings.client_id, DRAIN_LEASE_TTL_SECONDS)
     lease.acquire()
     started = time.monotonic()

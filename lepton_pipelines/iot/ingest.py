@@ -22,14 +22,16 @@ Handling 1), so reconnecting to a session that still exists never re-delivers th
 retain flag as published, so an empty retained message — the MQTT way to clear a retained value — is
 recognised as a control message (acknowledged, counted, not landed) instead of a bad payload.
 """
+
 from __future__ import annotations
 
 import logging
 import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -147,7 +149,7 @@ class SessionIngest:
             properties=persistent_session_properties(self.session.receive_maximum, self.session.session_expiry_seconds),
         )
 
-    def run(self, should_stop: Callable[["SessionIngest"], bool], tick_seconds: float = 0.05) -> None:
+    def run(self, should_stop: Callable[[SessionIngest], bool], tick_seconds: float = 0.05) -> None:
         """Receive, commit and acknowledge until ``should_stop`` says so; then flush and disconnect.
 
         Reconnects with back-off on a lost connection. A broker that refuses us (bad credentials,
@@ -194,7 +196,7 @@ class SessionIngest:
             [sock], [sock] if self.client.want_write() else [], [], 0.0 if pending_tls else timeout
         )
         if readable or pending_tls:
-            self._received_at = format_timestamp(datetime.now(timezone.utc))
+            self._received_at = format_timestamp(datetime.now(UTC))
             # paho's loop_read() handles one packet per call when nothing of ours is in flight, so
             # keep reading while packets keep coming (a drained socket costs one EAGAIN recv), then
             # write our acks and run the keep-alive bookkeeping once for the whole burst.
@@ -230,7 +232,7 @@ class SessionIngest:
             if self._step(0.05) != mqtt.MQTT_ERR_SUCCESS:
                 return
 
-    def _connect_with_retry(self, should_stop: Callable[["SessionIngest"], bool]) -> None:
+    def _connect_with_retry(self, should_stop: Callable[[SessionIngest], bool]) -> None:
         delay = 0.5
         while True:
             try:
@@ -262,7 +264,9 @@ class SessionIngest:
         except Exception:  # noqa: BLE001 — any storage error: keep the messages, retry, never ack
             self.counters.commit_failures += 1
             self._retry_commit_at = time.monotonic() + min(30.0, 0.5 * 2 ** min(self.counters.commit_failures, 6))
-            log.exception("commit of %d message(s) failed; they stay unacknowledged and will be retried", len(self.batch))
+            log.exception(
+                "commit of %d message(s) failed; they stay unacknowledged and will be retried", len(self.batch)
+            )
             return
         self._retry_commit_at = 0.0
         for mid, qos in result.ack_tokens:
@@ -283,7 +287,9 @@ class SessionIngest:
             return
         log.warning(
             "connection to %s lost: committing %d received message(s) without acknowledgement "
-            "(the broker may deliver them again; clean removes the duplicates)", self.address.display, len(self.batch),
+            "(the broker may deliver them again; clean removes the duplicates)",
+            self.address.display,
+            len(self.batch),
         )
         self.batch.forget_acks()
         self._retry_commit_at = 0.0
@@ -318,7 +324,9 @@ class SessionIngest:
             log.error(
                 "broker %s has no session for %s although it had one: it lost its state (crash before a save, "
                 "or the session expired). Messages published until this reconnect were dropped by the broker; "
-                "the device_seq_gaps check names them", self.address.display, self.session.client_id,
+                "the device_seq_gaps check names them",
+                self.address.display,
+                self.session.client_id,
             )
             try:
                 self.sessions.record_lost()
@@ -326,8 +334,9 @@ class SessionIngest:
                 log.exception("could not record the session_lost event")
         # Retained copies only for a new subscription (Retain Handling 1), retain flag as published so
         # an empty retained message is recognisable as a clear.
-        telemetry = SubscribeOptions(qos=self.session.qos, retainAsPublished=True,
-                                     retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        telemetry = SubscribeOptions(
+            qos=self.session.qos, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+        )
         topics = [(self.session.topic_filter, telemetry)]
         if self.session.watch_broker_stats:
             topics += [(topic, SubscribeOptions(qos=0)) for topic in SYS_TOPICS]
@@ -336,7 +345,9 @@ class SessionIngest:
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
         failed = [str(code) for code in reason_codes if code.is_failure]
         if failed:
-            self._refused = f"subscription to {self.session.topic_filter!r} rejected ({', '.join(failed)}); check the broker ACL"
+            self._refused = (
+                f"subscription to {self.session.topic_filter!r} rejected ({', '.join(failed)}); check the broker ACL"
+            )
             return
         self.counters.subscribed = True
         try:
@@ -357,7 +368,7 @@ class SessionIngest:
         topic = message.topic
         if topic.startswith("$SYS/"):
             updated = apply_sys_message(self.broker_observation, topic, message.payload)
-            updated = replace(updated, observed_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"))
+            updated = replace(updated, observed_at=datetime.now(UTC).isoformat(timespec="microseconds"))
             self._stats_dirty = self._stats_dirty or updated.dropped != self.broker_observation.dropped
             self.broker_observation = updated
             self.counters.broker_dropped = updated.dropped

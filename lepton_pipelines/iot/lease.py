@@ -7,6 +7,7 @@ redeliver the same unacknowledged messages over and over. Dagster's tag concurre
 outside Dagster, and runs launched with a different instance config. The holder renews it; an
 expired lease (holder crashed) can be taken over.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lepton_pipelines.lake.atomic import write_atomic
@@ -48,7 +49,12 @@ class ClientLease:
 
     def acquire(self) -> None:
         existing = self.current()
-        if existing and existing["holder"] != self.holder and not _expired(existing) and not _holder_died_here(existing):
+        if (
+            existing
+            and existing["holder"] != self.holder
+            and not _expired(existing)
+            and not _holder_died_here(existing)
+        ):
             raise LeaseHeld(
                 f"MQTT client id {self.client_id!r} is in use by {existing['holder']} until {existing['expires_at']} "
                 f"(lease file {self.path}); a collector or another drain is connected with it"
@@ -60,7 +66,7 @@ class ClientLease:
             raise LeaseHeld(f"MQTT client id {self.client_id!r} was just taken by {after and after['holder']}")
 
     def renew(self) -> None:
-        expires = datetime.now(timezone.utc) + timedelta(seconds=self.ttl_seconds)
+        expires = datetime.now(UTC) + timedelta(seconds=self.ttl_seconds)
         body = json.dumps({"holder": self.holder, "client_id": self.client_id, "expires_at": expires.isoformat()})
         write_atomic(self.path, body.encode())
         self._renewed_at = time.monotonic()
@@ -77,7 +83,7 @@ class ClientLease:
 
 
 def _expired(lease: dict[str, Any]) -> bool:
-    return datetime.fromisoformat(lease["expires_at"]) <= datetime.now(timezone.utc)
+    return datetime.fromisoformat(lease["expires_at"]) <= datetime.now(UTC)
 
 
 def _holder_died_here(lease: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ Developers (passwords only from the environment, as in production)::
 
 No Dagster imports; needs the ``mosquitto`` and ``mosquitto_passwd`` binaries.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,9 @@ def write_local_config(
     for pattern, value in replacements.items():
         text, count = re.subn(pattern, value, text)
         if count != 1:
-            raise ValueError(f"{shipped}: expected exactly one line matching {pattern}, found {count}; update {__name__}")
+            raise ValueError(
+                f"{shipped}: expected exactly one line matching {pattern}, found {count}; update {__name__}"
+            )
     (folder / "data").mkdir(parents=True, exist_ok=True)
     (folder / "acl").write_text((shipped_dir / "acl").read_text())
     env = {**os.environ, "LEPTON_MQTT_COLLECTOR_PASSWORD": collector_password}
@@ -80,7 +83,9 @@ def write_local_config(
     env.pop("LEPTON_MQTT_DEVICE_PASSWORDS", None)
     if gateway_password is not None:
         env["LEPTON_MQTT_GATEWAY_PASSWORD"] = gateway_password
-    subprocess.run(["sh", str(shipped_dir / "create-passwd.sh"), str(folder / "passwd")], env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["sh", str(shipped_dir / "create-passwd.sh"), str(folder / "passwd")], env=env, check=True, capture_output=True
+    )
     config = folder / "mosquitto.conf"
     config.write_text(text + keep_root_user())
     return config
@@ -126,22 +131,31 @@ def landed_keys(lake_dir: Path, source: str = "device_telemetry") -> list[tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lepton_pipelines.iot.local_broker",
-                                     description="Run Mosquitto with the shipped config on a loopback port.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lepton_pipelines.iot.local_broker",
+        description="Run Mosquitto with the shipped config on a loopback port.",
+    )
     parser.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
     parser.add_argument("--folder", type=Path, help="config, persistence and log folder (default: a new temp folder)")
     args = parser.parse_args(argv)
     collector_password = os.environ.get("LEPTON_MQTT_COLLECTOR_PASSWORD")
     if not collector_password:
-        parser.error("set LEPTON_MQTT_COLLECTOR_PASSWORD (password of user lepton-collector); "
-                     "LEPTON_MQTT_GATEWAY_PASSWORD adds user lepton-gateway for publishers")
+        parser.error(
+            "set LEPTON_MQTT_COLLECTOR_PASSWORD (password of user lepton-collector); "
+            "LEPTON_MQTT_GATEWAY_PASSWORD adds user lepton-gateway for publishers"
+        )
     folder = (args.folder or Path(tempfile.mkdtemp(prefix="lepton-broker-"))).resolve()
     port = args.port or free_port()
-    config = write_local_config(folder, port, collector_password, os.environ.get("LEPTON_MQTT_GATEWAY_PASSWORD") or None)
+    config = write_local_config(
+        folder, port, collector_password, os.environ.get("LEPTON_MQTT_GATEWAY_PASSWORD") or None
+    )
     process = start_broker(config, port)
-    print(f"mosquitto (shipped config) on 127.0.0.1:{port}, files in {folder}\n"
-          f"  export LEPTON_MQTT_URL=\"mqtt://{COLLECTOR_USER}:$LEPTON_MQTT_COLLECTOR_PASSWORD@127.0.0.1:{port}\"\n"
-          "Ctrl-C stops it.", flush=True)
+    print(
+        f"mosquitto (shipped config) on 127.0.0.1:{port}, files in {folder}\n"
+        f'  export LEPTON_MQTT_URL="mqtt://{COLLECTOR_USER}:$LEPTON_MQTT_COLLECTOR_PASSWORD@127.0.0.1:{port}"\n'
+        "Ctrl-C stops it.",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return process.wait()

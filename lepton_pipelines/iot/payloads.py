@@ -14,12 +14,13 @@ spliced in before the closing brace, and the whitespace newlines a pretty-printe
 become spaces so the record stays one JSON Lines line. ``ts`` therefore lands in the form the device
 sent (ISO-8601 or epoch seconds); the raw asset's schema coercion turns both into UTC timestamps.
 """
+
 from __future__ import annotations
 
 import base64
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -87,7 +88,7 @@ def event_date(ts: Any) -> str:
             raise ValueError(f"ts {ts[:64]!r} is not ISO-8601 (e.g. 2026-01-05T10:11:12Z)") from None
         if moment.tzinfo is not None and not ts.endswith(_UTC_SUFFIXES):
             try:
-                moment = moment.astimezone(timezone.utc)
+                moment = moment.astimezone(UTC)
             except OverflowError:
                 raise ValueError(f"ts {ts[:64]!r} is out of range once converted to UTC") from None
         return moment.date().isoformat()
@@ -103,11 +104,11 @@ def event_date(ts: Any) -> str:
 @lru_cache(maxsize=1024)
 def _epoch_day(day: int) -> str:
     """Days since 1970-01-01 → ``YYYY-MM-DD``: one ``datetime`` per day seen, not per message."""
-    return datetime.fromtimestamp(day * 86400, timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(day * 86400, UTC).date().isoformat()
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @lru_cache(maxsize=4096)
@@ -115,8 +116,15 @@ def _lineage_tail(topic: str, received_at: str) -> bytes:
     """``,"_topic":…,"_received_at":…}`` + newline. Cached: a receive loop passes one received_at
     per network read, so consecutive messages of a device share one tail."""
     return (
-        b',"' + TOPIC_FIELD.encode() + b'":' + orjson.dumps(topic)
-        + b',"' + RECEIVED_AT_FIELD.encode() + b'":' + orjson.dumps(received_at) + b"}\n"
+        b',"'
+        + TOPIC_FIELD.encode()
+        + b'":'
+        + orjson.dumps(topic)
+        + b',"'
+        + RECEIVED_AT_FIELD.encode()
+        + b'":'
+        + orjson.dumps(received_at)
+        + b"}\n"
     )
 
 
@@ -222,7 +230,7 @@ def raw_text(payload: bytes) -> str:
 def decode_raw(raw: str) -> bytes:
     """The payload bytes back from ``_raw``."""
     if raw.startswith(RAW_BASE64_PREFIX):
-        return base64.b64decode(raw[len(RAW_BASE64_PREFIX):])
+        return base64.b64decode(raw[len(RAW_BASE64_PREFIX) :])
     return raw.encode("utf-8")
 
 
@@ -236,7 +244,9 @@ def quarantine_record(topic: str, payload: bytes, rejected: Rejected, received_a
         pass
     fields: dict[str, str | None] = {}
     if type(body) is dict:
-        fields = {str(k): (v if type(v) is str else None if v is None else orjson.dumps(v).decode()) for k, v in body.items()}
+        fields = {
+            str(k): (v if type(v) is str else None if v is None else orjson.dumps(v).decode()) for k, v in body.items()
+        }
     if fields.get("device_id") is None:
         fields["device_id"] = rejected.topic_device_id  # the topic names the device when the payload cannot
     fields[TOPIC_FIELD], fields[RECEIVED_AT_FIELD] = topic, received_at
@@ -244,8 +254,13 @@ def quarantine_record(topic: str, payload: bytes, rejected: Rejected, received_a
         partition = event_date(body["ts"]) if type(body) is dict and "ts" in body else received_at[:10]
     except ValueError:
         partition = received_at[:10]
-    return {PARTITION_KEY: partition, "_reason": rejected.reason, "_raw": raw_text(payload),
-            "_source_file": f"mqtt:{topic}", "fields": fields}
+    return {
+        PARTITION_KEY: partition,
+        "_reason": rejected.reason,
+        "_raw": raw_text(payload),
+        "_source_file": f"mqtt:{topic}",
+        "fields": fields,
+    }
 
 
 def quarantine_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
@@ -263,5 +278,7 @@ def quarantine_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pa
         {"_source_file": [r["_source_file"] for r in rows], **{n: [r["fields"].get(n) for r in rows] for n in names}},
         dtype=object,
     )
-    frame = quarantine_frame(QUARANTINE_STAGE, landed, names, reason=[r["_reason"] for r in rows], raw=[r["_raw"] for r in rows])
+    frame = quarantine_frame(
+        QUARANTINE_STAGE, landed, names, reason=[r["_reason"] for r in rows], raw=[r["_raw"] for r in rows]
+    )
     return to_arrow(frame)

@@ -1,4 +1,5 @@
 """The MQTT broker as a Dagster resource (registered as ``mqtt`` by ``lepton_pipelines.resources``)."""
+
 from __future__ import annotations
 
 import os

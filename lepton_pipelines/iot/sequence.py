@@ -21,6 +21,7 @@ The rules (documented in ``deployments/README.md``, declared per source in ``con
 * Messages in quarantine (a bad payload, a row a rule or check removed) are not lost: a hole's
   ``seq`` values found in the partition's quarantine for that device are accounted for, not missing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -109,7 +110,9 @@ def find_gaps(
     rows = rows.reset_index(drop=True)
     by_device = rows.groupby("device_id", sort=False)
     previous_seq = by_device["seq"].shift(1)
-    restart = (previous_seq.notna() & (rows["seq"] < previous_seq) & (rows["seq"] <= restart_max_seq)).to_numpy(dtype=bool)
+    restart = (previous_seq.notna() & (rows["seq"] < previous_seq) & (rows["seq"] <= restart_max_seq)).to_numpy(
+        dtype=bool
+    )
     if boot is not None:
         previous_boot = by_device[boot].shift(1)
         changed = rows[boot].notna() & previous_boot.notna() & (rows[boot] != previous_boot)
@@ -121,17 +124,21 @@ def find_gaps(
     ranges = _without_quarantined(ranges, quarantined)
     ranges.sort(key=lambda r: (r.device_id, r.boot or "", r.first))
     current_rows = rows[~rows[_CONTEXT]]
-    per_device = pd.DataFrame({
-        "received": current_rows.groupby("device_id", sort=True).size(),
-        "restarts": current_rows.groupby("device_id", sort=True)["_restart"].sum().astype("int64"),
-    })
+    per_device = pd.DataFrame(
+        {
+            "received": current_rows.groupby("device_id", sort=True).size(),
+            "restarts": current_rows.groupby("device_id", sort=True)["_restart"].sum().astype("int64"),
+        }
+    )
     missing: dict[str, int] = {}
     texts: dict[str, list[str]] = {}
     for hole in ranges:
         missing[hole.device_id] = missing.get(hole.device_id, 0) + hole.count
         texts.setdefault(hole.device_id, []).append(hole.text())
     per_device["missing"] = pd.Series(missing, dtype="int64").reindex(per_device.index).fillna(0).astype("int64")
-    per_device["missing_ranges"] = pd.Series({d: ", ".join(t) for d, t in texts.items()}, dtype=object).reindex(per_device.index)
+    per_device["missing_ranges"] = pd.Series({d: ", ".join(t) for d, t in texts.items()}, dtype=object).reindex(
+        per_device.index
+    )
     per_device = per_device.rename_axis("device_id").reset_index()
     return SequenceReport(per_device[list(RESULT_COLUMNS)], ranges)
 
@@ -188,7 +195,7 @@ def _holes_within_epochs(rows: pd.DataFrame, boot: str | None) -> list[MissingRa
     return [
         MissingRange(device, int(seq) + 1, int(after) - 1, _boot_text(row_boot))
         for device, seq, after, row_boot in zip(
-            found["device_id"], found["seq"], following, found[boot] if boot else [None] * len(found)
+            found["device_id"], found["seq"], following, found[boot] if boot else [None] * len(found), strict=True
         )
     ]
 
@@ -200,7 +207,9 @@ def _lost_epoch_starts(rows: pd.DataFrame, boot: str | None, first_seq: int) -> 
         return []
     lowest = rows.groupby(["device_id", _EPOCH], sort=False)["seq"].min()
     ranges = []
-    for device, epoch, row_boot in zip(started["device_id"], started[_EPOCH], started[boot] if boot else [None] * len(started)):
+    for device, epoch, row_boot in zip(
+        started["device_id"], started[_EPOCH], started[boot] if boot else [None] * len(started), strict=True
+    ):
         low = int(lowest[(device, epoch)])
         if low > first_seq:
             ranges.append(MissingRange(device, first_seq, low - 1, _boot_text(row_boot)))
@@ -213,7 +222,9 @@ def _without_quarantined(ranges: list[MissingRange], quarantined: pd.DataFrame |
         return ranges
     seqs = pd.to_numeric(quarantined["seq"].astype("string").str.strip('"'), errors="coerce")
     known = pd.DataFrame({"device_id": quarantined["device_id"].astype("string"), "seq": seqs}).dropna()
-    by_device = {device: np.unique(group["seq"].to_numpy(dtype=np.int64)) for device, group in known.groupby("device_id")}
+    by_device = {
+        device: np.unique(group["seq"].to_numpy(dtype=np.int64)) for device, group in known.groupby("device_id")
+    }
     kept: list[MissingRange] = []
     for hole in ranges:
         inside = by_device.get(hole.device_id, np.empty(0, dtype=np.int64))

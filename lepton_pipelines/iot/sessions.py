@@ -11,10 +11,11 @@ run in different processes over time), so the history lives in the lake:
   without the session, with the broker and the time: the evidence the ``device_seq_gaps`` check and
   the in-run drain's metadata point to.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from lepton_pipelines.iot.connection import BrokerAddress
@@ -51,7 +52,9 @@ class SessionLedger:
         at = _now()
         body = {"event": "session_lost", "client_id": self.client_id, "broker": self.broker, "at": at}
         folder = self.lake.path(*EVENTS_DIR, self.client_id)
-        return write_atomic(folder / (at.replace(":", "").replace("-", "").replace("+0000", "Z") + ".json"), json.dumps(body).encode())
+        return write_atomic(
+            folder / (at.replace(":", "").replace("-", "").replace("+0000", "Z") + ".json"), json.dumps(body).encode()
+        )
 
 
 def session_events(lake: Any, client_id: str, since: str | None = None) -> list[dict[str, Any]]:
@@ -59,10 +62,12 @@ def session_events(lake: Any, client_id: str, since: str | None = None) -> list[
     folder = lake.path(*EVENTS_DIR, client_id)
     if not folder.exists():
         return []
-    events = [json.loads(p.read_text()) for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")]
+    events = [
+        json.loads(p.read_text()) for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")
+    ]
     events.sort(key=lambda e: e["at"])
     return [e for e in events if since is None or e["at"] >= since]
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -9,6 +9,7 @@ going offline half-way through.
 Two outputs: publish to the broker (QoS 1, ``LEPTON_MQTT_URL``) or — for offline demos without a
 broker — write straight into the landing zone through the collector's own commit code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,9 @@ import math
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, datetime, timedelta
 
 from lepton_pipelines.iot.payloads import DEFAULT_MAX_PAYLOAD_BYTES, parse_telemetry, telemetry_topic
 
@@ -31,7 +32,7 @@ class SimulatorConfig:
     devices: int = 10
     messages_per_device: int = 60
     interval_seconds: float = 1.0  # between two messages of one device (event time)
-    start: datetime = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    start: datetime = datetime(2026, 1, 5, tzinfo=UTC)
     seed: int = 0
     device_prefix: str = "sim"
     spike_rate: float = 0.0
@@ -61,7 +62,11 @@ def generate(config: SimulatorConfig) -> Iterator[SimulatedMessage]:
     """Messages in event-time order (round-robin over devices)."""
     rng = random.Random(config.seed)
     ids = device_ids(config)
-    offline_from = {d: config.messages_per_device // 2 for d in ids[len(ids) - config.offline_devices :]} if config.offline_devices else {}
+    offline_from = (
+        {d: config.messages_per_device // 2 for d in ids[len(ids) - config.offline_devices :]}
+        if config.offline_devices
+        else {}
+    )
     phase = {d: rng.uniform(0, 2 * math.pi) for d in ids}
     base_temp = {d: rng.uniform(15, 30) for d in ids}
     for step in range(config.messages_per_device):
@@ -74,14 +79,20 @@ def generate(config: SimulatorConfig) -> Iterator[SimulatedMessage]:
             topic = telemetry_topic(device)
             if rng.random() < config.malformed_rate:
                 kind = rng.choice(MALFORMED_KINDS)
-                yield SimulatedMessage(topic, _malformed(kind, device, moment, step), f"malformed:{kind}", device, None, moment)
+                yield SimulatedMessage(
+                    topic, _malformed(kind, device, moment, step), f"malformed:{kind}", device, None, moment
+                )
                 continue
             body = {
                 "device_id": device,
                 "ts": moment.isoformat().replace("+00:00", "Z"),
                 "seq": step,
-                "temperature": round(base_temp[device] + 4 * math.sin(step / 30 + phase[device]) + rng.gauss(0, 0.3), 3),
-                "humidity": round(min(100.0, max(0.0, 50 + 10 * math.sin(step / 45 + phase[device]) + rng.gauss(0, 1))), 2),
+                "temperature": round(
+                    base_temp[device] + 4 * math.sin(step / 30 + phase[device]) + rng.gauss(0, 0.3), 3
+                ),
+                "humidity": round(
+                    min(100.0, max(0.0, 50 + 10 * math.sin(step / 45 + phase[device]) + rng.gauss(0, 1))), 2
+                ),
                 "vibration": round(rng.lognormvariate(-3, 0.4), 5),
                 "battery": round(max(0.0, 100 - 0.01 * step - rng.uniform(0, 0.05)), 3),
                 "firmware": config.firmware,
@@ -105,11 +116,17 @@ def _malformed(kind: str, device: str, moment: datetime, step: int) -> bytes:
     if kind == "missing_seq":
         return json.dumps({"device_id": device, "ts": moment.isoformat(), "temperature": 21.5}).encode()
     if kind == "wrong_type":
-        return json.dumps({"device_id": device, "ts": moment.isoformat(), "seq": str(step), "temperature": "hot"}).encode()
-    return json.dumps({"device_id": device, "ts": moment.isoformat(), "seq": step, "blob": "x" * DEFAULT_MAX_PAYLOAD_BYTES}).encode()
+        return json.dumps(
+            {"device_id": device, "ts": moment.isoformat(), "seq": str(step), "temperature": "hot"}
+        ).encode()
+    return json.dumps(
+        {"device_id": device, "ts": moment.isoformat(), "seq": step, "blob": "x" * DEFAULT_MAX_PAYLOAD_BYTES}
+    ).encode()
 
 
-def write_to_landing(lake, config: SimulatorConfig, source: str = "device_telemetry", batch_messages: int = 5000) -> dict[str, int]:
+def write_to_landing(
+    lake, config: SimulatorConfig, source: str = "device_telemetry", batch_messages: int = 5000
+) -> dict[str, int]:
     """Offline mode: the collector's parse + commit path without a broker (same files, same quarantine),
     as if the collector had received each message when the device sent it — so a simulated day lands
     (and quarantines even payloads without a usable ``ts``) in that day's partition."""
@@ -125,8 +142,14 @@ def write_to_landing(lake, config: SimulatorConfig, source: str = "device_teleme
         totals["files"] += len(result.files)
 
     for index, message in enumerate(generate(config)):
-        received_at = message.sent_at or datetime.now(timezone.utc)
-        batch.add(parse_telemetry(message.topic, message.payload, received_at), message.topic, message.payload, received_at, index)
+        received_at = message.sent_at or datetime.now(UTC)
+        batch.add(
+            parse_telemetry(message.topic, message.payload, received_at),
+            message.topic,
+            message.payload,
+            received_at,
+            index,
+        )
         totals["messages"] += 1
         if len(batch) >= batch_messages:
             flush()
@@ -176,26 +199,42 @@ def publish(config: SimulatorConfig, rate_per_second: float | None = None, clien
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lepton-simulate", description="Publish (or land) simulated device telemetry.")
+    parser = argparse.ArgumentParser(
+        prog="lepton-simulate", description="Publish (or land) simulated device telemetry."
+    )
     parser.add_argument("--devices", type=int, default=10)
     parser.add_argument("--messages-per-device", type=int, default=60)
-    parser.add_argument("--interval-seconds", type=float, default=1.0, help="event-time spacing of one device's messages")
+    parser.add_argument(
+        "--interval-seconds", type=float, default=1.0, help="event-time spacing of one device's messages"
+    )
     parser.add_argument("--start", default=None, help="event time of the first message, ISO-8601 (default: now)")
-    parser.add_argument("--rate", type=float, default=None, help="total messages per second when publishing (default: max)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="total messages per second when publishing (default: max)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device-prefix", default="sim")
     for fault in ("spike", "gap", "missing", "duplicate", "malformed"):
         parser.add_argument(f"--{fault}-rate", type=float, default=0.0, help=f"probability of a {fault} per message")
     parser.add_argument("--offline-devices", type=int, default=0, help="devices that stop half-way")
-    parser.add_argument("--to-landing", action="store_true", help="write to the lake's landing zone instead of the broker")
+    parser.add_argument(
+        "--to-landing", action="store_true", help="write to the lake's landing zone instead of the broker"
+    )
     parser.add_argument("--lake", default=None, help="lake URL for --to-landing (default: LEPTON_LAKE_URL)")
     args = parser.parse_args(argv)
-    start = datetime.fromisoformat(args.start) if args.start else datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC).replace(microsecond=0)
     config = SimulatorConfig(
-        devices=args.devices, messages_per_device=args.messages_per_device, interval_seconds=args.interval_seconds,
-        start=start if start.tzinfo else start.replace(tzinfo=timezone.utc), seed=args.seed, device_prefix=args.device_prefix,
-        spike_rate=args.spike_rate, gap_rate=args.gap_rate, missing_rate=args.missing_rate,
-        duplicate_rate=args.duplicate_rate, malformed_rate=args.malformed_rate, offline_devices=args.offline_devices,
+        devices=args.devices,
+        messages_per_device=args.messages_per_device,
+        interval_seconds=args.interval_seconds,
+        start=start if start.tzinfo else start.replace(tzinfo=UTC),
+        seed=args.seed,
+        device_prefix=args.device_prefix,
+        spike_rate=args.spike_rate,
+        gap_rate=args.gap_rate,
+        missing_rate=args.missing_rate,
+        duplicate_rate=args.duplicate_rate,
+        malformed_rate=args.malformed_rate,
+        offline_devices=args.offline_devices,
     )
     if args.to_landing:
         from lepton_pipelines.lake.store import Lake

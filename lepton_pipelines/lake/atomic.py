@@ -16,6 +16,7 @@ backup objects and manifests, leases and markers):
 ``is_local`` is the one test of "is this a local path" for the whole package: a URL, a UPath or an
 fsspec filesystem.
 """
+
 from __future__ import annotations
 
 import os

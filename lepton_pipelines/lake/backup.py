@@ -22,6 +22,7 @@ re-fetches damaged objects whose lake file still hashes to the manifest's checks
 first and write after: every object the restore needs is copied into a staging file and hashed before
 any live file is replaced, and only files that are missing or differ from the snapshot are written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,9 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
-
 
 from lepton_pipelines.lake.atomic import is_staging_name, publish, staging_path, write_atomic
 from lepton_pipelines.lake.store import Lake, open_location
@@ -182,7 +182,7 @@ def default_backup_url() -> str:
 def new_snapshot_id(now: datetime | None = None) -> str:
     """Sortable by time to the microsecond (retention and ``latest`` rely on it); the random suffix
     keeps concurrent writers apart."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
 
 
@@ -241,8 +241,7 @@ class BackupRepository:
         if snapshot_id not in ids:
             known = ", ".join(ids[-5:]) or "none"
             raise SnapshotNotFound(
-                f"snapshot {snapshot_id!r} not found in {self.url} (newest: {known}); "
-                "list them with `lepton-lake list`"
+                f"snapshot {snapshot_id!r} not found in {self.url} (newest: {known}); list them with `lepton-lake list`"
             )
         return snapshot_id
 
@@ -388,11 +387,13 @@ class BackupRepository:
                 intact.add(sha)
                 copied += 1
                 healed += damaged
-                log(f"{'re-stored damaged object for' if damaged else 'stored'} {rel_path} ({size} bytes) as {sha[:12]}")
+                log(
+                    f"{'re-stored damaged object for' if damaged else 'stored'} {rel_path} ({size} bytes) as {sha[:12]}"
+                )
             entries.append(FileEntry(path=rel_path, size=size, sha256=sha, fingerprint=fingerprint))
         manifest = Manifest(
             snapshot_id=new_snapshot_id(now),
-            created_at=(now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(),
+            created_at=(now or datetime.now(UTC)).astimezone(UTC).isoformat(),
             lake_url=lake.url,
             zones=tuple(zones),
             files=tuple(sorted(entries, key=lambda e: e.path)),
@@ -492,7 +493,8 @@ class BackupRepository:
         current = {rel: info for rel, _abs, info in _lake_files(lake, manifest.zones)}
         trust_fingerprints = _same_location(lake.url, manifest.lake_url)
         wanted = [
-            entry for entry in manifest.files
+            entry
+            for entry in manifest.files
             if overwrite_all or not _lake_file_matches(lake, entry, current.get(entry.path), trust_fingerprints)
         ]
         available = self.object_sizes() if wanted else {}
@@ -621,7 +623,7 @@ def _lake_files(lake: Lake, zones: Iterable[str]) -> Iterable[tuple[str, str, di
         for abs_path, info in sorted(lake.fs.find(zone_dir, detail=True).items()):
             if info.get("type") == "directory" or is_staging_name(PurePosixPath(abs_path).name):
                 continue
-            rel = abs_path.rstrip("/")[len(root) + 1:] if abs_path.startswith(root + "/") else abs_path
+            rel = abs_path.rstrip("/")[len(root) + 1 :] if abs_path.startswith(root + "/") else abs_path
             yield rel, abs_path, info
 
 

@@ -7,6 +7,7 @@ environment variables.
 
 Exit codes: 0 success, 1 verification/integrity failure, 2 usage or configuration error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,16 @@ def build_parser(*more_commands: Callable[[argparse._SubParsersAction], None]) -
     commands = parser.add_subparsers(dest="command", required=True)
 
     backup = commands.add_parser(
-        "backup", help="snapshot the lake (incremental), verify it (repairing damaged objects from the lake), apply retention"
+        "backup",
+        help="snapshot the lake (incremental), verify it (repairing damaged objects from the lake), apply retention",
     )
     backup.add_argument("--zones", nargs="+", default=list(BACKUP_ZONES), help="zones to snapshot")
     backup.add_argument("--keep", type=int, default=None, help="keep the newest N snapshots (default: keep all)")
     backup.add_argument(
-        "--rehash", action="store_true",
-        help="read every lake file instead of trusting fingerprints, and re-copy stored objects whose bytes do not match",
+        "--rehash",
+        action="store_true",
+        help="read every lake file instead of trusting fingerprints, and re-copy stored objects whose bytes do not "
+        "match",
     )
 
     commands.add_parser("list", help="list snapshots, oldest first")
@@ -44,7 +48,8 @@ def build_parser(*more_commands: Callable[[argparse._SubParsersAction], None]) -
     verify.add_argument("snapshot", nargs="?", default="latest")
     verify.add_argument("--shallow", action="store_true", help="check existence and sizes only")
     verify.add_argument(
-        "--repair", action="store_true",
+        "--repair",
+        action="store_true",
         help="re-copy missing or damaged objects from the lake when the lake file still matches the manifest",
     )
 
@@ -53,7 +58,9 @@ def build_parser(*more_commands: Callable[[argparse._SubParsersAction], None]) -
     restore.add_argument("--to", dest="target", help="restore into this lake instead of --lake")
     restore.add_argument("--exact", action="store_true", help="also delete files the snapshot does not contain")
     restore.add_argument(
-        "--all", dest="overwrite_all", action="store_true",
+        "--all",
+        dest="overwrite_all",
+        action="store_true",
         help="rewrite every file of the snapshot (default: only files that are missing or differ)",
     )
     for add in more_commands:
@@ -77,16 +84,33 @@ def run(args: argparse.Namespace) -> int:
             report = repo.verify(result.snapshot_id, repair_from=lake, log=say)
             pruned = repo.prune(args.keep, log=say) if args.keep and report.ok else None
             healed = f", {result.objects_healed} damaged objects re-copied" if result.objects_healed else ""
-            _emit(args, {"backup": asdict(result), "verify": _report(report), "prune": asdict(pruned) if pruned else None},
-                  f"snapshot {result.snapshot_id}: {result.files} files, {result.objects_copied} objects copied "
-                  f"({result.bytes_copied} bytes), {result.objects_reused} unchanged{healed}\n{report.describe()}")
+            _emit(
+                args,
+                {"backup": asdict(result), "verify": _report(report), "prune": asdict(pruned) if pruned else None},
+                f"snapshot {result.snapshot_id}: {result.files} files, {result.objects_copied} objects copied "
+                f"({result.bytes_copied} bytes), {result.objects_reused} unchanged{healed}\n{report.describe()}",
+            )
             return 0 if report.ok else 1
         if args.command == "list":
             manifests = repo.manifests()
-            _emit(args, [{"snapshot_id": m.snapshot_id, "created_at": m.created_at, "files": len(m.files),
-                          "bytes": m.total_bytes, "zones": list(m.zones)} for m in manifests],
-                  "\n".join(f"{m.snapshot_id}  {m.created_at}  {len(m.files):>7} files  {m.total_bytes:>14} bytes"
-                            for m in manifests) or "no snapshots")
+            _emit(
+                args,
+                [
+                    {
+                        "snapshot_id": m.snapshot_id,
+                        "created_at": m.created_at,
+                        "files": len(m.files),
+                        "bytes": m.total_bytes,
+                        "zones": list(m.zones),
+                    }
+                    for m in manifests
+                ],
+                "\n".join(
+                    f"{m.snapshot_id}  {m.created_at}  {len(m.files):>7} files  {m.total_bytes:>14} bytes"
+                    for m in manifests
+                )
+                or "no snapshots",
+            )
             return 0
         if args.command == "verify":
             lake = Lake(args.lake, args.s3_endpoint_url) if args.repair else None
@@ -97,9 +121,12 @@ def run(args: argparse.Namespace) -> int:
             lake = Lake(args.target or args.lake, args.s3_endpoint_url)
             result = repo.restore(lake, args.snapshot, exact=args.exact, overwrite_all=args.overwrite_all, log=say)
             report = repo.verify_lake(lake, result.snapshot_id)
-            _emit(args, {"restore": asdict(result), "verify": _report(report)},
-                  f"restored snapshot {result.snapshot_id}: {result.restored} files ({result.bytes} bytes) "
-                  f"into {lake.url}, {result.unchanged} already matched\n{report.describe()}")
+            _emit(
+                args,
+                {"restore": asdict(result), "verify": _report(report)},
+                f"restored snapshot {result.snapshot_id}: {result.restored} files ({result.bytes} bytes) "
+                f"into {lake.url}, {result.unchanged} already matched\n{report.describe()}",
+            )
             return 0 if report.ok else 1
     except IntegrityError as exc:
         print(f"lepton-lake: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ does — and hands the IO manager a ``PublishedPartitions`` receipt instead of o
 range: a year of partitions never sits in memory at once, and each partition is still its own atomic
 ``date=`` folder. The IO manager checks the receipt covers exactly the range Dagster asked for.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -35,7 +36,15 @@ from dagster import (
 from upath import UPath
 
 from lepton_pipelines.lake.resource import LakeResource
-from lepton_pipelines.lake.store import DATA_FILE, FILE_IDENTITY_ATTR, ZONES, Lake, partition_dirname, read_parquet_dir, write_parquet_atomic
+from lepton_pipelines.lake.store import (
+    DATA_FILE,
+    FILE_IDENTITY_ATTR,
+    ZONES,
+    Lake,
+    partition_dirname,
+    read_parquet_dir,
+    write_parquet_atomic,
+)
 
 PREVIEW_ROWS = 5
 
@@ -94,7 +103,11 @@ class LakeParquetIOManager(UPathIOManager):
         """The folder an output is published to: the same path ``UPathIOManager.handle_output`` writes,
         built from its public hooks (``get_asset_relative_path``, ``get_path_for_partition``)."""
         path = self.lake.root / self.get_asset_relative_path(context)
-        return self.get_path_for_partition(context, path, context.asset_partition_key) if context.has_asset_partitions else path
+        return (
+            self.get_path_for_partition(context, path, context.asset_partition_key)
+            if context.has_asset_partitions
+            else path
+        )
 
     def has_output(self, context: OutputContext) -> bool:
         return (self.output_path(context) / DATA_FILE).exists()
@@ -104,7 +117,8 @@ class LakeParquetIOManager(UPathIOManager):
             return
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
-                f"{context.asset_key.to_user_string()}: the lake IO manager stores pandas DataFrames, got {type(obj).__name__}"
+                f"{context.asset_key.to_user_string()}: the lake IO manager stores pandas DataFrames, got "
+                f"{type(obj).__name__}"
             )
         result = write_parquet_atomic(path, obj)
         self._written[str(path)] = result.bytes
@@ -167,7 +181,9 @@ def table_metadata(df: pd.DataFrame, byte_size: int | None = None, path: str | N
 def table_schema(df: pd.DataFrame, descriptions: dict[str, str] | None = None) -> TableSchema:
     descriptions = descriptions or {}
     return TableSchema(
-        columns=[TableColumn(name=str(c), type=str(t), description=descriptions.get(str(c))) for c, t in df.dtypes.items()]
+        columns=[
+            TableColumn(name=str(c), type=str(t), description=descriptions.get(str(c))) for c, t in df.dtypes.items()
+        ]
     )
 
 

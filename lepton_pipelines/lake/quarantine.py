@@ -21,9 +21,11 @@ then the source's declared columns, as text (what landed, or the typed value ren
 Each stage owns one file per partition (``<stage>.parquet``), so stages never overwrite each other and
 re-running a stage replaces only its own rows.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +66,8 @@ def quarantine_frame(
         CHECK_COLUMN: _text_column(check, n),
         FILE_COLUMN: as_text(rows[FILE_COLUMN]) if FILE_COLUMN in rows.columns else _text_column(None, n),
         LINE_COLUMN: pd.array(rows[LINE_COLUMN].to_numpy(dtype="float64", na_value=np.nan), dtype="Int64")
-        if LINE_COLUMN in rows.columns else pd.array([pd.NA] * n, dtype="Int64"),
+        if LINE_COLUMN in rows.columns
+        else pd.array([pd.NA] * n, dtype="Int64"),
         RAW_COLUMN: _text_column(raw, n),
     }
     for name in columns:
@@ -100,11 +103,15 @@ def _text_column(value: Any, n: int) -> pd.Series:
         values = list(value)
         if len(values) != n:
             raise ValueError(f"quarantine column has {len(values)} values for {n} rows")
-        return pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values], dtype="str")
+        return pd.Series(
+            [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values], dtype="str"
+        )
     return pd.Series([None if value is None else str(value)] * n, dtype="str")
 
 
-def write_quarantine(lake: Lake, source: str, partition_key: str | None, stage: str, rows: pd.DataFrame | None) -> WriteResult | None:
+def write_quarantine(
+    lake: Lake, source: str, partition_key: str | None, stage: str, rows: pd.DataFrame | None
+) -> WriteResult | None:
     """Publish ``rows`` (in the quarantine schema: see ``quarantine_frame``) as this stage's quarantine
     file; an empty frame removes a stale file instead, so a clean re-run of a partition leaves no
     quarantine rows behind from an earlier bad input."""
@@ -116,7 +123,9 @@ def write_quarantine(lake: Lake, source: str, partition_key: str | None, stage: 
         return None
     missing = [c for c in QUARANTINE_COLUMNS if c not in rows.columns]
     if missing:
-        raise ValueError(f"quarantine rows for {source}/{stage} lack {', '.join(missing)}: build them with quarantine_frame")
+        raise ValueError(
+            f"quarantine rows for {source}/{stage} lack {', '.join(missing)}: build them with quarantine_frame"
+        )
     return write_parquet_atomic(folder, rows, name=f"{stage}.parquet")
 
 

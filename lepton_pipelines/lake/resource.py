@@ -4,6 +4,7 @@ Assets that write beside their main output (quarantine, quality history, model r
 take it directly; the lake IO managers and the backup resource take it as a nested resource, so the
 lake URL and S3 endpoint are set once (``lepton_pipelines.resources``) and every part agrees.
 """
+
 from __future__ import annotations
 
 from dagster import ConfigurableResource

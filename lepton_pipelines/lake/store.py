@@ -8,6 +8,7 @@ drop the ``date=`` level. A partition is one file, ``data.parquet``, written to 
 in the same folder and then moved into place, so a reader (DuckDB, Spark, Athena, pandas) either sees
 the previous version or the new one — never half a file — and rewriting a partition replaces it.
 """
+
 from __future__ import annotations
 
 import os
@@ -164,7 +165,7 @@ class Lake:
         if not base.exists():
             return []
         prefix = f"{PARTITION_FIELD}="
-        return sorted(p.name[len(prefix):] for p in base.iterdir() if p.name.startswith(prefix))
+        return sorted(p.name[len(prefix) :] for p in base.iterdir() if p.name.startswith(prefix))
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -182,7 +183,12 @@ def write_parquet_atomic(directory: UPath, df: pd.DataFrame | pa.Table, name: st
 
     def write(handle) -> None:
         pq.write_table(
-            table, handle, compression=compression, row_group_size=256_000, use_dictionary=dictionary, write_statistics=statistics
+            table,
+            handle,
+            compression=compression,
+            row_group_size=256_000,
+            use_dictionary=dictionary,
+            write_statistics=statistics,
         )
 
     write_atomic(final, write)
@@ -207,7 +213,7 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     """
     sample = table.slice(0, DICTIONARY_SAMPLE_ROWS)
     chosen = []
-    for field, column in zip(table.schema, sample.columns):
+    for field, column in zip(table.schema, sample.columns, strict=True):
         if pa.types.is_dictionary(field.type):
             chosen.append(field.name)
         elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):

@@ -84,10 +84,12 @@ def quality_of(lake: Lake, source: str, partitions: list[str]) -> dict[str, Any]
             "recorded": True,
             "checks": int(len(results)),
             "passed": int(len(results) - len(failed)),
-            "failed": sorted(f"{stage}:{name}" for stage, name in zip(failed["stage"], failed["check_name"])),
+            "failed": sorted(
+                f"{stage}:{name}" for stage, name in zip(failed["stage"], failed["check_name"], strict=True)
+            ),
             "blocking_failed": sorted(
                 f"{stage}:{name}"
-                for stage, name, blocking in zip(failed["stage"], failed["check_name"], failed["blocking"])
+                for stage, name, blocking in zip(failed["stage"], failed["check_name"], failed["blocking"], strict=True)
                 if bool(blocking)
             ),
         }
@@ -115,9 +117,18 @@ def champion_metrics(
     return metrics, "re-scored on the candidate's held-out rows"
 
 
-def _metadata(spec: ModelSpec, version: str, created: bool, decision: PromotionDecision, index: dict[str, Any],
-              partitions: list[str], registry: ModelRegistry) -> dict[str, Any]:
-    metrics = {f"metric/{name}": dg.MetadataValue.float(float(value)) for name, value in decision.candidate_metrics.items()}
+def _metadata(
+    spec: ModelSpec,
+    version: str,
+    created: bool,
+    decision: PromotionDecision,
+    index: dict[str, Any],
+    partitions: list[str],
+    registry: ModelRegistry,
+) -> dict[str, Any]:
+    metrics = {
+        f"metric/{name}": dg.MetadataValue.float(float(value)) for name, value in decision.candidate_metrics.items()
+    }
     return {
         "model_version": version,
         "newly_registered": created,

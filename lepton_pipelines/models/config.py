@@ -4,6 +4,7 @@ A model is added by a block in ``models.yaml`` (features, label, estimator, para
 deploy target), never by new Python. Everything is validated when definitions load, and every
 problem names the file, the model and the field, so a typo fails fast instead of mid-training.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -124,7 +125,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"estimator {self.estimator!r} is unknown; allowed: {', '.join(sorted(ESTIMATORS))}")
         if ESTIMATORS[self.estimator].task != self.task:
             raise ValueError(
-                f"estimator {self.estimator!r} is for task {ESTIMATORS[self.estimator].task!r}, model task is {self.task!r}"
+                f"estimator {self.estimator!r} is for task {ESTIMATORS[self.estimator].task!r}, model task is "
+                f"{self.task!r}"
             )
         if self.task == "classification" and not self.label:
             raise ValueError("a classification model needs 'label' (the target column)")
@@ -169,7 +171,9 @@ def parse_models(raw: Any, source: str) -> list[ModelSpec]:
                 name = entry.get("name") if isinstance(entry, dict) else None
                 if name:
                     parts = [f"model {name!r}", ".".join(str(part) for part in loc[2:])]
-            message = "unknown field" if issue["type"] == "extra_forbidden" else issue["msg"].removeprefix("Value error, ")
+            message = (
+                "unknown field" if issue["type"] == "extra_forbidden" else issue["msg"].removeprefix("Value error, ")
+            )
             problems.append(": ".join([p for p in parts if p] + [message]))
         raise ModelConfigError(f"{source}: " + "; ".join(problems)) from None
     names = [m.name for m in parsed.models]
@@ -181,7 +185,9 @@ def parse_models(raw: Any, source: str) -> list[ModelSpec]:
 
 def load_models(path: Path = SHIPPED_MODELS_FILE) -> list[ModelSpec]:
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: faster load
+        raw = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )  # libyaml: faster load
     except yaml.YAMLError as error:
         raise ModelConfigError(f"{path}: not valid YAML: {error}") from None
     return parse_models(raw, str(path))

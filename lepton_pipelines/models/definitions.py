@@ -2,6 +2,7 @@
 
 The jobs and sensors that build and deploy images are delivery's (``lepton_pipelines.delivery.definitions``).
 """
+
 from __future__ import annotations
 
 import dagster as dg

@@ -11,10 +11,12 @@ scikit-learn is imported inside the builders: the registry (names, tasks, score 
 definitions load by every Dagster process, and importing scikit-learn costs ~1.5 s; only training
 steps need it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sklearn.compose import ColumnTransformer

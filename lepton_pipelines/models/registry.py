@@ -14,12 +14,13 @@ write, so a reader (the sensor, the image builder) never sees a version whose fi
 
 No Dagster imports: the training asset, the delivery sensor and tests all use these functions.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from upath import UPath
@@ -132,7 +133,9 @@ def decide_promotion(
         return decision(False, f"candidate {candidate} is already the production version; nothing to change")
 
     comparisons = [
-        _compare(metric, direction, candidate_metrics.get(metric), (production_metrics or {}).get(metric), policy.tolerance)
+        _compare(
+            metric, direction, candidate_metrics.get(metric), (production_metrics or {}).get(metric), policy.tolerance
+        )
         for metric, direction in policy.compare.items()
     ]
     worse = [c for c in comparisons if c.verdict == "worse"]
@@ -141,7 +144,9 @@ def decide_promotion(
         detail = "; ".join(
             f"{c.metric} {_fmt(c.candidate)} vs {_fmt(c.production)} ({c.direction.replace('_', ' ')})" for c in worse
         )
-        return decision(False, f"candidate {candidate} is worse than production {production}{basis}: {detail}", comparisons)
+        return decision(
+            False, f"candidate {candidate} is worse than production {production}{basis}: {detail}", comparisons
+        )
     compared = [c.metric for c in comparisons if c.verdict != "not compared"]
     on = f" on {', '.join(compared)}" if compared else " (no comparable metric)"
     return decision(
@@ -164,7 +169,9 @@ def threshold_failures(metrics: dict[str, float], policy: PromotionSpec) -> list
     return failures
 
 
-def _compare(metric: str, direction: str, candidate: float | None, production: float | None, tolerance: float) -> MetricComparison:
+def _compare(
+    metric: str, direction: str, candidate: float | None, production: float | None, tolerance: float
+) -> MetricComparison:
     if candidate is None and production is None:
         verdict = "not compared"  # not measurable on this data (e.g. no ground-truth labels)
     elif candidate is None:
@@ -173,7 +180,9 @@ def _compare(metric: str, direction: str, candidate: float | None, production: f
         verdict = "not compared"
     else:
         gain = candidate - production if direction == "higher_is_better" else production - candidate
-        verdict = "better" if gain > 0 else "equal" if gain == 0 else "within tolerance" if -gain <= tolerance else "worse"
+        verdict = (
+            "better" if gain > 0 else "equal" if gain == 0 else "within tolerance" if -gain <= tolerance else "worse"
+        )
     return MetricComparison(metric, direction, candidate, production, verdict)
 
 
@@ -182,7 +191,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -245,9 +254,16 @@ class ModelRegistry:
         folder = self.version_dir(version)
         if (folder / CARD_FILE).exists():
             return RegisteredVersion(version, self.read_card(version), created=False)
-        full_card = {**card, "name": self.model_name, "version": version, "created_at": _now().isoformat(timespec="seconds")}
+        full_card = {
+            **card,
+            "name": self.model_name,
+            "version": version,
+            "created_at": _now().isoformat(timespec="seconds"),
+        }
         write_atomic(folder / ARTIFACT_FILE, artifact, fsync=True)
-        write_atomic(folder / CARD_FILE, json.dumps(full_card, indent=2, sort_keys=True, default=str).encode(), fsync=True)
+        write_atomic(
+            folder / CARD_FILE, json.dumps(full_card, indent=2, sort_keys=True, default=str).encode(), fsync=True
+        )
         return RegisteredVersion(version, full_card, created=True)
 
     def commit(self, registered: RegisteredVersion, decision: PromotionDecision) -> dict[str, Any]:
@@ -285,7 +301,13 @@ class ModelRegistry:
         before = index["aliases"].get(alias)
         index["aliases"][alias] = version
         index["decisions"].append(
-            {"decided_at": _now().isoformat(timespec="seconds"), "alias": alias, "from": before, "to": version, "reason": reason}
+            {
+                "decided_at": _now().isoformat(timespec="seconds"),
+                "alias": alias,
+                "from": before,
+                "to": version,
+                "reason": reason,
+            }
         )
         self._write_index(index)
         return index

@@ -20,7 +20,7 @@ scikit-learn and joblib are imported inside the functions: loading the code loca
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -129,7 +129,7 @@ def score_partition(
     out["high_risk_threshold"] = float(threshold)
     out["model_name"] = registry.model_name
     out["model_version"] = version
-    out["scored_at"] = pd.Timestamp(scored_at or datetime.now(timezone.utc))
+    out["scored_at"] = pd.Timestamp(scored_at or datetime.now(UTC))
     return ScoredPartition(out, version, alias, float(threshold))
 
 
@@ -163,7 +163,9 @@ class ScoringConfig(dg.Config):
     high_risk_threshold: float = DEFAULT_HIGH_RISK_THRESHOLD
 
 
-def build_scores_asset(spec: ModelSpec, partitions_def: dg.PartitionsDefinition, io_manager_key: str) -> dg.AssetsDefinition:
+def build_scores_asset(
+    spec: ModelSpec, partitions_def: dg.PartitionsDefinition, io_manager_key: str
+) -> dg.AssetsDefinition:
     key = scores_key(spec.name)
     governed = dg.AssetKey([spec.source, "governed"])
 
@@ -180,9 +182,15 @@ def build_scores_asset(spec: ModelSpec, partitions_def: dg.PartitionsDefinition,
         "A new champion does not re-score old days by itself: the `scored_by_champion` check marks days "
         "scored by another version; backfill those partitions to re-score them.",
         check_specs=[
-            dg.AssetCheckSpec("one_score_per_governed_row", asset=key, description="Exactly one score per governed row (by key)."),
-            dg.AssetCheckSpec("scores_in_range", asset=key, description="No missing score; probabilities within [0, 1]."),
-            dg.AssetCheckSpec("scored_by_champion", asset=key, description="Scored by the version the registry names champion now."),
+            dg.AssetCheckSpec(
+                "one_score_per_governed_row", asset=key, description="Exactly one score per governed row (by key)."
+            ),
+            dg.AssetCheckSpec(
+                "scores_in_range", asset=key, description="No missing score; probabilities within [0, 1]."
+            ),
+            dg.AssetCheckSpec(
+                "scored_by_champion", asset=key, description="Scored by the version the registry names champion now."
+            ),
         ],
     )
     def scores(context: dg.AssetExecutionContext, config: ScoringConfig, lake: LakeResource):
@@ -192,7 +200,8 @@ def build_scores_asset(spec: ModelSpec, partitions_def: dg.PartitionsDefinition,
             rows = read_parquet_dir(store.table_dir("governed", spec.source, partition))
         except FileNotFoundError:
             raise dg.Failure(
-                f"{spec.source}/governed has no partition {partition} at {store.table_dir('governed', spec.source, partition)}: "
+                f"{spec.source}/governed has no partition {partition} at "
+                f"{store.table_dir('governed', spec.source, partition)}: "
                 f"materialize {spec.source}/governed for {partition} first",
                 allow_retries=False,
             ) from None
@@ -201,9 +210,13 @@ def build_scores_asset(spec: ModelSpec, partitions_def: dg.PartitionsDefinition,
             scored = score_partition(registry, rows, config.model_version, config.high_risk_threshold)
         except ScoringError as error:
             raise dg.Failure(str(error), allow_retries=False) from None
-        context.log.info(f"{spec.name} {scored.model_version}: scored {len(scored.frame)} {spec.source} rows of {partition}")
+        context.log.info(
+            f"{spec.name} {scored.model_version}: scored {len(scored.frame)} {spec.source} rows of {partition}"
+        )
         meta = scores_metadata(scored)
-        yield dg.Output(scored.frame, metadata=meta, data_version=dg.DataVersion(f"{scored.model_version}:{len(scored.frame)}"))
+        yield dg.Output(
+            scored.frame, metadata=meta, data_version=dg.DataVersion(f"{scored.model_version}:{len(scored.frame)}")
+        )
         yield from scores_check_results(registry, rows, scored, key)
 
     return scores
@@ -218,21 +231,41 @@ def scores_check_results(registry: ModelRegistry, governed: pd.DataFrame, scored
     else:
         missing, duplicated = max(len(governed) - len(frame), 0), 0
     yield dg.AssetCheckResult(
-        asset_key=key, check_name="one_score_per_governed_row", passed=len(frame) == len(governed) and not missing and not duplicated,
-        metadata={"governed_rows": len(governed), "scored_rows": len(frame), "unscored": missing, "duplicated": duplicated},
+        asset_key=key,
+        check_name="one_score_per_governed_row",
+        passed=len(frame) == len(governed) and not missing and not duplicated,
+        metadata={
+            "governed_rows": len(governed),
+            "scored_rows": len(frame),
+            "unscored": missing,
+            "duplicated": duplicated,
+        },
     )
     score = frame["risk_score"]
     null = int(score.isna().sum())
-    outside = int(((score < 0) | (score > 1)).sum()) if registry.read_card(scored.model_version).get("score_method") == "predict_proba" else 0
-    yield dg.AssetCheckResult(asset_key=key, check_name="scores_in_range", passed=not null and not outside,
-                              metadata={"null_scores": null, "outside_0_1": outside})
+    outside = (
+        int(((score < 0) | (score > 1)).sum())
+        if registry.read_card(scored.model_version).get("score_method") == "predict_proba"
+        else 0
+    )
+    yield dg.AssetCheckResult(
+        asset_key=key,
+        check_name="scores_in_range",
+        passed=not null and not outside,
+        metadata={"null_scores": null, "outside_0_1": outside},
+    )
     try:
         champion, alias = champion_version(registry)
     except ScoringError:
         champion, alias = None, None
     yield dg.AssetCheckResult(
-        asset_key=key, check_name="scored_by_champion", passed=champion == scored.model_version, severity=dg.AssetCheckSeverity.WARN,
-        description=None if champion == scored.model_version else
-        f"scored by {scored.model_version}; the champion ({alias}) is {champion}: backfill this partition to re-score",
+        asset_key=key,
+        check_name="scored_by_champion",
+        passed=champion == scored.model_version,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None
+        if champion == scored.model_version
+        else f"scored by {scored.model_version}; the champion ({alias}) is {champion}: backfill this partition to "
+        "re-score",
         metadata={"scored_by": scored.model_version, "champion": champion or "none"},
     )

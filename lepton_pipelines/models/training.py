@@ -7,6 +7,7 @@ model versions idempotent.
 scikit-learn and joblib are imported by the functions that use them: this module is imported at
 definitions load (the model assets name its errors), where they would cost ~1.5 s in every process.
 """
+
 from __future__ import annotations
 
 import io

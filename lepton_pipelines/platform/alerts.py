@@ -4,6 +4,7 @@ bridges, PagerDuty Events proxies all accept a POSTed JSON document).
 Pure functions, no Dagster imports. The webhook URL usually embeds a token, so it is read from the
 environment at send time and never logged, returned or put into metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,13 @@ WEBHOOK_ENV = "LEPTON_ALERT_WEBHOOK_URL"
 UI_URL_ENV = "LEPTON_DAGSTER_UI_URL"  # e.g. https://dagster.example.com, for a link to the run
 MAX_MESSAGE_CHARS = 2000
 # Tags worth repeating in an alert: they say what the run was for. Others may carry user config.
-ALERT_TAG_PREFIXES = ("dagster/partition", "dagster/schedule_name", "dagster/sensor_name", "dagster/backfill", "lepton/")
+ALERT_TAG_PREFIXES = (
+    "dagster/partition",
+    "dagster/schedule_name",
+    "dagster/sensor_name",
+    "dagster/backfill",
+    "lepton/",
+)
 
 
 @dataclass(frozen=True)

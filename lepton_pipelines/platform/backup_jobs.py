@@ -31,7 +31,12 @@ from pydantic import Field
 from lepton_pipelines.lake.backup import BACKUP_ZONES, BackupError, BackupRepository, VerifyReport
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
-from lepton_pipelines.platform.retries import TRANSIENT_RETRY_POLICY, is_transient_error, max_runtime_tags, permanent_failure
+from lepton_pipelines.platform.retries import (
+    TRANSIENT_RETRY_POLICY,
+    is_transient_error,
+    max_runtime_tags,
+    permanent_failure,
+)
 
 BACKUP_CONCURRENCY_TAG = "lepton/lake-backup"
 """Backups, pruning and restores must not interleave (pruning could delete objects a concurrent
@@ -120,14 +125,18 @@ def verify_lake_snapshot(context: OpExecutionContext, snapshot_id: str, lake_bac
     """Re-hash every object of the new snapshot: a backup is only as good as its last verification.
     Objects found damaged are fetched again from the lake when the lake file still matches."""
     with storage_errors_classified():
-        report = lake_backup.repository().verify(snapshot_id, deep=True, repair_from=lake_backup.open_lake(), log=_logged(context))
+        report = lake_backup.repository().verify(
+            snapshot_id, deep=True, repair_from=lake_backup.open_lake(), log=_logged(context)
+        )
     _fail_unless_ok(report, "backup verification failed")
     context.add_output_metadata({"files_verified": report.checked, "objects_repaired": len(report.repaired)})
     return snapshot_id
 
 
 @op(retry_policy=TRANSIENT_RETRY_POLICY, ins={"verified_snapshot_id": In(str)}, out=Out(Nothing))
-def apply_backup_retention(context: OpExecutionContext, verified_snapshot_id: str, lake_backup: LakeBackupResource) -> None:
+def apply_backup_retention(
+    context: OpExecutionContext, verified_snapshot_id: str, lake_backup: LakeBackupResource
+) -> None:
     """Delete snapshots beyond the retention count and unreferenced objects — only after the newest
     snapshot verified, so a failing backup never costs an older good one."""
     with storage_errors_classified():
@@ -145,9 +154,16 @@ def restore_lake_snapshot(context: OpExecutionContext, config: RestoreConfig, la
         result = lake_backup.repository().restore(
             lake, config.snapshot_id, exact=config.exact, overwrite_all=config.overwrite_all, log=_logged(context)
         )
-    context.add_output_metadata({"snapshot_id": result.snapshot_id, "files": result.restored, "bytes": result.bytes,
-                                 "unchanged": result.unchanged,
-                                 "lake_url": lake.url, "removed": MetadataValue.json(list(result.removed[:100]))})
+    context.add_output_metadata(
+        {
+            "snapshot_id": result.snapshot_id,
+            "files": result.restored,
+            "bytes": result.bytes,
+            "unchanged": result.unchanged,
+            "lake_url": lake.url,
+            "removed": MetadataValue.json(list(result.removed[:100])),
+        }
+    )
     return {"snapshot_id": result.snapshot_id, "lake_url": lake.url}
 
 
@@ -155,7 +171,9 @@ def restore_lake_snapshot(context: OpExecutionContext, config: RestoreConfig, la
 def verify_restored_lake(context: OpExecutionContext, restored: dict, lake_backup: LakeBackupResource) -> None:
     """Read the restored files back from the lake and compare them with the manifest."""
     with storage_errors_classified():
-        report = lake_backup.repository().verify_lake(lake_backup.open_lake(restored["lake_url"]), restored["snapshot_id"])
+        report = lake_backup.repository().verify_lake(
+            lake_backup.open_lake(restored["lake_url"]), restored["snapshot_id"]
+        )
     _fail_unless_ok(report, "restored lake does not match the snapshot")
     context.add_output_metadata({"files_verified": report.checked})
     context.log.info(report.describe())
@@ -184,5 +202,7 @@ lake_backup_daily = ScheduleDefinition(
     execution_timezone="UTC",
     # Running by default wherever a backup location is configured, so production is protected from
     # the first deploy; stopped on laptops, where there is nowhere to back up to.
-    default_status=DefaultScheduleStatus.RUNNING if os.environ.get("LEPTON_BACKUP_URL") else DefaultScheduleStatus.STOPPED,
+    default_status=DefaultScheduleStatus.RUNNING
+    if os.environ.get("LEPTON_BACKUP_URL")
+    else DefaultScheduleStatus.STOPPED,
 )

@@ -1,5 +1,6 @@
 """The platform's definitions, merged into the code location by ``lepton_pipelines.definitions``
 (``Definitions.merge(..., platform.definitions.defs)``)."""
+
 from dagster import Definitions
 
 from lepton_pipelines.platform.backup_jobs import lake_backup, lake_backup_daily, lake_restore

@@ -12,6 +12,7 @@ leaves them out. No daemon is needed: ``launch_run`` bypasses the run queue, as 
 This module uses Dagster's workspace classes (the ones the ``dagster`` CLI uses), pinned with
 dagster==1.13.27 in setup.py.
 """
+
 from __future__ import annotations
 
 import time
@@ -57,7 +58,7 @@ class InstanceLauncher:
         self.location_name = location_name
         self._stack = ExitStack()
 
-    def __enter__(self) -> "InstanceLauncher":
+    def __enter__(self) -> InstanceLauncher:
         process = self._stack.enter_context(
             WorkspaceProcessContext(
                 self.instance, WorkspaceFileTarget(paths=[str(self.workspace_file)]), code_server_log_level="WARNING"
@@ -69,7 +70,9 @@ class InstanceLauncher:
         if failed:
             self._stack.close()
             name, error = next(iter(failed.items()))
-            raise LaunchError(f"code location {name!r} in {self.workspace_file} failed to load: {error.message.strip()}")
+            raise LaunchError(
+                f"code location {name!r} in {self.workspace_file} failed to load: {error.message.strip()}"
+            )
         names = sorted(entries)
         if not names:
             self._stack.close()
@@ -96,7 +99,9 @@ class InstanceLauncher:
         tags = {**remote_job.tags, **request.tags}
         if request.partition_key:
             tags[PARTITION_TAG] = request.partition_key
-        plan = self._location.get_execution_plan(remote_job, dict(request.run_config), None, None, instance=self.instance)
+        plan = self._location.get_execution_plan(
+            remote_job, dict(request.run_config), None, None, instance=self.instance
+        )
         run = self.instance.create_run(
             job_name=remote_job.name,
             run_id=make_new_run_id(),
@@ -155,7 +160,9 @@ class InstanceLauncher:
             collect(every=False)
         return [done[run_id] for run_id in launched]
 
-    def _poll(self, run_ids: list[str], timeout_seconds: float, every: bool, poll_seconds: float = 0.5) -> dict[str, dg.DagsterRun]:
+    def _poll(
+        self, run_ids: list[str], timeout_seconds: float, every: bool, poll_seconds: float = 0.5
+    ) -> dict[str, dg.DagsterRun]:
         """The finished runs among ``run_ids`` once all (``every``) or at least one of them finished."""
         deadline = time.monotonic() + timeout_seconds
         while True:

@@ -5,6 +5,7 @@ retrying with exponential backoff and jitter — jitter so that many ops hitting
 bucket do not retry in lockstep. Everything else (a corrupt backup, a missing snapshot, bad config)
 fails immediately: retrying cannot fix it and only delays the alert.
 """
+
 from __future__ import annotations
 
 import socket
@@ -17,8 +18,19 @@ TRANSIENT_RETRY_POLICY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXP
 """Waits ~2s, 6s, 14s, 30s (±2s): long enough to ride out S3 ``SlowDown`` and a MinIO restart."""
 
 _TRANSIENT_S3_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-     "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+        "502",
+        "504",
+    }
 )
 
 

@@ -8,6 +8,7 @@ failure since the previous tick at once and, without a webhook, says so once in 
 reason (naming the setting and the runs it did not alert), while the cursor moves on: configuring a
 webhook later does not flood it with old failures.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,11 @@ def failed_run_alert(instance: DagsterInstance, run: DagsterRun, failure_message
     failed_steps = [e.step_key for e in step_failures if e.step_key]
     # The first step's error message (not its stack trace) is what a person needs to triage.
     first_error = next(
-        (e.dagster_event.event_specific_data.error for e in step_failures
-         if e.dagster_event and e.dagster_event.event_specific_data is not None),
+        (
+            e.dagster_event.event_specific_data.error
+            for e in step_failures
+            if e.dagster_event and e.dagster_event.event_specific_data is not None
+        ),
         None,
     )
     message = failure_message or ""
@@ -85,7 +89,9 @@ def lepton_run_failure_alert(context: SensorEvaluationContext) -> SensorResult |
     if not os.environ.get(WEBHOOK_ENV, "").strip():
         listed = ", ".join(f"{run.job_name} ({run.run_id[:8]})" for _, run in runs)
         detail = f"{len(runs)} failed run(s) not alerted: {listed}" if runs else "no failed runs since the last tick"
-        return SensorResult(skip_reason=SkipReason(f"no webhook configured (set {WEBHOOK_ENV}); {detail}"), cursor=cursor)
+        return SensorResult(
+            skip_reason=SkipReason(f"no webhook configured (set {WEBHOOK_ENV}); {detail}"), cursor=cursor
+        )
     delivered = 0
     for failure_message, run in runs:
         payload = failed_run_alert(instance, run, failure_message)

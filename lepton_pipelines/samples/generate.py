@@ -7,12 +7,13 @@ manifest of exactly what it injected, so tests can compute the expected pipeline
 
 Fault rows are drawn from disjoint sets of record indices, so each expected count is exact.
 """
+
 from __future__ import annotations
 
 import io
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,9 @@ class SampleManifest:
     files: list[str] = field(default_factory=list)
     landed_records: int = 0  # data records written (malformed lines included)
     malformed_lines: int = 0  # lines no parser can turn into a record → raw-stage quarantine
-    unparsable: dict[str, int] = field(default_factory=dict)  # by column: values that do not parse → raw-stage quarantine
+    unparsable: dict[str, int] = field(
+        default_factory=dict
+    )  # by column: values that do not parse → raw-stage quarantine
     duplicates: int = 0  # extra versions of an existing key → removed by dedup
     dropped: dict[str, int] = field(default_factory=dict)  # by cause → clean-stage quarantine
     quarantined: dict[str, int] = field(default_factory=dict)  # by failed expectation → governed-stage quarantine
@@ -63,13 +66,13 @@ def _disjoint(rng: np.random.Generator, n: int, counts: list[int]) -> list[np.nd
     picks = rng.permutation(n)
     out, start = [], 0
     for c in counts:
-        out.append(np.sort(picks[start:start + c]))
+        out.append(np.sort(picks[start : start + c]))
         start += c
     return out
 
 
 def _day_start(partition: str) -> datetime:
-    return datetime.combine(date.fromisoformat(partition), datetime.min.time(), tzinfo=timezone.utc)
+    return datetime.combine(date.fromisoformat(partition), datetime.min.time(), tzinfo=UTC)
 
 
 def _write(lake: Lake, relative: str, data: bytes) -> str:
@@ -116,33 +119,41 @@ def generate_transactions(lake: Lake, partition: str, rows: int, seed: int = 7) 
         + 0.8 * np.isin(country, ["CN", "SG"])
     )
     fraud = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
-    df = pd.DataFrame({
-        "txn_id": [f"T{partition.replace('-', '')}-{i:08d}" for i in range(n)],
-        "customer_id": [f"C{c:05d}" for c in rng.integers(0, max(50, n // 20), n)],
-        "event_ts": pd.DatetimeIndex(ts).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "amount": amount,
-        "currency": currency,
-        "merchant_category": np.where(rng.random(n) < 0.01, "", mcc),
-        "channel": channel,
-        "country": country,
-        "status": status,
-        "is_fraud": np.where(fraud, "true", "false"),
-    })
+    df = pd.DataFrame(
+        {
+            "txn_id": [f"T{partition.replace('-', '')}-{i:08d}" for i in range(n)],
+            "customer_id": [f"C{c:05d}" for c in rng.integers(0, max(50, n // 20), n)],
+            "event_ts": pd.DatetimeIndex(ts).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "amount": amount,
+            "currency": currency,
+            "merchant_category": np.where(rng.random(n) < 0.01, "", mcc),
+            "channel": channel,
+            "country": country,
+            "status": status,
+            "is_fraud": np.where(fraud, "true", "false"),
+        }
+    )
     # Later versions of some clean transactions (e.g. reversed): dedup must keep these.
     dups = df.iloc[dup_src].copy()
-    dups["event_ts"] = (pd.to_datetime(df["event_ts"].iloc[dup_src]) + pd.Timedelta(minutes=7)).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    dups["event_ts"] = (pd.to_datetime(df["event_ts"].iloc[dup_src]) + pd.Timedelta(minutes=7)).dt.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     dups["status"] = "reversed"
     main, late_rows = df.drop(index=late), df.iloc[late]
     half = len(main) // 2
     parts = [main.iloc[:half], pd.concat([main.iloc[half:], dups]), late_rows]
     names = ["part-0001.csv", "part-0002.csv", "late-0001.csv"]
-    for i, (part, name) in enumerate(zip(parts, names)):
+    for i, (part, name) in enumerate(zip(parts, names, strict=True)):
         buf = io.BytesIO()
-        pacsv.write_csv(pa.Table.from_pandas(part, preserve_index=False), buf,
-                        pacsv.WriteOptions(quoting_style="needed"))
+        pacsv.write_csv(
+            pa.Table.from_pandas(part, preserve_index=False), buf, pacsv.WriteOptions(quoting_style="needed")
+        )
         data = buf.getvalue()
         if i == 1:  # one line with a stray delimiter, as exported by a system that forgot to quote
-            data += f"T{partition.replace('-', '')}-BROKEN,C00001,{partition}T12:00:00Z,10,00,USD,grocery,web,US,approved,false\n".encode()
+            data += (
+                f"T{partition.replace('-', '')}-BROKEN,C00001,{partition}T12:00:00Z,"
+                "10,00,USD,grocery,web,US,approved,false\n"
+            ).encode()
             m.malformed_lines += 1
         m.files.append(_write(lake, f"transactions/date={partition}/{name}", data))
     m.landed_records = n + len(dup_src) + m.malformed_lines
@@ -161,19 +172,23 @@ def generate_customers(lake: Lake, rows: int, seed: int = 11) -> SampleManifest:
     rng = _rng("customers", None, seed)
     n = max(50, rows // 20)
     m = SampleManifest("customers", None)
-    dup_src, null_seg, bad_risk, no_id = _disjoint(rng, n, [max(1, n // 50), max(1, n // 40), max(1, n // 100), max(1, n // 100)])
+    dup_src, null_seg, bad_risk, no_id = _disjoint(
+        rng, n, [max(1, n // 50), max(1, n // 40), max(1, n // 100), max(1, n // 100)]
+    )
     created = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 600 * 86_400, n), unit="s")
     records = []
     for i in range(n):
-        records.append({
-            "customer_id": None if i in set(no_id) else f"C{i:05d}",
-            "name": f"Customer {i}",
-            "email": f"  Customer.{i}@Example.COM " if i % 7 == 0 else f"customer.{i}@example.com",
-            "segment": None if i in set(null_seg) else str(rng.choice(SEGMENTS)),
-            "country": str(rng.choice(COUNTRIES)),
-            "risk_rating": "very-high" if i in set(bad_risk) else str(rng.choice(RISK)),
-            "updated_at": created[i].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        records.append(
+            {
+                "customer_id": None if i in set(no_id) else f"C{i:05d}",
+                "name": f"Customer {i}",
+                "email": f"  Customer.{i}@Example.COM " if i % 7 == 0 else f"customer.{i}@example.com",
+                "segment": None if i in set(null_seg) else str(rng.choice(SEGMENTS)),
+                "country": str(rng.choice(COUNTRIES)),
+                "risk_rating": "very-high" if i in set(bad_risk) else str(rng.choice(RISK)),
+                "updated_at": created[i].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
     for i in dup_src:  # a later update of the same customer
         newer = dict(records[i])
         newer["updated_at"] = (created[i] + pd.Timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -209,15 +224,17 @@ def generate_market_data(lake: Lake, partition: str, rows: int, seed: int = 13) 
     close_with_faults = close.copy()
     close_with_faults[spikes] *= 25.0
     close_with_faults[gaps] = np.nan
-    df = pd.DataFrame({
-        "symbol": symbol,
-        "ts": ts,
-        "open": np.round(close * (1 + rng.normal(0, 0.0005, n)), 4),
-        "high": np.round(close * 1.001, 4),
-        "low": np.round(close * 0.999, 4),
-        "close": close_with_faults,
-        "volume": rng.integers(100, 50_000, n),
-    })
+    df = pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": ts,
+            "open": np.round(close * (1 + rng.normal(0, 0.0005, n)), 4),
+            "high": np.round(close * 1.001, 4),
+            "low": np.round(close * 0.999, 4),
+            "close": close_with_faults,
+            "volume": rng.integers(100, 50_000, n),
+        }
+    )
     df = pd.concat([df, df.iloc[dup_src]], ignore_index=True)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)

@@ -9,6 +9,7 @@
   so each version of a file is processed once; the run key is derived from exactly those versions, so a
   tick evaluated twice never launches twice.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,17 @@ MAX_RUNTIME_TAG = "dagster/max_runtime"
 # once per run. Both keep one run in one process tree: with the K8sRunLauncher one run is one pod.
 SOURCE_JOB_EXECUTOR = dg.in_process_executor
 MAIN_JOB_EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["lepton_pipelines.definitions", "great_expectations", "lepton_pipelines.governance.validation"]}}},
+    {
+        "start_method": {
+            "forkserver": {
+                "preload_modules": [
+                    "lepton_pipelines.definitions",
+                    "great_expectations",
+                    "lepton_pipelines.governance.validation",
+                ]
+            }
+        }
+    },
     name="forkserver_multiprocess",
 )
 
@@ -95,7 +106,9 @@ def build_source_jobs(sources: list[Source]) -> list[dg.UnresolvedAssetJobDefini
     return jobs
 
 
-def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJobDefinition]) -> list[dg.ScheduleDefinition]:
+def build_source_schedules(
+    sources: list[Source], jobs: list[dg.UnresolvedAssetJobDefinition]
+) -> list[dg.ScheduleDefinition]:
     by_name = {j.name: j for j in jobs}
     schedules = []
     for s in sources:
@@ -105,10 +118,16 @@ def build_source_schedules(sources: list[Source], jobs: list[dg.UnresolvedAssetJ
         if s.spec.is_partitioned:
             minute, hour = (int(field) for field in s.spec.schedule.split()[:2])
             schedules.append(
-                dg.build_schedule_from_partitioned_job(job, name=f"{s.name}_daily", minute_of_hour=minute, hour_of_day=hour)
+                dg.build_schedule_from_partitioned_job(
+                    job, name=f"{s.name}_daily", minute_of_hour=minute, hour_of_day=hour
+                )
             )
         else:
-            schedules.append(dg.ScheduleDefinition(name=f"{s.name}_daily", job=job, cron_schedule=s.spec.schedule, execution_timezone="UTC"))
+            schedules.append(
+                dg.ScheduleDefinition(
+                    name=f"{s.name}_daily", job=job, cron_schedule=s.spec.schedule, execution_timezone="UTC"
+                )
+            )
     return schedules
 
 
@@ -163,9 +182,11 @@ def plan_landing_runs(sources: list[Source], lake, cursor: dict[str, dict[str, s
         if s.spec.is_partitioned:
             for partition in sorted(p for p in grouped if p < s.spec.start_date):
                 # Dagster would refuse the run with a generic "partition key not in partitions" error.
-                outside.append(f"{s.name}: {len(grouped[partition])} landed file(s) in date={partition}, before the source's "
-                               f"start_date {s.spec.start_date}: set start_date in {s.spec.origin or s.name + '.yaml'} "
-                               f"(quoted, e.g. \"{partition}\") to process them")
+                outside.append(
+                    f"{s.name}: {len(grouped[partition])} landed file(s) in date={partition}, before the source's "
+                    f"start_date {s.spec.start_date}: set start_date in {s.spec.origin or s.name + '.yaml'} "
+                    f'(quoted, e.g. "{partition}") to process them'
+                )
                 del grouped[partition]
         digests = {partition: partition_digest(files) for partition, files in grouped.items()}
         new_cursor[s.name] = digests
@@ -184,7 +205,9 @@ def plan_landing_runs(sources: list[Source], lake, cursor: dict[str, dict[str, s
     return LandingPlan(requests=requests, cursor=new_cursor, outside=outside)
 
 
-def _landing_request(source: Source, first: str | None, last: str | None, files: list, digests: dict[str, str]) -> dg.RunRequest:
+def _landing_request(
+    source: Source, first: str | None, last: str | None, files: list, digests: dict[str, str]
+) -> dg.RunRequest:
     batch = hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()[:16]
     where = "all" if first is None else first if first == last else f"{first}..{last}"
     tags = {"lepton/landing-files": str(len(files))}

@@ -13,6 +13,7 @@ what is allowed — instead of a JSON-schema message first and ours later. The a
 (no ``{{ }}`` template rendering): a source means the same in a plain YAML file of ``LEPTON_SOURCES_PATH``
 and in a component file. Secrets stay in env vars named by the connector settings.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

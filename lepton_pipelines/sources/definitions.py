@@ -1,5 +1,6 @@
 """Everything the source registry produces: the sources' component tree (``defs/sources/<name>/defs.yaml``)
 plus the plain YAML files of ``LEPTON_SOURCES_PATH``, and what spans sources (jobs, schedules, landing sensor)."""
+
 from __future__ import annotations
 
 import importlib

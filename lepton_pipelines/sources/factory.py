@@ -21,9 +21,10 @@ import logging
 import os
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -47,7 +48,13 @@ from lepton_pipelines.governance import (
 )
 from lepton_pipelines.governance.certify import clean_ledger
 from lepton_pipelines.governance.checks import RawFindings, contract_results
-from lepton_pipelines.governance.quality_store import CLEANING_FILE, deferred_results, quality_dir, read_json, write_json
+from lepton_pipelines.governance.quality_store import (
+    CLEANING_FILE,
+    deferred_results,
+    quality_dir,
+    read_json,
+    write_json,
+)
 from lepton_pipelines.lake.io_manager import PublishedPartitions, publish_table, release_freed_memory, table_schema
 from lepton_pipelines.lake.quarantine import quarantined_rows, write_quarantine
 from lepton_pipelines.lake.resource import LakeResource
@@ -90,7 +97,9 @@ def partitions_for(source: Source) -> dg.DailyPartitionsDefinition | None:
     # Batch exports of a day arrive after it ends, so the newest partition is yesterday; streaming
     # sources (MQTT) land continuously, so today's partition is open for them.
     streaming = source.connector.type == "mqtt"
-    return dg.DailyPartitionsDefinition(start_date=source.spec.start_date, timezone="UTC", end_offset=1 if streaming else 0)
+    return dg.DailyPartitionsDefinition(
+        start_date=source.spec.start_date, timezone="UTC", end_offset=1 if streaming else 0
+    )
 
 
 def build_source_assets(source: Source) -> list[dg.AssetsDefinition]:
@@ -115,8 +124,10 @@ def backfill_policy_for(source: Source) -> dg.BackfillPolicy | None:
     except ValueError:
         per_run = 0
     if per_run < 1:
-        raise ValueError(f"{BACKFILL_MAX_PARTITIONS_ENV}={raw!r}: expected a whole number of partitions per backfill run "
-                         f"(>= 1), or {SINGLE_RUN_VALUE!r} for one run per backfill")
+        raise ValueError(
+            f"{BACKFILL_MAX_PARTITIONS_ENV}={raw!r}: expected a whole number of partitions per backfill run "
+            f"(>= 1), or {SINGLE_RUN_VALUE!r} for one run per backfill"
+        )
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run)
 
 
@@ -128,8 +139,13 @@ def _partitioned_checks(source: Source, specs: list[dg.AssetCheckSpec]) -> list[
         return specs
     return [
         dg.AssetCheckSpec(
-            name=spec.name, asset=spec.asset_key, description=spec.description, blocking=spec.blocking,
-            metadata=spec.metadata, additional_deps=spec.additional_deps, automation_condition=spec.automation_condition,
+            name=spec.name,
+            asset=spec.asset_key,
+            description=spec.description,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+            additional_deps=spec.additional_deps,
+            automation_condition=spec.automation_condition,
             partitions_def=partitions_def,
         )
         for spec in specs
@@ -158,13 +174,16 @@ def _common(source: Source, zone: str, description: str) -> dict[str, Any]:
     )
 
 
-def _governance_context(log: Any, source: Source, lake: Lake, gx: GreatExpectationsResource,
-                        partition: str | None) -> GovernanceContext:
+def _governance_context(
+    log: Any, source: Source, lake: Lake, gx: GreatExpectationsResource, partition: str | None
+) -> GovernanceContext:
     return GovernanceContext(source=source, lake=lake, partition_key=partition, gx=gx, log=log)
 
 
 # (context, lake, gx, partition, log): the log is the step's, or a range step's ``_RangeLog``.
-PartitionBody = Callable[[dg.AssetExecutionContext, LakeResource, GreatExpectationsResource, "str | None", Any], Iterator[Any]]
+PartitionBody = Callable[
+    [dg.AssetExecutionContext, LakeResource, GreatExpectationsResource, "str | None", Any], Iterator[Any]
+]
 RANGE_LOG_LINES = 50  # messages of a range step's partitions quoted in its summary (the count covers all)
 
 
@@ -218,8 +237,11 @@ class _RangeLog:
         for level in sorted(self._counts):
             count, lines = self._counts[level], self._lines[level]
             more = f"\n… and {count - len(lines)} more" if count > len(lines) else ""
-            self._log.log(level, f"{self._what}: {count} {logging.getLevelName(level).lower()} message(s) from "
-                          f"{len(self._partitions[level])} of {partitions} partition(s) in this run:\n" + "\n".join(lines) + more)
+            self._log.log(
+                level,
+                f"{self._what}: {count} {logging.getLevelName(level).lower()} message(s) from "
+                f"{len(self._partitions[level])} of {partitions} partition(s) in this run:\n" + "\n".join(lines) + more,
+            )
 
 
 def _for_each_partition(source: Source, zone: str) -> Callable[[PartitionBody], Callable[..., Iterator[Any]]]:
@@ -236,27 +258,40 @@ def _for_each_partition(source: Source, zone: str) -> Callable[[PartitionBody], 
 
     def decorate(body: PartitionBody) -> Callable[..., Iterator[Any]]:
         @functools.wraps(body)
-        def compute(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource) -> Iterator[Any]:
+        def compute(
+            context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource
+        ) -> Iterator[Any]:
             if not source.spec.is_partitioned or context.has_partition_key:
                 with deferred_results():
-                    yield from body(context, lake, gx, context.partition_key if context.has_partition_key else None, context.log)
+                    yield from body(
+                        context, lake, gx, context.partition_key if context.has_partition_key else None, context.log
+                    )
                 return
             log = _RangeLog(context.log, f"{source.name}/{zone}")
             with gx.reusing_data_source():
-                yield from _run_partition_range(context, source, zone, lake, log,
-                                                lambda partition: body(context, lake, gx, partition, log))
+                yield from _run_partition_range(
+                    context, source, zone, lake, log, lambda partition: body(context, lake, gx, partition, log)
+                )
 
         # Dagster reads the compute function's parameters to bind context and resources.
         signature = inspect.signature(body)
-        compute.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in ("partition", "log")])
+        compute.__signature__ = signature.replace(
+            parameters=[p for p in signature.parameters.values() if p.name not in ("partition", "log")]
+        )
         del compute.__wrapped__
         return compute
 
     return decorate
 
 
-def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone: str, lake: LakeResource, log: _RangeLog,
-                         run_one: Callable[[str], Iterator[Any]]) -> Iterator[Any]:
+def _run_partition_range(
+    context: dg.AssetExecutionContext,
+    source: Source,
+    zone: str,
+    lake: LakeResource,
+    log: _RangeLog,
+    run_one: Callable[[str], Iterator[Any]],
+) -> Iterator[Any]:
     store = lake.get()
     partitions = list(context.partition_keys)
     checks: list[tuple[str, dg.AssetCheckResult]] = []
@@ -268,7 +303,9 @@ def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone
                 for event in run_one(partition):
                     if isinstance(event, dg.Output):
                         directory = store.table_dir(zone, source.name, partition)
-                        context.add_asset_metadata({**event.metadata, **publish_table(directory, event.value)}, partition_key=partition)
+                        context.add_asset_metadata(
+                            {**event.metadata, **publish_table(directory, event.value)}, partition_key=partition
+                        )
                         published.append(partition)
                     elif isinstance(event, dg.AssetCheckResult):
                         checks.append((partition, event))
@@ -278,20 +315,27 @@ def _run_partition_range(context: dg.AssetExecutionContext, source: Source, zone
             log.summarize(len(partitions))
             # the failed checks that explain the refusal (row-loss guard, reconciliation) are recorded too
             yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
-            raise dg.Failure(description=f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run): "
-                             f"{failure.description}", metadata=failure.metadata, allow_retries=failure.allow_retries) from failure
+            raise dg.Failure(
+                description=f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run): "
+                f"{failure.description}",
+                metadata=failure.metadata,
+                allow_retries=failure.allow_retries,
+            ) from failure
         except Exception:
             log.summarize(len(partitions))
             # Re-raised as is: the retry policy and its transient/permanent verdict see the original error.
-            context.log.error(f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run) failed")
+            context.log.error(
+                f"{source.name}/{zone} partition {partition} ({number} of {len(partitions)} in this run) failed"
+            )
             raise
     log.summarize(len(partitions))
     yield dg.Output(PublishedPartitions(tuple(published)))
     yield from _range_check_evaluations(context, asset_key(source.name, zone), checks)
 
 
-def _range_check_evaluations(context: dg.AssetExecutionContext, key: dg.AssetKey,
-                             checks: list[tuple[str, dg.AssetCheckResult]]) -> Iterator[Any]:
+def _range_check_evaluations(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, checks: list[tuple[str, dg.AssetCheckResult]]
+) -> Iterator[Any]:
     """Record each check result for its own partition.
 
     Dagster 1.13 turns a yielded ``AssetCheckResult`` into an evaluation for ``context.partition_key``
@@ -315,27 +359,41 @@ def _range_check_evaluations(context: dg.AssetExecutionContext, key: dg.AssetKey
             emitted.add(check_key)
             yield dg.Output(None, output_name=output_names[check_key])
         yield dg.AssetCheckEvaluation(
-            asset_key=check_key.asset_key, check_name=check_key.name, passed=result.passed, metadata=result.metadata,
-            target_materialization_data=targets.get((check_key.asset_key, partition)), severity=result.severity,
-            description=result.description, blocking=spec.blocking, partition=partition if spec.partitions_def is not None else None,
+            asset_key=check_key.asset_key,
+            check_name=check_key.name,
+            passed=result.passed,
+            metadata=result.metadata,
+            target_materialization_data=targets.get((check_key.asset_key, partition)),
+            severity=result.severity,
+            description=result.description,
+            blocking=spec.blocking,
+            partition=partition if spec.partitions_def is not None else None,
         )
 
 
-def _latest_materializations(context: dg.AssetExecutionContext, key: dg.AssetKey, partitions: list[str]) -> dict[tuple[dg.AssetKey, str], Any]:
+def _latest_materializations(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, partitions: list[str]
+) -> dict[tuple[dg.AssetKey, str], Any]:
     """The latest materialization of each of ``partitions`` of ``key``, as a check evaluation's target:
     one query for the whole range (records come newest first), not one per partition."""
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
 
     targets: dict[tuple[dg.AssetKey, str], Any] = {}
     cursor = None
     while partitions and len(targets) < len(partitions):
         page = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=max(len(partitions), 100), cursor=cursor)
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions),
+            limit=max(len(partitions), 100),
+            cursor=cursor,
+        )
         for record in page.records:
             target = (key, record.partition_key)
             if record.partition_key is not None and target not in targets:
                 targets[target] = AssetCheckEvaluationTargetMaterializationData(
-                    run_id=record.event_log_entry.run_id, storage_id=record.storage_id, timestamp=record.timestamp)
+                    run_id=record.event_log_entry.run_id, storage_id=record.storage_id, timestamp=record.timestamp
+                )
         if not page.has_more:
             break
         cursor = page.cursor
@@ -347,19 +405,34 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
     descriptions = _column_descriptions(source)
 
     @dg.asset(
-        **_common(source, "raw", "Bronze: landed records typed to the declared schema. Lines that are no record and rows "
-                  "with a value that does not parse (per column `on_parse_error`) go to quarantine/raw with the reason; "
-                  "values kept as null under `on_parse_error: null` keep their landed text in `_parse_errors`."),
+        **_common(
+            source,
+            "raw",
+            "Bronze: landed records typed to the declared schema. Lines that are no record and rows "
+            "with a value that does not parse (per column `on_parse_error`) go to quarantine/raw with the reason; "
+            "values kept as null under `on_parse_error: null` keep their landed text in `_parse_errors`.",
+        ),
         check_specs=_partitioned_checks(source, raw_check_specs(source)),
         deps=[dg.AssetKey(key) for key in source.connector.upstream_assets(spec.name)],
     )
     @_for_each_partition(source, "raw")
-    def raw(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None, log: Any) -> Iterator[Any]:
+    def raw(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        gx: GreatExpectationsResource,
+        partition: str | None,
+        log: Any,
+    ) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             fetched: FetchResult = source.connector.fetch(
-                FetchRequest(source=spec.name, partition_key=partition, lake=store, columns=tuple(c.landed_name for c in spec.columns),
-                             column_types={c.landed_name: c.type for c in spec.columns})
+                FetchRequest(
+                    source=spec.name,
+                    partition_key=partition,
+                    lake=store,
+                    columns=tuple(c.landed_name for c in spec.columns),
+                    column_types={c.landed_name: c.type for c in spec.columns},
+                )
             )
             # consume: each landed text column is freed as soon as it is typed
             coerced = coerce_to_schema(fetched.records, source.table, consume=True)
@@ -374,18 +447,27 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                 )
             parsed = contract.parse_rejects(coerced, spec)
             rejects = contract.read_rejects(fetched.rejects, spec)
-            quarantine = pd.concat([rejects, parsed.quarantine], ignore_index=True) if len(rejects) else parsed.quarantine
+            quarantine = (
+                pd.concat([rejects, parsed.quarantine], ignore_index=True) if len(rejects) else parsed.quarantine
+            )
             write_quarantine(store, spec.name, partition, "raw", quarantine)
             if len(quarantine):  # one event: each log line is a row in the run's event log
                 log.warning(_quarantine_summary(spec.name, quarantine))
             # consume: the unfiltered typed table is freed column by column as the filtered one is built
             frame = coerced.frame if parsed.keep.all() else select_rows(coerced.frame, parsed.keep, consume=True)
             coerced.frame = frame
-            nulled = {c: n for c, n in coerced.parse_failures.items() if spec.parse_error_policy(spec.column(c)) == "null"}
+            nulled = {
+                c: n for c, n in coerced.parse_failures.items() if spec.parse_error_policy(spec.column(c)) == "null"
+            }
             findings = RawFindings(
-                landed_schema=dict(fetched.landed_schema), parse_failures=dict(coerced.parse_failures), non_null=dict(coerced.non_null),
-                parse_quarantined=parsed.removed, parse_nulled=nulled, empty_inputs=_empty_inputs(fetched, pulled=source.connector.landing_settings() is None),
-                inputs=max(len(fetched.inputs), 1 if getattr(fetched, "empty", None) else 0), rows=len(frame),
+                landed_schema=dict(fetched.landed_schema),
+                parse_failures=dict(coerced.parse_failures),
+                non_null=dict(coerced.non_null),
+                parse_quarantined=parsed.removed,
+                parse_nulled=nulled,
+                empty_inputs=_empty_inputs(fetched, pulled=source.connector.landing_settings() is None),
+                inputs=max(len(fetched.inputs), 1 if getattr(fetched, "empty", None) else 0),
+                rows=len(frame),
                 keyed_records=fetched.keyed_records,
             )
             yield dg.Output(
@@ -402,7 +484,10 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
                     "landed_schema": dg.MetadataValue.json(fetched.landed_schema),
                     # What arrived, not what we typed it to: Dagster's column-schema-change checks compare this.
                     "dagster/column_schema": dg.MetadataValue.table_schema(
-                        landed_column_schema(fetched.landed_schema, {c.landed_name: c.description for c in spec.columns})),
+                        landed_column_schema(
+                            fetched.landed_schema, {c.landed_name: c.description for c in spec.columns}
+                        )
+                    ),
                     "lepton/typed_schema": dg.MetadataValue.table_schema(table_schema(frame, descriptions)),
                 },
             )
@@ -414,12 +499,17 @@ def _raw_asset(source: Source) -> dg.AssetsDefinition:
 def _parse_failure_examples(coerced: Any, column: str) -> str:
     positions = np.flatnonzero(coerced.failed_masks[column])[:3]
     texts = [repr(str(v)) for v in coerced.failed_text[column].loc[positions].tolist()]
-    return f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. {', '.join(texts)}"
+    return (
+        f"{column}: {coerced.parse_failures[column]} value(s) are not {coerced.expected[column]}, e.g. "
+        f"{', '.join(texts)}"
+    )
 
 
 def _quarantine_summary(source: str, quarantine: pd.DataFrame, shown: int = 5) -> str:
     """``<source>: quarantined N row(s) at raw`` and the first few, one line each with file, line and reason."""
-    lines = [f"  {r['_source_file']} line {r['_source_line']}: {r['_reason']}" for _, r in quarantine.head(shown).iterrows()]
+    lines = [
+        f"  {r['_source_file']} line {r['_source_line']}: {r['_reason']}" for _, r in quarantine.head(shown).iterrows()
+    ]
     more = f"\n  … and {len(quarantine) - shown} more (quarantine zone, stage raw)" if len(quarantine) > shown else ""
     return f"{source}: quarantined {len(quarantine)} row(s) at raw:\n" + "\n".join(lines) + more
 
@@ -435,12 +525,14 @@ def _empty_inputs(fetched: FetchResult, pulled: bool) -> list[str]:
 
 def _column_descriptions(source: Source) -> dict[str, str]:
     descriptions = {c.name: c.description or f"{c.type}" for c in source.spec.columns}
-    descriptions.update({
-        "_source_file": "landing file, URL page or query the row came from",
-        "_source_line": "line / record number in that input",
-        "_parse_errors": "JSON {column: landed text} of values that did not parse (on_parse_error: null)",
-        "_replaced": "JSON {column: {original, rule, action}} of values a cleaning rule nulled, clipped or filled",
-    })
+    descriptions.update(
+        {
+            "_source_file": "landing file, URL page or query the row came from",
+            "_source_line": "line / record number in that input",
+            "_parse_errors": "JSON {column: landed text} of values that did not parse (on_parse_error: null)",
+            "_replaced": "JSON {column: {original, rule, action}} of values a cleaning rule nulled, clipped or filled",
+        }
+    )
     return descriptions
 
 
@@ -449,13 +541,23 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
     descriptions = _column_descriptions(source)
 
     @dg.asset(
-        **_common(source, "clean", "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules; "
-                  "rows without a required value (and late arrivals, when the policy says so) are quarantined."),
+        **_common(
+            source,
+            "clean",
+            "Silver: deduplicated, denoised, imputed and normalized by the declared cleaning rules; "
+            "rows without a required value (and late arrivals, when the policy says so) are quarantined.",
+        ),
         deps=[asset_key(spec.name, "raw")],
         check_specs=_partitioned_checks(source, clean_check_specs(source)),
     )
     @_for_each_partition(source, "clean")
-    def clean(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None, log: Any) -> Iterator[Any]:
+    def clean(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        gx: GreatExpectationsResource,
+        partition: str | None,
+        log: Any,
+    ) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             raw, _ = _read_upstream(store, "raw", spec.name, partition)
@@ -468,11 +570,23 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             late, late_count, late_sample = contract.late_rejects(frame, spec, partition)
             frame = frame if late.keep.all() else select_rows(frame, late.keep)
             removed = [contract.cleaning_quarantine(result.removed, spec), required.quarantine, late.quarantine]
-            write_quarantine(store, spec.name, partition, "clean", pd.concat([q for q in removed if len(q)], ignore_index=True) if any(len(q) for q in removed) else None)
+            write_quarantine(
+                store,
+                spec.name,
+                partition,
+                "clean",
+                pd.concat([q for q in removed if len(q)], ignore_index=True) if any(len(q) for q in removed) else None,
+            )
             raw_quarantined = quarantined_rows(store, spec.name, partition, "raw")
             cleaning = result.reconciliation()
             ledger = clean_ledger(raw_rows, raw_quarantined, cleaning, required.removed, late.removed)
-            write_json(store, spec.name, partition, CLEANING_FILE, {"reconciliation": ledger, "cleaning": cleaning, "lineage": result.lineage})
+            write_json(
+                store,
+                spec.name,
+                partition,
+                CLEANING_FILE,
+                {"reconciliation": ledger, "cleaning": cleaning, "lineage": result.lineage},
+            )
             governance = _governance_context(log, source, store, gx, partition)
             # The checks are computed on a worker thread while this thread hands the table to the IO manager:
             # the Parquet encoder releases the GIL, so validation and the write proceed at the same time.
@@ -497,8 +611,9 @@ def _clean_asset(source: Source) -> dg.AssetsDefinition:
             # carry it onto frames derived from this one, which are not that file's content).
             clean_file = frame.attrs.pop(FILE_IDENTITY_ATTR, None)
             yield from record_clean(governance, measured, clean_file).results
-            yield from contract_results(governance, required.removed, required.quarantine["_reason"].head(5).tolist(),
-                                        late_count, late_sample)
+            yield from contract_results(
+                governance, required.removed, required.quarantine["_reason"].head(5).tolist(), late_count, late_sample
+            )
 
     return clean
 
@@ -508,15 +623,25 @@ def _governed_asset(source: Source) -> dg.AssetsDefinition:
     descriptions = _column_descriptions(source)
 
     @dg.asset(
-        **_common(source, "governed", "Gold: the certified table downstream users read. Only rows that pass the "
-                  "source's contract and expectations; the rest are in the quarantine zone with the reason. "
-                  "Certification is refused (nothing published) when a blocking check fails or the row-loss guard trips."),
+        **_common(
+            source,
+            "governed",
+            "Gold: the certified table downstream users read. Only rows that pass the "
+            "source's contract and expectations; the rest are in the quarantine zone with the reason. "
+            "Certification is refused (nothing published) when a blocking check fails or the row-loss guard trips.",
+        ),
         deps=[asset_key(spec.name, "clean")],
         check_specs=_partitioned_checks(source, governed_check_specs(source)),
         output_required=False,  # a refused certification publishes nothing
     )
     @_for_each_partition(source, "governed")
-    def governed(context: dg.AssetExecutionContext, lake: LakeResource, gx: GreatExpectationsResource, partition: str | None, log: Any) -> Iterator[Any]:
+    def governed(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        gx: GreatExpectationsResource,
+        partition: str | None,
+        log: Any,
+    ) -> Iterator[Any]:
         with _only_transient_retries():
             store = lake.get()
             ledger = _read_cleaning_record(store, spec.name, partition)["reconciliation"]
@@ -553,8 +678,10 @@ def _read_upstream(lake: Lake, zone: str, source: str, partition: str | None) ->
         frame = read_parquet_dir(directory)
     except FileNotFoundError as missing:
         where = f"partition {partition}" if partition else "the table"
-        raise dg.Failure(f"{source}/{zone} has no data for {where} at {directory}: materialize {source}/{zone} first",
-                         allow_retries=False) from missing  # waiting will not make it appear
+        raise dg.Failure(
+            f"{source}/{zone} has no data for {where} at {directory}: materialize {source}/{zone} first",
+            allow_retries=False,
+        ) from missing  # waiting will not make it appear
     return frame, frame.attrs.pop(FILE_IDENTITY_ATTR, None)
 
 
@@ -562,5 +689,7 @@ def _read_cleaning_record(lake: Lake, source: str, partition: str | None) -> dic
     recorded = read_json(lake, source, partition, CLEANING_FILE)
     if recorded is None:
         where = quality_dir(lake, source, partition) / CLEANING_FILE
-        raise dg.Failure(f"{source}: {where} is missing — materialize {source}/clean for this partition first", allow_retries=False)
+        raise dg.Failure(
+            f"{source}: {where} is missing — materialize {source}/clean for this partition first", allow_retries=False
+        )
     return recorded

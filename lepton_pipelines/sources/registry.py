@@ -6,14 +6,16 @@ and validating its spec is the contract's (``contract.documents``, shared with t
 the collector and the IoT wiring); this module adds what needs the layers above the contract: the live
 connector, the cleaning rules and the expectations, each checked against its own registry.
 """
+
 from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,13 +24,13 @@ from lepton_pipelines.cleaning.base import ParseOptions
 from lepton_pipelines.connectors import CONNECTORS, Connector, build_connector, parse_connector_settings
 from lepton_pipelines.contract.documents import (
     SourceRegistryError,
+    _location,
     expected_name,
     iter_source_files,
     read_document,
     registry_folders,
     validate_spec,
 )
-from lepton_pipelines.contract.documents import _location
 from lepton_pipelines.contract.documents import describe_error as _describe
 from lepton_pipelines.contract.spec import ColumnSpec, SourceSpec
 from lepton_pipelines.governance.expectation_lint import lint_expectation
@@ -64,11 +66,16 @@ def load_sources(folders: Iterable[Path] | None = None) -> list[Source]:
     """Every source of ``folders`` (default: the shipped ones, then ``LEPTON_SOURCES_PATH``), by name;
     every problem of every file raised together."""
     problems: list[str] = []
-    loaded = [(file, *load_source_file(file)) for file in iter_source_files(folders if folders is not None else registry_folders(), problems)]
+    loaded = [
+        (file, *load_source_file(file))
+        for file in iter_source_files(folders if folders is not None else registry_folders(), problems)
+    ]
     return merge_sources(loaded, problems)
 
 
-def merge_sources(loaded: Iterable[tuple[Path | str, Source | None, list[str]]], problems: list[str] | None = None) -> list[Source]:
+def merge_sources(
+    loaded: Iterable[tuple[Path | str, Source | None, list[str]]], problems: list[str] | None = None
+) -> list[Source]:
     """``(file, source, problems)`` of each file → the sources sorted by name; any problem (or a name
     declared twice) raises ``SourceRegistryError`` listing all of them."""
     problems = list(problems or [])
@@ -162,7 +169,10 @@ def _connector_problem(err: dict[str, Any], block: Any) -> str:
             fields = sorted(model.model_fields)
             close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return f"connector.{_location(loc, block)}: unknown field{hint}; allowed here (type {kind}): {', '.join(fields)}"
+            return (
+                f"connector.{_location(loc, block)}: unknown field{hint}; allowed here (type {kind}): "
+                f"{', '.join(fields)}"
+            )
     return _describe({**err, "loc": tuple(loc)}, prefix="connector")
 
 
@@ -176,13 +186,17 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
-def _build_rules(file: Path, entries: list[dict[str, Any]], table: TableInfo, problems: list[str]) -> list[CleaningRule]:
+def _build_rules(
+    file: Path, entries: list[dict[str, Any]], table: TableInfo, problems: list[str]
+) -> list[CleaningRule]:
     rules: list[CleaningRule] = []
     for index, entry in enumerate(entries):
         where = f"cleaning[{index}]"
         name = entry.get("rule") if isinstance(entry, dict) else None
         if name not in CLEANING_RULES:
-            problems.append(f"{file}: {where}.rule: {name!r} is not a cleaning rule; allowed: {', '.join(sorted(CLEANING_RULES))}")
+            problems.append(
+                f"{file}: {where}.rule: {name!r} is not a cleaning rule; allowed: {', '.join(sorted(CLEANING_RULES))}"
+            )
             continue
         cls = CLEANING_RULES[name]
         try:

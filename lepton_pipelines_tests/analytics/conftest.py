@@ -1,5 +1,6 @@
 """A lake that went through the real pipeline on the sample data, for two days, with the analytics job
 run on both: what the marts are tested against is what a user of ``bin/demo`` would have."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,9 +33,8 @@ def sample_lake(tmp_path_factory):
         lake = Lake(str(base / "lake"))
         champion = make_champion(lake, "transaction_risk", SAMPLE_DAYS)
         from lepton_pipelines.analytics.definitions import build_analytics_defs
-        from lepton_pipelines.sources.registry import load_sources
-
         from lepton_pipelines.resources import bind_resources
+        from lepton_pipelines.sources.registry import load_sources
 
         defs = bind_resources(build_analytics_defs(load_sources()))
 
@@ -83,12 +83,16 @@ def check_results(result, asset: str) -> dict[str, object]:
     return {
         e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.asset_check_evaluation_data.asset_key.to_user_string() == asset
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.asset_key.to_user_string() == asset
     }
 
 
 def materialization(result, asset: str):
     for e in result.all_events:
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.event_specific_data.materialization.asset_key.to_user_string() == asset:
+        if (
+            e.event_type_value == "ASSET_MATERIALIZATION"
+            and e.event_specific_data.materialization.asset_key.to_user_string() == asset
+        ):
             return e.event_specific_data.materialization
     raise AssertionError(f"{asset} was not materialized")

@@ -1,5 +1,6 @@
 """The daily dashboard, opened from disk in headless Debian Chromium with the network unused: the
 charts must be drawn (plotly's SVG in the rendered DOM), and a screenshot is kept in test-artifacts/."""
+
 from __future__ import annotations
 
 import re
@@ -9,15 +10,37 @@ import subprocess
 from lepton_pipelines_tests.analytics.conftest import ARTIFACTS, SAMPLE_DAYS, materialization
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHARTS = ("kpi-trend", "kpi-channels", "risk-scores", "customer-segments", "market-risk", "device-health", "source-quality")
+CHARTS = (
+    "kpi-trend",
+    "kpi-channels",
+    "risk-scores",
+    "customer-segments",
+    "market-risk",
+    "device-health",
+    "source-quality",
+)
 
 
 def _chromium(url: str, profile, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-         f"--user-data-dir={profile}", "--window-size=1400,2300", "--virtual-time-budget=20000", *extra, url],
-        capture_output=True, timeout=180,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,2300",
+            "--virtual-time-budget=20000",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        timeout=180,
     )
 
 

@@ -1,5 +1,6 @@
 """Each mart, as published by the analytics job on the pipeline's sample output, against an expectation
 computed here in plain pandas from the governed tables — not with the marts' SQL."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,18 +49,28 @@ def test_daily_kpis_match_pandas(sample_lake):
     txns = with_usd(lake, [DAY]).merge(_read_scores(lake, DAY)[["txn_id", "is_high_risk"]], on="txn_id", how="left")
     txns["declined"] = txns["status"] == "declined"
     txns["high_usd"] = txns["amount_usd"].where(txns["is_high_risk"].fillna(False).astype(bool), 0.0)
-    expected = txns.groupby(["channel", "country", "currency"]).agg(
-        txn_count=("txn_id", "size"), amount=("amount", "sum"), amount_usd=("amount_usd", "sum"),
-        declined_count=("declined", "sum"), fraud_count=("is_fraud", "sum"),
-        high_risk_count=("is_high_risk", "sum"), high_risk_amount_usd=("high_usd", "sum"),
-    ).reset_index()
+    expected = (
+        txns.groupby(["channel", "country", "currency"])
+        .agg(
+            txn_count=("txn_id", "size"),
+            amount=("amount", "sum"),
+            amount_usd=("amount_usd", "sum"),
+            declined_count=("declined", "sum"),
+            fraud_count=("is_fraud", "sum"),
+            high_risk_count=("is_high_risk", "sum"),
+            high_risk_amount_usd=("high_usd", "sum"),
+        )
+        .reset_index()
+    )
     actual = mart(lake, "daily_kpis", DAY)
     assert len(actual) == len(expected) > 20
     merged = expected.merge(actual, on=["channel", "country", "currency"], suffixes=("_exp", ""), validate="1:1")
     for column in ("txn_count", "declined_count", "fraud_count", "high_risk_count"):
         assert (merged[column].astype(int) == merged[f"{column}_exp"].astype(int)).all(), column
     for column in ("amount", "amount_usd", "high_risk_amount_usd"):
-        np.testing.assert_allclose(merged[column].astype(float), merged[f"{column}_exp"].astype(float), rtol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            merged[column].astype(float), merged[f"{column}_exp"].astype(float), rtol=1e-9, err_msg=column
+        )
     np.testing.assert_allclose(merged["decline_rate"], merged["declined_count"] / merged["txn_count"])
     assert (merged["unconverted_txn_count"] == 0).all()
     assert set(actual["date"].astype(str)) == {DAY}
@@ -73,7 +84,13 @@ def test_daily_kpis_publish_numbers_a_chart_and_passing_checks(sample_lake):
     assert meta["fraud_rate"].value == pytest.approx(txns["is_fraud"].mean())
     assert meta["chart"].value.count("data:image/png;base64,") == 1
     checks = check_results(result, "analytics/daily_kpis")
-    assert {"row_count_reconciles", "no_null_keys", "totals_match_governed", "all_amounts_converted", "risk_scores_complete"} <= set(checks)
+    assert {
+        "row_count_reconciles",
+        "no_null_keys",
+        "totals_match_governed",
+        "all_amounts_converted",
+        "risk_scores_complete",
+    } <= set(checks)
     assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items() if not c.passed}
 
 
@@ -82,13 +99,25 @@ def test_customer_360_matches_pandas(sample_lake):
     txns = with_usd(lake, SAMPLE_DAYS)
     scores = pd.concat([_read_scores(lake, d) for d in SAMPLE_DAYS], ignore_index=True)
     customers = governed(lake, "customers")
-    activity = txns.assign(declined=txns["status"] == "declined").groupby("customer_id").agg(
-        txn_count_30d=("txn_id", "size"), spend_30d_usd=("amount_usd", "sum"), fraud_count_30d=("is_fraud", "sum"),
-        declined_count_30d=("declined", "sum"), channel_count=("channel", "nunique"))
+    activity = (
+        txns.assign(declined=txns["status"] == "declined")
+        .groupby("customer_id")
+        .agg(
+            txn_count_30d=("txn_id", "size"),
+            spend_30d_usd=("amount_usd", "sum"),
+            fraud_count_30d=("is_fraud", "sum"),
+            declined_count_30d=("declined", "sum"),
+            channel_count=("channel", "nunique"),
+        )
+    )
     latest = scores.sort_values(["event_ts", "txn_id"]).groupby("customer_id").last()[["risk_score", "is_high_risk"]]
     ids = sorted(set(customers["customer_id"]) | set(txns["customer_id"]))
-    expected = pd.DataFrame({"customer_id": ids}).merge(activity, on="customer_id", how="left").merge(
-        latest, on="customer_id", how="left").merge(customers[["customer_id", "risk_rating"]], on="customer_id", how="left")
+    expected = (
+        pd.DataFrame({"customer_id": ids})
+        .merge(activity, on="customer_id", how="left")
+        .merge(latest, on="customer_id", how="left")
+        .merge(customers[["customer_id", "risk_rating"]], on="customer_id", how="left")
+    )
     expected["in_crm"] = expected["customer_id"].isin(customers["customer_id"])
     expected[["txn_count_30d", "fraud_count_30d"]] = expected[["txn_count_30d", "fraud_count_30d"]].fillna(0)
     expected["spend_30d_usd"] = expected["spend_30d_usd"].fillna(0.0)
@@ -114,10 +143,13 @@ def test_customer_360_matches_pandas(sample_lake):
     assert (actual["txn_count_30d"] == actual["txn_count_30d_exp"]).all()
     assert (actual["fraud_count_30d"] == actual["fraud_count_30d_exp"]).all()
     np.testing.assert_allclose(actual["spend_30d_usd"], actual["spend_30d_usd_exp"], rtol=1e-9)
-    np.testing.assert_allclose(actual["latest_risk_score"].astype(float), actual["risk_score"].astype(float), rtol=1e-12)
+    np.testing.assert_allclose(
+        actual["latest_risk_score"].astype(float), actual["risk_score"].astype(float), rtol=1e-12
+    )
     assert (actual["in_crm"] == actual["in_crm_exp"]).all()
     assert (actual["segment_label"] == actual["segment_label_exp"]).all(), actual.loc[
-        actual["segment_label"] != actual["segment_label_exp"], ["customer_id", "segment_label", "segment_label_exp"]]
+        actual["segment_label"] != actual["segment_label_exp"], ["customer_id", "segment_label", "segment_label_exp"]
+    ]
     assert "email" not in actual.columns and "name" not in actual.columns  # no PII in the mart
     # the sample's customer ids beyond the CRM snapshot are reported, not dropped
     assert (~actual["in_crm"]).sum() == len(set(txns["customer_id"]) - set(customers["customer_id"])) > 0
@@ -132,7 +164,9 @@ def test_market_risk_matches_pandas(sample_lake):
     actual = mart(lake, "market_risk", DAY).set_index("symbol")
     assert sorted(actual.index) == sorted(today["symbol"].unique())
     np.testing.assert_allclose(actual["close"], closes.loc[actual.index, DAY])
-    np.testing.assert_allclose(actual["daily_return"], closes.loc[actual.index, DAY] / closes.loc[actual.index, SAMPLE_DAYS[0]] - 1, rtol=1e-12)
+    np.testing.assert_allclose(
+        actual["daily_return"], closes.loc[actual.index, DAY] / closes.loc[actual.index, SAMPLE_DAYS[0]] - 1, rtol=1e-12
+    )
     expected_dd = np.minimum(0.0, closes.loc[actual.index, DAY] / closes.loc[actual.index].max(axis=1) - 1)
     np.testing.assert_allclose(actual["max_drawdown"], expected_dd, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(actual["intraday_volatility"], intraday.loc[actual.index], rtol=1e-9)
@@ -143,7 +177,13 @@ def test_market_risk_matches_pandas(sample_lake):
 def test_device_health_matches_pandas(sample_lake):
     lake = sample_lake["lake"]
     today = governed(lake, "device_telemetry", DAY)
-    window = pd.concat([governed(lake, "device_telemetry", d) for d in SAMPLE_DAYS if lake.table_dir("governed", "device_telemetry", d).exists()])
+    window = pd.concat(
+        [
+            governed(lake, "device_telemetry", d)
+            for d in SAMPLE_DAYS
+            if lake.table_dir("governed", "device_telemetry", d).exists()
+        ]
+    )
     actual = mart(lake, "device_health", DAY).set_index("device_id")
     assert sorted(actual.index) == sorted(window["device_id"].unique())
     for device, rows in today.groupby("device_id"):
@@ -193,13 +233,21 @@ def test_source_quality_counts_governed_and_quarantined_rows(sample_lake):
         assert actual.loc[source, "quarantined_rows"] == quarantined_rows(lake, source, partition)
     assert actual.loc["transactions", "quarantined_rows"] > 0
     row = actual.loc["transactions"]
-    assert row["governed_share"] == pytest.approx(row["governed_rows"] / (row["governed_rows"] + row["quarantined_rows"]))
+    assert row["governed_share"] == pytest.approx(
+        row["governed_rows"] / (row["governed_rows"] + row["quarantined_rows"])
+    )
 
 
 def test_every_mart_check_passed_on_the_samples(sample_lake):
     for day, result in sample_lake["results"].items():
-        for asset in ("analytics/daily_kpis", "analytics/customer_360", "analytics/market_risk", "analytics/device_health",
-                      "analytics/daily_source_quality", "models/transaction_risk/scores"):
+        for asset in (
+            "analytics/daily_kpis",
+            "analytics/customer_360",
+            "analytics/market_risk",
+            "analytics/device_health",
+            "analytics/daily_source_quality",
+            "models/transaction_risk/scores",
+        ):
             checks = check_results(result, asset)
             assert checks, f"{asset} {day}: no checks ran"
             failed = {k: c.description for k, c in checks.items() if not c.passed}

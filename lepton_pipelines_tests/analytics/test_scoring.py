@@ -1,5 +1,6 @@
 """Batch scoring with a known model version: the champion's own artifact, loaded independently, gives
 the same probabilities; the version is stored with every score; other versions only when asked."""
+
 from __future__ import annotations
 
 import io
@@ -36,7 +37,9 @@ def test_champion_scores_equal_its_artifact_probabilities(tmp_lake, two_versions
     assert registry.alias("production") == two_versions["first"] != registry.alias("candidate")
     scored = score_partition(registry, two_versions["governed"], threshold=0.6)
     assert scored.model_version == two_versions["first"] and scored.alias == "production"
-    estimator = joblib.load(io.BytesIO((tmp_lake.path("models", "transaction_risk", two_versions["first"], "model.joblib")).read_bytes()))
+    estimator = joblib.load(
+        io.BytesIO((tmp_lake.path("models", "transaction_risk", two_versions["first"], "model.joblib")).read_bytes())
+    )
     features = two_versions["governed"][["amount", "currency", "merchant_category", "channel", "country"]]
     expected = estimator.predict_proba(features)[:, list(estimator.classes_).index(True)]
     np.testing.assert_allclose(scored.frame["risk_score"], expected, rtol=1e-12)
@@ -51,23 +54,37 @@ def test_scores_asset_stores_the_version_and_rescores_only_when_asked(tmp_lake, 
 
     spec = model_by_name("transaction_risk", load_models())
     asset = build_scores_asset(spec, dg.DailyPartitionsDefinition(start_date="2026-01-01"), "analytics_io")
-    resources = {"lake": LakeResource(url=tmp_lake.url), "analytics_io": AnalyticsIOManager(lake=LakeResource(url=tmp_lake.url))}
+    resources = {
+        "lake": LakeResource(url=tmp_lake.url),
+        "analytics_io": AnalyticsIOManager(lake=LakeResource(url=tmp_lake.url)),
+    }
     first = dg.materialize([asset], partition_key=DAY, resources=resources)
     path = tmp_lake.path("models", "transaction_risk", "scores", f"date={DAY}", "data.parquet")
     stored = pd.read_parquet(path.path)
     assert set(stored["model_version"]) == {two_versions["first"]} and len(stored) == len(two_versions["governed"])
-    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-              for e in first.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    checks = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+        for e in first.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert checks == {"one_score_per_governed_row": True, "scores_in_range": True, "scored_by_champion": True}
 
     # A new champion changes nothing on disk until the partition is re-scored on purpose.
     ModelRegistry(tmp_lake.path("models"), "transaction_risk").set_alias("production", two_versions["second"], "test")
     assert set(pd.read_parquet(path.path)["model_version"]) == {two_versions["first"]}
     # Reproducing the old version by run config is flagged as not the champion's (WARN), not refused.
-    pinned = dg.materialize([asset], partition_key=DAY, resources=resources, run_config={
-        "ops": {"models__transaction_risk__scores": {"config": {"model_version": two_versions["first"]}}}})
-    flagged = [e.asset_check_evaluation_data for e in pinned.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-               and e.asset_check_evaluation_data.check_name == "scored_by_champion"][0]
+    pinned = dg.materialize(
+        [asset],
+        partition_key=DAY,
+        resources=resources,
+        run_config={"ops": {"models__transaction_risk__scores": {"config": {"model_version": two_versions["first"]}}}},
+    )
+    flagged = [
+        e.asset_check_evaluation_data
+        for e in pinned.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "scored_by_champion"
+    ][0]
     assert not flagged.passed and two_versions["second"] in flagged.description
     dg.materialize([asset], partition_key=DAY, resources=resources)
     assert set(pd.read_parquet(path.path)["model_version"]) == {two_versions["second"]}

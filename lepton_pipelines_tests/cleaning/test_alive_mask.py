@@ -1,5 +1,6 @@
 """Rules that take the pipeline's ``alive`` mask must behave exactly as if every earlier removal had been
 applied to the frame: same survivors, same removed rows and reasons, same reports."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,10 +25,21 @@ RULES = [
 
 
 def _frame() -> pd.DataFrame:
-    ts = pd.to_datetime(pd.Series([
-        "2026-01-01T10:00Z", "2026-01-01T12:00Z", "2026-01-01T10:00Z", "2026-01-01T11:00Z",
-        "2026-01-01T09:00Z", "2026-01-01T09:30Z", "2026-01-01T08:00Z", "2026-01-01T08:00Z",
-    ]), utc=True)
+    ts = pd.to_datetime(
+        pd.Series(
+            [
+                "2026-01-01T10:00Z",
+                "2026-01-01T12:00Z",
+                "2026-01-01T10:00Z",
+                "2026-01-01T11:00Z",
+                "2026-01-01T09:00Z",
+                "2026-01-01T09:30Z",
+                "2026-01-01T08:00Z",
+                "2026-01-01T08:00Z",
+            ]
+        ),
+        utc=True,
+    )
     return pd.DataFrame(
         {
             # a/1: the latest version (12:00) has no battery, so drop_if_null removes it and the 10:00
@@ -67,7 +79,9 @@ def test_masked_run_equals_applying_each_removal_at_once(telemetry):
     # Only alive rows' replacements are kept: rows 1 (temperature 99) and 5 (80) would be clipped but
     # were removed before; row 3's missing site was filled.
     assert [None if pd.isna(v) else v for v in result.frame[REPLACED_COLUMN]] == [
-        None, '{"site":{"original":null,"rule":"impute","action":"filled"}}', None,
+        None,
+        '{"site":{"original":null,"rule":"impute","action":"filled"}}',
+        None,
     ]
     assert result.reports == reports
     assert result.reconciliation()["balanced"]
@@ -83,9 +97,7 @@ def test_masked_run_equals_applying_each_removal_at_once(telemetry):
 
 def test_masked_rule_reports_count_only_rows_still_alive(telemetry):
     """Given a mask, removed rows are neither counted, removed again, nor filled."""
-    drop, valid, impute = build_rules(
-        [RULES[0], RULES[2], RULES[4]], telemetry
-    )
+    drop, valid, impute = build_rules([RULES[0], RULES[2], RULES[4]], telemetry)
     df = _frame()
     alive = np.array([True, True, True, True, False, True, True, False])
     nulls = drop.apply(df, alive=alive)
@@ -138,7 +150,7 @@ def test_duplicated_rows_on_a_chunked_text_key_matches_pandas(keep):
 
     rng = np.random.default_rng(11)
     values = [None if v == "-" else v for v in rng.choice(["k1", "k2", "k3", "k10", "-", " k1"], 3000)]
-    chunks = [pa.array(values[i:i + 700], pa.large_string()) for i in range(0, 3000, 700)]
+    chunks = [pa.array(values[i : i + 700], pa.large_string()) for i in range(0, 3000, 700)]
     df = pa.table({"k": pa.chunked_array(chunks)}).to_pandas()
     assert df["k"].array.__arrow_array__().num_chunks == len(chunks)
     expected = df.duplicated(subset=["k"], keep=keep).to_numpy()
@@ -152,10 +164,16 @@ def test_select_rows_equals_pandas_boolean_indexing_for_every_column_kind():
 
     rng = np.random.default_rng(3)
     n = 500
-    table = pa.table({
-        "text": pa.chunked_array([pa.array([f"t{i}" for i in range(250)], pa.large_string()),
-                                  pa.array([None] + [f"u{i}" for i in range(249)], pa.large_string())]),
-    })
+    table = pa.table(
+        {
+            "text": pa.chunked_array(
+                [
+                    pa.array([f"t{i}" for i in range(250)], pa.large_string()),
+                    pa.array([None] + [f"u{i}" for i in range(249)], pa.large_string()),
+                ]
+            ),
+        }
+    )
     df = table.to_pandas()
     df["number"] = rng.normal(size=n)
     df["integer"] = pd.array(rng.choice([1, 2, None], n), dtype="Int64")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -47,12 +47,19 @@ def test_messy_text_numbers_are_parsed_counted_and_originals_kept():
 
 def test_timestamps_iso_with_and_without_offset_and_declared_epoch_seconds():
     table = TableInfo("t", (ColumnInfo("ts", "timestamp", parse=ParseOptions(formats=("iso8601", "epoch_s"))),))
-    values = ["2026-11-25T10:00:00+02:00", "1764064800", "2026-11-25 10:00:00", "2026-11-25T10:00:00Z", "yesterday", None]
+    values = [
+        "2026-11-25T10:00:00+02:00",
+        "1764064800",
+        "2026-11-25 10:00:00",
+        "2026-11-25T10:00:00Z",
+        "yesterday",
+        None,
+    ]
     result = coerce_to_schema(pd.DataFrame({"ts": values}), table)
     ts = result.frame["ts"]
     assert str(ts.dtype) == "datetime64[ns, UTC]"
-    assert ts.iloc[0] == pd.Timestamp(datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc))
-    assert ts.iloc[1] == pd.Timestamp(datetime.fromtimestamp(1764064800, tz=timezone.utc))
+    assert ts.iloc[0] == pd.Timestamp(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))
+    assert ts.iloc[1] == pd.Timestamp(datetime.fromtimestamp(1764064800, tz=UTC))
     assert ts.iloc[2] == pd.Timestamp("2026-11-25 10:00", tz="UTC")  # no offset means UTC
     assert ts.iloc[3] == pd.Timestamp("2026-11-25 10:00", tz="UTC")
     assert ts.iloc[4:].isna().all()
@@ -163,11 +170,16 @@ def test_many_failures_in_one_row_and_many_rows_are_all_kept():
 
 def test_consuming_coercion_frees_typed_columns_and_gives_the_same_result():
     table = _table(("a", "integer"), ("b", "float"), ("t", "timestamp"), ("s", "string"))
-    records = pd.DataFrame({
-        "a": pd.Series(["1", "x", " 3"], dtype="str"), "b": pd.Series(["1.5", "n/a", ""], dtype="str"),
-        "t": pd.Series(["2026-01-01T00:00:00Z", "bad", "2026-01-01 00:00"], dtype="str"),
-        "s": pd.Series(["p", None, "q"], dtype="str"), "zz": ["e1", "e2", "e3"], "_source_line": [2, 3, 4],
-    })
+    records = pd.DataFrame(
+        {
+            "a": pd.Series(["1", "x", " 3"], dtype="str"),
+            "b": pd.Series(["1.5", "n/a", ""], dtype="str"),
+            "t": pd.Series(["2026-01-01T00:00:00Z", "bad", "2026-01-01 00:00"], dtype="str"),
+            "s": pd.Series(["p", None, "q"], dtype="str"),
+            "zz": ["e1", "e2", "e3"],
+            "_source_line": [2, 3, 4],
+        }
+    )
     kept = coerce_to_schema(records.copy(), table)
     consumed_records = records.copy()
     consumed = coerce_to_schema(consumed_records, table, consume=True)

@@ -17,7 +17,9 @@ def test_keeps_latest_event_time_per_primary_key(telemetry):
         {
             "device_id": ["a", "a", "b", "a", "c"],
             "seq": [1, 1, 1, 1, 1],
-            "ts": _ts("2026-01-01T10:00Z", "2026-01-01T12:00Z", "2026-01-01T10:00Z", "2026-01-01T11:00Z", "2026-01-01T09:00Z"),
+            "ts": _ts(
+                "2026-01-01T10:00Z", "2026-01-01T12:00Z", "2026-01-01T10:00Z", "2026-01-01T11:00Z", "2026-01-01T09:00Z"
+            ),
             "temperature": [1.0, 2.0, 3.0, 4.0, 5.0],
         }
     )
@@ -91,7 +93,13 @@ def test_event_time_that_is_part_of_the_key_is_allowed():
         primary_key=("symbol", "ts"),
         event_time="ts",
     )
-    df = pd.DataFrame({"symbol": ["A", "A", "A"], "ts": _ts("2026-11-25T00:00Z", "2026-11-25T00:01Z", "2026-11-25T00:00Z"), "close": [1.0, 2.0, 1.5]})
+    df = pd.DataFrame(
+        {
+            "symbol": ["A", "A", "A"],
+            "ts": _ts("2026-11-25T00:00Z", "2026-11-25T00:01Z", "2026-11-25T00:00Z"),
+            "close": [1.0, 2.0, 1.5],
+        }
+    )
     (rule,) = build_rules([{"rule": "deduplicate"}], table)
     outcome = rule.apply(df)
     assert outcome.duplicates_removed == 1

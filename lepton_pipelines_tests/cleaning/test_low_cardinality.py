@@ -1,4 +1,5 @@
 """Low-cardinality landed text becomes a categorical; every text rule gives the same values and counts on it."""
+
 from __future__ import annotations
 
 import duckdb
@@ -26,12 +27,17 @@ def test_repetitive_text_becomes_categorical_ids_and_small_tables_stay_text():
     assert low_cardinality_text(ids).dtype == "str"
     assert low_cardinality_text(sites(["a", "b"], rows=100)).dtype == "str"  # below the minimum row count
     # The sample repeats but the whole column does not: decided on the whole column.
-    late_ids = pd.concat([sites(["a"], rows=ROWS), pd.Series([f"id{i}" for i in range(ROWS)], dtype="str")], ignore_index=True)
+    late_ids = pd.concat(
+        [sites(["a"], rows=ROWS), pd.Series([f"id{i}" for i in range(ROWS)], dtype="str")], ignore_index=True
+    )
     assert low_cardinality_text(late_ids).dtype == "str"
 
 
 def test_coerce_types_repetitive_string_columns_as_categoricals(telemetry):
-    landed = pd.DataFrame({"device_id": [f"d{i}" for i in range(ROWS)], "seq": ["1"] * ROWS, "site": sites(["Berlin", "Oslo"])}, dtype="str")
+    landed = pd.DataFrame(
+        {"device_id": [f"d{i}" for i in range(ROWS)], "seq": ["1"] * ROWS, "site": sites(["Berlin", "Oslo"])},
+        dtype="str",
+    )
     frame = coerce_to_schema(landed, telemetry).frame
     assert isinstance(frame["site"].dtype, pd.CategoricalDtype) and frame["device_id"].dtype == "str"
 
@@ -47,7 +53,9 @@ def test_coerce_types_repetitive_string_columns_as_categoricals(telemetry):
     ],
 )
 def test_text_rules_give_the_same_values_and_reports_on_categoricals(telemetry, rules, column):
-    text = pd.DataFrame({"device_id": sites(["d1", "d2"]), "site": sites([" Berlin", "paris", None, "  ", "BERLIN", "Oslo "])})
+    text = pd.DataFrame(
+        {"device_id": sites(["d1", "d2"]), "site": sites([" Berlin", "paris", None, "  ", "BERLIN", "Oslo "])}
+    )
     categorical = text.assign(site=text["site"].astype("category"))
     (rule,) = build_rules(rules, telemetry)
     on_text, on_categorical = rule.apply(text), rule.apply(categorical)
@@ -70,9 +78,13 @@ def test_categoricals_publish_as_dictionary_text_that_duckdb_reads_as_varchar(tm
     frame = pd.DataFrame({"id": range(ROWS), "site": low_cardinality_text(sites(["Berlin", None, "Oslo"]))})
     lake.write_table("clean", "places", "2026-03-01", frame)
     back = lake.read_table("clean", "places", "2026-03-01")
-    assert isinstance(back["site"].dtype, pd.CategoricalDtype) and back["site"].astype("str").tolist() == frame["site"].astype("str").tolist()
+    assert (
+        isinstance(back["site"].dtype, pd.CategoricalDtype)
+        and back["site"].astype("str").tolist() == frame["site"].astype("str").tolist()
+    )
     rows = duckdb.sql(
-        f"select typeof(site), count(*) from read_parquet('{lake.glob_pattern('clean', 'places')}', hive_partitioning=true) "
+        f"select typeof(site), count(*) from read_parquet('{lake.glob_pattern('clean', 'places')}', "
+        "hive_partitioning=true) "
         "where site = 'Oslo' group by 1"
     ).fetchall()
     assert rows == [("VARCHAR", ROWS // 3)]

@@ -50,12 +50,17 @@ def test_impute_constant_timestamp_is_utc(telemetry):
 
 
 def test_impute_ffill_per_device_in_event_time_order(telemetry):
-    ts = pd.to_datetime(["2026-01-01T03:00Z", "2026-01-01T01:00Z", "2026-01-01T02:00Z", "2026-01-01T02:30Z", "2026-01-01T00:00Z"], utc=True)
+    ts = pd.to_datetime(
+        ["2026-01-01T03:00Z", "2026-01-01T01:00Z", "2026-01-01T02:00Z", "2026-01-01T02:30Z", "2026-01-01T00:00Z"],
+        utc=True,
+    )
     df = pd.DataFrame(
         {"device_id": ["a", "a", "a", "b", "b"], "ts": ts, "temperature": [np.nan, 10.0, np.nan, np.nan, 7.0]},
         index=[10, 11, 12, 13, 14],
     )
-    (rule,) = build_rules([{"rule": "impute", "columns": ["temperature"], "strategy": "ffill", "group_by": ["device_id"]}], telemetry)
+    (rule,) = build_rules(
+        [{"rule": "impute", "columns": ["temperature"], "strategy": "ffill", "group_by": ["device_id"]}], telemetry
+    )
     outcome = rule.apply(df)
     # a: 01:00=10 → 02:00 gets 10 → 03:00 gets 10; b: 00:00=7 → 02:30 gets 7 (never a's value).
     assert outcome.frame["temperature"].tolist() == [10.0, 10.0, 10.0, 7.0, 7.0]
@@ -64,7 +69,9 @@ def test_impute_ffill_per_device_in_event_time_order(telemetry):
 
 
 def test_drop_if_null_defaults_to_required_columns_and_names_them(telemetry):
-    df = pd.DataFrame({"device_id": ["a", None, None, "d"], "seq": pd.array([1, 2, None, None], "Int64"), "site": [None] * 4})
+    df = pd.DataFrame(
+        {"device_id": ["a", None, None, "d"], "seq": pd.array([1, 2, None, None], "Int64"), "site": [None] * 4}
+    )
     (rule,) = build_rules([{"rule": "drop_if_null"}], telemetry)
     outcome = rule.apply(df)
     assert outcome.frame["device_id"].tolist() == ["a"]

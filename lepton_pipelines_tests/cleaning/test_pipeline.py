@@ -34,8 +34,15 @@ def _landed() -> pd.DataFrame:
         {
             "device_id": [" d1", "d1", "d2", None, "d2", "d3", "d3"],
             "seq": ["1", "1", "1", "4", "2", "1", "2"],
-            "ts": ["2026-01-01T10:00Z", "2026-01-01T11:00Z", "2026-01-01T10:00Z", "2026-01-01T10:00Z",
-                   "2026-01-01T12:00Z", "2026-01-01T10:00:00Z", "2026-01-01T10:30:00+00:00"],
+            "ts": [
+                "2026-01-01T10:00Z",
+                "2026-01-01T11:00Z",
+                "2026-01-01T10:00Z",
+                "2026-01-01T10:00Z",
+                "2026-01-01T12:00Z",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:30:00+00:00",
+            ],
             "temperature": ["20.5", "21", "abc", "19", "", "75", "18"],
             "battery": ["90", "91", "50", "50", "140", "10", "11"],
             "site": ["Berlin ", "BERLIN", "N/A", "x", "rome", "Rome", "ROME"],
@@ -56,7 +63,10 @@ def test_pipeline_reconciles_and_keeps_every_removed_row(telemetry):
     # The null device (drop_if_null), the older d1/1 (deduplicate), battery 140 (valid_range).
     by_rule = result.removed.groupby(RULE_COLUMN)["_source_line"].apply(sorted).to_dict()
     assert by_rule == {"drop_if_null": [5], "deduplicate": [2], "valid_range": [6]}
-    assert result.removed.loc[result.removed[RULE_COLUMN] == "valid_range", REASON_COLUMN].item() == "battery=140 above maximum 100"
+    assert (
+        result.removed.loc[result.removed[RULE_COLUMN] == "valid_range", REASON_COLUMN].item()
+        == "battery=140 above maximum 100"
+    )
 
     frame = result.frame.set_index("_source_line")
     assert frame.loc[3, "site"] == "berlin" and frame.loc[3, "device_id"] == "d1"
@@ -89,7 +99,13 @@ def test_pipeline_without_rules_or_rows(telemetry):
     df = coerce_to_schema(_landed(), telemetry).frame
     assert run_cleaning(df, []).reconciliation()["output_rows"] == 7
     empty = run_cleaning(df.iloc[0:0], build_rules(RULES, telemetry))
-    assert empty.reconciliation() == {"input_rows": 0, "output_rows": 0, "duplicates_removed": 0, "rows_dropped": 0, "balanced": True}
+    assert empty.reconciliation() == {
+        "input_rows": 0,
+        "output_rows": 0,
+        "duplicates_removed": 0,
+        "rows_dropped": 0,
+        "balanced": True,
+    }
     assert {REASON_COLUMN, RULE_COLUMN} <= set(empty.removed.columns)
 
 
@@ -112,12 +128,18 @@ def test_a_rule_that_loses_rows_stops_the_run(telemetry):
         ({"rule": "trim", "colums": ["site"]}, r"cleaning\[0\] \(trim\)\.colums: Extra inputs are not permitted"),
         ({"rule": "valid_range", "column": "battery", "min": 10, "max": 1}, r"min \(10\) is greater than max \(1\)"),
         ({"rule": "valid_range", "column": "battery"}, "at least one of min, max"),
-        ({"rule": "valid_range", "column": "voltage", "max": 1}, r"column 'voltage' is not in the schema of 'telemetry'"),
+        (
+            {"rule": "valid_range", "column": "voltage", "max": 1},
+            r"column 'voltage' is not in the schema of 'telemetry'",
+        ),
         ({"rule": "outliers", "column": "site"}, "declared string; this rule works on integer or float"),
         ({"rule": "outliers", "column": "temperature", "method": "mad"}, r"method: Input should be 'iqr' or 'zscore'"),
         ({"rule": "normalize_case", "columns": ["battery"]}, "declared integer"),
         ({"rule": "impute", "columns": ["temperature"], "strategy": "constant"}, "strategy constant needs `value:`"),
-        ({"rule": "impute", "columns": ["battery"], "strategy": "constant", "value": "high"}, "does not fit integer column 'battery'"),
+        (
+            {"rule": "impute", "columns": ["battery"], "strategy": "constant", "value": "high"},
+            "does not fit integer column 'battery'",
+        ),
         ({"rule": "deduplicate", "keys": ["nope"]}, "column 'nope' is not in the schema"),
         ({"rule": "replace_values", "values": {"battery": {"N/A": None}}}, "value 'N/A' does not fit integer column"),
         ({"rule": "dedupe"}, "'dedupe' is not a cleaning rule; allowed: deduplicate, drop_if_null"),

@@ -15,20 +15,29 @@ def readings() -> pd.DataFrame:
     temps = rng.normal(20, 2, 60)
     temps[[5, 40]] = [95.0, -60.0]
     return pd.DataFrame(
-        {"device_id": np.repeat(["a", "b", "c"], 20), "temperature": temps, "battery": pd.array(rng.integers(0, 120, 60), "Int64")}
+        {
+            "device_id": np.repeat(["a", "b", "c"], 20),
+            "temperature": temps,
+            "battery": pd.array(rng.integers(0, 120, 60), "Int64"),
+        }
     )
 
 
 @pytest.mark.parametrize("action", ["drop", "clip", "null"])
 def test_valid_range_actions(telemetry, action):
     df = pd.DataFrame({"battery": pd.array([-5, 0, 50, 100, 130, None], "Int64")})
-    (rule,) = build_rules([{"rule": "valid_range", "column": "battery", "min": 0, "max": 100, "action": action}], telemetry)
+    (rule,) = build_rules(
+        [{"rule": "valid_range", "column": "battery", "min": 0, "max": 100, "action": action}], telemetry
+    )
     outcome = rule.apply(df)
     assert outcome.report["below_min"] == 1 and outcome.report["above_max"] == 1
     result = outcome.frame["battery"]
     if action == "drop":
         assert result.tolist()[:3] == [0, 50, 100] and len(result) == 4
-        assert outcome.removed[REASON_COLUMN].tolist() == ["battery=-5 below minimum 0", "battery=130 above maximum 100"]
+        assert outcome.removed[REASON_COLUMN].tolist() == [
+            "battery=-5 below minimum 0",
+            "battery=130 above maximum 100",
+        ]
         assert set(outcome.removed[RULE_COLUMN]) == {"valid_range"}
     elif action == "clip":
         assert result.dtype == "Int64"
@@ -57,22 +66,34 @@ def test_iqr_flags_values_outside_tukey_fences(telemetry, readings):
 
 
 def test_zscore_per_group_drops_with_reason(telemetry, readings):
-    entry = {"rule": "outliers", "column": "temperature", "method": "zscore", "threshold": 3.0, "action": "drop", "group_by": ["device_id"]}
+    entry = {
+        "rule": "outliers",
+        "column": "temperature",
+        "method": "zscore",
+        "threshold": 3.0,
+        "action": "drop",
+        "group_by": ["device_id"],
+    }
     (rule,) = build_rules([entry], telemetry)
     outcome = rule.apply(readings)
     expected = np.zeros(len(readings), dtype=bool)
-    for device, rows in readings.groupby("device_id").groups.items():
+    for _device, rows in readings.groupby("device_id").groups.items():
         values = readings.loc[rows, "temperature"].to_numpy()
         z = np.abs(values - values.mean()) / values.std(ddof=1)
         expected[np.asarray(rows)] = z > 3.0
     assert sorted(outcome.removed.index) == sorted(np.flatnonzero(expected))
     assert len(outcome.frame) + len(outcome.removed) == len(readings)
     assert outcome.report["groups"] == 3
-    assert all(r.startswith("temperature=") and "zscore bounds" in r and "per device_id" in r for r in outcome.removed[REASON_COLUMN])
+    assert all(
+        r.startswith("temperature=") and "zscore bounds" in r and "per device_id" in r
+        for r in outcome.removed[REASON_COLUMN]
+    )
 
 
 def test_iqr_clip_per_group_keeps_integer_dtype(telemetry):
-    df = pd.DataFrame({"device_id": ["a"] * 5 + ["b"] * 5, "battery": pd.array([10, 11, 12, 13, 90, 50, 51, 52, 53, 1], "Int64")})
+    df = pd.DataFrame(
+        {"device_id": ["a"] * 5 + ["b"] * 5, "battery": pd.array([10, 11, 12, 13, 90, 50, 51, 52, 53, 1], "Int64")}
+    )
     entry = {"rule": "outliers", "column": "battery", "action": "clip", "group_by": ["device_id"]}
     (rule,) = build_rules([entry], telemetry)
     outcome = rule.apply(df)
@@ -89,7 +110,9 @@ def test_iqr_clip_per_group_keeps_integer_dtype(telemetry):
 
 @pytest.mark.parametrize("method", ["iqr", "zscore"])
 def test_single_value_all_null_and_empty_have_no_outliers(telemetry, method):
-    (rule,) = build_rules([{"rule": "outliers", "column": "temperature", "method": method, "action": "drop"}], telemetry)
+    (rule,) = build_rules(
+        [{"rule": "outliers", "column": "temperature", "method": method, "action": "drop"}], telemetry
+    )
     for values in ([21.0], [np.nan, np.nan], [], [5.0, 5.0, 5.0]):
         outcome = rule.apply(pd.DataFrame({"temperature": pd.Series(values, dtype="float64")}))
         assert len(outcome.frame) == len(values) and outcome.removed is None and outcome.report["outliers"] == 0

@@ -9,7 +9,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_trim_defaults_to_string_columns_and_blank_becomes_null(telemetry):
-    df = pd.DataFrame({"device_id": [" d1", "d2 ", "d3"], "site": ["  ", None, " Berlin "], "battery": pd.array([1, 2, 3], "Int64")})
+    df = pd.DataFrame(
+        {"device_id": [" d1", "d2 ", "d3"], "site": ["  ", None, " Berlin "], "battery": pd.array([1, 2, 3], "Int64")}
+    )
     (rule,) = build_rules([{"rule": "trim"}], telemetry)
     outcome = rule.apply(df)
     assert outcome.frame["device_id"].tolist() == ["d1", "d2", "d3"]

@@ -6,6 +6,7 @@ slow answers, a non-JSON 200 that echoes the request headers ...). Stateful rout
 path, so tests put a unique key in the path. ``GET /_log?path=<path>`` returns the requests seen for a
 path (query, headers, monotonic time) so a test can assert what the connector actually sent.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,17 +46,17 @@ def route(path: str, query: dict[str, str], headers: dict[str, str], n: int) -> 
     head = parts[0]
     if head == "orders":
         page, size = int(query["page"]), int(query["page_size"])
-        return 200, {}, {"data": {"items": ITEMS[(page - 1) * size: page * size]}}
+        return 200, {}, {"data": {"items": ITEMS[(page - 1) * size : page * size]}}
     if head == "c":
         nxt, items = CURSORS[query.get("after")]
         return 200, {}, {"results": items, "meta": {"next": nxt}}
     if head == "h":
         page = int(query.get("p", "1"))
         link = {"Link": f'</h?p={page + 1}>; rel="next"'} if page < 3 else {}
-        return 200, link, ITEMS[page - 1: page]
+        return 200, link, ITEMS[page - 1 : page]
     if head == "b":
         page = int(query.get("p", "1"))
-        return 200, {}, {"items": ITEMS[page - 1: page], "links": {"next": f"/b?p={page + 1}" if page < 2 else None}}
+        return 200, {}, {"items": ITEMS[page - 1 : page], "links": {"next": f"/b?p={page + 1}" if page < 2 else None}}
     if head == "w":
         return 200, {}, [dict(query)]
     if head == "flaky":  # /flaky/<failures>/<key>: 500 for the first <failures> hits, then one record

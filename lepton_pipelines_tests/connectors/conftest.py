@@ -1,5 +1,6 @@
 """Fixtures for connector tests: a local lake, an S3 lake served by moto's threaded server over HTTP,
 and a JSON API served by its own process (``api_server.py``)."""
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,9 @@ class ApiServer:
 @pytest.fixture(scope="module")
 def api():
     env = {**os.environ, "API_EXPECTED_AUTH": API_SECRET}
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("api_server.py"))],
-                               stdout=subprocess.PIPE, env=env, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("api_server.py"))], stdout=subprocess.PIPE, env=env, text=True
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("PORT "), f"api_server.py did not start: {line!r}"

@@ -1,4 +1,5 @@
 """The file-drop connector: formats, lineage, bad input, landing listing — on local disk and S3 (moto)."""
+
 from __future__ import annotations
 
 import io
@@ -53,7 +54,11 @@ def test_csv_lands_every_value_as_string_with_physical_line_numbers(local_lake):
     assert records[SOURCE_LINE].tolist() == [2, 4, 5]  # blank line 3 skipped, header is line 1
     assert set(records[SOURCE_FILE]) == {f"{PART}/a.csv"}
     assert result.rejects.empty and list(result.rejects.columns) == list(REJECT_COLUMNS)
-    assert result.landed_schema == {"id": "string", "name": "string", "amount": "string"}  # CSV lands text: no type guessed from values
+    assert result.landed_schema == {
+        "id": "string",
+        "name": "string",
+        "amount": "string",
+    }  # CSV lands text: no type guessed from values
     [entry] = result.inputs
     assert entry["path"] == f"{PART}/a.csv" and entry["rows"] == 3 and entry["bytes"] == len(body)
     assert entry["columns"] == ["id", "name", "amount"] and entry["partition_key"] == DAY
@@ -61,8 +66,9 @@ def test_csv_lands_every_value_as_string_with_physical_line_numbers(local_lake):
 
 def test_csv_options_delimiter_quotechar_encoding_and_headerless(local_lake):
     land(local_lake, f"{PART}/a.csv", "1;'Zoë; B';München\n2;x;y\n".encode("latin-1"))
-    result = fetch(local_lake, delimiter=";", quotechar="'", encoding="latin-1", header=False,
-                   column_names=["id", "name", "city"])
+    result = fetch(
+        local_lake, delimiter=";", quotechar="'", encoding="latin-1", header=False, column_names=["id", "name", "city"]
+    )
     assert result.records["name"].tolist() == ["Zoë; B", "x"]
     assert result.records["city"].tolist() == ["München", "y"]
     assert result.records[SOURCE_LINE].tolist() == [1, 2]
@@ -163,7 +169,11 @@ def test_empty_and_header_only_files_land_zero_records_and_are_listed_with_a_not
     land(local_lake, f"{PART}/data.csv", b"id,name\n1,a\n")
     result = fetch(local_lake)
     notes = {i["path"].rsplit("/", 1)[1]: i.get("note") for i in result.inputs}
-    assert notes == {"data.csv": None, "empty.csv": "empty file (0 bytes): no records", "header.csv": "header only: no records"}
+    assert notes == {
+        "data.csv": None,
+        "empty.csv": "empty file (0 bytes): no records",
+        "header.csv": "header only: no records",
+    }
     assert result.records["id"].tolist() == ["1"] and result.rejects.empty
     rows = {i["path"].rsplit("/", 1)[1]: i["rows"] for i in result.inputs}
     assert rows == {"data.csv": 1, "empty.csv": 0, "header.csv": 0}
@@ -189,7 +199,9 @@ def test_extra_and_missing_columns_pass_through_and_are_listed_per_file(local_la
     assert result.records["id"].tolist() == ["1", "2", "3"]
     assert result.records["surprise"].tolist()[1] == "x" and pd.isna(result.records["name"].tolist()[2])
     assert {i["path"].rsplit("/", 1)[1]: i["columns"] for i in result.inputs} == {
-        "a.csv": ["id", "name"], "b.csv": ["id", "name", "surprise"], "c.csv": ["id"]
+        "a.csv": ["id", "name"],
+        "b.csv": ["id", "name", "surprise"],
+        "c.csv": ["id"],
     }
     assert set(result.landed_schema) == {"id", "name", "surprise"}
 
@@ -227,7 +239,8 @@ def test_landing_run_keys_change_when_a_file_is_rewritten_and_only_then(local_la
     settings = FileSettings()
     first = list_landing_files(local_lake, "orders", settings)
     assert [(f.path, f.partition_key) for f in first] == [
-        (f"{PART}/a.csv", DAY), ("landing/orders/date=2026-01-03/b.csv", "2026-01-03")
+        (f"{PART}/a.csv", DAY),
+        ("landing/orders/date=2026-01-03/b.csv", "2026-01-03"),
     ]
     again = list_landing_files(local_lake, "orders", settings)
     assert [landing_run_key(f) for f in again] == [landing_run_key(f) for f in first]
@@ -239,7 +252,10 @@ def test_landing_run_keys_change_when_a_file_is_rewritten_and_only_then(local_la
     assert landing_run_key(touched[1]) == landing_run_key(first[1])
     land(local_lake, f"{PART}/a.csv", b"id\n1\n2\n")
     grown = list_landing_files(local_lake, "orders", settings)
-    assert grown[0].size == 7 and landing_run_key(grown[0]) not in {landing_run_key(touched[0]), landing_run_key(first[0])}
+    assert grown[0].size == 7 and landing_run_key(grown[0]) not in {
+        landing_run_key(touched[0]),
+        landing_run_key(first[0]),
+    }
 
 
 # -- S3 through moto's server ----------------------------------------------------------------------
@@ -279,9 +295,7 @@ def test_s3_bad_lines_are_rejected_and_listing_sees_rewrites(s3_lake):
 
 # -- fast CSV path: wrong-width lines stay on pyarrow, worded and numbered as the line-by-line reader -----
 
-WRONG_WIDTH_ONLY = (
-    b"id,name,amount\n1,a,1\n2,b\n3,c,3,extra\n\n4,d,4\r\n2,b\n5,e,5\n6,f,6,7,8\n7,\"g, quoted\",7\n2,b"
-)
+WRONG_WIDTH_ONLY = b'id,name,amount\n1,a,1\n2,b\n3,c,3,extra\n\n4,d,4\r\n2,b\n5,e,5\n6,f,6,7,8\n7,"g, quoted",7\n2,b'
 
 
 def test_csv_fast_path_rejects_wrong_width_lines_exactly_like_the_line_by_line_reader():
@@ -300,7 +314,11 @@ def test_csv_fast_path_rejects_wrong_width_lines_exactly_like_the_line_by_line_r
     key = lambda r: (r["source_line"], r["raw"])  # noqa: E731
     assert sorted(fast_rejects, key=key) == sorted(slow_rejects, key=key)
     assert [(r["source_line"], r["raw"]) for r in sorted(fast_rejects, key=key)] == [
-        (3, "2,b"), (4, "3,c,3,extra"), (7, "2,b"), (9, "6,f,6,7,8"), (11, "2,b")
+        (3, "2,b"),
+        (4, "3,c,3,extra"),
+        (7, "2,b"),
+        (9, "6,f,6,7,8"),
+        (11, "2,b"),
     ]
 
 
@@ -354,7 +372,9 @@ def test_csv_fast_path_numbers_lines_like_the_line_by_line_reader(data, fast_exp
     fast_table, fast_lines, fast_rejects = fast
     assert fast_table.to_pylist() == slow_table.to_pylist()
     assert fast_lines.tolist() == slow_lines.tolist()
-    assert sorted((r["source_line"], r["raw"]) for r in fast_rejects) == sorted((r["source_line"], r["raw"]) for r in slow_rejects)
+    assert sorted((r["source_line"], r["raw"]) for r in fast_rejects) == sorted(
+        (r["source_line"], r["raw"]) for r in slow_rejects
+    )
 
 
 def test_csv_fast_path_takes_the_counted_numbering_for_a_file_without_blank_lines():

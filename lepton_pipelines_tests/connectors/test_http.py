@@ -1,5 +1,6 @@
 """The HTTP connector against a real HTTP server process on 127.0.0.1 (``api_server.py``): pagination,
 retries, timeouts, auth and redaction, nested and exact values, empty windows."""
+
 from __future__ import annotations
 
 import uuid
@@ -25,8 +26,15 @@ pytestmark = pytest.mark.timeout(60)
 
 def fetch(partition_key: str | None = "2026-01-02", column_types: dict[str, str] | None = None, **settings):
     connector = build_connector(HttpSettings.model_validate({"type": "http", "backoff_seconds": 0.01, **settings}))
-    return connector.fetch(FetchRequest(source="orders", partition_key=partition_key, lake=None,
-                                        columns=tuple(column_types or ()), column_types=column_types or {}))
+    return connector.fetch(
+        FetchRequest(
+            source="orders",
+            partition_key=partition_key,
+            lake=None,
+            columns=tuple(column_types or ()),
+            column_types=column_types or {},
+        )
+    )
 
 
 def key() -> str:
@@ -45,8 +53,13 @@ def test_page_pagination_stops_on_empty_page_and_records_lineage(api):
 
 
 def test_cursor_pagination_follows_next_cursor(api):
-    result = fetch(url=f"{api.base}/c", pagination="cursor", cursor_param="after",
-                   next_cursor_path="meta.next", records_path="results")
+    result = fetch(
+        url=f"{api.base}/c",
+        pagination="cursor",
+        cursor_param="after",
+        next_cursor_path="meta.next",
+        records_path="results",
+    )
     assert result.records["id"].tolist() == [1, 2, 3, 4, 5]
     assert [s["query"].get("after") for s in api.hits("/c")][-3:] == [None, "c1", "c2"]
     assert result.records[SOURCE_FILE].tolist()[-1].endswith("/c?after=c2")
@@ -76,7 +89,9 @@ def test_retries_after_500_until_success(api):
 
 def test_gives_up_after_retries_naming_the_url_and_status(api):
     before = len(api.hits("/down"))
-    with pytest.raises(ConnectorError, match=r"GET http://127\.0\.0\.1:\d+/down\?x=1: HTTP 503 .*gave up after 3 attempts"):
+    with pytest.raises(
+        ConnectorError, match=r"GET http://127\.0\.0\.1:\d+/down\?x=1: HTTP 503 .*gave up after 3 attempts"
+    ):
         fetch(url=f"{api.base}/down", params={"x": 1}, retries=2)
     assert len(api.hits("/down")) - before == 3
 
@@ -115,20 +130,27 @@ def test_connection_refused_names_the_socket_error_not_the_pool(api):
         f"GET http://127.0.0.1:{port}/x: connection failed: [Errno 111] Connection refused "
         f"(gave up after 2 attempts; connector.retries=1)"
     )
-    assert "RedactedError" in type(failure.value.__cause__).__name__ and "ConnectionError" in str(failure.value.__cause__)
+    assert "RedactedError" in type(failure.value.__cause__).__name__ and "ConnectionError" in str(
+        failure.value.__cause__
+    )
 
 
 def test_an_answer_that_breaks_off_is_retried(api):
     path = f"/broken/1/{key()}"
     result = fetch(url=f"{api.base}{path}", retries=2)
     assert result.records["id"].tolist() == [1, 2, 3] and len(api.hits(path)) == 2
-    with pytest.raises(ConnectorError, match=r"/broken/9/\w+: the answer broke off while it was read "
-                                             r"\(ChunkedEncodingError\) \(gave up after 2 attempts; connector.retries=1\)$"):
+    with pytest.raises(
+        ConnectorError,
+        match=r"/broken/9/\w+: the answer broke off while it was read "
+        r"\(ChunkedEncodingError\) \(gave up after 2 attempts; connector.retries=1\)$",
+    ):
         fetch(url=f"{api.base}/broken/9/{key()}", retries=1)
 
 
 def test_a_redirect_loop_fails_at_once_naming_the_url(api):
-    with pytest.raises(ConnectorError, match=r"^GET http://127\.0\.0\.1:\d+/loop\?x=1: TooManyRedirects: Exceeded 30 redirects\.$"):
+    with pytest.raises(
+        ConnectorError, match=r"^GET http://127\.0\.0\.1:\d+/loop\?x=1: TooManyRedirects: Exceeded 30 redirects\.$"
+    ):
         fetch(url=f"{api.base}/loop", params={"x": 1}, retries=3)
 
 
@@ -151,11 +173,17 @@ def test_auth_header_comes_from_env_and_never_appears_in_errors_or_results(api, 
     assert "HTTP 401" in message and "/secure" in message and "wrong-token-9999" not in message and "***" in message
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("/echo/200/html", r"HTTP 200 answer is not JSON \(.*\); starts with '<html><pre>.*authorization: \*\*\*"),
-    ("/echo/401/json", r"HTTP 401 Unauthorized: .*\"authorization\": \"\*\*\*\""),
-    ("/echo/500/json", r"HTTP 500 Internal Server Error: .*\"authorization\": \"\*\*\*\".*gave up after 2 attempts"),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/echo/200/html", r"HTTP 200 answer is not JSON \(.*\); starts with '<html><pre>.*authorization: \*\*\*"),
+        ("/echo/401/json", r"HTTP 401 Unauthorized: .*\"authorization\": \"\*\*\*\""),
+        (
+            "/echo/500/json",
+            r"HTTP 500 Internal Server Error: .*\"authorization\": \"\*\*\*\".*gave up after 2 attempts",
+        ),
+    ],
+)
 def test_an_echoed_auth_header_is_redacted_in_every_error_and_its_cause(api, monkeypatch, path, expected):
     monkeypatch.setenv("ORDERS_API_AUTH", "Bearer echo-me-31337")
     with pytest.raises(ConnectorError, match=expected) as failure:
@@ -186,8 +214,11 @@ def test_non_object_items_are_rejected_and_bad_bodies_name_the_url(api):
     assert result.records["id"].tolist() == [1, 3] and result.records[SOURCE_LINE].tolist() == [1, 3]
     [reject] = result.rejects.to_dict("records")
     assert reject["source_line"] == 2 and reject["raw"] == "7" and "found int" in reject["reason"]
-    with pytest.raises(ConnectorError, match=r"/html: HTTP 200 answer is not JSON \(Expecting value: line 1 column 1 "
-                                             r"\(char 0\)\); starts with '<html>oops</html>'"):
+    with pytest.raises(
+        ConnectorError,
+        match=r"/html: HTTP 200 answer is not JSON \(Expecting value: line 1 column 1 "
+        r"\(char 0\)\); starts with '<html>oops</html>'",
+    ):
         fetch(url=f"{api.base}/html")
     with pytest.raises(ConnectorError, match=r"records_path 'data' not found in the answer \(top-level: items\)"):
         fetch(url=f"{api.base}/mixed", records_path="data")
@@ -213,14 +244,19 @@ def test_json_columns_keep_nested_values_whole_and_nullable(api):
     records = result.records
     assert [c for c in records.columns if not c.startswith("_")] == ["id", "address", "tags"]
     assert records["address"].tolist() == [
-        {"city": "Oslo", "zip": "0150"}, None, {"city": "Bergen", "geo": {"lat": 60.39, "lon": 5.32}}]
+        {"city": "Oslo", "zip": "0150"},
+        None,
+        {"city": "Bergen", "geo": {"lat": 60.39, "lon": 5.32}},
+    ]
     assert records["tags"].tolist() == [["a", "b"], [], None]
     assert result.landed_schema == {"id": "integer", "address": "json", "tags": "json"}
 
 
 def test_decimal_columns_arrive_exact_and_other_numbers_stay_float(api):
-    result = fetch(url=f"{api.base}/decimal",
-                   column_types={"id": "integer", "amount": "decimal(38, 4)", "rate": "float", "price__net": "decimal(10,2)"})
+    result = fetch(
+        url=f"{api.base}/decimal",
+        column_types={"id": "integer", "amount": "decimal(38, 4)", "rate": "float", "price__net": "decimal(10,2)"},
+    )
     records = result.records
     assert records["amount"].tolist()[:2] == [Decimal("12345678901234567.1234"), Decimal(7)]
     assert all(isinstance(v, Decimal) for v in records["amount"].tolist()[:2]) and records["amount"].tolist()[2] is None
@@ -230,14 +266,19 @@ def test_decimal_columns_arrive_exact_and_other_numbers_stay_float(api):
     assert "price" not in records.columns
     assert result.landed_schema == {"id": "integer", "amount": "decimal", "rate": "float", "price__net": "decimal"}
     undeclared = fetch(url=f"{api.base}/decimal")  # without the declaration JSON numbers are floats, as before
-    assert undeclared.records["amount"].tolist()[0] == 12345678901234567.1234 and undeclared.landed_schema["amount"] == "float"
+    assert (
+        undeclared.records["amount"].tolist()[0] == 12345678901234567.1234
+        and undeclared.landed_schema["amount"] == "float"
+    )
 
 
 def test_an_empty_window_is_an_outcome_not_a_schema(api):
     result = fetch(url=f"{api.base}/empty", records_path="items")
     assert result.records.empty and result.landed_schema == {}
-    assert result.empty == (f"no records in the partition window 2026-01-02T00:00:00+00:00 to "
-                            f"2026-01-03T00:00:00+00:00 ({api.base}/empty, 1 page(s))")
+    assert result.empty == (
+        f"no records in the partition window 2026-01-02T00:00:00+00:00 to "
+        f"2026-01-03T00:00:00+00:00 ({api.base}/empty, 1 page(s))"
+    )
     unpartitioned = fetch(partition_key=None, url=f"{api.base}/empty", records_path="items")
     assert unpartitioned.empty == f"no records in the answer ({api.base}/empty, 1 page(s))"
     mixed = fetch(url=f"{api.base}/mixed", records_path="items")

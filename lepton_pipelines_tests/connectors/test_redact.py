@@ -1,4 +1,5 @@
 """The connector redactor on the text shapes secrets take in messages from servers and drivers."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,9 +17,12 @@ def test_known_secrets_are_masked_in_every_spelling():
 def test_credential_shaped_text_is_masked_without_knowing_the_secret():
     redact = Redactor()
     assert redact.text("postgresql://bob:unknown-pw@db:5432/x failed") == "postgresql://bob:***@db:5432/x failed"
-    assert redact.text('host=db password=zz9 sslmode=require') == "host=db password=*** sslmode=require"
+    assert redact.text("host=db password=zz9 sslmode=require") == "host=db password=*** sslmode=require"
     assert redact.text("GET /x?api_key=k-77&page=2") == "GET /x?api_key=***&page=2"
-    assert redact.text('{"Authorization": "Basic dXNlcjpwdw==", "accept": "*/*"}') == '{"Authorization": "***", "accept": "*/*"}'
+    assert (
+        redact.text('{"Authorization": "Basic dXNlcjpwdw==", "accept": "*/*"}')
+        == '{"Authorization": "***", "accept": "*/*"}'
+    )
     assert redact.text("{'authorization': 'Bearer q'}") == "{'authorization': '***'}"
     assert redact.text("Cookie: session=s1; theme=dark\nHost: x") == "Cookie: ***\nHost: x"
     assert Redactor(header_names=["X-Partner-Key"]).text("x-partner-key: k9") == "x-partner-key: ***"

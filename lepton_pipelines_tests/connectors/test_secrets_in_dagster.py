@@ -8,6 +8,7 @@ and schedule SQLite databases with their journals, compute logs) and under the l
 secrets in every spelling. A control run that logs, prints and raises a secret on purpose proves the
 search finds a secret in each of those places.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -78,8 +79,13 @@ def sources_from_yaml(folder: Path, connectors: dict[str, dict]) -> dict:
 
 def materialize(source, instance, zones: tuple[str, ...] = ("raw",)) -> dg.ExecuteInProcessResult:
     assets = [a for a in build_source_assets(source) if a.key.path[-1] in zones]
-    return dg.materialize(assets, instance=instance, partition_key=PARTITION, raise_on_error=False,
-                          resources={**RESOURCES, "gx": GreatExpectationsResource()})
+    return dg.materialize(
+        assets,
+        instance=instance,
+        partition_key=PARTITION,
+        raise_on_error=False,
+        resources={**RESOURCES, "gx": GreatExpectationsResource()},
+    )
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -106,22 +112,29 @@ def test_no_error_path_leaves_a_secret_in_the_instance_or_the_lake(api, instance
     host, _, database = POSTGRES_URL.rpartition("@")[2].partition("/")
     with SilentServer() as silent:
         urls = {
-            "sql_refused": f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/{database}",
-            "sql_hangs": f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{silent.port}/{database}",
+            "sql_refused": (
+                f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/{database}"
+            ),
+            "sql_hangs": (
+                f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{silent.port}/{database}"
+            ),
             "sql_slow": f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@{host}/{database}",
         }
-        sources = sources_from_yaml(tmp_path / "registry", {
-            "api_html_echo": {**http, "url": f"{api.base}/echo/200/html"},
-            "api_denied_echo": {**http, "url": f"{api.base}/echo/401/json"},
-            "api_broken_echo": {**http, "url": f"{api.base}/echo/500/json"},
-            "api_slow": {**http, "url": f"{api.base}/slow", "timeout_seconds": 0.2},
-            "api_refused": {**http, "url": f"http://127.0.0.1:{free_port()}/orders"},
-            "api_item_echo": {**http, "url": f"{api.base}/echo/200/items"},
-            "sql_refused": {**sql, "query": "SELECT 1 AS id"},
-            "sql_hangs": {**sql, "query": "SELECT 1 AS id", "connect_timeout": "2s"},
-            "sql_slow": {**sql, "query": "SELECT pg_sleep(30), 1 AS id", "statement_timeout": "1s"},
-            "sql_bad_query": {**sql, "query": "SELECT id FROM no_such_table_e2e"},
-        })
+        sources = sources_from_yaml(
+            tmp_path / "registry",
+            {
+                "api_html_echo": {**http, "url": f"{api.base}/echo/200/html"},
+                "api_denied_echo": {**http, "url": f"{api.base}/echo/401/json"},
+                "api_broken_echo": {**http, "url": f"{api.base}/echo/500/json"},
+                "api_slow": {**http, "url": f"{api.base}/slow", "timeout_seconds": 0.2},
+                "api_refused": {**http, "url": f"http://127.0.0.1:{free_port()}/orders"},
+                "api_item_echo": {**http, "url": f"{api.base}/echo/200/items"},
+                "sql_refused": {**sql, "query": "SELECT 1 AS id"},
+                "sql_hangs": {**sql, "query": "SELECT 1 AS id", "connect_timeout": "2s"},
+                "sql_slow": {**sql, "query": "SELECT pg_sleep(30), 1 AS id", "statement_timeout": "1s"},
+                "sql_bad_query": {**sql, "query": "SELECT id FROM no_such_table_e2e"},
+            },
+        )
         expected_failures = {
             "api_html_echo": "HTTP 200 answer is not JSON",
             "api_denied_echo": "HTTP 401 Unauthorized",
@@ -134,7 +147,10 @@ def test_no_error_path_leaves_a_secret_in_the_instance_or_the_lake(api, instance
             "sql_bad_query": 'relation "no_such_table_e2e" does not exist',
         }
         for name, expected in expected_failures.items():
-            monkeypatch.setenv("ORDERS_DB_URL", urls.get(name, f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@{host}/{database}"))
+            monkeypatch.setenv(
+                "ORDERS_DB_URL",
+                urls.get(name, f"postgresql+psycopg2://postgres:{quote(PASSWORD, safe='')}@{host}/{database}"),
+            )
             result = materialize(sources[name], instance)
             assert not result.success, name
             assert expected in failure_message(result), (name, failure_message(result))
@@ -143,7 +159,9 @@ def test_no_error_path_leaves_a_secret_in_the_instance_or_the_lake(api, instance
     echoed = materialize(sources["api_item_echo"], instance, zones=("raw", "clean", "governed"))
     assert echoed.success
     lake = Path(tmp_path / "lake")
-    assert list(lake.rglob("quarantine/api_item_echo/**/raw.parquet")) and list(lake.rglob("governed/api_item_echo/**/*.parquet"))
+    assert list(lake.rglob("quarantine/api_item_echo/**/raw.parquet")) and list(
+        lake.rglob("governed/api_item_echo/**/*.parquet")
+    )
 
     # The server did receive the secret on every HTTP path: there was something to leak.
     assert {hit["headers"]["authorization"] for hit in api.hits("/echo/200/html")} == {AUTH}

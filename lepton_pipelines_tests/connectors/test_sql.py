@@ -1,11 +1,12 @@
 """The SQL connector against the real PostgreSQL on 127.0.0.1:5432 and against SQLite."""
+
 from __future__ import annotations
 
 import socket
 import sqlite3
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -39,14 +40,16 @@ def pg_table(monkeypatch):
     engine = create_engine(POSTGRES_URL)
     with engine.begin() as connection:
         connection.execute(text(f"CREATE TABLE {name} (id integer, qty integer, price numeric(10,2), ts timestamptz)"))
-        connection.execute(text(f"""
+        connection.execute(
+            text(f"""
             INSERT INTO {name} VALUES
               (1, 5, 1.50, '2026-01-01 23:59:59+00'),
               (2, NULL, 2.00, '2026-01-02 00:00:00+00'),
               (3, 7, NULL, '2026-01-03 01:00:00+02'),
               (4, 8, 4.25, '2026-01-02 23:59:59+00'),
               (5, 9, 5.00, '2026-01-03 00:00:00+00')
-        """))
+        """)
+        )
     monkeypatch.setenv("ORDERS_DB_URL", POSTGRES_URL)
     yield name
     with engine.begin() as connection:
@@ -55,13 +58,14 @@ def pg_table(monkeypatch):
 
 
 def test_postgres_partition_window_is_half_open_utc_and_values_land_native(pg_table):
-    result = fetch(query=f"SELECT id, qty, price, ts FROM {pg_table} WHERE ts >= :start AND ts < :end ORDER BY id",
-                   chunksize=2)
+    result = fetch(
+        query=f"SELECT id, qty, price, ts FROM {pg_table} WHERE ts >= :start AND ts < :end ORDER BY id", chunksize=2
+    )
     records = result.records
     assert records["id"].tolist() == [2, 3, 4]  # 01:00+02 on the 3rd is 23:00 UTC on the 2nd
     assert records["qty"].tolist()[0] is None and records["qty"].tolist()[1] == 7  # ints stay ints beside NULL
     assert records["price"].tolist()[0] == Decimal("2.00")
-    assert records["ts"].tolist()[1] == datetime(2026, 1, 2, 23, 0, tzinfo=timezone.utc)
+    assert records["ts"].tolist()[1] == datetime(2026, 1, 2, 23, 0, tzinfo=UTC)
     assert records[SOURCE_FILE].unique().tolist() == ["sql:ORDERS_DB_URL"]
     assert records[SOURCE_LINE].tolist() == [1, 2, 3]
     assert result.inputs[0]["rows"] == 3 and result.inputs[0]["chunks"] == 2
@@ -73,12 +77,17 @@ def test_postgres_empty_partition_is_an_outcome_not_a_schema(pg_table):
     assert result.records.empty and list(result.records.columns) == ["id", "ts", SOURCE_FILE, SOURCE_LINE]
     assert result.landed_schema == {}  # not "every column retyped → null"
     assert result.empty == "no rows in the partition window 2025-06-01T00:00:00+00:00 to 2025-06-02T00:00:00+00:00"
-    assert fetch(partition_key=None, query=f"SELECT id FROM {pg_table} WHERE false").empty == "the query returned no rows"
+    assert (
+        fetch(partition_key=None, query=f"SELECT id FROM {pg_table} WHERE false").empty == "the query returned no rows"
+    )
 
 
 def test_query_errors_name_the_env_var_and_query_and_are_not_retried(pg_table):
-    with pytest.raises(ConnectorError, match=r"^sql source via \$ORDERS_DB_URL \(query: SELECT nope FROM orders_\w+\): "
-                                             r"ProgrammingError \(UndefinedColumn\): column \"nope\" does not exist") as failure:
+    with pytest.raises(
+        ConnectorError,
+        match=r"^sql source via \$ORDERS_DB_URL \(query: SELECT nope FROM orders_\w+\): "
+        r"ProgrammingError \(UndefinedColumn\): column \"nope\" does not exist",
+    ) as failure:
         fetch(query=f"SELECT nope FROM {pg_table}")
     assert "gave up" not in str(failure.value)
 
@@ -86,10 +95,15 @@ def test_query_errors_name_the_env_var_and_query_and_are_not_retried(pg_table):
 def test_numeric_values_arrive_exact_as_decimal(monkeypatch):
     """numeric(20,4) as float is inexact for most money values: the driver's Decimal must reach raw."""
     monkeypatch.setenv("ORDERS_DB_URL", POSTGRES_URL)
-    query = ("SELECT v::numeric(20,4) AS amount FROM (VALUES ('1234567890123456.7891'), ('0.1000'), ('-0.0001'), (NULL)) t(v)")
+    query = (
+        "SELECT v::numeric(20,4) AS amount FROM (VALUES ('1234567890123456.7891'), ('0.1000'), ('-0.0001'), "
+        "(NULL)) t(v)"
+    )
     result = fetch(partition_key=None, query=query)
     amounts = result.records["amount"].tolist()
-    assert amounts[:3] == [Decimal("1234567890123456.7891"), Decimal("0.1000"), Decimal("-0.0001")] and amounts[3] is None
+    assert (
+        amounts[:3] == [Decimal("1234567890123456.7891"), Decimal("0.1000"), Decimal("-0.0001")] and amounts[3] is None
+    )
     assert [str(a) for a in amounts[:3]] == ["1234567890123456.7891", "0.1000", "-0.0001"]  # scale kept
     assert result.landed_schema == {"amount": "decimal"}
 
@@ -101,7 +115,7 @@ def test_connection_errors_hide_the_password_and_are_retried(monkeypatch):
         fetch(query="SELECT 1", retries=2)
     assert str(failure.value) == (
         f'sql source via $ORDERS_DB_URL (query: SELECT 1): OperationalError: connection to server at "127.0.0.1", '
-        f'port {port} failed: Connection refused Is the server running on that host and accepting TCP/IP connections? '
+        f"port {port} failed: Connection refused Is the server running on that host and accepting TCP/IP connections? "
         f"(gave up after 3 attempts; connector.retries=2)"
     )
     assert "hunter2secret" not in chain_text(failure.value) and "RedactedError" in chain_text(failure.value)
@@ -109,13 +123,17 @@ def test_connection_errors_hide_the_password_and_are_retried(monkeypatch):
 
 def test_a_server_that_accepts_but_never_answers_fails_within_connect_timeout(monkeypatch):
     with SilentServer() as silent:
-        monkeypatch.setenv("ORDERS_DB_URL", f"postgresql+psycopg2://postgres:p%40ss-Word-77@127.0.0.1:{silent.port}/test")
+        monkeypatch.setenv(
+            "ORDERS_DB_URL", f"postgresql+psycopg2://postgres:p%40ss-Word-77@127.0.0.1:{silent.port}/test"
+        )
         with pytest.raises(ConnectorTimeoutError) as failure:
             fetch(query="SELECT 1", connect_timeout="2s", retries=1)
     message = str(failure.value)
-    assert message.startswith("sql source via $ORDERS_DB_URL (query: SELECT 1): no answer from the database within "
-                              "connect_timeout=2s (OperationalError: connection to server at \"127.0.0.1\", "
-                              f"port {silent.port} failed: timeout expired")
+    assert message.startswith(
+        "sql source via $ORDERS_DB_URL (query: SELECT 1): no answer from the database within "
+        'connect_timeout=2s (OperationalError: connection to server at "127.0.0.1", '
+        f"port {silent.port} failed: timeout expired"
+    )
     assert message.endswith("(gave up after 2 attempts; connector.retries=1)")
     assert silent.accepted >= 2  # both attempts reached the server and were abandoned by the timeout
     assert "p@ss-Word-77" not in chain_text(failure.value) and "p%40ss-Word-77" not in chain_text(failure.value)
@@ -134,7 +152,9 @@ def test_a_query_beyond_statement_timeout_is_cancelled_with_a_named_error(monkey
 
 def test_a_transient_connection_failure_is_retried_and_recovers(monkeypatch):
     with FlakyProxy(failures=2) as proxy:
-        monkeypatch.setenv("ORDERS_DB_URL", f"postgresql+psycopg2://postgres:pw-1234@127.0.0.1:{proxy.port}/test?sslmode=disable")
+        monkeypatch.setenv(
+            "ORDERS_DB_URL", f"postgresql+psycopg2://postgres:pw-1234@127.0.0.1:{proxy.port}/test?sslmode=disable"
+        )
         result = fetch(partition_key=None, query="SELECT 41 + 1 AS answer", retries=3)
     assert result.records["answer"].tolist() == [42]
     assert result.inputs[0]["attempts"] == 3 and proxy.accepted == 3
@@ -143,7 +163,9 @@ def test_a_transient_connection_failure_is_retried_and_recovers(monkeypatch):
 
 def test_permanent_connection_errors_are_not_retried(monkeypatch):
     with FlakyProxy(failures=0) as proxy:
-        monkeypatch.setenv("ORDERS_DB_URL", f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/no_such_db_4711?sslmode=disable")
+        monkeypatch.setenv(
+            "ORDERS_DB_URL", f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/no_such_db_4711?sslmode=disable"
+        )
         with pytest.raises(ConnectorError, match=r'OperationalError: .*database "no_such_db_4711" does not exist$'):
             fetch(partition_key=None, query="SELECT 1", retries=3)
     assert proxy.accepted == 1
@@ -152,14 +174,19 @@ def test_permanent_connection_errors_are_not_retried(monkeypatch):
 def test_sqlite_statement_timeout_interrupts_a_runaway_query(tmp_path, monkeypatch):
     monkeypatch.setenv("ORDERS_DB_URL", f"sqlite:///{tmp_path / 'x.db'}")
     endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c"
-    with pytest.raises(ConnectorTimeoutError, match=r"ran longer than statement_timeout=0\.5s .*\(OperationalError: interrupted\)"):
+    with pytest.raises(
+        ConnectorTimeoutError, match=r"ran longer than statement_timeout=0\.5s .*\(OperationalError: interrupted\)"
+    ):
         fetch(partition_key=None, query=endless, statement_timeout="500ms")
 
 
 def test_timeouts_for_an_unsupported_dialect_are_refused_not_ignored(monkeypatch):
     monkeypatch.setenv("ORDERS_DB_URL", "mysql+pymysql://u:topsecret-pw@127.0.0.1:1/db")
-    with pytest.raises(ConnectorError, match=r"connector.statement_timeout cannot be applied to mysql\+pymysql "
-                                             r"\(supported: postgresql\+psycopg2, postgresql\+psycopg, sqlite\)") as failure:
+    with pytest.raises(
+        ConnectorError,
+        match=r"connector.statement_timeout cannot be applied to mysql\+pymysql "
+        r"\(supported: postgresql\+psycopg2, postgresql\+psycopg, sqlite\)",
+    ) as failure:
         fetch(partition_key=None, query="SELECT 1", statement_timeout="10s")
     assert "topsecret" not in chain_text(failure.value)
 
@@ -190,8 +217,10 @@ def test_sqlite_with_date_parameter(tmp_path, monkeypatch):
     path = tmp_path / "shop.db"
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE sales (day TEXT, store TEXT, amount REAL)")
-        connection.executemany("INSERT INTO sales VALUES (?, ?, ?)",
-                               [("2026-01-01", "a", 1.0), ("2026-01-02", "b", 2.5), ("2026-01-02", "c", None)])
+        connection.executemany(
+            "INSERT INTO sales VALUES (?, ?, ?)",
+            [("2026-01-01", "a", 1.0), ("2026-01-02", "b", 2.5), ("2026-01-02", "c", None)],
+        )
     monkeypatch.setenv("ORDERS_DB_URL", f"sqlite:///{path}")
     result = fetch(query="SELECT store, amount FROM sales WHERE day = :date ORDER BY store", chunksize=1)
     assert result.records["store"].tolist() == ["b", "c"]

@@ -1,4 +1,5 @@
 """Sources built from small YAML files through the real registry loader, and a real GX resource."""
+
 from __future__ import annotations
 
 import logging
@@ -42,22 +43,33 @@ def write_source(folder: Path, text: str, name: str) -> Path:
     return path
 
 
-def orders_source(folder: Path, name: str = "orders", row_failures: str = "quarantine", schema_drift: str = "warn",
-                  max_lag: str = "6h") -> Source:
-    path = write_source(folder, ORDERS_YAML.format(name=name, row_failures=row_failures, schema_drift=schema_drift, max_lag=max_lag), name)
+def orders_source(
+    folder: Path,
+    name: str = "orders",
+    row_failures: str = "quarantine",
+    schema_drift: str = "warn",
+    max_lag: str = "6h",
+) -> Source:
+    path = write_source(
+        folder,
+        ORDERS_YAML.format(name=name, row_failures=row_failures, schema_drift=schema_drift, max_lag=max_lag),
+        name,
+    )
     source, problems = load_source_file(path)
     assert not problems, problems
     return source
 
 
 def good_orders(n: int = 6) -> pd.DataFrame:
-    return pd.DataFrame({
-        "order_id": range(1, n + 1),
-        "status": ["new", "paid", "shipped"] * (n // 3) + ["new"] * (n % 3),
-        "amount": [10.0 * (i + 1) for i in range(n)],
-        "_source_file": ["orders.csv"] * n,
-        "_source_line": range(2, n + 2),
-    })
+    return pd.DataFrame(
+        {
+            "order_id": range(1, n + 1),
+            "status": ["new", "paid", "shipped"] * (n // 3) + ["new"] * (n % 3),
+            "amount": [10.0 * (i + 1) for i in range(n)],
+            "_source_file": ["orders.csv"] * n,
+            "_source_line": range(2, n + 2),
+        }
+    )
 
 
 def cleaning_for(frame: pd.DataFrame, duplicates: int = 0, dropped: int = 0) -> dict:
@@ -65,7 +77,13 @@ def cleaning_for(frame: pd.DataFrame, duplicates: int = 0, dropped: int = 0) -> 
     from lepton_pipelines.governance.certify import clean_ledger
 
     raw = len(frame) + duplicates + dropped
-    cleaning = {"input_rows": raw, "output_rows": len(frame), "duplicates_removed": duplicates, "rows_dropped": dropped, "balanced": True}
+    cleaning = {
+        "input_rows": raw,
+        "output_rows": len(frame),
+        "duplicates_removed": duplicates,
+        "rows_dropped": dropped,
+        "balanced": True,
+    }
     return clean_ledger(raw, 0, cleaning, 0, 0)
 
 
@@ -82,6 +100,12 @@ def lake(tmp_path: Path) -> Lake:
 @pytest.fixture
 def make_ctx(lake: Lake, gx_resource: GreatExpectationsResource):
     def build(source: Source, partition_key: str | None = "2026-03-01") -> GovernanceContext:
-        return GovernanceContext(source=source, lake=lake, partition_key=partition_key, gx=gx_resource,
-                                 log=logging.getLogger("test.governance"))
+        return GovernanceContext(
+            source=source,
+            lake=lake,
+            partition_key=partition_key,
+            gx=gx_resource,
+            log=logging.getLogger("test.governance"),
+        )
+
     return build

@@ -6,6 +6,7 @@ Each case in ``test_bad_input_corpus`` states its exact outcome: the certified v
 reason, or the named error. The base source below is what a finance export looks like; a case changes
 only what it is about.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,11 +47,22 @@ BASE: dict[str, Any] = {
     "event_time": "ts",
     "partitioning": "daily",
     "expectations": [
-        {"expectation": "expect_column_values_to_be_in_set", "kwargs": {"column": "currency", "value_set": ["USD", "EUR"]}},
+        {
+            "expectation": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "currency", "value_set": ["USD", "EUR"]},
+        },
     ],
     "governance": {"schema_drift": "error"},
 }
-GOOD = {"id": "A1", "amount": "10.5", "qty": "1", "ts": f"{PARTITION}T10:00:00Z", "day": PARTITION, "ok": "true", "currency": "USD"}
+GOOD = {
+    "id": "A1",
+    "amount": "10.5",
+    "qty": "1",
+    "ts": f"{PARTITION}T10:00:00Z",
+    "day": PARTITION,
+    "ok": "true",
+    "currency": "USD",
+}
 
 
 def row(**values: str) -> dict[str, str]:
@@ -62,8 +74,11 @@ def good_rows(n: int = 3) -> list[dict[str, str]]:
     return [{**GOOD, "id": f"A{i}"} for i in range(1, n + 1)]
 
 
-def csv_bytes(rows: list[dict[str, str]], header: tuple[str, ...] = HEADER, sep: str = ",", newline: str = "\n") -> bytes:
+def csv_bytes(
+    rows: list[dict[str, str]], header: tuple[str, ...] = HEADER, sep: str = ",", newline: str = "\n"
+) -> bytes:
     """A CSV export as a real exporter writes it: fields holding the delimiter or a quote are quoted."""
+
     def field(value: str) -> str:
         return '"' + value.replace('"', '""') + '"' if sep in value or '"' in value or "\n" in value else value
 
@@ -106,7 +121,10 @@ class Outcome:
     def governed_row(self, record_id: str) -> dict[str, Any]:
         assert self.governed is not None, f"nothing governed; failure: {self.failure}"
         rows = self.governed[self.governed["id"] == record_id]
-        assert len(rows) == 1, f"{record_id} is not governed once: {self.governed['id'].tolist()}; quarantine: {self.quarantine[['_reason']].values.tolist()}"
+        assert len(rows) == 1, (
+            f"{record_id} is not governed once: {self.governed['id'].tolist()}; quarantine: "
+            f"{self.quarantine[['_reason']].values.tolist()}"
+        )
         return rows.iloc[0].to_dict()
 
     def quarantined(self, record_id: str | None = None) -> pd.DataFrame:
@@ -115,12 +133,19 @@ class Outcome:
         return self.quarantine[self.quarantine["id"] == record_id]
 
     def passed(self, check: str) -> bool:
-        assert check in self.checks, f"{check} was not evaluated; evaluated: {sorted(self.checks)}; failure: {self.failure}"
+        assert check in self.checks, (
+            f"{check} was not evaluated; evaluated: {sorted(self.checks)}; failure: {self.failure}"
+        )
         return self.checks[check].passed
 
 
-def run_source(tmp_path: Path, spec: dict[str, Any], files: dict[str, bytes], gx: GreatExpectationsResource,
-               partition: str | None = PARTITION) -> Outcome:
+def run_source(
+    tmp_path: Path,
+    spec: dict[str, Any],
+    files: dict[str, bytes],
+    gx: GreatExpectationsResource,
+    partition: str | None = PARTITION,
+) -> Outcome:
     """Declare ``spec``, land ``files`` under its partition and materialize raw → clean → governed."""
     folder = tmp_path / "registry"
     folder.mkdir(exist_ok=True)
@@ -129,24 +154,38 @@ def run_source(tmp_path: Path, spec: dict[str, Any], files: dict[str, bytes], gx
     source, problems = load_source_file(path)
     assert source is not None, problems
     lake = Lake(str(tmp_path / "lake"))
-    landing = lake.path("landing", spec["name"], f"date={partition}") if partition else lake.path("landing", spec["name"])
+    landing = (
+        lake.path("landing", spec["name"], f"date={partition}") if partition else lake.path("landing", spec["name"])
+    )
     landing.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         with landing.joinpath(name).open("wb") as handle:
             handle.write(data)
     result = dg.materialize(
-        build_source_assets(source), partition_key=partition, raise_on_error=False, instance=dg.DagsterInstance.ephemeral(),
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "gx": gx},
+        build_source_assets(source),
+        partition_key=partition,
+        raise_on_error=False,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={
+            "lake": LakeResource(url=lake.url),
+            "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)),
+            "gx": gx,
+        },
     )
     failure = "\n".join(
         f"{e.step_failure_data.error.message if e.step_failure_data.error else ''} "
         f"{e.step_failure_data.user_failure_data.description if e.step_failure_data.user_failure_data else ''}"
-        for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.STEP_FAILURE
     )
     checks = {f"{e.asset_key.path[-1]}.{e.check_name}": e for e in result.get_asset_check_evaluations()}
     governed_dir = lake.table_dir("governed", spec["name"], partition)
     governed = read_parquet_dir(governed_dir) if governed_dir.exists() and any(governed_dir.glob("*.parquet")) else None
     quarantine_dir = lake.table_dir("quarantine", spec["name"], partition)
     files_q = sorted(quarantine_dir.glob("*.parquet")) if quarantine_dir.exists() else []
-    quarantine = pd.concat([read_parquet_dir(f) for f in files_q], ignore_index=True) if files_q else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    quarantine = (
+        pd.concat([read_parquet_dir(f) for f in files_q], ignore_index=True)
+        if files_q
+        else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    )
     return Outcome(success=result.success, failure=failure, checks=checks, governed=governed, quarantine=quarantine)

@@ -1,4 +1,5 @@
 """Checks, quarantine, blocking and reconciliation on real GX validations, one kind of bad data each."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import pytest
 
 from lepton_pipelines.governance import certify, clean_check_specs, evaluate_clean, evaluate_raw, raw_check_specs
 from lepton_pipelines.governance.checks import RawFindings
-from lepton_pipelines.lake.quarantine import quarantine_frame, write_quarantine
 from lepton_pipelines.governance.quality_store import quality_dir, read_results
+from lepton_pipelines.lake.quarantine import quarantine_frame, write_quarantine
 from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, read_parquet_dir
 
 from .conftest import cleaning_for, good_orders, orders_source
@@ -30,8 +31,16 @@ def meta(result: dg.AssetCheckResult, key: str):
 
 
 def findings(landed: dict[str, str], rows: int = 5, **overrides) -> RawFindings:
-    values = dict(landed_schema=landed, parse_failures={}, non_null={}, parse_quarantined=0, parse_nulled={},
-                  empty_inputs=[], inputs=1, rows=rows)
+    values = dict(
+        landed_schema=landed,
+        parse_failures={},
+        non_null={},
+        parse_quarantined=0,
+        parse_nulled={},
+        empty_inputs=[],
+        inputs=1,
+        rows=rows,
+    )
     values.update(overrides)
     return RawFindings(**values)
 
@@ -40,10 +49,17 @@ def test_clean_sample_passes_every_check_and_keeps_every_row(tmp_path, lake, mak
     source = orders_source(tmp_path)
     ctx = make_ctx(source)
     frame = good_orders()
-    raw_results = evaluate_raw(ctx, findings({"order_id": "int64", "status": "str", "amount": "float64", "created_at": "str", "_source_file": "str"}))
+    raw_results = evaluate_raw(
+        ctx,
+        findings(
+            {"order_id": "int64", "status": "str", "amount": "float64", "created_at": "str", "_source_file": "str"}
+        ),
+    )
     assert [r.passed for r in raw_results] == [True, True, True]
     results = evaluate_clean(ctx, frame, cleaning_for(frame))
-    assert {r.check_name for r in results} | {"required_values", "late_arrival"} == {s.name for s in clean_check_specs(source)}  # contract checks: clean step
+    assert {r.check_name for r in results} | {"required_values", "late_arrival"} == {
+        s.name for s in clean_check_specs(source)
+    }  # contract checks: clean step
     assert all(r.passed for r in results), [(r.check_name, r.description) for r in results if not r.passed]
     outcome = certify(ctx, frame, cleaning_for(frame))
     assert outcome.quarantined_rows == 0
@@ -61,16 +77,22 @@ def test_nulls_out_of_range_and_wrong_set_members_are_quarantined_with_reasons(t
     source = orders_source(tmp_path)
     ctx = make_ctx(source)
     frame = good_orders(9)
-    frame.loc[1, "amount"] = None          # null
-    frame.loc[4, "amount"] = 5000.0        # out of range
-    frame.loc[4, "status"] = "lost"        # same row: wrong set member too
-    frame.loc[7, "status"] = "refunded"    # wrong set member
+    frame.loc[1, "amount"] = None  # null
+    frame.loc[4, "amount"] = 5000.0  # out of range
+    frame.loc[4, "status"] = "lost"  # same row: wrong set member too
+    frame.loc[7, "status"] = "refunded"  # wrong set member
     cleaning = cleaning_for(frame, duplicates=2, dropped=1)
     removed = pd.DataFrame({"order_id": [1, 1, 2]})
-    write_quarantine(ctx.lake, "orders", PK, "clean", quarantine_frame("clean", removed, ["order_id"], reason="dropped in cleaning"))
+    write_quarantine(
+        ctx.lake, "orders", PK, "clean", quarantine_frame("clean", removed, ["order_id"], reason="dropped in cleaning")
+    )
     results = by_name(evaluate_clean(ctx, frame, cleaning))
 
-    nulls, between, in_set = results["amount__column_values_to_not_be_null"], results["amount__column_values_to_be_between"], results["status__column_values_to_be_in_set"]
+    nulls, between, in_set = (
+        results["amount__column_values_to_not_be_null"],
+        results["amount__column_values_to_be_between"],
+        results["status__column_values_to_be_in_set"],
+    )
     for check, count in ((nulls, 1), (between, 1), (in_set, 2)):
         assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
         assert meta(check, "unexpected_count") == count and meta(check, "quarantined_rows") == count
@@ -103,7 +125,9 @@ def test_block_policy_makes_row_failures_blocking_and_certify_refuses(tmp_path, 
     frame.loc[2, "amount"] = -1.0
     results = by_name(evaluate_clean(ctx, frame, cleaning_for(frame)))
     failed = results["amount__column_values_to_be_between"]
-    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR and meta(failed, "unexpected_count") == 1
+    assert (
+        not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR and meta(failed, "unexpected_count") == 1
+    )
     with pytest.raises(dg.Failure, match="amount__column_values_to_be_between"):
         certify(ctx, frame, cleaning_for(frame))
 
@@ -157,11 +181,20 @@ def test_reconciliation_fails_when_rows_are_unaccounted_for(tmp_path, make_ctx):
     assert outcome.refused and "unaccounted" in outcome.refused
 
 
-@pytest.mark.parametrize("policy, severity, blocking", [("warn", dg.AssetCheckSeverity.WARN, False), ("error", dg.AssetCheckSeverity.ERROR, True)])
+@pytest.mark.parametrize(
+    "policy, severity, blocking",
+    [("warn", dg.AssetCheckSeverity.WARN, False), ("error", dg.AssetCheckSeverity.ERROR, True)],
+)
 def test_schema_drift_reports_added_removed_renamed_and_retyped_columns(tmp_path, make_ctx, policy, severity, blocking):
     source = orders_source(tmp_path, schema_drift=policy)
     assert raw_check_specs(source)[0].blocking is blocking
-    landed = {"Order_ID": "string", "amount": "string", "coupon": "string", "created_at": "string", "_source_file": "string"}
+    landed = {
+        "Order_ID": "string",
+        "amount": "string",
+        "coupon": "string",
+        "created_at": "string",
+        "_source_file": "string",
+    }
     result = evaluate_raw(make_ctx(source), findings(landed, parse_failures={"amount": 8}, non_null={"amount": 10}))[0]
     assert not result.passed and result.severity == severity
     assert meta(result, "added_columns") == ["coupon"] and meta(result, "removed_columns") == ["status"]
@@ -171,22 +204,33 @@ def test_schema_drift_reports_added_removed_renamed_and_retyped_columns(tmp_path
 
 
 def test_text_formats_landing_strings_are_not_drift(tmp_path, make_ctx):
-    result = evaluate_raw(make_ctx(orders_source(tmp_path)), findings({"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}))[0]
+    result = evaluate_raw(
+        make_ctx(orders_source(tmp_path)),
+        findings({"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}),
+    )[0]
     assert result.passed, result.description
 
 
 def test_a_few_unparsable_values_are_not_drift_but_fail_the_parse_check(tmp_path, make_ctx):
     landed = {"order_id": "string", "status": "string", "amount": "string", "created_at": "string"}
-    results = by_name(evaluate_raw(make_ctx(orders_source(tmp_path)),
-                                   findings(landed, parse_failures={"amount": 1}, non_null={"amount": 10}, parse_quarantined=1)))
+    results = by_name(
+        evaluate_raw(
+            make_ctx(orders_source(tmp_path)),
+            findings(landed, parse_failures={"amount": 1}, non_null={"amount": 10}, parse_quarantined=1),
+        )
+    )
     assert results["schema_drift"].passed
     parse = results["parse_errors"]
     assert not parse.passed and parse.severity == dg.AssetCheckSeverity.WARN and meta(parse, "quarantined_rows") == 1
 
 
 def test_empty_inputs_are_named_not_drift(tmp_path, make_ctx):
-    results = by_name(evaluate_raw(make_ctx(orders_source(tmp_path)),
-                                   findings({}, rows=0, empty_inputs=["landing/orders/date=2026-03-01/empty.csv"], inputs=1)))
+    results = by_name(
+        evaluate_raw(
+            make_ctx(orders_source(tmp_path)),
+            findings({}, rows=0, empty_inputs=["landing/orders/date=2026-03-01/empty.csv"], inputs=1),
+        )
+    )
     assert results["schema_drift"].passed, results["schema_drift"].description
     empty = results["empty_input"]
     assert not empty.passed and empty.severity == dg.AssetCheckSeverity.WARN and "empty.csv" in empty.description
@@ -240,11 +284,17 @@ def test_gx_batch_fingerprint_is_skipped_only_while_our_batches_are_built(tmp_pa
 
     gx_default = pandas_execution_engine.HASH_THRESHOLD
     context = gx_resource.get_context()
-    whole = context.data_sources.add_or_update_pandas(name="fingerprint").add_dataframe_asset(name="t") \
+    whole = (
+        context.data_sources.add_or_update_pandas(name="fingerprint")
+        .add_dataframe_asset(name="t")
         .add_batch_definition_whole_dataframe("whole")
+    )
     try:
         with batch_fingerprint_limit(0):
-            assert "pandas_data_fingerprint" not in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
+            assert (
+                "pandas_data_fingerprint"
+                not in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
+            )
         assert pandas_execution_engine.HASH_THRESHOLD == gx_default
         assert "pandas_data_fingerprint" in whole.get_batch(batch_parameters={"dataframe": good_orders()}).batch_markers
     finally:
@@ -252,9 +302,14 @@ def test_gx_batch_fingerprint_is_skipped_only_while_our_batches_are_built(tmp_pa
     source = orders_source(tmp_path)
     assert gx_resource.batch_fingerprint_max_bytes == 0
     suite = gx_resource.validate(source.name, good_orders(), check_plans(source))
-    assert all(o.passed for o in suite.outcomes) and "pandas_data_fingerprint" not in suite.gx_result["meta"]["batch_markers"]
+    assert (
+        all(o.passed for o in suite.outcomes)
+        and "pandas_data_fingerprint" not in suite.gx_result["meta"]["batch_markers"]
+    )
     assert pandas_execution_engine.HASH_THRESHOLD == gx_default
-    hashed = GreatExpectationsResource(batch_fingerprint_max_bytes=10**9).validate(source.name, good_orders(), check_plans(source))
+    hashed = GreatExpectationsResource(batch_fingerprint_max_bytes=10**9).validate(
+        source.name, good_orders(), check_plans(source)
+    )
     assert "pandas_data_fingerprint" in hashed.gx_result["meta"]["batch_markers"]
 
 
@@ -313,8 +368,13 @@ def test_certification_decisions_are_plain_functions_of_the_counts():
 
     assert quarantine_positions({"a": [4, 1], "b": [1, 7]}).tolist() == [1, 4, 7]
     assert quarantine_positions({}).tolist() == []
-    ledger = clean_ledger(raw_rows=10, raw_quarantined=2, required_removed=1, late_removed=0,
-                          cleaning={"duplicates_removed": 1, "rows_dropped": 0, "output_rows": 9})
+    ledger = clean_ledger(
+        raw_rows=10,
+        raw_quarantined=2,
+        required_removed=1,
+        late_removed=0,
+        cleaning={"duplicates_removed": 1, "rows_dropped": 0, "output_rows": 9},
+    )
     assert ledger["landed"] == 12 and ledger["clean_rows"] == 8 and ledger["clean_quarantined"] == 2
     files = {"raw": 2, "clean": 2, "governed": 3}
     balanced = reconcile(ledger, clean_rows=8, governed_rows=5, governed_quarantined=3, quarantined_files=files)

@@ -1,4 +1,5 @@
 """The GX manifest that definitions load validates against can never go stale silently."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,10 @@ CASES = [
     ("expect_column_values_to_be_between", {"column": "amount", "min_value": 0, "mostly": -0.5}),
     ("expect_column_values_to_be_in_set", {"column": "status"}),
     ("expect_column_values_to_be_in_set", {"column": "status", "value_set": ["a", "b"]}),
-    ("expect_column_pair_values_to_be_equal", {"column_A": "amount", "column_B": "amount", "ignore_row_if": "sometimes"}),
+    (
+        "expect_column_pair_values_to_be_equal",
+        {"column_A": "amount", "column_B": "amount", "ignore_row_if": "sometimes"},
+    ),
     ("expect_table_row_count_to_be_between", {"min_value": 1}),
     ("expect_column_values_to_be_unique", {"column": "amount"}),
     ("expect_compound_columns_to_be_unique", {"column_list": "amount"}),

@@ -5,6 +5,7 @@ library imported at load is paid on every launch. The steps that need GX, scikit
 Kubernetes or boto import them themselves. Checked on ``sys.modules`` in a fresh interpreter, not by
 timing (the import time itself is printed by every bench).
 """
+
 from __future__ import annotations
 
 import json

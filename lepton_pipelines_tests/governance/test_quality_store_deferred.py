@@ -1,8 +1,9 @@
 """``deferred_results``: a stage's checks recorded in several calls rewrite the partition's results file
 once, and the file is the one the calls would have left one by one."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -11,12 +12,23 @@ from lepton_pipelines.governance import quality_store as store
 from lepton_pipelines.lake.store import Lake
 
 DAY = "2026-03-01"
-AT = datetime(2026, 3, 2, tzinfo=timezone.utc)
+AT = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def _row(stage: str, check: str, passed: bool, count: int | None = None) -> dict:
-    row = store.result_row("orders", DAY, stage, check_name=check, expectation=check, severity="WARN", blocking=False,
-                           passed=passed, observed={"n": count}, unexpected_count=count, description=f"{check} {passed}")
+    row = store.result_row(
+        "orders",
+        DAY,
+        stage,
+        check_name=check,
+        expectation=check,
+        severity="WARN",
+        blocking=False,
+        passed=passed,
+        observed={"n": count},
+        unexpected_count=count,
+        description=f"{check} {passed}",
+    )
     row["validated_at"] = AT  # the only field that differs between two recordings of the same checks
     return row
 
@@ -39,7 +51,14 @@ def test_deferred_results_write_the_file_the_calls_would_have_written(tmp_path):
         _record_a_partition(deferred)
         assert not results_file.exists()  # nothing written yet ...
         seen = store.read_results(deferred, "orders", DAY)  # ... but reads see what was recorded
-        assert seen["check_name"].tolist() == ["parse_errors", "in_set", "pk", "required_values", "reconciliation", "row_retention"]
+        assert seen["check_name"].tolist() == [
+            "parse_errors",
+            "in_set",
+            "pk",
+            "required_values",
+            "reconciliation",
+            "row_retention",
+        ]
     assert results_file.exists()
     written, expected = store.read_results(deferred, "orders", DAY), store.read_results(direct, "orders", DAY)
     pd.testing.assert_frame_equal(written, expected)

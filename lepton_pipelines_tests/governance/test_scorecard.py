@@ -1,5 +1,6 @@
 """The quality scorecard's metadata: charts the asset page draws inline, one per source, and numbers
 per source the Plots tab draws across materializations."""
+
 from __future__ import annotations
 
 import base64
@@ -29,9 +30,18 @@ def history(days: int) -> pd.DataFrame:
         for source in ("alpha", "beta", "gamma", "delta"):
             for check in ("not_null", "in_set"):
                 passed = not (source == "delta" and check == "in_set")
-                rows.append({"source": source, "partition": partition, "stage": "clean", "check_name": check,
-                             "blocking": check == "not_null", "passed": passed, "quarantined": 0,
-                             "validated_at": pd.Timestamp("2026-02-01", tz="UTC") + pd.Timedelta(minutes=n)})
+                rows.append(
+                    {
+                        "source": source,
+                        "partition": partition,
+                        "stage": "clean",
+                        "check_name": check,
+                        "blocking": check == "not_null",
+                        "passed": passed,
+                        "quarantined": 0,
+                        "validated_at": pd.Timestamp("2026-02-01", tz="UTC") + pd.Timedelta(minutes=n),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -56,14 +66,21 @@ def test_each_source_gets_its_own_inline_chart_and_plotted_numbers(tmp_path):
         points = svg.split("points='", 1)[1].split("'", 1)[0].split()
         assert len(points) == SPARKLINE_POINTS  # the newest 30 partitions, not all 45
     assert len(colors) == 4  # every source distinguishable
-    assert "**50%**" in charts["delta"].value and "**100%**" in charts["alpha"].value and "7 rows" in charts["alpha"].value
+    assert (
+        "**50%**" in charts["delta"].value and "**100%**" in charts["alpha"].value and "7 rows" in charts["alpha"].value
+    )
 
     assert metadata["delta pass rate %"] == dg.MetadataValue.float(50.0)
     assert metadata["alpha pass rate %"] == dg.MetadataValue.float(100.0)
     assert metadata["delta checks failed"] == dg.MetadataValue.int(45)
     assert metadata["alpha governed rows"] == dg.MetadataValue.int(7)
     table = metadata["scorecard"]
-    assert isinstance(table, dg.TableMetadataValue) and [r.data["source"] for r in table.records] == ["alpha", "beta", "delta", "gamma"]
+    assert isinstance(table, dg.TableMetadataValue) and [r.data["source"] for r in table.records] == [
+        "alpha",
+        "beta",
+        "delta",
+        "gamma",
+    ]
     chart = metadata["chart"].value
     png = base64.b64decode(chart.split("data:image/png;base64,", 1)[1].split(")", 1)[0])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

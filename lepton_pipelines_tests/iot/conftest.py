@@ -5,6 +5,7 @@ password file + ACL created by the shipped ``create-passwd.sh``) on a free loopb
 ``default_broker`` runs Mosquitto with Debian's default limits (1,000 queued messages) to prove that
 the drop check catches what they lose.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from lepton_pipelines.iot.local_broker import free_port, keep_root_user, write_local_config
-from lepton_pipelines.iot.local_broker import landed_keys  # noqa: F401  (the tests import it from here)
+from lepton_pipelines.iot.local_broker import (
+    free_port,
+    keep_root_user,
+    landed_keys,  # noqa: F401  (the tests import it from here)
+    write_local_config,
+)
 from lepton_pipelines.iot.local_broker import start_broker as _start
 from lepton_pipelines.iot.local_broker import stop_broker as _stop
 
@@ -100,16 +105,36 @@ def default_broker(tmp_path):
     folder = tmp_path / "default-broker"
     folder.mkdir()
     config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nsys_interval 1\n" + keep_root_user())
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nsys_interval 1\n" + keep_root_user()
+    )
     broker = Broker(port, _start(config, port), config)
     yield broker
     _stop(broker.process)
 
 
-def mosquitto_pub(port: int, device: str, records: list[dict], password: str = GATEWAY_PASSWORD, retain: bool = False) -> None:
+def mosquitto_pub(
+    port: int, device: str, records: list[dict], password: str = GATEWAY_PASSWORD, retain: bool = False
+) -> None:
     """A foreign publisher: Mosquitto's own ``mosquitto_pub -q 1 -l``, one line a message, one device."""
-    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "lepton-gateway", "-P", password,
-               "-q", "1", "-V", "mqttv5", "-t", f"lepton/devices/{device}/telemetry", "-l"]
+    command = [
+        "mosquitto_pub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-u",
+        "lepton-gateway",
+        "-P",
+        password,
+        "-q",
+        "1",
+        "-V",
+        "mqttv5",
+        "-t",
+        f"lepton/devices/{device}/telemetry",
+        "-l",
+    ]
     if retain:
         command.append("-r")
     lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
@@ -121,7 +146,13 @@ def fleet_records(devices: int, seqs: range, start_epoch: int, prefix: str = "de
     """Per device: telemetry records with the given seqs, one second apart."""
     return {
         f"{prefix}-{d}": [
-            {"device_id": f"{prefix}-{d}", "ts": start_epoch + seq, "seq": seq, "temperature": 20.0 + (seq % 7) / 10, "battery": 90.0}
+            {
+                "device_id": f"{prefix}-{d}",
+                "ts": start_epoch + seq,
+                "seq": seq,
+                "temperature": 20.0 + (seq % 7) / 10,
+                "battery": 90.0,
+            }
             for seq in seqs
         ]
         for d in range(devices)
@@ -150,7 +181,11 @@ def run_pipeline(lake_dir: Path, partition: str):
         [*build_source_assets(source), device_seq_gaps],
         partition_key=partition,
         raise_on_error=False,
-        resources={"lake": LakeResource(url=url), "lake_io": LakeIOManager(lake=LakeResource(url=url)), "gx": GreatExpectationsResource()},
+        resources={
+            "lake": LakeResource(url=url),
+            "lake_io": LakeIOManager(lake=LakeResource(url=url)),
+            "gx": GreatExpectationsResource(),
+        },
     )
 
 

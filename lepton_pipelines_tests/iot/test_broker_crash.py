@@ -8,10 +8,11 @@
   session as an event and a metric.
 * A retained message lands once however often the collector reconnects; clearing it is not a bad payload.
 """
+
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -65,8 +66,8 @@ def holding_source_file(tmp_path: Path, **connector) -> Path:
 
 
 def today_start() -> tuple[int, str]:
-    day = datetime.now(timezone.utc).date()
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()), day.isoformat()
+    day = datetime.now(UTC).date()
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()), day.isoformat()
 
 
 def publish_fleet(port: int, records: dict[str, list[dict]]) -> None:
@@ -101,8 +102,10 @@ def test_broker_killed_with_a_saved_session_loses_nothing_the_collector_held(man
 
     first = fleet_records(DEVICES, range(0, 40), start)  # 800 messages, fewer than a batch
     publish_fleet(broker.port, first)  # every mosquitto_pub exited 0: the broker acknowledged all of them
-    collector.wait_until(lambda: metric(collector.get("/metrics")[1], "lepton_collector_messages_received_total") == 800,
-                         "800 messages held by the collector")
+    collector.wait_until(
+        lambda: metric(collector.get("/metrics")[1], "lepton_collector_messages_received_total") == 800,
+        "800 messages held by the collector",
+    )
     assert landed_keys(lake_dir) == []  # held, not yet committed
 
     broker.kill()  # the broker's save has the session, not these 800 messages
@@ -111,7 +114,10 @@ def test_broker_killed_with_a_saved_session_loses_nothing_the_collector_held(man
     collector.wait_until(lambda: collector.get("/ready")[0] == 200, "reconnected")
     body = collector.get("/metrics")[1]
     assert metric(body, "lepton_collector_committed_without_ack_total") == 800
-    assert metric(body, "lepton_collector_session_present") == 1 and metric(body, "lepton_collector_sessions_lost_total") == 0
+    assert (
+        metric(body, "lepton_collector_session_present") == 1
+        and metric(body, "lepton_collector_sessions_lost_total") == 0
+    )
 
     second = fleet_records(DEVICES, range(40, 80), start)
     publish_fleet(broker.port, second)
@@ -121,14 +127,16 @@ def test_broker_killed_with_a_saved_session_loses_nothing_the_collector_held(man
     result = run_pipeline(lake_dir, partition)
     assert result.success
     clean = zone(lake_dir, "clean", partition)
-    keys = list(zip(clean["device_id"], clean["seq"]))
+    keys = list(zip(clean["device_id"], clean["seq"], strict=True))
     assert len(keys) == len(set(keys)) == 1600  # zero loss, duplicates (if redelivered) removed
     assert set(keys) == {(r["device_id"], r["seq"]) for rows in [*first.values(), *second.values()] for r in rows}
     check = seq_check(result)
     assert check.passed and check.metadata["missing_messages"] == dg.IntMetadataValue(0)
 
 
-def test_broker_killed_before_its_first_save_fails_the_gap_check_naming_devices_and_ranges(manual_save_broker, tmp_path):
+def test_broker_killed_before_its_first_save_fails_the_gap_check_naming_devices_and_ranges(
+    manual_save_broker, tmp_path
+):
     broker, lake_dir = manual_save_broker, tmp_path / "lake"
     start, partition = today_start()
     collector = Collector(lake_dir, broker.collector_url)
@@ -171,19 +179,48 @@ def test_retained_message_lands_once_across_reconnects_and_an_empty_retained_cle
     for _ in range(3):  # three collector restarts: the session (and its subscription) persists
         assert collector.stop() == 0
         collector = Collector(lake_dir, shipped_broker.collector_url)
-        collector.wait_until(lambda: metric(collector.get("/metrics")[1], "lepton_collector_connected") == 1, "connected")
-    mosquitto_pub(shipped_broker.port, "dev-r", [{"device_id": "dev-r", "ts": start + 6, "seq": 6}])  # a marker: later than any copy
+        collector.wait_until(
+            lambda collector=collector: metric(collector.get("/metrics")[1], "lepton_collector_connected") == 1,
+            "connected",
+        )
+    mosquitto_pub(
+        shipped_broker.port, "dev-r", [{"device_id": "dev-r", "ts": start + 6, "seq": 6}]
+    )  # a marker: later than any copy
     collector.wait_until(lambda: ("dev-r", 6) in landed_keys(lake_dir), "the marker landed")
     assert landed_keys(lake_dir) == [("dev-r", 5), ("dev-r", 6)]  # the retained message exactly once
 
     # Clearing it: an empty retained payload (mosquitto_pub -r -n) is a control message, not a bad payload.
     import subprocess
 
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(shipped_broker.port), "-u", "lepton-gateway",
-                    "-P", "gateway-test-pw", "-q", "1", "-V", "mqttv5", "-t", "lepton/devices/dev-r/telemetry", "-r", "-n"],
-                   check=True, timeout=30)
-    collector.wait_until(lambda: metric(collector.get("/metrics")[1], "lepton_collector_retained_cleared_total") == 1, "clear seen")
-    collector.wait_until(lambda: metric(collector.get("/metrics")[1], "lepton_collector_messages_acked_total") >= 2, "clear acked")
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(shipped_broker.port),
+            "-u",
+            "lepton-gateway",
+            "-P",
+            "gateway-test-pw",
+            "-q",
+            "1",
+            "-V",
+            "mqttv5",
+            "-t",
+            "lepton/devices/dev-r/telemetry",
+            "-r",
+            "-n",
+        ],
+        check=True,
+        timeout=30,
+    )
+    collector.wait_until(
+        lambda: metric(collector.get("/metrics")[1], "lepton_collector_retained_cleared_total") == 1, "clear seen"
+    )
+    collector.wait_until(
+        lambda: metric(collector.get("/metrics")[1], "lepton_collector_messages_acked_total") >= 2, "clear acked"
+    )
     assert collector.stop() == 0
     assert not (lake_dir / "quarantine").exists()
     assert landed_keys(lake_dir) == [("dev-r", 5), ("dev-r", 6)]

@@ -1,4 +1,5 @@
 """The collector and the in-run drain against real Mosquitto brokers: nothing is ever lost."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -21,9 +22,9 @@ from lepton_pipelines.connectors.mqtt import MqttSettings
 from lepton_pipelines.iot import simulator
 from lepton_pipelines.iot.connection import parse_mqtt_url
 from lepton_pipelines.iot.definitions import SETTINGS, broker_dropped_messages
-from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.iot.drain import drain
 from lepton_pipelines.iot.payloads import decode_raw
+from lepton_pipelines.iot.resource import MqttBrokerResource
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines_tests.iot.conftest import REPO, RUNNING, free_port, hidden_files, landed_keys
@@ -32,8 +33,13 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def fleet(devices: int, per_device: int, seed: int = 1, **faults) -> simulator.SimulatorConfig:
-    return simulator.SimulatorConfig(devices=devices, messages_per_device=per_device, seed=seed,
-                                     start=datetime(2026, 1, 5, 23, 59, 30, tzinfo=timezone.utc), **faults)
+    return simulator.SimulatorConfig(
+        devices=devices,
+        messages_per_device=per_device,
+        seed=seed,
+        start=datetime(2026, 1, 5, 23, 59, 30, tzinfo=UTC),
+        **faults,
+    )
 
 
 def expected_keys(config: simulator.SimulatorConfig) -> set[tuple[str, int]]:
@@ -50,18 +56,36 @@ class Collector:
 
     def __init__(self, lake: Path, url: str, source_file: Path | None = None):
         self.lake, self.url, self.port = lake, url, free_port()
-        env = {**os.environ, "LEPTON_MQTT_URL": url, "LEPTON_LAKE_URL": str(lake), "LEPTON_LOG_LEVEL": "WARNING",
-               "PYTHONPATH": str(REPO)}
+        env = {
+            **os.environ,
+            "LEPTON_MQTT_URL": url,
+            "LEPTON_LAKE_URL": str(lake),
+            "LEPTON_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(REPO),
+        }
         extra = ["--source-file", str(source_file)] if source_file else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1", "--http-port", str(self.port), *extra],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._log_file(),
+            [
+                sys.executable,
+                "-m",
+                "lepton_pipelines.iot.collector",
+                "--http-host",
+                "127.0.0.1",
+                "--http-port",
+                str(self.port),
+                *extra,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file(),
         )
         RUNNING.append(self.process)
         self.wait_until(lambda: self.get("/ready")[0] == 200, "collector ready")
 
     def _log_file(self):
-        """stderr to a file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the collector."""
+        """stderr to a file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the
+        collector."""
         self.log_path = self.lake.parent / f"collector-{self.port}.log"
         self.lake.parent.mkdir(parents=True, exist_ok=True)
         return open(self.log_path, "wb")
@@ -113,7 +137,9 @@ def test_round_trip_health_metrics_and_graceful_stop(shipped_broker, tmp_path, m
     # Event dates decide the partition: the fleet starts at 23:59:30, so two days are landed.
     assert {p.name for p in (lake / "landing" / "device_telemetry").iterdir()} == {"date=2026-01-05", "date=2026-01-06"}
     assert hidden_files(lake) == []
-    collector.wait_until(lambda: metric(collector.get("/metrics")[1], "lepton_collector_messages_acked_total") == 300, "acks")
+    collector.wait_until(
+        lambda: metric(collector.get("/metrics")[1], "lepton_collector_messages_acked_total") == 300, "acks"
+    )
     status, body = collector.get("/metrics")
     assert metric(body, "lepton_collector_messages_committed_total") == 300
     assert metric(body, "lepton_collector_messages_received_total") == 300
@@ -170,7 +196,8 @@ def test_drain_killed_hard_mid_stream_then_rerun_loses_nothing(shipped_broker, t
         "import sys; from lepton_pipelines.iot.drain import drain; from lepton_pipelines.lake.store import Lake;"
         "from lepton_pipelines.iot.connection import parse_mqtt_url;"
         "from lepton_pipelines.connectors.mqtt import MqttSettings;"
-        "drain(Lake(sys.argv[1]), parse_mqtt_url(sys.argv[2]), MqttSettings(batch_max_messages=100, receive_maximum=200))"
+        "drain(Lake(sys.argv[1]), parse_mqtt_url(sys.argv[2]), MqttSettings(batch_max_messages=100, "
+        "receive_maximum=200))"
     )
     process = subprocess.Popen([sys.executable, "-c", code, str(lake_dir), shipped_broker.collector_url], cwd=REPO)
     deadline = time.monotonic() + 60
@@ -212,8 +239,12 @@ def test_malformed_payloads_are_quarantined_with_raw_bytes(shipped_broker, tmp_p
         b"\xff\xfe not json": "not JSON",
         b'{"device_id": "dev-1", "ts": "2026-01-05T00:00:00Z"}': "missing required field(s): seq",
         bad_seq: "seq must be a non-negative integer",
-        b'{"device_id": "dev-1", "ts": 1767571200, "seq": 8, "temperature": "hot"}': "field 'temperature' must be a finite number",
-        b'{"device_id": "dev-1", "ts": 1767571200, "seq": 9, "x": "' + b"y" * 70_000 + b'"}': "payload is 70059 bytes; at most 65536",
+        b'{"device_id": "dev-1", "ts": 1767571200, "seq": 8, "temperature": "hot"}': (
+            "field 'temperature' must be a finite number"
+        ),
+        b'{"device_id": "dev-1", "ts": 1767571200, "seq": 9, "x": "'
+        + b"y" * 70_000
+        + b'"}': "payload is 70059 bytes; at most 65536",
     }
     good = b'{"device_id": "dev-1", "ts": 1767571200, "seq": 10, "temperature": 21.5}'
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -233,7 +264,7 @@ def test_malformed_payloads_are_quarantined_with_raw_bytes(shipped_broker, tmp_p
     folder = lake_dir / "quarantine" / "device_telemetry"
     files = sorted(folder.glob("date=*/landing-*.parquet"))
     rows = {path.parent.name: pq.read_table(path).to_pylist() for path in files}
-    today = f"date={datetime.now(timezone.utc).date().isoformat()}"
+    today = f"date={datetime.now(UTC).date().isoformat()}"
     assert {name: len(r) for name, r in rows.items()} == {"date=2026-01-05": 4, today: 1}
     table = pq.read_table(files[0])
     assert table.column_names[:7] == ["_stage", "_reason", "_rule", "_check", "_source_file", "_source_line", "_raw"]
@@ -243,7 +274,10 @@ def test_malformed_payloads_are_quarantined_with_raw_bytes(shipped_broker, tmp_p
     for payload, reason in bad.items():
         row = by_payload[payload]
         assert reason in row["_reason"] and row["_stage"] == "landing" and row["_rule"] is None
-        assert row["_topic"] == "lepton/devices/dev-1/telemetry" and row["_source_file"] == "mqtt:lepton/devices/dev-1/telemetry"
+        assert (
+            row["_topic"] == "lepton/devices/dev-1/telemetry"
+            and row["_source_file"] == "mqtt:lepton/devices/dev-1/telemetry"
+        )
         assert row["device_id"] == "dev-1"
     assert by_payload[b"\xff\xfe not json"]["_raw"].startswith("base64:")  # not UTF-8
     assert by_payload[bad_seq]["_raw"] == bad_seq.decode() and by_payload[bad_seq]["seq"] == "7"  # landed text

@@ -1,7 +1,8 @@
 """The IoT Dagster assets on a real lake folder: registry + discovered devices → devices → device_status."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -36,27 +37,36 @@ def test_definitions_expose_drain_checks_and_non_overlapping_tag():
 
 def test_devices_and_status_from_registry_and_clean_telemetry(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     today = now.date().isoformat()
     lake.path("landing", "devices").mkdir(parents=True)
     lake.path("landing", "devices", "registry.yaml").write_text(
-        "devices:\n  - {device_id: pump-1, type: pump, site: north, owner: ops}\n  - {device_id: pump-2, type: pump, site: south}\n"
+        "devices:\n  - {device_id: pump-1, type: pump, site: north, owner: ops}\n  - {device_id: pump-2, type: pump, "
+        "site: south}\n"
     )
-    clean = pd.DataFrame({
-        "device_id": ["pump-1", "pump-1", "rogue-9"],
-        "ts": pd.to_datetime([now - timedelta(minutes=3), now - timedelta(minutes=2), now - timedelta(hours=3)], utc=True),
-        "seq": [1, 2, 1],
-        "temperature": [20.0, 20.5, 30.0],
-        "humidity": [40.0, 41.0, 50.0],
-        "vibration": [0.1, 0.1, 0.2],
-        "battery": [90.0, 89.5, 10.0],
-        "firmware": ["3.1", "3.1", "0.1"],
-    })
+    clean = pd.DataFrame(
+        {
+            "device_id": ["pump-1", "pump-1", "rogue-9"],
+            "ts": pd.to_datetime(
+                [now - timedelta(minutes=3), now - timedelta(minutes=2), now - timedelta(hours=3)], utc=True
+            ),
+            "seq": [1, 2, 1],
+            "temperature": [20.0, 20.5, 30.0],
+            "humidity": [40.0, 41.0, 50.0],
+            "vibration": [0.1, 0.1, 0.2],
+            "battery": [90.0, 89.5, 10.0],
+            "firmware": ["3.1", "3.1", "0.1"],
+        }
+    )
     lake.write_table("clean", "device_telemetry", today, clean)
 
     result = dg.materialize(
         [devices, device_status],
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "mqtt": MqttBrokerResource()},
+        resources={
+            "lake": LakeResource(url=lake.url),
+            "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)),
+            "mqtt": MqttBrokerResource(),
+        },
     )
     assert result.success
     table = result.output_for_node("iot__devices").set_index("device_id")

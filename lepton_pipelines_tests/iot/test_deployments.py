@@ -1,4 +1,5 @@
 """The shipped collector Deployment and broker config are valid and keep secrets out."""
+
 from __future__ import annotations
 
 import kubernetes_validate
@@ -30,10 +31,13 @@ def test_dockerfile_runs_the_console_script_without_baked_secrets():
 
 def test_shipped_broker_config_lifts_the_data_losing_defaults():
     lines = dict(
-        line.split(None, 1) for line in (REPO / "deployments" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+        line.split(None, 1)
+        for line in (REPO / "deployments" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     )
     assert lines["max_queued_messages"] == "0" and int(lines["max_inflight_messages"]) >= SETTINGS.receive_maximum
     assert lines["persistence"] == "true" and lines["allow_anonymous"] == "false"
     assert "password_file" in lines and "acl_file" in lines
-    assert 1 <= int(lines["autosave_interval"]) <= 60  # a crash loses at most this many seconds (Mosquitto's default: 1800)
+    assert (
+        1 <= int(lines["autosave_interval"]) <= 60
+    )  # a crash loses at most this many seconds (Mosquitto's default: 1800)

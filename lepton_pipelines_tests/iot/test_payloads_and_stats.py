@@ -1,8 +1,9 @@
 """Pure logic: payload validation, batch policy, broker drop arithmetic, device registry and status."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -20,7 +21,7 @@ from lepton_pipelines.iot.simulator import SimulatorConfig, generate
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.sources.registry import load_source_file
 
-NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 TOPIC = "lepton/devices/d1/telemetry"
 
 
@@ -53,7 +54,7 @@ def test_valid_payloads_land_as_sent_with_lineage_and_a_utc_date_partition():
 @pytest.mark.parametrize("epoch", [946_684_800, 1767657599.999999, 1767657600, 1767657600.000001, 4_102_444_799.25])
 def test_epoch_ts_partitions_by_the_same_utc_date_as_datetime(epoch):
     result = parse({"device_id": "d1", "ts": epoch, "seq": 1})
-    assert result.event_date == datetime.fromtimestamp(epoch, timezone.utc).date().isoformat()
+    assert result.event_date == datetime.fromtimestamp(epoch, UTC).date().isoformat()
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,8 @@ def test_epoch_ts_partitions_by_the_same_utc_date_as_datetime(epoch):
         b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":1,"temperature":21.5}',
         b'{"device_id":"d1","ts":1767607200.25,"seq":1,"big":123456789012345678901234567890,"e":-1.5E-7}',
         b'  {\n  "device_id" : "d1",\r\n\t"ts": "2026-01-05T10:00:00+00:00",\n  "seq": 2 \n}\n\r\n  ',
-        '{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":3,"note":"café 温度 \U0001F321 \u2028","esc":"a\\nb \\"q\\" }"}'.encode(),
+        '{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":3,"note":"café 温度 \U0001f321 \u2028","esc":"a\\nb '
+        '\\"q\\" }"}'.encode(),
         b'{"device_id":"d1","ts":"2026-01-05T10:00:00Z","seq":4,"site":{"rack":{"slot":[1,{"x":null}]}},"tags":[]}',
         b'{"device_id":"d1","seq":5,"temperature":1e2,"ts":"2026-01-05T10:00:00Z"}',
     ],
@@ -81,7 +83,9 @@ def test_utc_payloads_land_as_received_with_lineage_spliced_in(payload):
 
 def test_lineage_is_json_escaped_for_awkward_topics():
     topic = 'lepton/devices/d"\\é/telemetry'
-    result = parse_telemetry(topic, json.dumps({"device_id": 'd"\\é', "ts": "2026-01-05T10:00:00Z", "seq": 1}).encode(), NOW)
+    result = parse_telemetry(
+        topic, json.dumps({"device_id": 'd"\\é', "ts": "2026-01-05T10:00:00Z", "seq": 1}).encode(), NOW
+    )
     assert landed(result)["_topic"] == topic
 
 
@@ -118,7 +122,11 @@ def test_payloads_that_cannot_land_as_one_object_line_are_rejected(payload, reas
         ({"device_id": "d1", "ts": 1767657599000, "seq": 1}, TOPIC, "milliseconds"),
         ({"device_id": "d1", "ts": "yesterday", "seq": 1}, TOPIC, "not ISO-8601"),
         ({"device_id": "d2", "ts": 1767657599, "seq": 1}, TOPIC, "does not match the topic's device 'd1'"),
-        ({"device_id": "d1", "ts": 1767657599, "seq": 1, "humidity": "50%"}, TOPIC, "field 'humidity' must be a finite number"),
+        (
+            {"device_id": "d1", "ts": 1767657599, "seq": 1, "humidity": "50%"},
+            TOPIC,
+            "field 'humidity' must be a finite number",
+        ),
         ({"device_id": "d1", "ts": 1767657599, "seq": 1, "_topic": "x"}, TOPIC, "reserved for lineage"),
         ({"device_id": "d1", "ts": 1767657599, "seq": 1}, "lepton/devices/d1/status", "is not of the form"),
         ({"device_id": "d1", "ts": 1767657599, "seq": 1, "pad": "x" * 200}, TOPIC, "at most 100 bytes"),
@@ -150,7 +158,13 @@ def test_settings_refuse_a_batch_larger_than_the_inflight_window():
 
 def test_mqtt_url_parsing_keeps_secrets_out_of_display():
     address = parse_mqtt_url("mqtts://user%40x:p%2Fw@broker.example:8884", {"LEPTON_MQTT_CA_FILE": "/ca.pem"})
-    assert (address.username, address.password, address.port, address.tls, address.ca_file) == ("user@x", "p/w", 8884, True, "/ca.pem")
+    assert (address.username, address.password, address.port, address.tls, address.ca_file) == (
+        "user@x",
+        "p/w",
+        8884,
+        True,
+        "/ca.pem",
+    )
     assert "p/w" not in address.display and "p/w" not in repr(address)
     with pytest.raises(ValueError, match="LEPTON_MQTT_URL"):
         parse_mqtt_url("http://broker:1883")
@@ -167,8 +181,16 @@ def test_drop_increase_handles_broker_restarts():
 
 
 def test_simulator_is_deterministic_and_injects_faults():
-    config = SimulatorConfig(devices=5, messages_per_device=200, seed=7, spike_rate=0.02, gap_rate=0.02,
-                             duplicate_rate=0.02, malformed_rate=0.02, offline_devices=1)
+    config = SimulatorConfig(
+        devices=5,
+        messages_per_device=200,
+        seed=7,
+        spike_rate=0.02,
+        gap_rate=0.02,
+        duplicate_rate=0.02,
+        malformed_rate=0.02,
+        offline_devices=1,
+    )
     first, second = list(generate(config)), list(generate(config))
     assert first == second
     kinds = {m.kind.split(":")[0] for m in first}
@@ -189,18 +211,22 @@ def test_registry_errors_name_file_entry_and_field():
 
 def test_devices_merge_registry_and_discovery_and_status_thresholds():
     registry = devices.parse_registry(
-        "devices:\n  - {id: a, type: thermo, site: plant-1, owner: ops, firmware: '2.0'}\n  - {id: never, site: plant-2}\n", "r.yaml"
+        "devices:\n  - {id: a, type: thermo, site: plant-1, owner: ops, firmware: '2.0'}\n  - {id: never, site: "
+        "plant-2}\n",
+        "r.yaml",
     )
     ts = lambda minutes: pd.Timestamp(NOW - timedelta(minutes=minutes))  # noqa: E731
-    telemetry = pd.DataFrame({
-        "device_id": ["a", "a", "a", "stranger"],
-        "ts": [ts(90), ts(30), ts(5), ts(20)],
-        "temperature": [20.0, None, 21.0, 19.0],
-        "humidity": [50.0, 50.0, 50.0, None],
-        "vibration": [0.1, 0.1, 0.1, 0.1],
-        "battery": [99.0, 98.0, 97.5, 50.0],
-        "firmware": ["1.0", "1.0", "1.1", "0.9"],
-    })
+    telemetry = pd.DataFrame(
+        {
+            "device_id": ["a", "a", "a", "stranger"],
+            "ts": [ts(90), ts(30), ts(5), ts(20)],
+            "temperature": [20.0, None, 21.0, 19.0],
+            "humidity": [50.0, 50.0, 50.0, None],
+            "vibration": [0.1, 0.1, 0.1, 0.1],
+            "battery": [99.0, 98.0, 97.5, 50.0],
+            "firmware": ["1.0", "1.0", "1.1", "0.9"],
+        }
+    )
     table = devices.build_devices(registry, devices.summarize_sightings(telemetry))
     by_id = table.set_index("device_id")
     assert list(table["device_id"]) == ["a", "never", "stranger"]
@@ -208,15 +234,39 @@ def test_devices_merge_registry_and_discovery_and_status_thresholds():
     assert by_id.loc["a", "firmware"] == "2.0" and by_id.loc["stranger", "firmware"] == "0.9"
     assert by_id.loc["a", "first_seen"] == ts(90) and by_id.loc["a", "last_seen"] == ts(5)
 
-    status = devices.device_status(table, telemetry, pd.Series({"a": 2}), NOW, timedelta(minutes=15), timedelta(minutes=60))
+    status = devices.device_status(
+        table, telemetry, pd.Series({"a": 2}), NOW, timedelta(minutes=15), timedelta(minutes=60)
+    )
     s = status.set_index("device_id")
-    assert s.loc["a", "status"] == "online" and s.loc["stranger", "status"] == "offline" and s.loc["never", "status"] == "never_seen"
+    assert (
+        s.loc["a", "status"] == "online"
+        and s.loc["stranger", "status"] == "offline"
+        and s.loc["never", "status"] == "never_seen"
+    )
     assert s.loc["a", "messages_in_window"] == 2 and s.loc["a", "messages_per_minute"] == pytest.approx(2 / 60)
-    assert s.loc["a", "battery"] == 97.5 and s.loc["a", "quarantined_messages"] == 2 and s.loc["a", "missing_readings"] == 1
+    assert (
+        s.loc["a", "battery"] == 97.5
+        and s.loc["a", "quarantined_messages"] == 2
+        and s.loc["a", "missing_readings"] == 1
+    )
     # Exactly at the threshold still counts as online; one second past is offline.
-    edge = devices.device_status(table, telemetry, pd.Series(dtype="int64"), NOW + timedelta(minutes=10), timedelta(minutes=15), timedelta(minutes=60))
+    edge = devices.device_status(
+        table,
+        telemetry,
+        pd.Series(dtype="int64"),
+        NOW + timedelta(minutes=10),
+        timedelta(minutes=15),
+        timedelta(minutes=60),
+    )
     assert edge.set_index("device_id").loc["a", "status"] == "online"
-    past = devices.device_status(table, telemetry, pd.Series(dtype="int64"), NOW + timedelta(minutes=10, seconds=1), timedelta(minutes=15), timedelta(minutes=60))
+    past = devices.device_status(
+        table,
+        telemetry,
+        pd.Series(dtype="int64"),
+        NOW + timedelta(minutes=10, seconds=1),
+        timedelta(minutes=15),
+        timedelta(minutes=60),
+    )
     assert past.set_index("device_id").loc["a", "status"] == "offline"
 
 
@@ -241,6 +291,9 @@ def test_landed_lines_read_back_through_the_device_source_as_utc_timestamps(tmp_
     frame = coerce_to_schema(fetched.records, source.table).frame.sort_values("seq")
     assert len(fetched.rejects) == 0
     assert [str(ts) for ts in frame["ts"]] == [
-        "2026-01-05 10:00:00+00:00", "2026-01-05 10:00:00.500000+00:00", "2026-01-05 10:00:00+00:00", "2026-01-05 10:00:03+00:00",
+        "2026-01-05 10:00:00+00:00",
+        "2026-01-05 10:00:00.500000+00:00",
+        "2026-01-05 10:00:00+00:00",
+        "2026-01-05 10:00:03+00:00",
     ]
     assert set(frame["_topic"]) == {TOPIC} and frame["firmware"].iloc[2] == "1.é"

@@ -1,4 +1,5 @@
 """The seq gap rules on their own: restarts, duplicates, late arrivals, partitions, quarantine, policy."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -6,7 +7,9 @@ import pandas as pd
 from lepton_pipelines.iot.sequence import find_gaps, judge, last_message_per_device
 
 
-def frame(device: str, seqs: list[int], boots: list[str | None] | None = None, start: str = "2026-01-05") -> pd.DataFrame:
+def frame(
+    device: str, seqs: list[int], boots: list[str | None] | None = None, start: str = "2026-01-05"
+) -> pd.DataFrame:
     data = {"device_id": device, "seq": seqs, "ts": pd.date_range(start, periods=len(seqs), freq="s", tz="UTC")}
     if boots is not None:
         data["boot_id"] = boots
@@ -15,7 +18,7 @@ def frame(device: str, seqs: list[int], boots: list[str | None] | None = None, s
 
 def ranges(report) -> dict[str, str]:
     lossy = report.devices_with_loss()
-    return dict(zip(lossy["device_id"], lossy["missing_ranges"]))
+    return dict(zip(lossy["device_id"], lossy["missing_ranges"], strict=True))
 
 
 def test_holes_are_named_duplicates_and_late_arrivals_are_not():

@@ -1,5 +1,6 @@
 """The collector and the IoT wiring read ``device_telemetry`` through the source contract's loader: the same
 settings as the code location's registry, and the same message for the same mistake."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The one atomic write and the one local-vs-remote rule, on local disk and on S3 (moto over HTTP)."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,9 @@ from lepton_pipelines.lake.store import Lake, open_location
 
 
 def test_is_local_answers_the_same_for_urls_paths_and_filesystems(tmp_path, s3_lake):
-    assert is_local(str(tmp_path)) and is_local(tmp_path) and is_local(f"file://{tmp_path}") and is_local("relative/lake")
+    assert (
+        is_local(str(tmp_path)) and is_local(tmp_path) and is_local(f"file://{tmp_path}") and is_local("relative/lake")
+    )
     assert is_local(UPath(tmp_path)) and is_local(LocalFileSystem())
     assert not is_local("s3://bucket/prefix")
     assert not is_local(s3_lake.root) and not is_local(s3_lake.fs) and not s3_lake.is_local
@@ -81,7 +84,9 @@ def test_fsync_flushes_the_file_and_its_folder_before_returning(tmp_path, monkey
 
 
 def test_read_partitions_reads_the_columns_each_file_has_and_skips_missing_days(tmp_lake):
-    tmp_lake.write_table("clean", "dev", "2026-01-01", pd.DataFrame({"device_id": ["a", "b"], "seq": [1, 2], "extra": [0, 0]}))
+    tmp_lake.write_table(
+        "clean", "dev", "2026-01-01", pd.DataFrame({"device_id": ["a", "b"], "seq": [1, 2], "extra": [0, 0]})
+    )
     tmp_lake.write_table("clean", "dev", "2026-01-02", pd.DataFrame({"device_id": ["c"]}))
     frame = tmp_lake.read_partitions("clean", "dev", ["2026-01-01", "2026-01-02", "2026-01-03"], ["device_id", "seq"])
     assert frame["device_id"].tolist() == ["a", "b", "c"] and list(frame.columns) == ["device_id", "seq"]

@@ -16,7 +16,12 @@ def orders_clean(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return pd.DataFrame({"order_id": [f"o{day}-{i}" for i in range(day)], "amount": [float(i) for i in range(day)]})
 
 
-@dg.asset(key=["orders", "governed"], partitions_def=DAILY, io_manager_key="lake_io", ins={"clean": dg.AssetIn(["orders", "clean"])})
+@dg.asset(
+    key=["orders", "governed"],
+    partitions_def=DAILY,
+    io_manager_key="lake_io",
+    ins={"clean": dg.AssetIn(["orders", "clean"])},
+)
 def orders_governed(clean: pd.DataFrame) -> pd.DataFrame:
     return clean[clean["amount"] > 0]
 
@@ -29,7 +34,9 @@ def summary() -> pd.DataFrame:
 @pytest.mark.parametrize("lake_fixture", ["tmp_lake", "s3_lake"])
 def test_materialize_writes_the_contract_layout_and_reads_back(lake_fixture, request):
     lake = request.getfixturevalue(lake_fixture)
-    resources = {"lake_io": LakeIOManager(lake=LakeResource())}  # url from LEPTON_LAKE_URL, endpoint from LEPTON_S3_ENDPOINT_URL
+    resources = {
+        "lake_io": LakeIOManager(lake=LakeResource())
+    }  # url from LEPTON_LAKE_URL, endpoint from LEPTON_S3_ENDPOINT_URL
     for day in ("2026-11-24", "2026-11-25"):
         result = dg.materialize([orders_clean, orders_governed], partition_key=day, resources=resources)
         assert result.success

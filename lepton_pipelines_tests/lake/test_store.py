@@ -1,4 +1,5 @@
 """The lake store: layout contract, atomic publish, idempotent rewrites, on local disk and on S3."""
+
 from __future__ import annotations
 
 import signal
@@ -16,7 +17,13 @@ from lepton_pipelines.lake.store import FILE_IDENTITY_ATTR, Lake, read_parquet_d
 
 
 def frame(n: int, offset: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({"id": range(offset, offset + n), "value": [float(i) * 1.5 for i in range(n)], "tag": ["a", "b"] * (n // 2) + ["a"] * (n % 2)})
+    return pd.DataFrame(
+        {
+            "id": range(offset, offset + n),
+            "value": [float(i) * 1.5 for i in range(n)],
+            "tag": ["a", "b"] * (n // 2) + ["a"] * (n % 2),
+        }
+    )
 
 
 @pytest.mark.parametrize("lake_fixture", ["tmp_lake", "s3_lake"])
@@ -50,7 +57,8 @@ def test_duckdb_reads_the_lake_with_hive_partitioning(tmp_lake):
     tmp_lake.write_table("clean", "transactions", "2026-11-24", frame(5))
     tmp_lake.write_table("clean", "transactions", "2026-11-25", frame(7))
     rows = duckdb.sql(
-        f"select date, count(*) from read_parquet('{tmp_lake.url}/clean/transactions/*/*.parquet', hive_partitioning=true) group by 1 order by 1"
+        f"select date, count(*) from read_parquet('{tmp_lake.url}/clean/transactions/*/*.parquet', "
+        "hive_partitioning=true) group by 1 order by 1"
     ).fetchall()
     assert [(str(d), n) for d, n in rows] == [("2026-11-24", 5), ("2026-11-25", 7)]
 
@@ -85,7 +93,9 @@ def test_a_write_killed_midway_leaves_the_previous_partition_intact(tmp_lake):
 
 
 def test_quarantine_stage_files_coexist_and_an_empty_rerun_clears_its_own(tmp_lake):
-    bad = quarantine_frame("raw", pd.DataFrame({"_source_line": [3]}), ["id"], reason="wrong field count", rule="read", raw="x,y")
+    bad = quarantine_frame(
+        "raw", pd.DataFrame({"_source_line": [3]}), ["id"], reason="wrong field count", rule="read", raw="x,y"
+    )
     write_quarantine(tmp_lake, "transactions", "2026-11-25", "raw", bad)
     removed = quarantine_frame("clean", pd.DataFrame({"id": [1]}), ["id"], reason="amount is required", rule="required")
     write_quarantine(tmp_lake, "transactions", "2026-11-25", "clean", removed)
@@ -95,7 +105,11 @@ def test_quarantine_stage_files_coexist_and_an_empty_rerun_clears_its_own(tmp_la
     write_quarantine(tmp_lake, "transactions", "2026-11-25", "raw", pd.DataFrame())
     assert sorted(p.name for p in folder.iterdir()) == ["clean.parquet"]
     stored = read_parquet_dir(folder / "clean.parquet")
-    assert stored["_stage"].tolist() == ["clean"] and stored["id"].tolist() == ["1"] and stored["_rule"].tolist() == ["required"]
+    assert (
+        stored["_stage"].tolist() == ["clean"]
+        and stored["id"].tolist() == ["1"]
+        and stored["_rule"].tolist() == ["required"]
+    )
     with pytest.raises(ValueError, match="lack _stage"):  # one schema: a frame that is not in it is refused
         write_quarantine(tmp_lake, "transactions", "2026-11-25", "clean", pd.DataFrame({"id": [1], "_reason": ["x"]}))
 
@@ -104,8 +118,12 @@ def test_categorical_columns_round_trip_dictionary_encoded(tmp_lake):
     """Lineage paths are stored dictionary-encoded and read back as the same categorical."""
     import pyarrow.parquet as pq
 
-    paths = pd.Categorical(["landing/b.csv", "landing/a.csv", "landing/b.csv"], categories=["landing/a.csv", "landing/b.csv"])
-    written = tmp_lake.write_table("raw", "transactions", "2026-11-25", pd.DataFrame({"id": [1, 2, 3], "_source_file": paths}))
+    paths = pd.Categorical(
+        ["landing/b.csv", "landing/a.csv", "landing/b.csv"], categories=["landing/a.csv", "landing/b.csv"]
+    )
+    written = tmp_lake.write_table(
+        "raw", "transactions", "2026-11-25", pd.DataFrame({"id": [1, 2, 3], "_source_file": paths})
+    )
     assert str(pq.read_schema(written.path).field("_source_file").type).startswith("dictionary<values=string")
     back = tmp_lake.read_table("raw", "transactions", "2026-11-25")
     assert isinstance(back["_source_file"].dtype, pd.CategoricalDtype)
@@ -118,15 +136,20 @@ def test_only_repeating_text_and_categoricals_are_dictionary_encoded(tmp_lake):
     import pyarrow.parquet as pq
 
     n = 200
-    df = pd.DataFrame({
-        "txn_id": pd.Series([f"T{i:06d}" for i in range(n)], dtype="str"),
-        "currency": pd.Series(["USD", "EUR"] * (n // 2), dtype="str"),
-        "_source_file": pd.Categorical(["a.csv"] * n),
-        "amount": [float(i) for i in range(n)],
-    })
+    df = pd.DataFrame(
+        {
+            "txn_id": pd.Series([f"T{i:06d}" for i in range(n)], dtype="str"),
+            "currency": pd.Series(["USD", "EUR"] * (n // 2), dtype="str"),
+            "_source_file": pd.Categorical(["a.csv"] * n),
+            "amount": [float(i) for i in range(n)],
+        }
+    )
     written = tmp_lake.write_table("clean", "transactions", "2026-11-25", df)
     column_chunks = pq.ParquetFile(written.path).metadata.row_group(0)
-    encodings = {column_chunks.column(i).path_in_schema: column_chunks.column(i).encodings for i in range(column_chunks.num_columns)}
+    encodings = {
+        column_chunks.column(i).path_in_schema: column_chunks.column(i).encodings
+        for i in range(column_chunks.num_columns)
+    }
     dictionary = {"RLE_DICTIONARY", "PLAIN_DICTIONARY"}
     assert dictionary & set(encodings["currency"]) and dictionary & set(encodings["_source_file"])
     assert not dictionary & set(encodings["txn_id"])
@@ -158,5 +181,7 @@ def test_tables_are_written_with_the_configured_codec(tmp_lake, monkeypatch, cod
 
 def test_an_unknown_codec_is_an_error_naming_the_variable(tmp_lake, monkeypatch):
     monkeypatch.setenv("LEPTON_PARQUET_COMPRESSION", "zip")
-    with pytest.raises(ValueError, match="LEPTON_PARQUET_COMPRESSION='zip' is not a Parquet codec; allowed: snappy, zstd"):
+    with pytest.raises(
+        ValueError, match="LEPTON_PARQUET_COMPRESSION='zip' is not a Parquet codec; allowed: snappy, zstd"
+    ):
         tmp_lake.write_table("clean", "s", "2026-01-01", pd.DataFrame({"x": [1]}))

@@ -5,6 +5,7 @@ so a working classifier must beat chance clearly, and a shuffled label must not.
 readings around a stable operating point with a few injected faults flagged in
 ``is_injected_anomaly`` so the anomaly model can be scored against ground truth.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """The deploy_model job: config resolution, clear failures before anything changes, and a
 Kubernetes dry run end to end (render + schema validation, no cluster) recorded as the
 deployment asset."""
+
 import dagster as dg
 import pytest
 import yaml
@@ -34,8 +35,14 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 
 def test_kubernetes_dry_run_records_the_rendered_manifests(tmp_lake: Lake, registered: str):
-    result = run_deploy(tmp_lake, "device_anomaly", registered, target="kubernetes",
-                        target_options={"dry_run": True}, deploy_config={"namespace": "models", "replicas": 2})
+    result = run_deploy(
+        tmp_lake,
+        "device_anomaly",
+        registered,
+        target="kubernetes",
+        target_options={"dry_run": True},
+        deploy_config={"namespace": "models", "replicas": 2},
+    )
     assert result.success
     (materialization,) = result.asset_materializations_for_node("deploy_model_version")
     assert materialization.asset_key == dg.AssetKey(["models", "device_anomaly", "deployment"])
@@ -58,7 +65,10 @@ def test_kubernetes_dry_run_records_the_rendered_manifests(tmp_lake: Lake, regis
     ("overrides", "expected"),
     [
         ({"target": "swarm"}, "target 'swarm' is unknown; allowed: docker_host, kubernetes"),
-        ({"target_options": {"dryrun": True}}, "target_options dryrun are not options of target 'docker_host'; allowed: none"),
+        (
+            {"target_options": {"dryrun": True}},
+            "target_options dryrun are not options of target 'docker_host'; allowed: none",
+        ),
         (
             {"deploy_config": {"replicas": 0}},
             "rejected by target docker_host before any change: docker_host deploy config for model 'device_anomaly' "
@@ -96,9 +106,13 @@ def test_failed_deploy_fails_the_run_and_records_what_serves(tmp_lake: Lake, reg
     """Against the real Docker engine: an image the registry does not have cannot start, nothing
     was serving before, and the run fails with the target's message."""
     missing = f"127.0.0.1:5000/lepton/model-device_anomaly:{registered}-absent"
-    result = run_deploy(tmp_lake, "device_anomaly", registered, image=missing,
-                        deploy_config={"replicas": 1, "base_port": 18480, "health_timeout_seconds": 5,
-                                       "gateway": {"enabled": False}})
+    result = run_deploy(
+        tmp_lake,
+        "device_anomaly",
+        registered,
+        image=missing,
+        deploy_config={"replicas": 1, "base_port": 18480, "health_timeout_seconds": 5, "gateway": {"enabled": False}},
+    )
     message = failure_message(result)
     assert message.startswith(f"deploy of {missing} failed: ")
     assert "manifest unknown" in message and "Nothing is serving model 'device_anomaly'" in message

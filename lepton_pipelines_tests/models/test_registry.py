@@ -1,4 +1,5 @@
 """Registry: content-derived idempotent versions, aliases, and champion/challenger both ways."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def card(roc_auc: float = 0.8, rows: int = 100) -> dict:
     return build_card(
         spec,
         metrics={"roc_auc": roc_auc, "brier": 0.1},
-        sample_input=[{"amount": 1.0, "currency": "USD", "merchant_category": "fuel", "channel": "web", "country": "US"}],
+        sample_input=[
+            {"amount": 1.0, "currency": "USD", "merchant_category": "fuel", "channel": "web", "country": "US"}
+        ],
         library_versions=library_versions(),
         training={"assets": ["transactions/governed"], "partitions": ["2024-03-01"], "quality": {}, "rows": rows},
     )
@@ -90,7 +93,11 @@ def test_better_challenger_is_promoted(registry):
     registry.commit(champion, decide_promotion(champion.version, {"roc_auc": 0.7, "brier": 0.2}, None, None, POLICY))
     challenger = registry.write_version(b"v2", card(0.8))
     decision = decide_promotion(
-        challenger.version, {"roc_auc": 0.8, "brier": 0.15}, champion.version, {"roc_auc": 0.7, "brier": 0.2}, POLICY,
+        challenger.version,
+        {"roc_auc": 0.8, "brier": 0.15},
+        champion.version,
+        {"roc_auc": 0.7, "brier": 0.2},
+        POLICY,
         production_metrics_basis="re-scored on the candidate's held-out rows",
     )
     index = registry.commit(challenger, decision)

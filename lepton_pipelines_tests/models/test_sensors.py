@@ -17,7 +17,13 @@ from lepton_pipelines_tests.models.helpers import register
 pytestmark = pytest.mark.timeout(120)
 
 
-def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, lake: Lake, cursor: str | None, registry: str = "127.0.0.1:5000"):
+def tick(
+    sensor: dg.SensorDefinition,
+    instance: dg.DagsterInstance,
+    lake: Lake,
+    cursor: str | None,
+    registry: str = "127.0.0.1:5000",
+):
     resources = {"lake": LakeResource(url=lake.url), "image_builder": ImageBuilderResource(registry=registry)}
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     return sensor.evaluate_tick(context)
@@ -96,7 +102,9 @@ def stand_in_build_job() -> None:
     stand_in_build()
 
 
-def run_build(instance: dg.DagsterInstance, lake: Lake, model: str, version: str, succeed: bool) -> dg.ExecuteInProcessResult:
+def run_build(
+    instance: dg.DagsterInstance, lake: Lake, model: str, version: str, succeed: bool
+) -> dg.ExecuteInProcessResult:
     config = build_model_image_run_config(model, version)
     tags = {"lepton/model": model, "lepton/model-version": version}
     if succeed:
@@ -149,7 +157,10 @@ def test_deploy_is_requested_on_build_success_only_and_for_production_only(tmp_l
         dagster_event=built_candidate.get_run_success_event(),
         dagster_instance=instance,
         dagster_run=built_candidate.dagster_run,
-        resources={"lake": LakeResource(url=tmp_lake.url), "image_builder": ImageBuilderResource(registry="127.0.0.1:5000")},
+        resources={
+            "lake": LakeResource(url=tmp_lake.url),
+            "image_builder": ImageBuilderResource(registry="127.0.0.1:5000"),
+        },
     )
     skipped = image_built_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and f"production is {production}" in skipped.skip_message
@@ -166,7 +177,10 @@ def test_a_hand_launched_build_is_recognised_by_its_run_config(tmp_lake: Lake):
         dagster_event=built.get_run_success_event(),
         dagster_instance=instance,
         dagster_run=built.dagster_run,
-        resources={"lake": LakeResource(url=tmp_lake.url), "image_builder": ImageBuilderResource(registry="127.0.0.1:5000")},
+        resources={
+            "lake": LakeResource(url=tmp_lake.url),
+            "image_builder": ImageBuilderResource(registry="127.0.0.1:5000"),
+        },
     )
     request = image_built_sensor(context)
     assert isinstance(request, dg.RunRequest)

@@ -1,4 +1,5 @@
 """Training: held-out metrics that track the planted signal, determinism, and clear data errors."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -30,7 +31,9 @@ def transactions() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def telemetry() -> pd.DataFrame:
-    return pd.concat([synthetic.telemetry(f"2024-03-0{d}", 400, seed=d, anomaly_share=0.015) for d in (1, 2, 3)], ignore_index=True)
+    return pd.concat(
+        [synthetic.telemetry(f"2024-03-0{d}", 400, seed=d, anomaly_share=0.015) for d in (1, 2, 3)], ignore_index=True
+    )
 
 
 def test_shipped_models_are_declared(specs):
@@ -87,7 +90,9 @@ def test_anomaly_model_finds_injected_faults(specs, telemetry):
     trained = train_model(spec, telemetry)
     metrics = trained.metrics
     assert 0.0 < metrics["anomaly_rate"] < 0.1
-    assert metrics["anomaly_rate_shift"] == pytest.approx(abs(metrics["anomaly_rate"] - metrics["training_anomaly_rate"]), abs=1e-6)
+    assert metrics["anomaly_rate_shift"] == pytest.approx(
+        abs(metrics["anomaly_rate"] - metrics["training_anomaly_rate"]), abs=1e-6
+    )
     assert metrics["recall"] >= 0.8 and metrics["roc_auc"] >= 0.95
     # the time split holds out the latest readings
     assert trained.held_out["ts"].min() >= telemetry["ts"].sort_values().iloc[-trained.test_rows]
@@ -141,7 +146,11 @@ def test_time_split_cuts_by_event_time(specs, telemetry):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"estimator": "random_forest"}, r"model 'transaction_risk': estimator 'random_forest' is unknown; allowed: hist_gradient_boosting, isolation_forest, logistic_regression"),
+        (
+            {"estimator": "random_forest"},
+            r"model 'transaction_risk': estimator 'random_forest' is unknown; allowed: hist_gradient_boosting, "
+            r"isolation_forest, logistic_regression",
+        ),
         ({"label": None}, "a classification model needs 'label'"),
         ({"colour": "blue"}, r"model 'transaction_risk': colour: unknown field"),
         ({"estimator": "isolation_forest"}, "is for task 'anomaly', model task is 'classification'"),
@@ -164,6 +173,12 @@ def test_config_errors_name_the_model_and_field(change, message):
 
 
 def test_duplicate_model_names_are_rejected():
-    entry = {"name": "m", "task": "anomaly", "source": "s", "features": [{"name": "x", "type": "float"}], "estimator": "isolation_forest"}
+    entry = {
+        "name": "m",
+        "task": "anomaly",
+        "source": "s",
+        "features": [{"name": "x", "type": "float"}],
+        "estimator": "isolation_forest",
+    }
     with pytest.raises(ModelConfigError, match="duplicated: m"):
         parse_models({"models": [entry, entry]}, "models.yaml")

@@ -1,5 +1,6 @@
 """Fixtures for the platform tests: a small lake with files in every protected zone, and backup
 locations on a local folder and on S3 (moto's threaded server over HTTP, via the root conftest)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,7 @@ def checksums(lake: Lake, zones=("governed", "quarantine", "_quality", "models")
             continue
         for path in lake.fs.find(base):
             with lake.fs.open(path, "rb") as handle:
-                result[path[len(root) + 1:]] = hashlib.sha256(handle.read()).hexdigest()
+                result[path[len(root) + 1 :]] = hashlib.sha256(handle.read()).hexdigest()
     return result
 
 

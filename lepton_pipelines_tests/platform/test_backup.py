@@ -1,5 +1,6 @@
 """Lake backup and restore on local folders and on S3 (moto over HTTP): round trips are byte-identical,
 backups are incremental, retention keeps N snapshots, and corruption is detected."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def test_local_backup_delete_restore_gives_identical_checksums(local_lake, local
     assert restored.restored == len(PROTECTED_FILES)
     assert checksums(local_lake) == {k: v for k, v in before.items() if k in PROTECTED_FILES}
     assert local_repo.verify_lake(local_lake, result.snapshot_id).ok
-    pd.testing.assert_frame_equal(local_lake.read_table("governed", "transactions", "2024-01-02"),
-                                  LAKE_FILES["governed/transactions/date=2024-01-02"])
+    pd.testing.assert_frame_equal(
+        local_lake.read_table("governed", "transactions", "2024-01-02"),
+        LAKE_FILES["governed/transactions/date=2024-01-02"],
+    )
 
 
 def test_s3_lake_to_s3_backup_round_trip(s3_lake, s3_backup_url):
@@ -106,8 +109,10 @@ def test_rehash_detects_change_hidden_from_fingerprints(local_lake, local_repo):
 def test_retention_keeps_newest_n_and_collects_unreferenced_objects(local_lake, local_repo):
     snapshots = []
     for version in range(4):
-        write_parquet_atomic(local_lake.path("governed", "transactions", "date=2024-01-02"),
-                             pd.DataFrame({"id": [version], "amount": [float(version)]}))
+        write_parquet_atomic(
+            local_lake.path("governed", "transactions", "date=2024-01-02"),
+            pd.DataFrame({"id": [version], "amount": [float(version)]}),
+        )
         snapshots.append(local_repo.backup(local_lake).snapshot_id)
     assert local_repo.snapshot_ids() == snapshots
     assert len(local_repo.object_shas()) == len(PROTECTED_FILES) + 3

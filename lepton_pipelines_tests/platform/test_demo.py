@@ -1,5 +1,6 @@
 """The demo's pieces that need no instance: which days it fills, and the DuckDB query it prints (run
 for real with the DuckDB the package installs)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -36,8 +37,12 @@ def test_the_printed_duckdb_query_runs_with_the_installed_package(tmp_path):
         write_parquet_atomic(lake.path("governed", "transactions", f"date={day}"), pd.DataFrame({"amount": amounts}))
     command = duckdb_command(lake.url)
     assert command.startswith(".venv/bin/python -c ")
-    result = subprocess.run(["bash", "-c", command.replace(".venv/bin/python", sys.executable, 1)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", "-c", command.replace(".venv/bin/python", sys.executable, 1)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "2026-11-25" in result.stdout and "3.75" in result.stdout and "2026-11-26" in result.stdout
 

@@ -2,6 +2,7 @@
 and health checks, the instance templates (accepted by Dagster's own config schema), the Helm values
 (checked against the deployer identity and turned into the Pod/Job specs the chart renders, validated
 with kubernetes-validate for Kubernetes 1.29 and the newest schema), and the user-code Dockerfile."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,17 @@ ONE_SHOT = {"s3-init"}
 
 def test_compose_has_required_services_each_with_a_healthcheck():
     services = load_compose("docker-compose.yaml")["services"]
-    assert {"postgres", "mosquitto", "s3", "s3-init", "registry", "collector", "lepton-user-code",
-            "dagster-webserver", "dagster-daemon"} <= set(services)
+    assert {
+        "postgres",
+        "mosquitto",
+        "s3",
+        "s3-init",
+        "registry",
+        "collector",
+        "lepton-user-code",
+        "dagster-webserver",
+        "dagster-daemon",
+    } <= set(services)
     for name, service in services.items():
         if name in ONE_SHOT:
             assert service["restart"] == "no"
@@ -47,7 +57,14 @@ def test_compose_has_required_services_each_with_a_healthcheck():
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"service {name} has no healthcheck"
         assert service["restart"] == "unless-stopped", name
     assert services["lepton-user-code"]["healthcheck"]["test"][1:] == [
-        "dagster", "api", "grpc-health-check", "-h", "127.0.0.1", "-p", "14000"]
+        "dagster",
+        "api",
+        "grpc-health-check",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "14000",
+    ]
     # Dagster services start only once their dependencies are healthy (not merely started).
     for name in ("dagster-webserver", "dagster-daemon"):
         assert services[name]["depends_on"]["lepton-user-code"]["condition"] == "service_healthy"
@@ -65,13 +82,24 @@ def test_compose_uses_host_networking_on_loopback_only():
     services = compose["services"]
     assert services["dagster-webserver"]["command"][1:5] == ["-h", "127.0.0.1", "-p", "13000"]
     code_server = services["lepton-user-code"]["command"]
-    assert code_server[code_server.index("-h") + 1] == "127.0.0.1" and code_server[code_server.index("-p") + 1] == "14000"
+    assert (
+        code_server[code_server.index("-h") + 1] == "127.0.0.1" and code_server[code_server.index("-p") + 1] == "14000"
+    )
     env = compose["x-dagster-env"]
     assert (env["DAGSTER_POSTGRES_HOSTNAME"], env["DAGSTER_POSTGRES_PORT"]) == ("127.0.0.1", "15432")
     assert services["postgres"]["environment"]["POSTGRES_PORT"] == "15432"
-    assert env["LEPTON_S3_ENDPOINT_URL"] == "http://127.0.0.1:19000" == f"http://127.0.0.1:{services['s3']['environment']['S3_PORT']}"
-    assert env["LEPTON_MQTT_URL"].endswith("@127.0.0.1:11883") and services["mosquitto"]["environment"]["MOSQUITTO_PORT"] == "11883"
-    assert env["LEPTON_IMAGE_REGISTRY"] == services["registry"]["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:15000"
+    assert (
+        env["LEPTON_S3_ENDPOINT_URL"]
+        == "http://127.0.0.1:19000"
+        == f"http://127.0.0.1:{services['s3']['environment']['S3_PORT']}"
+    )
+    assert (
+        env["LEPTON_MQTT_URL"].endswith("@127.0.0.1:11883")
+        and services["mosquitto"]["environment"]["MOSQUITTO_PORT"] == "11883"
+    )
+    assert (
+        env["LEPTON_IMAGE_REGISTRY"] == services["registry"]["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:15000"
+    )
     # The host's own services keep their ports: 5432, 1883, 5000 and 3000 are never taken by the stack.
     assert not re.search(r"127\.0\.0\.1:(5432|1883|5000|3000)\b", text)
 
@@ -89,14 +117,19 @@ def test_compose_wires_the_docker_run_launcher_to_the_code_image_and_host_networ
     assert not missing, f"run containers get env vars the daemon does not have: {missing}"
     assert "/var/run/docker.sock:/var/run/docker.sock" in compose["services"]["dagster-daemon"]["volumes"]
     # The code server's container context gives runs the host's docker group, the socket and the sources.
-    context_text = re.sub(r"\$\{([A-Z_]+)[^}]*\}", lambda m: {"DOCKER_GID": "118"}.get(m.group(1), "/srv/sources"),
-                          user_code["environment"]["DAGSTER_CONTAINER_CONTEXT"])
+    context_text = re.sub(
+        r"\$\{([A-Z_]+)[^}]*\}",
+        lambda m: {"DOCKER_GID": "118"}.get(m.group(1), "/srv/sources"),
+        user_code["environment"]["DAGSTER_CONTAINER_CONTEXT"],
+    )
     kwargs = json.loads(context_text)["docker"]["container_kwargs"]
     assert kwargs["group_add"] == ["118"]
     # The service catalog's targets parse (a compose default cannot hold JSON braces: it is a literal).
     from lepton_pipelines.delivery.service_catalog import parse_targets
 
-    assert [t.target for t in parse_targets(compose["x-dagster-env"]["LEPTON_SERVICE_CATALOG_TARGETS"])] == ["docker_host"]
+    assert [t.target for t in parse_targets(compose["x-dagster-env"]["LEPTON_SERVICE_CATALOG_TARGETS"])] == [
+        "docker_host"
+    ]
     assert "/var/run/docker.sock:/var/run/docker.sock" in user_code["volumes"] and user_code["group_add"]
     assert kwargs["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock", "/srv/sources:/opt/lepton/sources.d:ro"]
 
@@ -119,7 +152,8 @@ def test_compose_takes_every_secret_from_the_environment():
                     f"{name}: {key} must come from the environment, not a literal"
                 )
     example = dict(
-        line.split("=", 1) for line in (COMPOSE / ".env.example").read_text().splitlines()
+        line.split("=", 1)
+        for line in (COMPOSE / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )
     assert all(example[k] == "" for k in example if SECRET_NAME.search(k) and k != "LEPTON_DAGSTER_UI_URL")
@@ -135,7 +169,9 @@ def test_instance_templates_pass_dagsters_config_schema(name):
     assert config["run_storage"]["module"] == "dagster_postgres.run_storage"
     for storage in ("run_storage", "event_log_storage", "schedule_storage"):
         db = config[storage]["config"]["postgres_db"]
-        assert db["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"} and db["username"] == {"env": "DAGSTER_POSTGRES_USER"}
+        assert db["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"} and db["username"] == {
+            "env": "DAGSTER_POSTGRES_USER"
+        }
     assert config["compute_logs"]["class"] == "S3ComputeLogManager"
     assert config["compute_logs"]["config"]["bucket"] == {"env": "LEPTON_COMPUTE_LOG_BUCKET"}
 
@@ -186,7 +222,10 @@ def test_helm_queue_limits_match_the_instance_template():
     template = load("dagster.yaml")
     assert queued["tagConcurrencyLimits"] == template["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert queued["maxConcurrentRuns"] == template["run_coordinator"]["config"]["max_concurrent_runs"]
-    assert values["runMonitoring"]["enabled"] and values["runRetries"]["maxRetries"] == template["run_retries"]["max_retries"]
+    assert (
+        values["runMonitoring"]["enabled"]
+        and values["runRetries"]["maxRetries"] == template["run_retries"]["max_retries"]
+    )
 
 
 def _user_code_deployment(values: dict) -> dict:
@@ -206,21 +245,36 @@ def _user_code_deployment(values: dict) -> dict:
                 "spec": {
                     "serviceAccountName": values["global"]["serviceAccountName"],
                     "securityContext": spec["podSecurityContext"],
-                    "containers": [{
-                        "name": spec["name"],
-                        "image": image,
-                        "imagePullPolicy": spec["image"]["pullPolicy"],
-                        "args": ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(spec["port"]), *spec["dagsterApiGrpcArgs"]],
-                        "ports": [{"name": "grpc", "containerPort": spec["port"]}],
-                        "env": spec["env"],
-                        "envFrom": [{"secretRef": s} for s in spec["envSecrets"]],
-                        "resources": spec["resources"],
-                        "securityContext": spec["securityContext"],
-                        "readinessProbe": {"exec": {"command": ["dagster", "api", "grpc-health-check", "-p", str(spec["port"])]},
-                                           **spec["readinessProbe"]},
-                        "startupProbe": {"exec": {"command": ["dagster", "api", "grpc-health-check", "-p", str(spec["port"])]},
-                                         **{k: v for k, v in spec["startupProbe"].items() if k != "enabled"}},
-                    }],
+                    "containers": [
+                        {
+                            "name": spec["name"],
+                            "image": image,
+                            "imagePullPolicy": spec["image"]["pullPolicy"],
+                            "args": [
+                                "dagster",
+                                "api",
+                                "grpc",
+                                "-h",
+                                "0.0.0.0",
+                                "-p",
+                                str(spec["port"]),
+                                *spec["dagsterApiGrpcArgs"],
+                            ],
+                            "ports": [{"name": "grpc", "containerPort": spec["port"]}],
+                            "env": spec["env"],
+                            "envFrom": [{"secretRef": s} for s in spec["envSecrets"]],
+                            "resources": spec["resources"],
+                            "securityContext": spec["securityContext"],
+                            "readinessProbe": {
+                                "exec": {"command": ["dagster", "api", "grpc-health-check", "-p", str(spec["port"])]},
+                                **spec["readinessProbe"],
+                            },
+                            "startupProbe": {
+                                "exec": {"command": ["dagster", "api", "grpc-health-check", "-p", str(spec["port"])]},
+                                **{k: v for k, v in spec["startupProbe"].items() if k != "enabled"},
+                            },
+                        }
+                    ],
                 },
             },
         },
@@ -243,14 +297,16 @@ def _run_job(values: dict) -> dict:
                     **run_config["podSpecConfig"],
                     "restartPolicy": "Never",
                     "serviceAccountName": values["global"]["serviceAccountName"],
-                    "containers": [{
-                        "name": "dagster",
-                        "image": f"{deployment['image']['repository']}:{deployment['image']['tag']}",
-                        "imagePullPolicy": launcher["imagePullPolicy"],
-                        "args": ["dagster", "api", "execute_run", "{}"],
-                        "envFrom": [{"secretRef": s} for s in launcher["envSecrets"]],
-                        **run_config["containerConfig"],
-                    }],
+                    "containers": [
+                        {
+                            "name": "dagster",
+                            "image": f"{deployment['image']['repository']}:{deployment['image']['tag']}",
+                            "imagePullPolicy": launcher["imagePullPolicy"],
+                            "args": ["dagster", "api", "execute_run", "{}"],
+                            "envFrom": [{"secretRef": s} for s in launcher["envSecrets"]],
+                            **run_config["containerConfig"],
+                        }
+                    ],
                 },
             },
         },
@@ -273,7 +329,9 @@ def test_helm_values_render_valid_kubernetes_objects(build, version):
 def test_helm_values_with_broken_resources_are_rejected(version):
     # The check above is only meaningful if kubernetes-validate rejects what the chart would reject.
     values = load("helm-values.yaml")
-    values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]["resources"] = {"requests": "1Gi"}
+    values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]["resources"] = {
+        "requests": "1Gi"
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(_run_job(values), version, strict=True)
 
@@ -293,6 +351,9 @@ def test_dockerfile_runs_the_code_server_as_non_root():
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and not users[-1].startswith(("root", "0"))
     assert not re.search(r"(?i)^(ENV|ARG)\s+\S*(PASSWORD|SECRET|ACCESS_KEY)", text, re.M)
-    rules = [line for line in (PLATFORM / "Dockerfile.dockerignore").read_text().splitlines()
-             if line and not line.startswith("#")]
+    rules = [
+        line
+        for line in (PLATFORM / "Dockerfile.dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert rules[0] == "**" and "!lepton_pipelines/" in rules  # nothing else (e.g. .env, .venv) is sent

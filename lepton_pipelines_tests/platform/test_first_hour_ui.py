@@ -10,6 +10,7 @@ user), then headless Debian Chromium driven by Playwright asserts through the re
 
 Screenshots are kept in test-artifacts/first-hour-*.png (gitignored) for people to look at.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,11 +31,24 @@ from lepton_pipelines_tests.conftest import free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 # What a laptop has not configured: the automation needing it must stay quiet, not fail.
-UNSET = ("LEPTON_IMAGE_REGISTRY", "LEPTON_ALERT_WEBHOOK_URL", "LEPTON_BACKUP_URL", "LEPTON_LAKE_URL",
-         "LEPTON_S3_ENDPOINT_URL", "LEPTON_SOURCES_PATH")
+UNSET = (
+    "LEPTON_IMAGE_REGISTRY",
+    "LEPTON_ALERT_WEBHOOK_URL",
+    "LEPTON_BACKUP_URL",
+    "LEPTON_LAKE_URL",
+    "LEPTON_S3_ENDPOINT_URL",
+    "LEPTON_SOURCES_PATH",
+)
 GOVERNED_ASSET = "market_data/governed"
 
 pytestmark = pytest.mark.timeout(1800)
@@ -82,8 +96,14 @@ def first_hour(tmp_path_factory):
     env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO_ROOT))
     ARTIFACTS.mkdir(exist_ok=True)
 
-    demo = subprocess.run([sys.executable, "-m", "lepton_pipelines.demo", "--size", "small", "--days", "2"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    demo = subprocess.run(
+        [sys.executable, "-m", "lepton_pipelines.demo", "--size", "small", "--days", "2"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     (ARTIFACTS / "first-hour-demo.log").write_text(demo.stdout + demo.stderr)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "at at column" not in demo.stdout + demo.stderr  # rejected-line reasons read as written
@@ -95,16 +115,38 @@ def first_hour(tmp_path_factory):
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             # what bin/ui does: dagster dev started inside DAGSTER_HOME with the repo's workspace
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-            cwd=home, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "dev",
+                "-w",
+                str(REPO_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=home,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_for_http(f"http://127.0.0.1:{port}/server_info", process, log, deadline_seconds=300)
-        assert "will not be used to configure Dagster" not in log.read_text(errors="replace")  # no ignored-dagster.yaml warning
+        assert "will not be used to configure Dagster" not in log.read_text(
+            errors="replace"
+        )  # no ignored-dagster.yaml warning
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("DAGSTER_HOME", str(home))  # the instance's dagster.yaml reads it
-            yield {"url": f"http://127.0.0.1:{port}", "home": home, "log": log, "demo": demo.stdout,
-                   "newest": days.group(2), "days": int(days.group(3)), "instance": dg.DagsterInstance.from_config(str(home))}
+            yield {
+                "url": f"http://127.0.0.1:{port}",
+                "home": home,
+                "log": log,
+                "demo": demo.stdout,
+                "newest": days.group(2),
+                "days": int(days.group(3)),
+                "instance": dg.DagsterInstance.from_config(str(home)),
+            }
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # dagster dev, its webserver, daemon and code servers
         try:
@@ -120,8 +162,11 @@ def settled(first_hour):
     runs they started have finished (freshness checks run on their hourly schedule). Returns every run."""
     instance = first_hour["instance"]
     _wait_until(lambda: _ticks(instance, "model_version_sensor"), "model_version_sensor to tick", 300)
-    _wait_until(lambda: [t for t in _ticks(instance, "lepton_run_failure_alert") if "webhook" in (t.skip_reason or "")],
-                "the alert sensor's second tick", 300)
+    _wait_until(
+        lambda: [t for t in _ticks(instance, "lepton_run_failure_alert") if "webhook" in (t.skip_reason or "")],
+        "the alert sensor's second tick",
+        300,
+    )
 
     def finished():
         runs = instance.get_runs()
@@ -137,7 +182,10 @@ def browser(first_hour, settled, tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh profile: no first-visit state carried over
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 1600, "height": 1000},
         )
         page = context.new_page()
@@ -166,7 +214,9 @@ def test_sensors_needing_infrastructure_tick_quietly_and_no_run_fails(first_hour
     naming the setting, no build runs, and no failed run."""
     instance = first_hour["instance"]
     model_ticks = _ticks(instance, "model_version_sensor")
-    assert model_ticks and all(t.status.value == "SKIPPED" and "LEPTON_IMAGE_REGISTRY is unset" in t.skip_reason for t in model_ticks)
+    assert model_ticks and all(
+        t.status.value == "SKIPPED" and "LEPTON_IMAGE_REGISTRY is unset" in t.skip_reason for t in model_ticks
+    )
     alert = [t.skip_reason for t in _ticks(instance, "lepton_run_failure_alert") if "webhook" in (t.skip_reason or "")]
     assert alert[0].startswith("no webhook configured (set LEPTON_ALERT_WEBHOOK_URL)")
     assert not _ticks(instance, "image_built_sensor")  # stopped while no registry is set
@@ -211,10 +261,16 @@ def test_governed_asset_shows_the_newest_partition_with_passing_checks(first_hou
     lines = [line.strip() for line in check_list.splitlines() if line.strip()]
     # each check is its name then its status; freshness_check runs on its hourly schedule, so right after
     # the demo it may not have been evaluated yet — every check the runs evaluated must have succeeded
-    statuses = {name: status for name, status in zip(lines, lines[1:]) if name.replace("_", "").isalnum() and name.islower()}
+    statuses = {
+        name: status
+        for name, status in zip(lines, lines[1:], strict=False)
+        if name.replace("_", "").isalnum() and name.islower()
+    }
     evaluated = {name: status for name, status in statuses.items() if name != "freshness_check"}
     assert count >= 3 and len(statuses) == count, check_list
-    assert {"reconciliation", "row_retention"} <= set(evaluated) and set(evaluated.values()) == {"Succeeded"}, check_list
+    assert {"reconciliation", "row_retention"} <= set(evaluated) and set(evaluated.values()) == {"Succeeded"}, (
+        check_list
+    )
     _shot(page, "governed-checks")
 
 

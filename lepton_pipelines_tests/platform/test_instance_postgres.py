@@ -1,6 +1,7 @@
 """The production instance template (deployments/platform/dagster.yaml) on the real Postgres server:
 runs and events are stored there and read back by a second, independent instance; step logs land in
 the S3 bucket (moto over HTTP) through the S3ComputeLogManager."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,7 +11,15 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter, asset, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    EventRecordsFilter,
+    asset,
+    materialize,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "deployments" / "platform" / "dagster.yaml"
@@ -83,9 +92,14 @@ def test_production_template_stores_runs_and_events_in_postgres(production_insta
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
         assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
-        limits = {limit["key"]: limit for limit in instance.run_coordinator.get_run_queue_config().tag_concurrency_limits}
-        assert limits["lepton/mqtt-client"] == {"key": "lepton/mqtt-client", "limit": 1,
-                                                "value": {"applyLimitPerUniqueValue": True}}
+        limits = {
+            limit["key"]: limit for limit in instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        }
+        assert limits["lepton/mqtt-client"] == {
+            "key": "lepton/mqtt-client",
+            "limit": 1,
+            "value": {"applyLimitPerUniqueValue": True},
+        }
         assert limits["lepton/image-build"]["limit"] == 2
         assert instance.run_monitoring_enabled
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2

@@ -1,5 +1,6 @@
 """The platform's Dagster definitions executed for real: the backup and restore jobs on local folders,
 retry classification, runtime-limit tags, and the run-failure alert posted to an HTTP server."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from dagster import (
     op,
 )
 
-from lepton_pipelines.lake.backup import BackupRepository, BackupError
+from lepton_pipelines.lake.backup import BackupError, BackupRepository
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.platform.alerts import post_alert
 from lepton_pipelines.platform.backup_jobs import BACKUP_CONCURRENCY_TAG, LakeBackupResource, lake_backup, lake_restore
@@ -44,7 +45,9 @@ def test_definitions_expose_jobs_schedule_and_sensor():
 
 def test_backup_job_then_restore_job(local_lake, tmp_path):
     instance = DagsterInstance.ephemeral()
-    resource = LakeBackupResource(lake=LakeResource(url=local_lake.url), backup_url=str(tmp_path / "backups"), keep_snapshots=2)
+    resource = LakeBackupResource(
+        lake=LakeResource(url=local_lake.url), backup_url=str(tmp_path / "backups"), keep_snapshots=2
+    )
     before = checksums(local_lake)
 
     snapshots = []
@@ -134,7 +137,9 @@ class _Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append({"path": self.path, "content_type": self.headers["Content-Type"], "body": json.loads(body)})
+                received.append(
+                    {"path": self.path, "content_type": self.headers["Content-Type"], "body": json.loads(body)}
+                )
                 self.send_response(status)
                 self.end_headers()
 

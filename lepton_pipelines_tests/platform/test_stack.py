@@ -7,6 +7,7 @@ whatever happens.
 
 The tests share one stack and run in file order (each builds on the state the previous left).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -25,14 +26,23 @@ from .stack import LOOPBACK_PORTS, REPO_ROOT, Stack, docker, wait_for
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1500)]
 
 PROJECT = "lepton-stack-test"
-SERVICE_IMAGES = {"postgres": "POSTGRES", "mosquitto": "MOSQUITTO", "s3": "S3", "registry": "REGISTRY", "collector": "COLLECTOR",
-                  "lepton-user-code": "USER_CODE", "dagster-webserver": "DAGSTER", "dagster-daemon": "DAGSTER"}
+SERVICE_IMAGES = {
+    "postgres": "POSTGRES",
+    "mosquitto": "MOSQUITTO",
+    "s3": "S3",
+    "registry": "REGISTRY",
+    "collector": "COLLECTOR",
+    "lepton-user-code": "USER_CODE",
+    "dagster-webserver": "DAGSTER",
+    "dagster-daemon": "DAGSTER",
+}
 STARTED_OR_DONE = {"STARTED", "SUCCESS", "FAILURE", "CANCELED"}
 LATEST = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) {
     ... on Asset { assetMaterializations(limit: 1) { runId partition } } } }"""
-SENSORS = """query { sensorsOrError(repositorySelector: {repositoryLocationName: "lepton_pipelines", repositoryName: "__repository__"}) {
+SENSORS = """query { sensorsOrError(
+    repositorySelector: {repositoryLocationName: "lepton_pipelines", repositoryName: "__repository__"}) {
     __typename ... on Sensors { results { name sensorState { status } } } } }"""
-YESTERDAY = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 FX_ASSETS = [["fx_rates", "raw"], ["fx_rates", "clean"], ["fx_rates", "governed"]]
 # An extra source dropped into the stack's sources folder (the LEPTON_SOURCES_PATH contract) with a
 # schedule every minute: the daemon's scheduler ticks it while the test waits.
@@ -61,7 +71,9 @@ def _port_in_use(port: int) -> bool:
 def stack(tmp_path_factory) -> Stack:
     busy = {name: port for name, port in LOOPBACK_PORTS.items() if _port_in_use(port)}
     if busy:
-        pytest.fail(f"the stack's loopback ports are taken ({busy}): another stack runs here; `bin/stack down` it first")
+        pytest.fail(
+            f"the stack's loopback ports are taken ({busy}): another stack runs here; `bin/stack down` it first"
+        )
     folder = tmp_path_factory.mktemp("stack")
     sources = folder / "sources.d"
     sources.mkdir()
@@ -81,15 +93,22 @@ def stack(tmp_path_factory) -> Stack:
         volumes = docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}")
         runs = docker("ps", "-aq", "--filter", "label=org.lepton.component=dagster-run")
         assert down.returncode == 0 and not left.strip() and not volumes.strip() and not runs.strip(), (
-            f"teardown left containers {left.split()} volumes {volumes.split()} run containers {runs.split()}:\n{down.stderr}")
+            f"teardown left containers {left.split()} volumes {volumes.split()} "
+            f"run containers {runs.split()}:\n{down.stderr}"
+        )
 
 
 def _record_figures(stack: Stack, up_log: str) -> None:
     """Bring-up time and image sizes, for the closing note and CI's artifacts."""
-    sizes = {name: int(docker("image", "inspect", "-f", "{{.Size}}", image).strip()) // 1_000_000
-             for name, image in stack.images.items()}
-    figures = {"bring_up_seconds": round(stack.bring_up_seconds, 1), "image_mb": sizes,
-               "up_log": [line for line in up_log.splitlines() if line.startswith(("stack:", "build-stack-images:"))]}
+    sizes = {
+        name: int(docker("image", "inspect", "-f", "{{.Size}}", image).strip()) // 1_000_000
+        for name, image in stack.images.items()
+    }
+    figures = {
+        "bring_up_seconds": round(stack.bring_up_seconds, 1),
+        "image_mb": sizes,
+        "up_log": [line for line in up_log.splitlines() if line.startswith(("stack:", "build-stack-images:"))],
+    }
     artifacts = REPO_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "stack-figures.json").write_text(json.dumps(figures, indent=2))
@@ -104,8 +123,13 @@ def _dump_logs(stack: Stack) -> None:
 
 
 def _land_fx_samples(stack: Stack, day: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "lepton_pipelines.samples", "--date", day, "--size", "tiny"],
-                            env=stack.lake_environ(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "lepton_pipelines.samples", "--date", day, "--size", "tiny"],
+        env=stack.lake_environ(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -116,19 +140,33 @@ def _container_of(run: dict) -> dict:
 
 # -- 1. up ---------------------------------------------------------------------------------------------
 def test_every_service_is_healthy_and_listens_on_loopback_only(stack: Stack):
-    services = ["postgres", "mosquitto", "s3", "registry", "collector", "lepton-user-code", "dagster-webserver", "dagster-daemon"]
+    services = [
+        "postgres",
+        "mosquitto",
+        "s3",
+        "registry",
+        "collector",
+        "lepton-user-code",
+        "dagster-webserver",
+        "dagster-daemon",
+    ]
     for service in services:
         assert stack.health(service) == "healthy", service
         attrs = json.loads(docker("inspect", stack.container_id(service)))[0]
         assert attrs["HostConfig"]["NetworkMode"] == "host", service
         assert attrs["Config"]["Image"] == stack.images[f"LEPTON_STACK_{SERVICE_IMAGES[service]}_IMAGE"], service
     # gRPC listens on an IPv6 socket bound to the IPv4-mapped loopback: still 127.0.0.1 only.
-    listening = {c.laddr.port: c.laddr.ip.removeprefix("::ffff:") for c in psutil.net_connections("inet")
-                 if c.status == psutil.CONN_LISTEN}
+    listening = {
+        c.laddr.port: c.laddr.ip.removeprefix("::ffff:")
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN
+    }
     for name, port in LOOPBACK_PORTS.items():
-        assert listening.get(port) == "127.0.0.1", f"{name} should listen on 127.0.0.1:{port}, found {listening.get(port)}"
+        assert listening.get(port) == "127.0.0.1", (
+            f"{name} should listen on 127.0.0.1:{port}, found {listening.get(port)}"
+        )
     # Images are pinned and labelled with what they hold.
-    for name, image in stack.images.items():
+    for image in stack.images.values():
         labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", image))
         assert labels.get("org.opencontainers.image.version"), f"{image} has no version label"
         assert image.rsplit(":", 1)[1].endswith(labels["org.lepton.stack.input-hash"]), image
@@ -155,7 +193,9 @@ def test_ui_launched_materialization_runs_in_its_own_container_writes_s3_and_pos
     # The S3 lake holds the governed partition; Postgres holds the run and its materializations.
     assert any(key.endswith(".parquet") for key in stack.s3_keys(f"lake/governed/fx_rates/date={YESTERDAY}/"))
     assert stack.sql("SELECT status FROM runs WHERE run_id = %s", run_id) == [("SUCCESS",)]
-    materialized = stack.sql("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'", run_id)
+    materialized = stack.sql(
+        "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'", run_id
+    )
     assert materialized[0][0] >= 3
     # ...and the UI shows it as the asset's latest materialization.
     latest = stack.gql(LATEST, key={"path": ["fx_rates", "governed"]})
@@ -206,6 +246,7 @@ def test_postgres_restart_keeps_the_run_history(stack: Stack):
 
     after = {row[0]: row[1] for row in stack.sql("SELECT run_id, status FROM runs")}
     assert after == before
+
     # The webserver keeps one pooled connection per storage (run, event log, schedule) without a
     # pre-ping: the first request on each after the restart fails once, then it reconnects. Read from all
     # three until they answer, as an operator's reload would.
@@ -222,8 +263,11 @@ def test_postgres_restart_keeps_the_run_history(stack: Stack):
 
 # -- 4. schedules, sensors, the collector -------------------------------------------------------------
 def test_a_schedule_tick_runs_in_a_container(stack: Stack):
-    stack.s3().put_object(Bucket=stack.secrets["LEPTON_LAKE_BUCKET"], Key="lake/landing/stack_probe/codes.csv",
-                          Body=b"code,value\nA,1.5\nB,2.5\n")
+    stack.s3().put_object(
+        Bucket=stack.secrets["LEPTON_LAKE_BUCKET"],
+        Key="lake/landing/stack_probe/codes.csv",
+        Body=b"code,value\nA,1.5\nB,2.5\n",
+    )
     stack.start_schedule("stack_probe_daily")
 
     def ticked() -> list[dict]:
@@ -238,19 +282,47 @@ def test_a_schedule_tick_runs_in_a_container(stack: Stack):
 
 
 def test_collector_lands_telemetry_and_a_sensor_run_governs_it(stack: Stack):
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=2)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     day = start.date().isoformat()
     secrets = stack.secrets
     publish = subprocess.run(
-        [sys.executable, "-m", "lepton_pipelines.iot.simulator", "--devices", "3", "--messages-per-device", "20",
-         "--interval-seconds", "1", "--start", start.isoformat(), "--spike-rate", "0", "--gap-rate", "0",
-         "--missing-rate", "0", "--duplicate-rate", "0", "--malformed-rate", "0", "--device-prefix", "stack-dev"],
-        env={**stack.lake_environ(),
-             "LEPTON_MQTT_URL": f"mqtt://lepton-gateway:{secrets['LEPTON_MQTT_GATEWAY_PASSWORD']}@127.0.0.1:11883"},
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "lepton_pipelines.iot.simulator",
+            "--devices",
+            "3",
+            "--messages-per-device",
+            "20",
+            "--interval-seconds",
+            "1",
+            "--start",
+            start.isoformat(),
+            "--spike-rate",
+            "0",
+            "--gap-rate",
+            "0",
+            "--missing-rate",
+            "0",
+            "--duplicate-rate",
+            "0",
+            "--malformed-rate",
+            "0",
+            "--device-prefix",
+            "stack-dev",
+        ],
+        env={
+            **stack.lake_environ(),
+            "LEPTON_MQTT_URL": f"mqtt://lepton-gateway:{secrets['LEPTON_MQTT_GATEWAY_PASSWORD']}@127.0.0.1:11883",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert publish.returncode == 0, publish.stderr
-    wait_for(lambda: bool(stack.s3_keys(f"lake/landing/device_telemetry/date={day}/")), 60, "the collector's landing files")
+    wait_for(
+        lambda: bool(stack.s3_keys(f"lake/landing/device_telemetry/date={day}/")), 60, "the collector's landing files"
+    )
 
     # Only the telemetry waits in the landing zone: the earlier tests' sample files of the batch sources
     # would each get a run on the sensor's first tick, loading the 2-core machine for nothing here.
@@ -261,8 +333,11 @@ def test_collector_lands_telemetry_and_a_sensor_run_governs_it(stack: Stack):
     stack.start_sensor("landing_zone_sensor")
 
     def governed_runs() -> list[dict]:
-        return [r for r in stack.runs() if r["tags"].get("dagster/sensor_name") == "landing_zone_sensor"
-                and r["jobName"] == "device_telemetry_job"]
+        return [
+            r
+            for r in stack.runs()
+            if r["tags"].get("dagster/sensor_name") == "landing_zone_sensor" and r["jobName"] == "device_telemetry_job"
+        ]
 
     wait_for(lambda: bool(governed_runs()), 240, "a landing_zone_sensor run of device_telemetry_job")
     run = stack.wait_run(governed_runs()[0]["runId"])
@@ -277,15 +352,37 @@ def test_service_catalog_sensor_finds_a_labelled_model_service(stack: Stack):
     host's Docker engine through the socket the container context mounts."""
     port = 18931
     name = f"{PROJECT}-model-probe"
-    server = ("import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n def do_GET(s):\n"
-              "  s.send_response(200); s.end_headers(); s.wfile.write(b'ok')\n"
-              f"h.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n")
-    docker("run", "-d", "--name", name, "--network", "host", "-e", "HOST=127.0.0.1",
-           "--label", "org.lepton.deploy.target=docker_host", "--label", "org.lepton.model.name=stack_probe_model",
-           "--label", "org.lepton.model.version=3", "--label", f"org.lepton.deploy.port={port}",
-           "--label", "org.lepton.deploy.image=127.0.0.1:15000/lepton/model-stack_probe_model:3",
-           "lepton/python-base:bookworm", "python3", "-c", server)
+    server = (
+        "import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n def do_GET(s):\n"
+        "  s.send_response(200); s.end_headers(); s.wfile.write(b'ok')\n"
+        f"h.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "-e",
+        "HOST=127.0.0.1",
+        "--label",
+        "org.lepton.deploy.target=docker_host",
+        "--label",
+        "org.lepton.model.name=stack_probe_model",
+        "--label",
+        "org.lepton.model.version=3",
+        "--label",
+        f"org.lepton.deploy.port={port}",
+        "--label",
+        "org.lepton.deploy.image=127.0.0.1:15000/lepton/model-stack_probe_model:3",
+        "lepton/python-base:bookworm",
+        "python3",
+        "-c",
+        server,
+    )
     try:
+
         def catalogued() -> bool:
             import io
 
@@ -297,11 +394,17 @@ def test_service_catalog_sensor_finds_a_labelled_model_service(stack: Stack):
             body = stack.s3().get_object(Bucket=stack.secrets["LEPTON_LAKE_BUCKET"], Key=keys[0])["Body"].read()
             table = pd.read_parquet(io.BytesIO(body))
             rows = table[table["model"] == "stack_probe_model"]
-            return len(rows) == 1 and rows.iloc[0]["health"] == "healthy" and rows.iloc[0]["endpoint"] == f"http://127.0.0.1:{port}"
+            return (
+                len(rows) == 1
+                and rows.iloc[0]["health"] == "healthy"
+                and rows.iloc[0]["endpoint"] == f"http://127.0.0.1:{port}"
+            )
 
         wait_for(catalogued, 300, "stack_probe_model in the service catalog")
         runs = [r for r in stack.runs() if r["tags"].get("dagster/sensor_name") == "service_catalog_sensor"]
-        assert runs and all(_container_of(r)["Config"]["Image"] == stack.images["LEPTON_STACK_USER_CODE_IMAGE"] for r in runs)
+        assert runs and all(
+            _container_of(r)["Config"]["Image"] == stack.images["LEPTON_STACK_USER_CODE_IMAGE"] for r in runs
+        )
     finally:
         docker("rm", "-f", name, check=False)
 

@@ -3,6 +3,7 @@ sample source launched through the GraphQL API with Dagster's own Python client 
 success, and headless Chromium rendering the asset graph with the sample asset groups.
 
 The screenshot is kept under test-artifacts/ (gitignored) for people to look at."""
+
 from __future__ import annotations
 
 import os
@@ -94,16 +95,40 @@ def webserver(tmp_path_factory):
     for key in ("LEPTON_BACKUP_URL", "LEPTON_ALERT_WEBHOOK_URL", "LEPTON_S3_ENDPOINT_URL"):
         env.pop(key, None)
     subprocess.run(
-        [sys.executable, "-m", "lepton_pipelines.samples", "--lake", str(lake), "--date", SAMPLE_DATE, "--size", "tiny"],
-        cwd=REPO_ROOT, env=env, check=True, capture_output=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "lepton_pipelines.samples",
+            "--lake",
+            str(lake),
+            "--date",
+            SAMPLE_DATE,
+            "--size",
+            "tiny",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     port = free_port()
     log = base / "webserver.log"
     with open(log, "wb") as log_handle:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-             "-w", str(REPO_ROOT / "workspace.yaml")],
-            cwd=REPO_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).parent / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                str(REPO_ROOT / "workspace.yaml"),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", process, log, deadline_seconds=240)
@@ -136,11 +161,25 @@ def test_graphql_client_launches_a_sample_source_run_to_success(webserver):
 
 def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1600,1000",
-         "--virtual-time-budget=30000", *extra, url],
-        capture_output=True, timeout=180,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=30000",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        timeout=180,
     )
 
 

@@ -5,6 +5,7 @@
 * the UI's backfill: GraphQL ``launchPartitionBackfill`` against a running webserver, executed by the
   daemon's backfill machinery under the multi-run policy — N partitions in ceil(N / per-run) runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from lepton_pipelines.lake.store import Lake
 from lepton_pipelines_tests.conftest import free_port
 
 from .test_backfill_range import LANDED, ORDERS_YAML, _land  # noqa: F401
-from lepton_pipelines.lake.store import Lake
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +42,14 @@ def instance_env(tmp_path):
     (sources / "orders.yaml").write_text(ORDERS_YAML)
     lake = Lake(str(tmp_path / "lake"))
     _land(lake)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(home), "LEPTON_LAKE_URL": lake.url,
-           "LEPTON_SOURCES_PATH": str(sources), "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DAGSTER_HOME": str(home),
+        "LEPTON_LAKE_URL": lake.url,
+        "LEPTON_SOURCES_PATH": str(sources),
+        "PYTHONWARNINGS": "ignore",
+    }
     return env, lake
 
 
@@ -54,9 +61,22 @@ def test_cli_partition_range_runs_one_run(instance_env):
     env, lake = instance_env
     env = {**env, "LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN": "all"}
     out = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "lepton_pipelines.definitions", "--select", "group:orders",
-         "--partition-range", f"{DAYS[0]}...{DAYS[-1]}"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=500,
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "lepton_pipelines.definitions",
+            "--select",
+            "group:orders",
+            "--partition-range",
+            f"{DAYS[0]}...{DAYS[-1]}",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=500,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert _governed_days(lake) == DAYS
@@ -64,7 +84,9 @@ def test_cli_partition_range_runs_one_run(instance_env):
 
 
 def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -78,7 +100,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         payload = json.loads(response.read())
     assert "errors" not in payload, payload
@@ -120,8 +144,14 @@ def test_ui_backfill_runs_through_the_daemon_in_few_runs(instance_env, tmp_path)
     env = {**env, "LEPTON_BACKFILL_MAX_PARTITIONS_PER_RUN": "2"}  # 3 days → 2 runs
     port = free_port()
     # One process creates the SQLite storage first: the webserver and the daemon racing to create it collide.
-    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
-    web = _start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, tmp_path / "web.log")
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120
+    )
+    web = _start(
+        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        env,
+        tmp_path / "web.log",
+    )
     daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
     try:
         deadline = time.monotonic() + 240
@@ -144,12 +174,17 @@ def test_ui_backfill_runs_through_the_daemon_in_few_runs(instance_env, tmp_path)
                 break
             assert time.monotonic() < deadline, (status, (tmp_path / "daemon.log").read_text()[-3000:])
             time.sleep(2)
-        assert status["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (status, (tmp_path / "daemon.log").read_text()[-3000:])
+        assert status["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (
+            status,
+            (tmp_path / "daemon.log").read_text()[-3000:],
+        )
         runs = status["runs"]
         assert len(runs) == 2 and all(r["status"] == "SUCCESS" for r in runs)
         ranges = sorted(
-            ({t["key"]: t["value"] for t in r["tags"]}.get("dagster/asset_partition_range_start"),
-             {t["key"]: t["value"] for t in r["tags"]}.get("dagster/asset_partition_range_end"))
+            (
+                {t["key"]: t["value"] for t in r["tags"]}.get("dagster/asset_partition_range_start"),
+                {t["key"]: t["value"] for t in r["tags"]}.get("dagster/asset_partition_range_end"),
+            )
             for r in runs
         )
         assert ranges == [(DAYS[0], DAYS[1]), (DAYS[2], DAYS[2])]

@@ -5,6 +5,7 @@ multi-run BackfillPolicy launches), lake B as three single-partition runs. Every
 governed, quarantine, quality records), every materialization's row count and every check result —
 per partition — must match.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,8 @@ governance: {row_failures: quarantine, schema_drift: warn, min_retained_fraction
 # outside the set (governed quarantine); day 3 fails the WARN mean check.
 LANDED = {
     "2026-03-01": "order_id,status,amount\n1,new,10\n2,paid,20\n2,paid,21\n3,bogus,30\nnot-a-number,new,5\n4,new\n",
-    "2026-03-02": "order_id,status,amount\n10,shipped,100\n11,new,abc\n12,unknown,50\n13,new,60\n13,new,61\nx,new,1\n14\n",
+    "2026-03-02": "order_id,status,amount\n10,shipped,100\n11,new,abc\n12,unknown,50\n13,new,60\n"
+    "13,new,61\nx,new,1\n14\n",
     "2026-03-03": "order_id,status,amount\n20,new,900\n21,paid,950\n21,paid,950\n22,weird,800\n?,paid,1\n23,,1,1\n",
 }
 
@@ -77,8 +79,14 @@ def _land(lake: Lake) -> None:
 
 def _materialize(assets, lake: Lake, instance, **kwargs):
     return dg.materialize(
-        assets, instance=instance, raise_on_error=False,
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "gx": GreatExpectationsResource()},
+        assets,
+        instance=instance,
+        raise_on_error=False,
+        resources={
+            "lake": LakeResource(url=lake.url),
+            "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)),
+            "gx": GreatExpectationsResource(),
+        },
         **kwargs,
     )
 
@@ -93,7 +101,9 @@ def _lake_files(lake: Lake) -> dict[str, pd.DataFrame | str]:
             continue
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
-            files[inside] = frame.drop(columns=[c for c in ("validated_at", "fingerprint", "frame_key") if c in frame.columns])
+            files[inside] = frame.drop(
+                columns=[c for c in ("validated_at", "fingerprint", "frame_key") if c in frame.columns]
+            )
         elif path.name == "gx_result.json":
             files[inside] = "present"  # run ids and timestamps inside
         else:
@@ -123,9 +133,15 @@ def test_range_run_equals_one_run_per_partition(tmp_path):
     files_a, files_b = _lake_files(lake_a), _lake_files(lake_b)
     assert sorted(files_a) == sorted(files_b)
     for day in DAYS:  # each partition in its own folder, in every zone, with its own quarantine and quality records
-        for expected in (f"raw/orders/date={day}/data.parquet", f"clean/orders/date={day}/data.parquet",
-                         f"governed/orders/date={day}/data.parquet", f"quarantine/orders/date={day}/raw.parquet", f"quarantine/orders/date={day}/clean.parquet",
-                         f"quarantine/orders/date={day}/governed.parquet", f"_quality/orders/date={day}/results.parquet"):
+        for expected in (
+            f"raw/orders/date={day}/data.parquet",
+            f"clean/orders/date={day}/data.parquet",
+            f"governed/orders/date={day}/data.parquet",
+            f"quarantine/orders/date={day}/raw.parquet",
+            f"quarantine/orders/date={day}/clean.parquet",
+            f"quarantine/orders/date={day}/governed.parquet",
+            f"_quality/orders/date={day}/results.parquet",
+        ):
             assert expected in files_a, expected
     for name in files_a:
         a, b = files_a[name], files_b[name]
@@ -144,16 +160,23 @@ def test_range_run_equals_one_run_per_partition(tmp_path):
     assert all(checks_a[(k, d)] for k in ("orders/governed:reconciliation",) for d in DAYS)
 
     # One materialization per asset per partition, each with its own partition's row count.
-    counts_a = {(m.asset_key.to_user_string(), m.partition): m.metadata["dagster/row_count"].value
-                for m in (e.materialization for e in ranged.get_asset_materialization_events())}
-    counts_b = {(m.asset_key.to_user_string(), m.partition): m.metadata["dagster/row_count"].value
-                for r in singles for m in (e.materialization for e in r.get_asset_materialization_events())}
+    counts_a = {
+        (m.asset_key.to_user_string(), m.partition): m.metadata["dagster/row_count"].value
+        for m in (e.materialization for e in ranged.get_asset_materialization_events())
+    }
+    counts_b = {
+        (m.asset_key.to_user_string(), m.partition): m.metadata["dagster/row_count"].value
+        for r in singles
+        for m in (e.materialization for e in r.get_asset_materialization_events())
+    }
     assert counts_a == counts_b and len(counts_a) == 9
     assert counts_a[("orders/governed", "2026-03-01")] == 2  # 1 new, 2 paid (dup removed); 3 bogus quarantined
 
     # The check evaluations point at the materialization of their own partition.
-    mats = {(r.asset_key.to_user_string(), r.partition_key): r.storage_id
-            for r in instance_a.fetch_materializations(dg.AssetKey(["orders", "clean"]), limit=100).records}
+    mats = {
+        (r.asset_key.to_user_string(), r.partition_key): r.storage_id
+        for r in instance_a.fetch_materializations(dg.AssetKey(["orders", "clean"]), limit=100).records
+    }
     for evaluation in ranged.get_asset_check_evaluations():
         if evaluation.asset_key == dg.AssetKey(["orders", "clean"]):
             assert evaluation.target_materialization_data.storage_id == mats[("orders/clean", evaluation.partition)]
@@ -173,7 +196,11 @@ def test_blocking_check_failing_in_some_partitions_fails_the_range_and_names_the
     _land(lake)  # clean rows per day: 3, 4, 3
     result = _materialize(build_source_assets(source), lake, dg.DagsterInstance.ephemeral(), tags=RANGE_TAGS)
     assert not result.success
-    verdicts = {e.partition: e.passed for e in result.get_asset_check_evaluations() if e.check_name == "table_row_count_to_be_between"}
+    verdicts = {
+        e.partition: e.passed
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "table_row_count_to_be_between"
+    }
     assert verdicts == {"2026-03-01": False, "2026-03-02": True, "2026-03-03": False}
     materialized = {(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()}
     assert {p for (k, p) in materialized if k == "orders/clean"} == set(DAYS)
@@ -186,7 +213,9 @@ def test_backfill_policy_is_multi_run_and_configurable(tmp_path, monkeypatch):
     source = _source(tmp_path)
     assert backfill_policy_for(source) == dg.BackfillPolicy.multi_run(max_partitions_per_run=92)
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "7")
-    assert all(a.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7) for a in build_source_assets(source))
+    assert all(
+        a.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7) for a in build_source_assets(source)
+    )
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "zero")
     with pytest.raises(ValueError, match=BACKFILL_MAX_PARTITIONS_ENV):
         backfill_policy_for(source)
@@ -201,17 +230,25 @@ def test_range_step_logs_its_partitions_warnings_as_one_summary(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     ranged = _materialize(build_source_assets(source), lake, instance, tags=RANGE_TAGS)
     assert ranged.success
-    raw_warnings = [e.user_message for e in instance.all_logs(ranged.run_id)
-                    if not e.is_dagster_event and e.step_key == "orders__raw" and e.level == logging.WARNING]
+    raw_warnings = [
+        e.user_message
+        for e in instance.all_logs(ranged.run_id)
+        if not e.is_dagster_event and e.step_key == "orders__raw" and e.level == logging.WARNING
+    ]
     assert len(raw_warnings) == 1, raw_warnings
     summary = raw_warnings[0]
     assert "orders/raw:" in summary and "from 3 of 3 partition(s)" in summary
-    assert all(f"[{day}] orders: quarantined" in summary for day in DAYS)  # each partition's quarantined lines, by partition
+    assert all(
+        f"[{day}] orders: quarantined" in summary for day in DAYS
+    )  # each partition's quarantined lines, by partition
 
     singles = dg.DagsterInstance.ephemeral()
     one = _materialize(build_source_assets(source), Lake(str(tmp_path / "lake")), singles, partition_key=DAYS[0])
-    single_warnings = [e for e in singles.all_logs(one.run_id)
-                       if not e.is_dagster_event and e.step_key == "orders__raw" and e.level == logging.WARNING]
+    single_warnings = [
+        e
+        for e in singles.all_logs(one.run_id)
+        if not e.is_dagster_event and e.step_key == "orders__raw" and e.level == logging.WARNING
+    ]
     # a one-partition run logs as it goes: one event for the raw quarantine, every quarantined line in it
     assert len(single_warnings) == 1, single_warnings
     assert "orders: quarantined 2 row(s) at raw:" in single_warnings[0].user_message

@@ -4,6 +4,7 @@ repository, and one validation path (the component and ``load_sources()`` say th
 ``dg`` runs as a subprocess, as a user runs it; each call loads the code location (~5-15 s), so the
 calls are few and each asserts several things.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,7 +34,9 @@ def run_dg(*args: str, cwd: Path, tmp_path: Path, env: dict[str, str] | None = N
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").touch()
     environment = {**os.environ, "DAGSTER_HOME": str(home), **(env or {})}
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), str(REPO), environment.get("PYTHONPATH", "")) if p)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(cwd), str(REPO), environment.get("PYTHONPATH", "")) if p
+    )
     return subprocess.run([str(DG), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
 
 
@@ -54,7 +57,9 @@ def defs_package(tmp_path: Path) -> tuple[str, Path]:
 def component_sources(tmp_path: Path, package: str) -> list[SourceComponent]:
     sys.path.insert(0, str(tmp_path))
     try:
-        tree = dg.ComponentTree.from_module(defs_module=importlib.import_module(f"{package}.defs"), project_root=tmp_path)
+        tree = dg.ComponentTree.from_module(
+            defs_module=importlib.import_module(f"{package}.defs"), project_root=tmp_path
+        )
         return tree.get_all_components(of_type=SourceComponent)
     finally:
         sys.path.remove(str(tmp_path))
@@ -76,7 +81,9 @@ def test_component_and_loader_report_a_bad_source_with_the_same_messages(tmp_pat
     attributes["cleaning"].append({"rule": "dedupe"})  # not a rule
     folder = defs / "sources" / "orders"
     folder.mkdir(parents=True)
-    (folder / "defs.yaml").write_text(yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": attributes}, sort_keys=False))
+    (folder / "defs.yaml").write_text(
+        yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": attributes}, sort_keys=False)
+    )
 
     with pytest.raises(SourceRegistryError) as loader_error:
         load_sources([defs / "sources"])
@@ -89,7 +96,9 @@ def test_component_and_loader_report_a_bad_source_with_the_same_messages(tmp_pat
     # the spec's errors stop the document there; a spec that validates gets its rules checked too
     attributes["owner"] = attributes.pop("ownr")
     attributes["schema"][1]["type"] = "timestamp"
-    (folder / "defs.yaml").write_text(yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": attributes}, sort_keys=False))
+    (folder / "defs.yaml").write_text(
+        yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": attributes}, sort_keys=False)
+    )
     [component] = component_sources(tmp_path, package)
     assert len(component.problems) == 1 and "cleaning[2].rule: 'dedupe' is not a cleaning rule" in component.problems[0]
     with pytest.raises(SourceRegistryError, match="dedupe"):
@@ -109,10 +118,15 @@ def test_dg_check_defs_passes_and_list_defs_shows_every_source_with_its_checks(t
     for name in SHIPPED_NAMES:
         for stage in ("raw", "clean", "governed"):
             assert assets[f"{name}/{stage}"]["group_name"] == name
-        assert {(f"{name}/raw", "schema_drift"), (f"{name}/clean", "primary_key_unique"),
-                (f"{name}/governed", "reconciliation")} <= checks
+        assert {
+            (f"{name}/raw", "schema_drift"),
+            (f"{name}/clean", "primary_key_unique"),
+            (f"{name}/governed", "reconciliation"),
+        } <= checks
     # every check of a source points at its component file
-    sources = {c["asset_key"]: c.get("source", "") for c in defs["asset_checks"] if c["asset_key"] == "transactions/clean"}
+    sources = {
+        c["asset_key"]: c.get("source", "") for c in defs["asset_checks"] if c["asset_key"] == "transactions/clean"
+    }
     assert all("defs/sources/transactions/defs.yaml" in s for s in sources.values())
 
 

@@ -2,9 +2,10 @@
 one-schema quarantine) of two partitions is read by DuckDB (``hive_partitioning=true``, no
 ``union_by_name``) and by ``pyarrow.dataset`` (Hive partitioning) with identical counts — the counts the
 pipeline itself wrote."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -27,12 +28,29 @@ def test_every_zone_of_every_shipped_source_reads_the_same_in_duckdb_and_pyarrow
     defs = build_defs()
     for partition in PARTITIONS:
         generate_all(lake, partition, "tiny")
-        start = datetime.fromisoformat(partition).replace(tzinfo=timezone.utc)
-        write_to_landing(lake, SimulatorConfig(devices=4, messages_per_device=30, interval_seconds=60.0, start=start, seed=5,
-                                               spike_rate=0.05, duplicate_rate=0.05, malformed_rate=0.05))
+        start = datetime.fromisoformat(partition).replace(tzinfo=UTC)
+        write_to_landing(
+            lake,
+            SimulatorConfig(
+                devices=4,
+                messages_per_device=30,
+                interval_seconds=60.0,
+                start=start,
+                seed=5,
+                spike_rate=0.05,
+                duplicate_rate=0.05,
+                malformed_rate=0.05,
+            ),
+        )
         for job in (MAIN_JOB, source_job_name("device_telemetry")):
-            selection = None if job == MAIN_JOB else [dg.AssetKey(["device_telemetry", z]) for z in ("raw", "clean", "governed")]
-            result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, raise_on_error=False, asset_selection=selection)
+            selection = (
+                None
+                if job == MAIN_JOB
+                else [dg.AssetKey(["device_telemetry", z]) for z in ("raw", "clean", "governed")]
+            )
+            result = defs.resolve_job_def(job).execute_in_process(
+                partition_key=partition, raise_on_error=False, asset_selection=selection
+            )
             assert result.success, [e.message for e in result.all_events if e.is_failure]
     assert defs.resolve_job_def(source_job_name("customers")).execute_in_process(raise_on_error=False).success
 
@@ -43,13 +61,22 @@ def test_every_zone_of_every_shipped_source_reads_the_same_in_duckdb_and_pyarrow
             folder = lake.path(zone, source.name)
             pattern = f"{folder.path}/*/*.parquet" if partitioned else f"{folder.path}/*.parquet"
             expected = sum(
-                quarantined_rows(lake, source.name, p if partitioned else None) if zone == "quarantine"
+                quarantined_rows(lake, source.name, p if partitioned else None)
+                if zone == "quarantine"
                 else len(lake.read_table(zone, source.name, p if partitioned else None))
                 for p in (PARTITIONS if partitioned else (None,))
             )
-            in_duckdb = duckdb.sql(f"select count(*) from read_parquet('{pattern}', hive_partitioning={str(partitioned).lower()})").fetchall()[0][0]
+            in_duckdb = duckdb.sql(
+                f"select count(*) from read_parquet('{pattern}', hive_partitioning={str(partitioned).lower()})"
+            ).fetchall()[0][0]
             dataset = ds.dataset(folder.path, format="parquet", partitioning="hive" if partitioned else None)
-            assert in_duckdb == dataset.count_rows() == expected > 0, (source.name, zone, in_duckdb, dataset.count_rows(), expected)
+            assert in_duckdb == dataset.count_rows() == expected > 0, (
+                source.name,
+                zone,
+                in_duckdb,
+                dataset.count_rows(),
+                expected,
+            )
             names = dataset.schema.names
             if partitioned:  # the partition key is the folder's, never also a data column
                 assert names.count("date") == 1 and "date" == names[-1], (source.name, zone, names)

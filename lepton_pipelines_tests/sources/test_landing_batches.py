@@ -1,4 +1,5 @@
 """The landing sensor batches: one run per source and range of consecutive changed partitions per tick."""
+
 from __future__ import annotations
 
 import uuid
@@ -12,7 +13,12 @@ from lepton_pipelines.lake.io_manager import LakeIOManager
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
 from lepton_pipelines.sources.automation import (
-    RANGE_END_TAG, RANGE_START_TAG, build_source_jobs, consecutive_chunks, plan_landing_runs, source_job_name,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    build_source_jobs,
+    consecutive_chunks,
+    plan_landing_runs,
+    source_job_name,
 )
 from lepton_pipelines.sources.factory import BACKFILL_MAX_PARTITIONS_ENV, build_source_assets
 
@@ -40,7 +46,10 @@ def test_changed_partitions_become_range_runs_and_each_file_version_runs_once(tm
         _drop(lake, day, "a.csv")
         _drop(lake, day, "b.csv")
     first = plan_landing_runs([source], lake)
-    spans = [(r.partition_key, r.tags.get(RANGE_START_TAG), r.tags.get(RANGE_END_TAG), r.tags["lepton/landing-files"]) for r in first.requests]
+    spans = [
+        (r.partition_key, r.tags.get(RANGE_START_TAG), r.tags.get(RANGE_END_TAG), r.tags["lepton/landing-files"])
+        for r in first.requests
+    ]
     assert spans == [(None, "2026-03-01", "2026-03-03", "6"), ("2026-03-07", None, None, "2")]
     assert {r.job_name for r in first.requests} == {source_job_name("orders")}
 
@@ -55,7 +64,10 @@ def test_changed_partitions_become_range_runs_and_each_file_version_runs_once(tm
     monkeypatch.setenv(BACKFILL_MAX_PARTITIONS_ENV, "2")  # the backfill policy's cap bounds a landing batch too
     capped = plan_landing_runs([source], lake)
     assert [(r.partition_key, r.tags.get(RANGE_START_TAG)) for r in capped.requests] == [
-        (None, "2026-03-01"), ("2026-03-03", None), ("2026-03-07", None)]
+        (None, "2026-03-01"),
+        ("2026-03-03", None),
+        ("2026-03-07", None),
+    ]
 
 
 def test_a_range_request_runs_the_source_job_over_the_range(tmp_path):
@@ -66,14 +78,23 @@ def test_a_range_request_runs_the_source_job_over_the_range(tmp_path):
     [request] = plan_landing_runs([source], lake).requests
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (min(LANDED), max(LANDED))
     defs = dg.Definitions(
-        assets=build_source_assets(source), jobs=build_source_jobs([source]),
-        resources={"lake": LakeResource(url=lake.url), "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)), "gx": GreatExpectationsResource()},
+        assets=build_source_assets(source),
+        jobs=build_source_jobs([source]),
+        resources={
+            "lake": LakeResource(url=lake.url),
+            "lake_io": LakeIOManager(lake=LakeResource(url=lake.url)),
+            "gx": GreatExpectationsResource(),
+        },
     )
     job = defs.resolve_job_def(request.job_name)
     assert job.executor_def.name == "in_process"
     result = job.execute_in_process(tags=request.tags, raise_on_error=False)
     assert result.success
-    governed = {e.partition for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["orders", "governed"])}
+    governed = {
+        e.partition
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["orders", "governed"])
+    }
     assert governed == set(LANDED)
     assert all(lake.table_dir("governed", "orders", day).joinpath("data.parquet").exists() for day in LANDED)
 
@@ -86,7 +107,11 @@ def test_s3_landing_listing_is_paginated(moto_s3_endpoint, monkeypatch, tmp_path
     days = ["2026-03-01", "2026-03-02", "2026-03-03"]
     count = 1_150
     for i in range(count):
-        client.put_object(Bucket=bucket, Key=f"lake/landing/orders/date={days[i % 3]}/part-{i:05d}.csv", Body=b"order_id,status,amount\n1,new,1\n")
+        client.put_object(
+            Bucket=bucket,
+            Key=f"lake/landing/orders/date={days[i % 3]}/part-{i:05d}.csv",
+            Body=b"order_id,status,amount\n1,new,1\n",
+        )
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()
@@ -106,5 +131,7 @@ def test_days_before_start_date_are_named_with_the_fix_not_requested(tmp_path):
     _drop(lake, "2026-03-02", "a.csv")
     plan = plan_landing_runs([source], lake)
     assert [r.partition_key for r in plan.requests] == ["2026-03-02"]
-    assert len(plan.outside) == 1 and plan.outside[0].startswith("orders: 1 landed file(s) in date=2013-01-01, before the source's start_date")
+    assert len(plan.outside) == 1 and plan.outside[0].startswith(
+        "orders: 1 landed file(s) in date=2013-01-01, before the source's start_date"
+    )
     assert '(quoted, e.g. "2013-01-01")' in plan.outside[0]

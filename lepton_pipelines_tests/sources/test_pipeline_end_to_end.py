@@ -1,6 +1,9 @@
 """Materialize every sample source for one partition in-process and compare with what the sample
 generator says it injected — the expected counts come from the generator's manifest, not the pipeline."""
+
 from __future__ import annotations
+
+from datetime import UTC
 
 import dagster as dg
 import duckdb
@@ -69,7 +72,9 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
         assert len(quarantine_rows(lake, name, partition, "governed")) == sum(m.quarantined.values()), name
         assert len(governed) == m.expected_governed, name
         # nothing lost: every landed record is governed or in quarantine with a reason
-        assert m.landed_records == len(governed) + len(raw_q) + len(clean_q) + len(quarantine_rows(lake, name, partition, "governed"))
+        assert m.landed_records == len(governed) + len(raw_q) + len(clean_q) + len(
+            quarantine_rows(lake, name, partition, "governed")
+        )
         # governed is the declared schema plus the per-row lineage of changed and unparsed values, nothing else internal
         assert not [c for c in governed.columns if c.startswith("_") and c not in ("_replaced", "_parse_errors")], name
 
@@ -78,10 +83,17 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
     for name in manifests:
         governed_meta = materialized_metadata(snapshot if name == "customers" else daily, [name, "governed"])
         assert governed_meta["certified_with"].startswith("recorded by the clean step"), name
-    clean_checks = [e for e in daily.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                    and e.asset_check_evaluation_data.asset_key.path == ["transactions", "clean"]]
-    declared = {k.name for k in defs.resolve_job_def(MAIN_JOB).asset_layer.asset_graph.asset_check_keys
-                if k.asset_key == dg.AssetKey(["transactions", "clean"])}
+    clean_checks = [
+        e
+        for e in daily.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.asset_key.path == ["transactions", "clean"]
+    ]
+    declared = {
+        k.name
+        for k in defs.resolve_job_def(MAIN_JOB).asset_layer.asset_graph.asset_check_keys
+        if k.asset_key == dg.AssetKey(["transactions", "clean"])
+    }
     assert {e.asset_check_evaluation_data.check_name for e in clean_checks} == declared and len(declared) == 10
     assert {e.asset_check_evaluation_data.partition for e in clean_checks} == {PARTITION}  # the UI shows which day
 
@@ -99,7 +111,8 @@ def test_every_sample_source_reconciles_with_the_generator_manifest(sample_lake)
     assert set(governed["currency"]) <= {"USD", "EUR", "GBP", "CNY", "JPY"}
     # DuckDB reads the clean zone with hive partitioning
     count = duckdb.sql(
-        f"select count(*) from read_parquet('{lake.url}/clean/transactions/*/*.parquet', hive_partitioning=true) where date = '{PARTITION}'"
+        f"select count(*) from read_parquet('{lake.url}/clean/transactions/*/*.parquet', hive_partitioning=true) "
+        f"where date = '{PARTITION}'"
     ).fetchall()[0][0]
     assert count == len(lake.read_table("clean", "transactions", PARTITION))
 
@@ -114,7 +127,9 @@ def test_rerunning_a_partition_gives_the_same_result(sample_lake):
     for zone, df in first.items():
         pd.testing.assert_frame_equal(lake.read_table(zone, "transactions", PARTITION), df)
     pd.testing.assert_frame_equal(
-        quarantine_rows(lake, "transactions", PARTITION, "governed").drop(columns=[c for c in first_q.columns if "time" in c or c.endswith("_at")]),
+        quarantine_rows(lake, "transactions", PARTITION, "governed").drop(
+            columns=[c for c in first_q.columns if "time" in c or c.endswith("_at")]
+        ),
         first_q.drop(columns=[c for c in first_q.columns if "time" in c or c.endswith("_at")]),
     )
     folder = lake.table_dir("governed", "transactions", PARTITION)
@@ -128,7 +143,9 @@ def test_landing_sensor_batches_each_file_version_once(sample_lake):
     # one run per source (each has one partition here), covering all of its files
     assert sorted(r.job_name for r in first.requests) == sorted(source_job_name(n) for n in manifests)
     txn = next(r for r in first.requests if r.job_name == source_job_name("transactions"))
-    assert txn.partition_key == PARTITION and txn.tags["lepton/landing-files"] == str(len(manifests["transactions"].files))
+    assert txn.partition_key == PARTITION and txn.tags["lepton/landing-files"] == str(
+        len(manifests["transactions"].files)
+    )
     keys = {r.run_key for r in first.requests}
 
     # same files → same keys (a re-evaluated tick launches nothing twice); with the cursor → nothing to run
@@ -137,7 +154,9 @@ def test_landing_sensor_batches_each_file_version_once(sample_lake):
     # a rewritten file → exactly one new run, for its source and partition
     target = lake.path("landing", "transactions", f"date={PARTITION}", "late-0001.csv")
     with target.fs.open(target.path, "ab") as handle:
-        handle.write(b'"T20261125-99999999","C00001","2026-11-25T23:59:00Z","1.00","USD","fuel","web","US","approved","false"\n')
+        handle.write(
+            b'"T20261125-99999999","C00001","2026-11-25T23:59:00Z","1.00","USD","fuel","web","US","approved","false"\n'
+        )
     changed = plan_landing_runs(sources, lake, first.cursor).requests
     assert [(r.job_name, r.partition_key) for r in changed] == [(source_job_name("transactions"), PARTITION)]
     assert changed[0].run_key not in keys
@@ -156,8 +175,14 @@ def test_landing_sensor_tick_requests_runs_for_the_partition(sample_lake):
             instance=instance, resources={"lake": LakeResource()}, repository_def=defs.get_repository_def()
         )
         result = sensor.evaluate_tick(context)
-        again = sensor.evaluate_tick(dg.build_sensor_context(
-            instance=instance, resources={"lake": LakeResource()}, repository_def=defs.get_repository_def(), cursor=result.cursor))
+        again = sensor.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance,
+                resources={"lake": LakeResource()},
+                repository_def=defs.get_repository_def(),
+                cursor=result.cursor,
+            )
+        )
     requests = result.run_requests
     assert len(requests) == len(manifests)  # one run per source per tick
     txn = [r for r in requests if r.job_name == source_job_name("transactions")]
@@ -168,18 +193,20 @@ def test_landing_sensor_tick_requests_runs_for_the_partition(sample_lake):
 
 def test_streaming_landing_runs_once_per_partition_and_new_batch(tmp_lake):
     """The MQTT collector commits many micro-batches: one run per partition per change, not per file."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from lepton_pipelines.iot.simulator import SimulatorConfig, write_to_landing
 
     telemetry = [s for s in load_sources() if s.name == "device_telemetry"]
-    config = SimulatorConfig(devices=3, messages_per_device=50, start=datetime(2026, 11, 25, tzinfo=timezone.utc))
+    config = SimulatorConfig(devices=3, messages_per_device=50, start=datetime(2026, 11, 25, tzinfo=UTC))
     write_to_landing(tmp_lake, config, batch_messages=20)
     first = plan_landing_runs(telemetry, tmp_lake).requests
     assert [(r.job_name, r.partition_key) for r in first] == [(source_job_name("device_telemetry"), PARTITION)]
     assert plan_landing_runs(telemetry, tmp_lake).requests[0].run_key == first[0].run_key
 
-    write_to_landing(tmp_lake, SimulatorConfig(devices=1, messages_per_device=5, start=config.start, seed=9, device_prefix="late"))
+    write_to_landing(
+        tmp_lake, SimulatorConfig(devices=1, messages_per_device=5, start=config.start, seed=9, device_prefix="late")
+    )
     again = plan_landing_runs(telemetry, tmp_lake).requests
     assert len(again) == 1 and again[0].run_key != first[0].run_key
 
@@ -187,8 +214,10 @@ def test_streaming_landing_runs_once_per_partition_and_new_batch(tmp_lake):
 def test_a_partition_without_landing_files_fails_at_once_naming_the_folder(tmp_lake):
     """Not retried with backoff (it is not transient): the run fails on the first attempt, saying where
     the files were expected."""
-    result = build_defs().resolve_job_def(source_job_name("fx_rates")).execute_in_process(
-        partition_key="2026-11-20", raise_on_error=False
+    result = (
+        build_defs()
+        .resolve_job_def(source_job_name("fx_rates"))
+        .execute_in_process(partition_key="2026-11-20", raise_on_error=False)
     )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -210,4 +239,7 @@ def test_clean_and_governed_read_their_upstream_from_the_lake_and_keep_the_asset
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = str(failure.event_specific_data.error.message) + str(failure.event_specific_data.error.cause)
-    assert "transactions/raw has no data for partition 2026-11-25" in message and "materialize transactions/raw first" in message
+    assert (
+        "transactions/raw has no data for partition 2026-11-25" in message
+        and "materialize transactions/raw first" in message
+    )

@@ -1,4 +1,5 @@
 """The source registry: shipped sources load; every bad file is reported at once, naming file and field."""
+
 from __future__ import annotations
 
 import textwrap
@@ -56,7 +57,9 @@ def test_every_problem_in_every_file_is_reported_together(tmp_path):
         load_sources([folder])
     text = str(info.value)
     problems = info.value.problems
-    assert any("alpha.yaml" in p and "schema[amount].type" in p and "string" in p and "timestamp" in p for p in problems), text
+    assert any(
+        "alpha.yaml" in p and "schema[amount].type" in p and "string" in p and "timestamp" in p for p in problems
+    ), text
     assert any("beta.yaml" in p and "primary_key" in p and "missing_col" in p for p in problems), text
     assert any("gamma.yaml" in p and "connector.type" in p and "'ftp'" in p and "file" in p for p in problems), text
     assert any("delta.yaml" in p and "colour" in p and "unknown field" in p for p in problems), text
@@ -106,10 +109,20 @@ def test_connector_blocks_are_one_discriminated_union_with_messages_per_type(tmp
     with pytest.raises(SourceRegistryError) as info:
         load_sources([folder])
     problems = info.value.problems
-    assert f"{folder / 'untyped.yaml'}: connector.type: required field is missing; allowed: file, http, mqtt, sql" in problems
-    assert any(p.startswith(f"{folder / 'typo.yaml'}: connector.delimitr: unknown field (did you mean 'delimiter'?); "
-                            f"allowed here (type file): ") for p in problems), problems
+    assert (
+        f"{folder / 'untyped.yaml'}: connector.type: required field is missing; allowed: file, http, mqtt, sql"
+        in problems
+    )
+    assert any(
+        p.startswith(
+            f"{folder / 'typo.yaml'}: connector.delimitr: unknown field (did you mean 'delimiter'?); "
+            f"allowed here (type file): "
+        )
+        for p in problems
+    ), problems
     # the http Settings' own fields, not the file type's nor the tag in the location
     assert f"{folder / 'api.yaml'}: connector.url: required field is missing" in problems, problems
-    assert any(p.startswith(f"{folder / 'api.yaml'}: connector.retries: ") and "(got -1)" in p for p in problems), problems
+    assert any(p.startswith(f"{folder / 'api.yaml'}: connector.retries: ") and "(got -1)" in p for p in problems), (
+        problems
+    )
     assert not any("http.url" in p or "format" in p for p in problems if "api.yaml" in p), problems

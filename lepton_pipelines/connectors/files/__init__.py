@@ -4,6 +4,7 @@ Works the same on a local disk and on S3, because every byte goes through the la
 Each format has its module: ``csv`` (a C-speed path and a line-by-line recovery path), ``jsonl`` and
 ``parquet``; ``landing`` lists the files, ``settings`` holds the ``connector:`` block.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,14 @@ from lepton_pipelines.connectors.files.landing import LandingFile, landing_run_k
 from lepton_pipelines.connectors.files.parquet import read_parquet_bytes
 from lepton_pipelines.connectors.files.settings import FileRead, FileSettings
 
-__all__ = ["FileConnector", "FileSettings", "LandingFile", "landing_run_key", "list_landing_files", "source_file_column"]
+__all__ = [
+    "FileConnector",
+    "FileSettings",
+    "LandingFile",
+    "landing_run_key",
+    "list_landing_files",
+    "source_file_column",
+]
 
 
 @register_connector
@@ -44,7 +52,10 @@ class FileConnector(Connector):
 
     def fetch(self, request: FetchRequest) -> FetchResult:
         files = list_landing_files(
-            request.lake, request.source, self.settings, partitioned=request.partition_key is not None,
+            request.lake,
+            request.source,
+            self.settings,
+            partitioned=request.partition_key is not None,
             partition_key=request.partition_key,
         )
         if not files:
@@ -86,14 +97,19 @@ class FileConnector(Connector):
         records[SOURCE_FILE] = source_file_column([file.path for file in files], [len(f) for f in frames])
         records = records[[c for c in records.columns if c not in LINEAGE_COLUMNS] + list(LINEAGE_COLUMNS)]
         return FetchResult(
-            records=records, rejects=rejects_frame(rejects), inputs=inputs, landed_schema=merge_landed_schemas(schemas),
+            records=records,
+            rejects=rejects_frame(rejects),
+            inputs=inputs,
+            landed_schema=merge_landed_schemas(schemas),
             keyed_records=self.settings.format == "jsonl",
         )
 
     def _read(self, lake: Any, file: LandingFile, shape: RecordShape) -> FileRead:
         data = lake.fs.cat_file(lake.path(*file.path.split("/")).path)
         if not data:
-            return FileRead(pd.DataFrame(), np.empty(0, dtype=np.int64), [], {}, note="empty file (0 bytes): no records")
+            return FileRead(
+                pd.DataFrame(), np.empty(0, dtype=np.int64), [], {}, note="empty file (0 bytes): no records"
+            )
         try:
             if self.settings.format == "jsonl":
                 return read_jsonl_bytes(data, file.path, self.settings, shape)
@@ -102,7 +118,9 @@ class FileConnector(Connector):
         except ConnectorError:
             raise
         except Exception as exc:  # an unforeseen parser failure must still name the file
-            raise ConnectorError(f"{file.path}: could not read as {self.settings.format}: {type(exc).__name__}: {exc}") from exc
+            raise ConnectorError(
+                f"{file.path}: could not read as {self.settings.format}: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def source_file_column(paths: list[str], rows_per_file: list[int]) -> pd.Categorical:

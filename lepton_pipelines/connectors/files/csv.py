@@ -11,6 +11,7 @@ line that cannot be pinned to one line — is re-read line by line with Python's
 keeps every good record and turns each bad line into a reject carrying the file, line number, reason
 and the raw text. Nothing is dropped and no failure goes unnamed.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -151,7 +152,9 @@ def _reject_skipped_lines(
     keep = ~np.isin(lines, bad)
     if int((~keep).sum()) != len(bad):
         return None
-    rejects = [{"source_file": path, "source_line": line, "reason": reason, "raw": text} for line, reason, text in found]
+    rejects = [
+        {"source_file": path, "source_line": line, "reason": reason, "raw": text} for line, reason, text in found
+    ]
     return lines[keep], rejects
 
 
@@ -162,7 +165,9 @@ def _whole_line_offsets(data: bytes, needle: bytes) -> list[int]:
     while position != -1:
         end = position + len(needle)
         starts_line = position == 0 or data[position - 1] == 10
-        ends_line = end == len(data) or data[end] == 10 or (data[end] == 13 and (end + 1 == len(data) or data[end + 1] == 10))
+        ends_line = (
+            end == len(data) or data[end] == 10 or (data[end] == 13 and (end + 1 == len(data) or data[end + 1] == 10))
+        )
         if starts_line and ends_line:
             offsets.append(position)
         position = data.find(needle, position + 1)
@@ -179,7 +184,11 @@ def _csv_line_problem(text: str, names: list[str], settings: FileSettings) -> st
 
 
 def _strict_csv_rows(text: str, settings: FileSettings) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter, quotechar=settings.quotechar, strict=True))
+    return list(
+        csv.reader(
+            io.StringIO(text, newline=""), delimiter=settings.delimiter, quotechar=settings.quotechar, strict=True
+        )
+    )
 
 
 def _is_open_quote(exc: csv.Error) -> bool:
@@ -246,8 +255,14 @@ def _read_csv_line_by_line(
     offset = 0
 
     def reject(line_number: int, reason: str, raw: bytes) -> None:
-        rejects.append({"source_file": path, "source_line": line_number, "reason": reason,
-                        "raw": raw.decode(settings.encoding, errors="backslashreplace").rstrip("\r\n")})
+        rejects.append(
+            {
+                "source_file": path,
+                "source_line": line_number,
+                "reason": reason,
+                "raw": raw.decode(settings.encoding, errors="backslashreplace").rstrip("\r\n"),
+            }
+        )
 
     for line_number, raw in enumerate(data.splitlines(keepends=True), start=1):
         line_offset, offset = offset, offset + len(raw)
@@ -280,7 +295,7 @@ def _read_csv_line_by_line(
         if problem:
             reject(first, problem, raw_candidate)
             continue
-        for column, value in zip(columns, rows[0]):
+        for column, value in zip(columns, rows[0], strict=True):
             column.append(None if value in nulls else value)
         lines.append(first)
     if pending:

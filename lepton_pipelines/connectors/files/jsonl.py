@@ -1,4 +1,5 @@
 """JSON Lines files: one JSON object per line; a line that is not one is a reject naming its line."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,14 @@ def read_jsonl_bytes(data: bytes, path: str, settings: FileSettings, shape: Reco
             if not isinstance(value, dict):
                 reason = f"expected a JSON object, found {type(value).__name__}"
         if reason:
-            rejects.append({"source_file": path, "source_line": line_number, "reason": reason,
-                            "raw": raw.decode(settings.encoding, errors="backslashreplace").rstrip("\r\n")})
+            rejects.append(
+                {
+                    "source_file": path,
+                    "source_line": line_number,
+                    "reason": reason,
+                    "raw": raw.decode(settings.encoding, errors="backslashreplace").rstrip("\r\n"),
+                }
+            )
             continue
         records.append(shape.record(value))
         lines.append(line_number)

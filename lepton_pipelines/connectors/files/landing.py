@@ -1,4 +1,5 @@
 """Listing the files landed for a source under ``<lake>/landing/<source>/``, one version at a time."""
+
 from __future__ import annotations
 
 import re
@@ -44,12 +45,12 @@ def list_landing_files(
     for path, info in sorted(fs.glob(f"{base}/{pattern}", detail=True).items()):
         if info.get("type") == "directory":
             continue
-        inside = path[len(base) + 1:]
+        inside = path[len(base) + 1 :]
         if any(part.startswith((".", "_")) for part in inside.split("/")):
             continue
         found.append(
             LandingFile(
-                path=path[len(root) + 1:],
+                path=path[len(root) + 1 :],
                 size=int(info.get("size") or 0),
                 mtime_or_etag=_version_of(info),
                 partition_key=_partition_key_of(inside, matcher),

@@ -1,4 +1,5 @@
 """Parquet files: the schema's types are the landed types; an unreadable file is one reject."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lepton_pipelines.connectors.files.settings import FileRead, FileSettings
-
 
 _ARROW_TO_LANDED = (
     (pa.types.is_boolean, "boolean"),
@@ -29,8 +29,12 @@ def read_parquet_bytes(data: bytes, path: str, settings: FileSettings) -> FileRe
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as exc:
-        reject = {"source_file": path, "source_line": None, "reason": f"not a readable Parquet file: {exc}",
-                  "raw": f"<{len(data)} bytes kept in the landing zone>"}
+        reject = {
+            "source_file": path,
+            "source_line": None,
+            "reason": f"not a readable Parquet file: {exc}",
+            "raw": f"<{len(data)} bytes kept in the landing zone>",
+        }
         return FileRead(pd.DataFrame(), np.empty(0, dtype=np.int64), [reject], {}, note="unreadable Parquet file")
     schema = {field.name: arrow_landed_type(field.type) for field in table.schema}
     note = "no rows" if table.num_rows == 0 else None

@@ -1,4 +1,5 @@
 """The ``connector:`` block of a file-drop source, and what a format reader returns for one file."""
+
 from __future__ import annotations
 
 import codecs
@@ -49,11 +50,13 @@ class FileSettings(ConnectorSettings):
         try:
             codecs.lookup(encoding)
         except LookupError:
-            raise ValueError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252")
+            raise ValueError(
+                f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252"
+            ) from None
         return encoding
 
     @model_validator(mode="after")
-    def _headerless_needs_names(self) -> "FileSettings":
+    def _headerless_needs_names(self) -> FileSettings:
         if self.format == "csv" and not self.header and not self.column_names:
             raise ValueError("header: false needs column_names (the CSV has no header row to name the columns)")
         return self
@@ -62,14 +65,17 @@ class FileSettings(ConnectorSettings):
         """The glob for one partition (``{date}`` filled) — or for all of them when ``partition_key`` is None."""
         if partitioned is None:
             partitioned = partition_key is not None
-        glob = self.glob or (f"date={DATE_PLACEHOLDER}/*.{FILE_EXTENSIONS[self.format]}" if partitioned else f"*.{FILE_EXTENSIONS[self.format]}")
+        glob = self.glob or (
+            f"date={DATE_PLACEHOLDER}/*.{FILE_EXTENSIONS[self.format]}"
+            if partitioned
+            else f"*.{FILE_EXTENSIONS[self.format]}"
+        )
         return glob.replace(DATE_PLACEHOLDER, partition_key or "*")
 
 
 @dataclass
 class FileRead:
     """What one format reader makes of one file's bytes."""
-
 
     records: pd.DataFrame  # landed columns only; lineage added by the caller
     lines: np.ndarray

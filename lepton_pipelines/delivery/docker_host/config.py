@@ -6,11 +6,13 @@ Secrets never appear in this config: ``pass_env`` lists variable *names* whose v
 the deploying process's environment at deploy time (``dagster.EnvVar`` style), so neither run
 config nor metadata ever hold them.
 """
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -56,7 +58,9 @@ class GatewayConfig(BaseModel):
     tls_pem_env: str | None = Field(
         default="LEPTON_GATEWAY_TLS_PEM", description="name of the variable holding the PEM certificate chain + key"
     )
-    image: str | None = Field(default=None, description="prebuilt gateway image; default: built from deployments/gateway")
+    image: str | None = Field(
+        default=None, description="prebuilt gateway image; default: built from deployments/gateway"
+    )
     base_image: str = Field(
         default_factory=lambda: os.environ.get("LEPTON_BASE_IMAGE") or DEFAULT_GATEWAY_BASE_IMAGE,
         description="BASE_IMAGE for building the gateway image",
@@ -164,8 +168,7 @@ def validate_model_name(model_name: str) -> str:
     """Model names become container names and label filters, so they must be Docker-name safe."""
     if not MODEL_NAME_PATTERN.match(model_name):
         raise InvalidDeployConfig(
-            f"model_name {model_name!r} is not usable on a Docker host "
-            f"(allowed: {MODEL_NAME_PATTERN.pattern})"
+            f"model_name {model_name!r} is not usable on a Docker host (allowed: {MODEL_NAME_PATTERN.pattern})"
         )
     return model_name
 
@@ -231,7 +234,11 @@ def resolve_gateway_secrets(settings: GatewayConfig, environ: Mapping[str, str])
     for name, what in ((settings.api_key_env, "API key"), (settings.tls_pem_env, "TLS certificate chain + key (PEM)")):
         if name and not environ.get(name):
             problems.append(f"{name} (the gateway's {what}) is not set")
-    if settings.api_key_env and environ.get(settings.api_key_env) and len(environ[settings.api_key_env]) < MIN_API_KEY_CHARS:
+    if (
+        settings.api_key_env
+        and environ.get(settings.api_key_env)
+        and len(environ[settings.api_key_env]) < MIN_API_KEY_CHARS
+    ):
         problems.append(f"{settings.api_key_env} is shorter than {MIN_API_KEY_CHARS} characters")
     pem = environ.get(settings.tls_pem_env or "", "")
     if settings.tls_pem_env and pem and ("BEGIN CERTIFICATE" not in pem or "PRIVATE KEY" not in pem):

@@ -11,6 +11,7 @@ works against a remote engine too). A cutover is:
 3. wait until the master has counted the reload, a fresh connection through the public port is
    answered by the new version, and no old worker remains — only then may the old replicas stop.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,9 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -81,7 +82,9 @@ def ensure_gateway_image(client: docker.DockerClient, settings: GatewayConfig, l
             try:
                 client.images.pull(settings.image)
             except APIError as error:
-                raise GatewayError(f"pulling gateway image {settings.image} failed: {error.explanation or error}") from error
+                raise GatewayError(
+                    f"pulling gateway image {settings.image} failed: {error.explanation or error}"
+                ) from error
         return settings.image
     tag = gateway_image_tag(settings.base_image)
     try:
@@ -93,8 +96,13 @@ def ensure_gateway_image(client: docker.DockerClient, settings: GatewayConfig, l
     try:
         # Host network: apt-get inside the build reaches the Debian mirror like the host does.
         client.images.build(
-            path=str(GATEWAY_DIR), tag=tag, buildargs={"BASE_IMAGE": settings.base_image}, network_mode="host",
-            pull=False, rm=True, forcerm=True,
+            path=str(GATEWAY_DIR),
+            tag=tag,
+            buildargs={"BASE_IMAGE": settings.base_image},
+            network_mode="host",
+            pull=False,
+            rm=True,
+            forcerm=True,
         )
     except (APIError, docker.errors.BuildError) as error:
         raise GatewayError(f"building the gateway image {tag} on {settings.base_image} failed: {error}") from error
@@ -174,10 +182,17 @@ class Gateway:
         container.kill(signal="SIGUSR2")
         self._wait_reloaded(container, before["reloads"], version)
         drained = self._wait_old_workers_gone(container)
-        self.log(f"gateway {self.name} reloaded in {time.monotonic() - started:.2f}s: {len(backends)} backend(s), "
-                 f"version {version}; old workers drained: {drained}")
-        return {"gateway": self.name, "action": "reloaded", "url": self.url, "old_workers_drained": drained,
-                "reload_seconds": round(time.monotonic() - started, 2)}
+        self.log(
+            f"gateway {self.name} reloaded in {time.monotonic() - started:.2f}s: {len(backends)} backend(s), "
+            f"version {version}; old workers drained: {drained}"
+        )
+        return {
+            "gateway": self.name,
+            "action": "reloaded",
+            "url": self.url,
+            "old_workers_drained": drained,
+            "reload_seconds": round(time.monotonic() - started, 2),
+        }
 
     def remove(self) -> None:
         container = self.find()
@@ -207,7 +222,9 @@ class Gateway:
         try:
             self.client.volumes.get(self.volume)
         except NotFound:
-            self.client.volumes.create(self.volume, labels={LABEL_TARGET: TARGET_NAME, LABEL_MODEL_NAME: self.spec.model_name})
+            self.client.volumes.create(
+                self.volume, labels={LABEL_TARGET: TARGET_NAME, LABEL_MODEL_NAME: self.spec.model_name}
+            )
         container = self.client.containers.create(
             image,
             name=self.name,
@@ -235,8 +252,10 @@ class Gateway:
                 self.log(f"gateway {self.name} started at {self.url}")
                 return
             time.sleep(0.1)
-        raise GatewayError(f"gateway {self.name} did not answer at {self.url} within 20s:\n"
-                           + container.logs(tail=20).decode(errors="replace"))
+        raise GatewayError(
+            f"gateway {self.name} did not answer at {self.url} within 20s:\n"
+            + container.logs(tail=20).decode(errors="replace")
+        )
 
     def _write_config(self, container: Container, config: str) -> None:
         payload = config.encode()
@@ -251,8 +270,10 @@ class Gateway:
     def _status(self, container: Container) -> dict:
         result = container.exec_run(["lepton-gateway-ctl", "status"])
         if result.exit_code != 0:
-            raise GatewayError(f"gateway {self.name}: cannot read the HAProxy master's state: "
-                               f"{result.output.decode(errors='replace').strip()[-400:]}")
+            raise GatewayError(
+                f"gateway {self.name}: cannot read the HAProxy master's state: "
+                f"{result.output.decode(errors='replace').strip()[-400:]}"
+            )
         return json.loads(result.output)
 
     def _try_status(self, container: Container) -> dict | None:
@@ -272,7 +293,9 @@ class Gateway:
                 if self._answers(version):
                     return
             time.sleep(0.05)
-        raise GatewayError(f"gateway {self.name}: version {version} not answering through {self.url} 20s after the reload")
+        raise GatewayError(
+            f"gateway {self.name}: version {version} not answering through {self.url} 20s after the reload"
+        )
 
     def _wait_old_workers_gone(self, container: Container) -> bool:
         deadline = time.monotonic() + self.settings.drain_timeout_seconds
@@ -281,8 +304,10 @@ class Gateway:
             if status is not None and not status["old_workers"]:
                 return True
             time.sleep(0.1)
-        self.log(f"gateway {self.name}: old HAProxy workers still finishing after "
-                 f"{self.settings.drain_timeout_seconds:g}s; HAProxy stops them by hard-stop-after")
+        self.log(
+            f"gateway {self.name}: old HAProxy workers still finishing after "
+            f"{self.settings.drain_timeout_seconds:g}s; HAProxy stops them by hard-stop-after"
+        )
         return False
 
     def _answers(self, version: str | None = None) -> bool:

@@ -11,6 +11,7 @@ come and go on their own ports behind it. Security lives here, at the edge:
   loopback, and HAProxy's own metrics on ``metrics_port``, bound to 127.0.0.1 only.
 * ``/health`` stays open for load balancers; every other path is a 404.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

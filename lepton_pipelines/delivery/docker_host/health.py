@@ -6,14 +6,16 @@ it gives up at once on a terminal answer — the container died or crash-loops, 
 urllib with proxies disabled: the containers are on the host network, and a corporate HTTP(S)_PROXY
 must never swallow a probe to 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _BODY_EXCERPT_CHARS = 200

@@ -4,10 +4,12 @@ Pure functions over container records (no Docker calls) so the rules are readabl
 their own. Labels on the containers are the only state: there is no side file that could disagree
 with what is actually running.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .config import SLOT_PORT_OFFSET
 

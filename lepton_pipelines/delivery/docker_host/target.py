@@ -11,13 +11,15 @@ terminal answer (model failed to load, crash loop) ends the wait at once.
 Containers run exactly as the smoke test ran them (``delivery.hardening``): non-root, read-only root
 filesystem, no capabilities, bound to ``service_host`` only.
 """
+
 from __future__ import annotations
 
 import os
 import socket
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -137,9 +139,7 @@ def _remove(containers: list[Container], stop_timeout: int, log: Callable[[str],
     return left_behind
 
 
-def _describe_serving(
-    model_name: str, previous: list[tuple[Container, ReplicaRecord]], service_host: str
-) -> str:
+def _describe_serving(model_name: str, previous: list[tuple[Container, ReplicaRecord]], service_host: str) -> str:
     if not previous:
         return f"Nothing is serving model {model_name!r} on this host (this was its first deploy)."
     for container, _ in previous:
@@ -170,15 +170,21 @@ def _gateway_spec(model_name: str, config: DockerHostDeployConfig) -> GatewaySpe
 
 
 def _gateway_for(
-    client: docker.DockerClient, model_name: str, config: DockerHostDeployConfig, secrets: dict[str, str],
+    client: docker.DockerClient,
+    model_name: str,
+    config: DockerHostDeployConfig,
+    secrets: dict[str, str],
     log: Callable[[str], None],
 ) -> Gateway:
     return Gateway(client, _gateway_spec(model_name, config), config.gateway, secrets, log)
 
 
 def _restore_gateway(
-    gateway: Gateway | None, previous: list[tuple[Container, ReplicaRecord]], config: DockerHostDeployConfig,
-    gateway_image: str, log: Callable[[str], None],
+    gateway: Gateway | None,
+    previous: list[tuple[Container, ReplicaRecord]],
+    config: DockerHostDeployConfig,
+    gateway_image: str,
+    log: Callable[[str], None],
 ) -> None:
     """After a failed switch: point the gateway back at the previous replicas (or remove a gateway
     that only ever pointed at the failed ones)."""
@@ -245,7 +251,9 @@ def _roll_back(
             rolled_back=True,
             message=message,
             details={
-                "failed_check": getattr(error, "check", "gateway" if isinstance(error, GatewayError) else "container start"),
+                "failed_check": getattr(
+                    error, "check", "gateway" if isinstance(error, GatewayError) else "container start"
+                ),
                 "terminal": bool(getattr(error, "terminal", False)),
                 "failed_slot": slot,
                 "failed_ports": ports,
@@ -262,8 +270,14 @@ def _roll_back(
 class _Rollout:
     """One deploy of one model on one host: the state the steps share, and one method per step."""
 
-    def __init__(self, target: str, client: docker.DockerClient, request: DeployRequest,
-                 config: DockerHostDeployConfig, log: Callable[[str], None]):
+    def __init__(
+        self,
+        target: str,
+        client: docker.DockerClient,
+        request: DeployRequest,
+        config: DockerHostDeployConfig,
+        log: Callable[[str], None],
+    ):
         self.target, self.client, self.request, self.config, self.log = target, client, request, config, log
         self.model_name = request.model_name
         self.image = request.image  # replaced by the digest-pinned reference in ``pin_image``
@@ -299,8 +313,12 @@ class _Rollout:
         """Remove what an interrupted deploy left in the slot we are about to use."""
         stale_ids = {record.container_id for record in self.plan.stale}
         if stale_ids:
-            self.log(f"removing {len(stale_ids)} container(s) left in the {self.plan.new_slot} slot by an interrupted deploy")
-            _remove([c for c, r in self.existing if r.container_id in stale_ids], self.config.stop_timeout_seconds, self.log)
+            self.log(
+                f"removing {len(stale_ids)} container(s) left in the {self.plan.new_slot} slot by an interrupted deploy"
+            )
+            _remove(
+                [c for c, r in self.existing if r.container_id in stale_ids], self.config.stop_timeout_seconds, self.log
+            )
 
     def check_ports_free(self) -> None:
         config = self.config
@@ -367,7 +385,9 @@ class _Rollout:
                 name=container_name(self.model_name, self.plan.new_slot, replica),
                 network_mode="host",
                 environment={**passed_env, "PORT": str(port), "HOST": config.service_host},
-                labels=container_labels(self.model_name, request.model_version, self.plan.new_slot, port, replica, request.image),
+                labels=container_labels(
+                    self.model_name, request.model_version, self.plan.new_slot, port, replica, request.image
+                ),
                 restart_policy={"Name": "unless-stopped"},
                 mem_limit=config.memory_limit,
                 nano_cpus=int(config.cpus * 1e9) if config.cpus else None,
@@ -403,7 +423,8 @@ class _Rollout:
         self.gateway_touched = True
         self.gateway_details = self.gateway.route_to(
             [Backend(c.name, self.config.service_host, port) for c, port in self.new],
-            self.request.model_version, self.gateway_image,
+            self.request.model_version,
+            self.gateway_image,
         )
 
     def roll_back(self, error: Exception) -> DeployFailed:
@@ -411,8 +432,18 @@ class _Rollout:
         failing = self.checking if isinstance(error, ReplicaCheckFailed) else None
         if self.gateway_touched:
             _restore_gateway(self.gateway, self.previous, self.config, self.gateway_image, self.log)
-        return _roll_back(self.target, self.request, self.config, self.plan.new_slot, self.ports, self.new, failing,
-                          error, self.previous, self.log)
+        return _roll_back(
+            self.target,
+            self.request,
+            self.config,
+            self.plan.new_slot,
+            self.ports,
+            self.new,
+            failing,
+            error,
+            self.previous,
+            self.log,
+        )
 
     # -- after the switch ------------------------------------------------------------------------------
     def retire_previous(self) -> DeployResult:
@@ -421,7 +452,9 @@ class _Rollout:
         replica_endpoints = [_endpoint(config.service_host, port) for _, port in self.new]
         endpoints = [gateway.url] if gateway is not None else replica_endpoints
         left_behind = _remove([c for c, _ in self.previous], config.stop_timeout_seconds, self.log)
-        replaced = f"; replaced {self.previous_image} ({len(self.previous)} container(s) removed)" if self.previous else ""
+        replaced = (
+            f"; replaced {self.previous_image} ({len(self.previous)} container(s) removed)" if self.previous else ""
+        )
         message = (
             f"model {self.model_name!r} version {request.model_version} serving from {self.image} "
             f"in the {self.plan.new_slot} slot at {', '.join(endpoints)}"
@@ -508,7 +541,6 @@ class DockerHostTarget(DeployTarget):
         except Exception as error:  # whatever went wrong, the new containers must go and the old keep serving
             raise rollout.roll_back(error) from error
         return rollout.retire_previous()
-
 
     def status(self, model_name: str, config: Mapping[str, Any] | None = None) -> DockerHostStatus:
         """What runs for ``model_name`` on the host, with a live /health probe of each running replica.

@@ -11,22 +11,23 @@ under ~/.cache/lepton-wheels) and shipped in the build context, so ``docker buil
 no network and installs exactly the library versions the model was trained with. Resolution is
 offline-first: a rebuild whose wheels are cached never touches an index.
 """
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the Docker SDK is imported by the build step, not at definitions load
     import docker
 
 from upath import UPath
 
-from .registry import RegistryClient, RegistryError, RemoteImage
 from .context import (
     assemble_build_context,
     image_labels,
@@ -35,6 +36,7 @@ from .context import (
     pinned_requirements,
     read_model_card,
 )
+from .registry import RegistryClient, RegistryError, RemoteImage
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 DEFAULT_WHEEL_CACHE = Path("~/.cache/lepton-wheels")
@@ -65,17 +67,35 @@ class WheelTarget:
 
     def pip_args(self) -> list[str]:
         digits = self.python_version.replace(".", "")
-        args = ["--only-binary=:all:", "--python-version", self.python_version, "--implementation", "cp",
-                "--abi", f"cp{digits}"]
+        args = [
+            "--only-binary=:all:",
+            "--python-version",
+            self.python_version,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{digits}",
+        ]
         for minor in range(self.glibc_max_minor, 16, -1):
             args += ["--platform", f"manylinux_2_{minor}_{self.arch}"]
         args += ["--platform", f"manylinux2014_{self.arch}"]
         return args
 
 
-def _pip_download(requirements: list[str], dest: Path, target: WheelTarget, offline_from: Path | None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
-               "-d", str(dest), *target.pip_args()]
+def _pip_download(
+    requirements: list[str], dest: Path, target: WheelTarget, offline_from: Path | None
+) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-d",
+        str(dest),
+        *target.pip_args(),
+    ]
     if offline_from is not None:
         command += ["--no-index", "--find-links", str(offline_from)]
     return subprocess.run(command + requirements, capture_output=True, text=True, timeout=1800)
@@ -165,7 +185,9 @@ class ModelImageBuilder:
         reference = image_reference(self.registry, card.name, card.version)
         with tempfile.TemporaryDirectory(prefix="lepton-image-") as scratch:
             wheels = resolve_wheels(
-                pinned_requirements(card.library_versions), Path(scratch) / "resolved", self.wheel_cache_dir,
+                pinned_requirements(card.library_versions),
+                Path(scratch) / "resolved",
+                self.wheel_cache_dir,
                 self.wheel_target,
             )
             context = assemble_build_context(self.service_dir, artifact_dir, Path(scratch) / "context", wheels)
@@ -212,8 +234,10 @@ class ModelImageBuilder:
             if existing.config_digest != built.image_id:
                 raise ImageVersionExists(
                     f"{built.reference} already exists in the registry as {existing.repository}@{existing.digest} "
-                    f"(image {existing.config_digest[:19] or existing.media_type}), and this build produced a different "
-                    f"image ({built.image_id[:19]}). Model versions are immutable: the tag is not overwritten. Register "
+                    f"(image {existing.config_digest[:19] or existing.media_type}), and this build produced a "
+                    "different "
+                    f"image ({built.image_id[:19]}). Model versions are immutable: the tag is not overwritten. "
+                    "Register "
                     "the change as a new model version (a new tag), or deploy the existing image by its digest."
                 )
             log(f"{built.reference} already in the registry as {existing.digest}: same image, nothing pushed")
@@ -225,7 +249,11 @@ class ModelImageBuilder:
             landed = registry.manifest(path, built.tag)
         except RegistryError as error:
             raise ImageBuildError(f"pushed {built.reference} but cannot read it back: {error}") from error
-        if landed is None or landed.config_digest != built.image_id or (pushed_digest and landed.digest != pushed_digest):
+        if (
+            landed is None
+            or landed.config_digest != built.image_id
+            or (pushed_digest and landed.digest != pushed_digest)
+        ):
             raise ImageVersionExists(
                 f"pushed {built.reference} ({pushed_digest or built.image_id[:19]}), but the registry now holds "
                 f"{landed.digest if landed else 'nothing'} under that tag: another build wrote it at the same time. "
@@ -239,8 +267,15 @@ class ModelImageBuilder:
         output: list[str] = []
         image_id = ""
         stream = self.client.api.build(
-            path=str(context_dir), tag=reference, buildargs={"BASE_IMAGE": self.base_image}, labels=labels,
-            nocache=nocache, rm=True, forcerm=True, pull=False, decode=True,
+            path=str(context_dir),
+            tag=reference,
+            buildargs={"BASE_IMAGE": self.base_image},
+            labels=labels,
+            nocache=nocache,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
         )
         for chunk in stream:
             if "error" in chunk:

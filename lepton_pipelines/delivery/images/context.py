@@ -6,15 +6,17 @@ goes into an image reads and tests on its own. The layout produced here is the o
 
     Dockerfile  app/  model/{model.joblib,model_card.json}  requirements.lock  wheels/*.whl
 """
+
 from __future__ import annotations
 
 import json
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -171,7 +173,7 @@ def image_labels(card: ModelCard, base_image: str, created: datetime | None = No
             created = datetime.fromisoformat(card.created_at)
         except ValueError:
             created = None
-    created = created or datetime.now(timezone.utc)
+    created = created or datetime.now(UTC)
     return {
         f"{LABEL_PREFIX}.name": card.name,
         f"{LABEL_PREFIX}.version": card.version,

@@ -84,7 +84,8 @@ def smoke_test_model_image(
 
     report = run_smoke_test(context, built["image_id"], ready_timeout_s=image_builder.smoke_ready_timeout_seconds)
     context.log.info(
-        f"smoke test of {built['reference']} ({built['image_id'][:19]}) passed: {[c['check'] for c in report.get('checks', [])]}"
+        f"smoke test of {built['reference']} ({built['image_id'][:19]}) passed: "
+        f"{[c['check'] for c in report.get('checks', [])]}"
     )
     return {**report, "image_id": built["image_id"]}
 
@@ -99,7 +100,11 @@ def push_model_image(
     pushed = image_builder.get_builder().push(BuiltImage(**built), log=context.log.debug)
     context.log.info(
         f"{built['reference']} is {pushed.digest}"
-        + (" (already in the registry: same image)" if pushed.already_in_registry else f", pushed in {pushed.push_seconds:.1f}s")
+        + (
+            " (already in the registry: same image)"
+            if pushed.already_in_registry
+            else f", pushed in {pushed.push_seconds:.1f}s"
+        )
     )
     return {**asdict(pushed), "smoke_checks": smoke.get("checks", [])}
 

@@ -9,6 +9,7 @@ Auth: anonymous, HTTP basic, or the registry token flow (``WWW-Authenticate: Bea
 credentials the push uses. Loopback registries (127.0.0.1:5000, localhost) are spoken to over plain
 HTTP, as the Docker engine does; every other registry over HTTPS.
 """
+
 from __future__ import annotations
 
 import re
@@ -100,8 +101,9 @@ class RegistryClient:
         if path in self._token:
             headers["Authorization"] = f"Bearer {self._token[path]}"
         try:
-            response = self._session.get(url, headers=headers, auth=None if path in self._token else self._auth,
-                                         timeout=TIMEOUT_S)
+            response = self._session.get(
+                url, headers=headers, auth=None if path in self._token else self._auth, timeout=TIMEOUT_S
+            )
             challenge = response.headers.get("WWW-Authenticate", "")
             if response.status_code == 401 and challenge.lower().startswith("bearer") and path not in self._token:
                 self._token[path] = self._fetch_token(challenge, path)
@@ -122,6 +124,8 @@ class RegistryClient:
         params = {"service": fields.get("service", ""), "scope": fields.get("scope", f"repository:{path}:pull")}
         answer = self._session.get(fields["realm"], params=params, auth=self._auth, timeout=TIMEOUT_S)
         if answer.status_code != 200:
-            raise RegistryError(f"token service {fields['realm']} refused a pull token for {path}: HTTP {answer.status_code}")
+            raise RegistryError(
+                f"token service {fields['realm']} refused a pull token for {path}: HTTP {answer.status_code}"
+            )
         body = answer.json()
         return body.get("token") or body.get("access_token") or ""

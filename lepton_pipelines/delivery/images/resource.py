@@ -8,11 +8,12 @@ Variables (all optional except the registry at build time):
   LEPTON_MODEL_SERVICE_DIR           deployments/model-service of this repo unless set
   LEPTON_IMAGE_REGISTRY_USERNAME / LEPTON_IMAGE_REGISTRY_PASSWORD   registry credentials (secrets)
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field

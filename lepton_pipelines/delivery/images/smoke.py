@@ -9,6 +9,7 @@ networking and the production hardening (``delivery.hardening``: non-root, read-
 filesystem, no capabilities — the very settings the deploy targets use) means no port mapping, no
 second container and no cleanup of a long-running service — and a failure lands in the op's logs.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,6 +85,9 @@ def run_smoke_test(
     report["output_tail"] = logs[-4000:]
     if failure is not None or report.get("smoke") != "passed":
         failed = [c for c in report.get("checks", []) if not c.get("ok")]
-        reasons = "; ".join(f"{c['check']}: {c['detail']}" for c in failed) or (logs.strip().splitlines() or ["no output"])[-1]
+        reasons = (
+            "; ".join(f"{c['check']}: {c['detail']}" for c in failed)
+            or (logs.strip().splitlines() or ["no output"])[-1]
+        )
         raise SmokeTestFailed(f"smoke test of {image} failed ({failure or 'report says failed'}): {reasons}", report)
     return report

@@ -3,6 +3,7 @@ applied server-side, rolled out, smoke-tested through the Service, rolled back o
 
 Importing this package registers ``KubernetesTarget`` under ``"kubernetes"`` in ``DEPLOY_TARGETS``.
 """
+
 from .client import ApiRetry, ClusterError, ClusterForbidden
 from .config import DeployConfig, DeployConfigError, parse_deploy_config
 from .manifests import manifests_to_yaml, render_manifests

@@ -4,19 +4,21 @@ Built on the official ``kubernetes`` client. Responses are read as plain dicts
 (``_preload_content=False``) so the deployer works on exactly what the API server returned and the
 manifests it compares against are the same dicts it rendered.
 """
+
 from __future__ import annotations
 
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import urllib3
-from urllib3.exceptions import InvalidHeader
-from urllib3.util import Retry
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 
 from .manifests import FIELD_MANAGER, SERVICE_PORT
 
@@ -124,36 +126,40 @@ class ClusterClient:
         kind = KINDS[manifest["kind"]]
         name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
         patch = getattr(kind.api(self._api_client), f"patch_{kind.method_suffix}")
-        return _json(self._call(
-            "patch",
-            kind,
-            namespace,
-            name,
-            lambda: patch(
-                name,
+        return _json(
+            self._call(
+                "patch",
+                kind,
                 namespace,
-                manifest,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY_CONTENT_TYPE,
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT_SECONDS,
-            ),
-            on_conflict=lambda: self._log_conflict(manifest["kind"], namespace, name),
-        ))
+                name,
+                lambda: patch(
+                    name,
+                    namespace,
+                    manifest,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY_CONTENT_TYPE,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                ),
+                on_conflict=lambda: self._log_conflict(manifest["kind"], namespace, name),
+            )
+        )
 
     def get(self, kind_name: str, namespace: str, name: str) -> dict[str, Any] | None:
         kind = KINDS[kind_name]
         read = getattr(kind.api(self._api_client), f"read_{kind.method_suffix}")
         try:
-            return _json(self._call(
-                "get",
-                kind,
-                namespace,
-                name,
-                lambda: read(name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS),
-                absent_ok=True,
-            ))
+            return _json(
+                self._call(
+                    "get",
+                    kind,
+                    namespace,
+                    name,
+                    lambda: read(name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS),
+                    absent_ok=True,
+                )
+            )
         except _NotFound:
             return None
 
@@ -185,9 +191,13 @@ class ClusterClient:
         core = k8s.CoreV1Api(self._api_client)
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         raw = self._call(
-            "list", _PODS, namespace, selector,
-            lambda: core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False,
-                                             _request_timeout=REQUEST_TIMEOUT_SECONDS),
+            "list",
+            _PODS,
+            namespace,
+            selector,
+            lambda: core.list_namespaced_pod(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
         )
         return _json(raw).get("items") or []
 
@@ -196,9 +206,13 @@ class ClusterClient:
         core = k8s.CoreV1Api(self._api_client)
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         raw = self._call(
-            "list", _SERVICES, namespace, selector,
-            lambda: core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False,
-                                                 _request_timeout=REQUEST_TIMEOUT_SECONDS),
+            "list",
+            _SERVICES,
+            namespace,
+            selector,
+            lambda: core.list_namespaced_service(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
         )
         return _json(raw).get("items") or []
 
@@ -207,9 +221,13 @@ class ClusterClient:
         discovery = k8s.DiscoveryV1Api(self._api_client)
         selector = f"kubernetes.io/service-name={service}"
         raw = self._call(
-            "list", _ENDPOINT_SLICES, namespace, selector,
-            lambda: discovery.list_namespaced_endpoint_slice(namespace, label_selector=selector, _preload_content=False,
-                                                             _request_timeout=REQUEST_TIMEOUT_SECONDS),
+            "list",
+            _ENDPOINT_SLICES,
+            namespace,
+            selector,
+            lambda: discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
         )
         return _json(raw).get("items") or []
 
@@ -222,7 +240,9 @@ class ClusterClient:
             )
             return response.status, response.data or b""
         except ApiException as error:
-            return error.status, (error.body or b"") if isinstance(error.body, bytes) else str(error.body or "").encode()
+            return error.status, (error.body or b"") if isinstance(error.body, bytes) else str(
+                error.body or ""
+            ).encode()
         except _TRANSIENT_CONNECTION_ERRORS:
             return 0, b""
 
@@ -264,7 +284,9 @@ class ClusterClient:
         """A 409 means the object changed while we wrote it; re-read it and report who else manages
         it (``kubectl edit``, another deployer, an operator) before applying again."""
         current = self.get(kind_name, namespace, name) or {}
-        managers = sorted({entry.get("manager", "?") for entry in current.get("metadata", {}).get("managedFields") or []})
+        managers = sorted(
+            {entry.get("manager", "?") for entry in current.get("metadata", {}).get("managedFields") or []}
+        )
         version = current.get("metadata", {}).get("resourceVersion", "?")
         self._log(
             f"conflict applying {kind_name} {namespace}/{name}: re-read resourceVersion {version} "

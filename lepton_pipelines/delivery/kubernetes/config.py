@@ -5,6 +5,7 @@ The deploy job passes ``DeployRequest.config`` (a YAML dict written by the model
 instead of ``512Mi``, an untagged image — becomes a :class:`DeployConfigError` that names the field
 and what is allowed, so a bad config never produces a half-applied deployment.
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -4,12 +4,14 @@ The order matters: a canary (if enabled) must be healthy before the main Deploym
 main Deployment must be rolled out and answer ``/health`` and ``/predict`` before the Ingress
 exposes it, and every failure ends with a known serving state that the error message states.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lepton_pipelines.delivery.targets import DeployFailed, DeployRequest, DeployResult
 
@@ -17,12 +19,12 @@ from .client import ClusterClient, ClusterError, ClusterForbidden
 from .config import DeployConfig
 from .manifests import (
     CANARY,
+    CONTAINER_PORT,
     MODEL_VERSION_LABEL,
     TRACK_LABEL,
     canary_name,
     resource_name,
 )
-from .manifests import CONTAINER_PORT
 from .rollout import rollout_state, terminal_pod_problem
 
 TARGET_NAME = "kubernetes"
@@ -216,7 +218,9 @@ class KubernetesDeployer:
         try:
             self._cluster.service_proxy_get(namespace, service, "health", self._smoke_timeout)
         except ClusterError as error:
-            raise DeployStepFailed(f"smoke test GET /health through Service {namespace}/{service} failed: {error}") from None
+            raise DeployStepFailed(
+                f"smoke test GET /health through Service {namespace}/{service} failed: {error}"
+            ) from None
         report: dict[str, Any] = {"deployment": deployment["metadata"]["name"], "health": "ok"}
         if not rows:
             self._log("no sample rows in the request: POST /predict smoke test skipped")
@@ -226,7 +230,9 @@ class KubernetesDeployer:
                 namespace, service, "predict", predict_request_body(rows), self._smoke_timeout
             )
         except ClusterError as error:
-            raise DeployStepFailed(f"smoke test POST /predict through Service {namespace}/{service} failed: {error}") from None
+            raise DeployStepFailed(
+                f"smoke test POST /predict through Service {namespace}/{service} failed: {error}"
+            ) from None
         try:
             answer = json.loads(raw)
         except ValueError:
@@ -235,12 +241,19 @@ class KubernetesDeployer:
             ) from None
         expected_version = deployment["metadata"]["labels"].get(MODEL_VERSION_LABEL)
         # A canary shares the Service with the old pods, so only the main rollout must answer as the new version.
-        if not is_canary and isinstance(answer, dict) and "version" in answer and str(answer["version"]) != expected_version:
+        if (
+            not is_canary
+            and isinstance(answer, dict)
+            and "version" in answer
+            and str(answer["version"]) != expected_version
+        ):
             raise DeployStepFailed(
                 f"smoke test POST /predict through Service {namespace}/{service} was answered by model version "
                 f"{answer['version']!r}, expected {expected_version!r}"
             )
-        self._log(f"smoke test passed through Service {namespace}/{service}: /health ok, /predict scored {len(rows)} rows")
+        self._log(
+            f"smoke test passed through Service {namespace}/{service}: /health ok, /predict scored {len(rows)} rows"
+        )
         return {**report, "predict_rows": len(rows)}
 
     def _roll_back(
@@ -265,8 +278,9 @@ class KubernetesDeployer:
                 self._cluster.delete("Deployment", namespace, canary)
                 lines.append(f"Removed canary Deployment {namespace}/{canary}.")
             if name not in touched:
-                lines.append(f"Deployment {namespace}/{name} was not changed; "
-                             f"{previous_image or 'nothing'} is still serving.")
+                lines.append(
+                    f"Deployment {namespace}/{name} was not changed; {previous_image or 'nothing'} is still serving."
+                )
             elif previous is not None:
                 stable = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == name)
                 restore = rollback_manifest(
@@ -275,7 +289,9 @@ class KubernetesDeployer:
                 self._cluster.apply(restore)
                 self._wait_for_rollout(restore, config.rollout.timeout_seconds)
                 result.rolled_back = True
-                lines.append(f"Rolled back Deployment {namespace}/{name}: the previous image {previous_image} is serving.")
+                lines.append(
+                    f"Rolled back Deployment {namespace}/{name}: the previous image {previous_image} is serving."
+                )
             else:
                 # First deploy: there is nothing to return to, so remove what may half-serve.
                 removed = self._cluster.delete("Deployment", namespace, name)
@@ -283,8 +299,14 @@ class KubernetesDeployer:
                     self._cluster.delete("HorizontalPodAutoscaler", namespace, name)
                 result.rolled_back = removed
                 result.serving_image = None
-                done = f"deleted Deployment {namespace}/{name}" if removed else f"Deployment {namespace}/{name} was never created"
-                lines.append(f"This was the first deploy of {request.model_name}: {done}; nothing is serving this model.")
+                done = (
+                    f"deleted Deployment {namespace}/{name}"
+                    if removed
+                    else f"Deployment {namespace}/{name} was never created"
+                )
+                lines.append(
+                    f"This was the first deploy of {request.model_name}: {done}; nothing is serving this model."
+                )
         except (ClusterError, DeployStepFailed) as rollback_error:
             result.serving_image = None
             lines.append(

@@ -4,6 +4,7 @@ Pure functions of (request, config): the same input renders the same YAML, which
 stores as a run artifact and the tests validate against the Kubernetes OpenAPI schemas. No cluster
 access and no Dagster imports here.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -71,9 +72,7 @@ def _restricted_security_context() -> dict[str, Any]:
     return HARDENING.kubernetes_container_security_context()
 
 
-def deployment_manifest(
-    request: DeployRequest, config: DeployConfig, *, track: str = STABLE
-) -> dict[str, Any]:
+def deployment_manifest(request: DeployRequest, config: DeployConfig, *, track: str = STABLE) -> dict[str, Any]:
     """The model-service Deployment. ``track`` = ``canary`` renders the small canary Deployment."""
     is_canary = track == CANARY
     name = canary_name(request.model_name) if is_canary else resource_name(request.model_name)
@@ -247,7 +246,9 @@ def ingress_manifest(request: DeployRequest, config: DeployConfig) -> dict[str, 
     if settings.ingress_class:
         spec["ingressClassName"] = settings.ingress_class
     if tls_secret:
-        spec["tls"] = [{"hosts": [settings.host], "secretName": tls_secret} if settings.host else {"secretName": tls_secret}]
+        spec["tls"] = [
+            {"hosts": [settings.host], "secretName": tls_secret} if settings.host else {"secretName": tls_secret}
+        ]
     metadata = _metadata(resource_name(request.model_name), request, config)
     if annotations:
         metadata["annotations"] = annotations
@@ -258,17 +259,26 @@ def network_policy_manifest(request: DeployRequest, config: DeployConfig) -> dic
     """Only the gateway (and explicitly listed CIDRs) may reach port 8080; everything else is denied."""
     gateway = config.network_policy.gateway
     peers: list[dict[str, Any]] = [
-        {"namespaceSelector": {"matchLabels": gateway.namespace_labels}, "podSelector": {"matchLabels": gateway.pod_labels}}
+        {
+            "namespaceSelector": {"matchLabels": gateway.namespace_labels},
+            "podSelector": {"matchLabels": gateway.pod_labels},
+        }
     ]
     peers += [{"ipBlock": {"cidr": cidr}} for cidr in config.network_policy.allow_cidrs]
     rules = [{"from": peers, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}]
     scrapers = config.network_policy.metrics_scrapers
     if scrapers is not None:  # Prometheus scrapes /metrics on the pods, inside the cluster
-        rules.append({
-            "from": [{"namespaceSelector": {"matchLabels": scrapers.namespace_labels},
-                      "podSelector": {"matchLabels": scrapers.pod_labels}}],
-            "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}],
-        })
+        rules.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": scrapers.namespace_labels},
+                        "podSelector": {"matchLabels": scrapers.pod_labels},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

@@ -3,6 +3,7 @@
 Pure function over the Deployment object as returned by the API server, so the rules are tested
 directly and the deployer only loops and sleeps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ def rollout_state(deployment: dict[str, Any]) -> RolloutState:
     name = metadata.get("name", "?")
     # Until the controller has seen the new spec, the status describes the old one.
     if status.get("observedGeneration", 0) < metadata.get("generation", 0):
-        return RolloutState(False, False, f"waiting for the controller to observe {name} generation {metadata.get('generation')}")
+        return RolloutState(
+            False, False, f"waiting for the controller to observe {name} generation {metadata.get('generation')}"
+        )
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
             return RolloutState(
@@ -65,6 +68,10 @@ def terminal_pod_problem(pods: list[dict[str, Any]]) -> str | None:
             if reason in TERMINAL_WAITING_REASONS:
                 detail = waiting.get("message") or ""
                 restarts = status.get("restartCount", 0)
-                return (f"pod {name} container {status.get('name')}: {TERMINAL_WAITING_REASONS[reason]} ({reason}"
-                        + (f", {restarts} restarts" if restarts else "") + (f": {detail}" if detail else "") + ")")
+                return (
+                    f"pod {name} container {status.get('name')}: {TERMINAL_WAITING_REASONS[reason]} ({reason}"
+                    + (f", {restarts} restarts" if restarts else "")
+                    + (f": {detail}" if detail else "")
+                    + ")"
+                )
     return None

@@ -4,16 +4,18 @@ Construction never touches a cluster (the deploy job builds targets at definitio
 API client is resolved on the first ``deploy`` call: an explicit ``api_client`` or ``host``, else
 in-cluster service-account config, else the kubeconfig.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from lepton_pipelines.delivery.images.registry import RegistryClient, RegistryError, split_repository
 from lepton_pipelines.delivery.targets import (
     DeployFailed,
     DeployRequest,
@@ -21,8 +23,6 @@ from lepton_pipelines.delivery.targets import (
     DeployTarget,
     register_target,
 )
-
-from lepton_pipelines.delivery.images.registry import RegistryClient, RegistryError, split_repository
 
 from .client import ApiRetry, ClusterClient
 from .config import DeployConfigError, parse_deploy_config, validate_request_identity
@@ -47,7 +47,7 @@ class KubernetesTarget(DeployTarget):
         kubernetes_version: str | None = None,
         poll_interval_seconds: float = 2.0,
         smoke_test_timeout_seconds: float = 10.0,
-        retry: ApiRetry = ApiRetry(),
+        retry: ApiRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pin_digest: bool = True,
     ):
@@ -71,7 +71,7 @@ class KubernetesTarget(DeployTarget):
         self._kubernetes_version = kubernetes_version
         self._poll_interval = poll_interval_seconds
         self._smoke_timeout = smoke_test_timeout_seconds
-        self._retry = retry
+        self._retry = retry or ApiRetry()
         self._sleep = sleep
 
     def deploy(self, request: DeployRequest, log: Callable[[str], None] = print) -> DeployResult:
@@ -83,8 +83,10 @@ class KubernetesTarget(DeployTarget):
         manifests = render_manifests(request, config)
         schema_version = validate_manifests(manifests, self._kubernetes_version)
         manifests_yaml = manifests_to_yaml(manifests)
-        log(f"rendered {len(manifests)} manifests for {request.model_name} {request.model_version}, "
-            f"valid for Kubernetes {schema_version}")
+        log(
+            f"rendered {len(manifests)} manifests for {request.model_name} {request.model_version}, "
+            f"valid for Kubernetes {schema_version}"
+        )
         if self.dry_run:
             return DeployResult(
                 ok=True,
@@ -92,8 +94,13 @@ class KubernetesTarget(DeployTarget):
                 serving_image=None,
                 message=f"dry run: {len(manifests)} manifests rendered and valid for Kubernetes {schema_version}; "
                 "nothing was applied",
-                details={"namespace": config.namespace, "manifests_yaml": manifests_yaml, "dry_run": True,
-                         "image_pinned": request.image if "@sha256:" in request.image else "", "pin": pin_note},
+                details={
+                    "namespace": config.namespace,
+                    "manifests_yaml": manifests_yaml,
+                    "dry_run": True,
+                    "image_pinned": request.image if "@sha256:" in request.image else "",
+                    "pin": pin_note,
+                },
             )
         cluster = ClusterClient(self._resolve_api_client(), retry=self._retry, log=log, sleep=self._sleep)
         deployer = KubernetesDeployer(
@@ -122,7 +129,9 @@ class KubernetesTarget(DeployTarget):
         try:
             registry, path = split_repository(name)
             remote = RegistryClient(
-                registry, os.environ.get("LEPTON_IMAGE_REGISTRY_USERNAME"), os.environ.get("LEPTON_IMAGE_REGISTRY_PASSWORD")
+                registry,
+                os.environ.get("LEPTON_IMAGE_REGISTRY_USERNAME"),
+                os.environ.get("LEPTON_IMAGE_REGISTRY_PASSWORD"),
             ).manifest(path, tag)
         except RegistryError as error:
             if self.dry_run:

@@ -3,13 +3,14 @@
 Runs before every apply and in dry-run mode, so a manifest the API server would reject (a typo'd
 field, a wrong type) fails the run with the kind, name and field path before any object changes.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import kubernetes_validate
-from packaging.version import Version
 from kubernetes_validate.utils import VersionNotSupportedError, all_versions
+from packaging.version import Version
 
 from .config import DeployConfigError
 

@@ -3,14 +3,15 @@ and tiny model-service images with their behaviour baked in per tag.
 
 Everything talks to 127.0.0.1 only: the containers run with host networking.
 """
+
 from __future__ import annotations
 
 import random
 import shutil
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import pytest
@@ -23,7 +24,11 @@ REPOSITORY = f"{REGISTRY}/lepton/model-testhost"
 BASE_IMAGE = "lepton/python-base:bookworm"
 # tag → behaviour of fake_model_service.py
 IMAGE_BEHAVIOURS = {
-    "good-v1": "healthy", "good-v2": "healthy", "bad-v3": "never_ready", "bad-v4": "crash", "bad-v5": "load_failed",
+    "good-v1": "healthy",
+    "good-v2": "healthy",
+    "bad-v3": "never_ready",
+    "bad-v4": "crash",
+    "bad-v5": "load_failed",
 }
 
 DOCKERFILE = f"""\
@@ -73,8 +78,10 @@ def test_images(docker_client: docker.DockerClient, tmp_path_factory: pytest.Tem
 def remove_model_containers(client: docker.DockerClient, model_name: str) -> None:
     for container in client.containers.list(all=True, filters={"label": f"{LABEL_MODEL_NAME}={model_name}"}):
         container.remove(force=True)
-    for name, remove in ((gateway_container_name(model_name), client.containers.get),
-                         (gateway_volume_name(model_name), client.volumes.get)):
+    for name, remove in (
+        (gateway_container_name(model_name), client.containers.get),
+        (gateway_volume_name(model_name), client.volumes.get),
+    ):
         try:
             remove(name).remove(force=True)
         except docker.errors.NotFound:
@@ -112,19 +119,23 @@ def base_port() -> int:
 def tls_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """A self-signed certificate for 127.0.0.1: (PEM chain + key for the gateway, CA file for clients)."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lepton gateway test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)

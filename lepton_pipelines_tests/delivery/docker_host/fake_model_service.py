@@ -8,6 +8,7 @@ library only, so it runs on the bare python base image. BEHAVIOUR (build arg) se
   load_failed  – /health 200, /ready 503 {"status": "failed", "error": …} like the real service whose model
                  cannot be unpickled (a terminal state: waiting cannot fix it)
 """
+
 import json
 import os
 import signal

@@ -1,4 +1,5 @@
 """Pure rules of the docker_host target: config validation and blue/green slot planning."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """docker_host target against the real Docker engine and the registry on 127.0.0.1:5000."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,13 @@ def request_for(model_name: str, image: str, **config: Any) -> DeployRequest:
         model_version=image.rsplit(":", 1)[1],
         image=image,
         # The gateway has its own tests (test_gateway.py); here the replicas are addressed directly.
-        config={"health_timeout_seconds": 30, "health_poll_interval_seconds": 0.2, "stop_timeout_seconds": 2,
-                "gateway": {"enabled": False}, **config},
+        config={
+            "health_timeout_seconds": 30,
+            "health_poll_interval_seconds": 0.2,
+            "stop_timeout_seconds": 2,
+            "gateway": {"enabled": False},
+            **config,
+        },
         sample_rows=SAMPLE_ROWS,
     )
 
@@ -60,7 +66,9 @@ def test_first_deploy_pulls_image_and_serves_every_replica(docker_client, test_i
     image = test_images["good-v1"]
     docker_client.images.remove(image)  # only the registry has it now: the target must pull
 
-    result = DockerHostTarget().deploy(request_for(model_name, image, replicas=2, base_port=base_port), log=lambda _: None)
+    result = DockerHostTarget().deploy(
+        request_for(model_name, image, replicas=2, base_port=base_port), log=lambda _: None
+    )
 
     assert result.ok and result.serving_image == image and result.previous_image is None
     assert result.details["image_pulled"] is True
@@ -97,14 +105,21 @@ def test_first_deploy_pulls_image_and_serves_every_replica(docker_client, test_i
 
 def test_update_replaces_old_version_after_new_one_is_healthy(docker_client, test_images, model_name, base_port):
     target = DockerHostTarget()
-    first = target.deploy(request_for(model_name, test_images["good-v1"], replicas=2, base_port=base_port), log=lambda _: None)
+    first = target.deploy(
+        request_for(model_name, test_images["good-v1"], replicas=2, base_port=base_port), log=lambda _: None
+    )
 
-    second = target.deploy(request_for(model_name, test_images["good-v2"], replicas=2, base_port=base_port), log=lambda _: None)
+    second = target.deploy(
+        request_for(model_name, test_images["good-v2"], replicas=2, base_port=base_port), log=lambda _: None
+    )
 
     assert second.ok and second.serving_image == test_images["good-v2"]
     assert second.previous_image == test_images["good-v1"]
     assert second.details["slot"] == "green"
-    assert second.details["replica_endpoints"] == [f"http://127.0.0.1:{base_port + 100}", f"http://127.0.0.1:{base_port + 101}"]
+    assert second.details["replica_endpoints"] == [
+        f"http://127.0.0.1:{base_port + 100}",
+        f"http://127.0.0.1:{base_port + 101}",
+    ]
     for endpoint in second.details["replica_endpoints"]:
         assert fetch_json(f"{endpoint}/predict", {"rows": SAMPLE_ROWS})["version"] == "good-v2"
     for endpoint in first.details["replica_endpoints"]:
@@ -112,7 +127,9 @@ def test_update_replaces_old_version_after_new_one_is_healthy(docker_client, tes
     versions = sorted(c.labels["org.lepton.model.version"] for c in deployed(docker_client, model_name))
     assert versions == ["good-v2", "good-v2"]
 
-    third = target.deploy(request_for(model_name, test_images["good-v1"], replicas=1, base_port=base_port), log=lambda _: None)
+    third = target.deploy(
+        request_for(model_name, test_images["good-v1"], replicas=1, base_port=base_port), log=lambda _: None
+    )
     assert third.details["slot"] == "blue"  # slots alternate, so old and new never share a port
     assert fetch_json(f"http://127.0.0.1:{base_port}/health")["version"] == "good-v1"
     assert len(deployed(docker_client, model_name)) == 1
@@ -120,7 +137,9 @@ def test_update_replaces_old_version_after_new_one_is_healthy(docker_client, tes
 
 def test_failed_readiness_rolls_back_and_keeps_old_version_serving(docker_client, test_images, model_name, base_port):
     target = DockerHostTarget()
-    good = target.deploy(request_for(model_name, test_images["good-v2"], replicas=2, base_port=base_port), log=lambda _: None)
+    good = target.deploy(
+        request_for(model_name, test_images["good-v2"], replicas=2, base_port=base_port), log=lambda _: None
+    )
 
     with pytest.raises(DeployFailed) as failure:
         target.deploy(
@@ -148,11 +167,15 @@ def test_container_that_exits_at_startup_fails_first_deploy_without_leftovers(
     docker_client, test_images, model_name, base_port
 ):
     with pytest.raises(DeployFailed) as failure:
-        DockerHostTarget().deploy(request_for(model_name, test_images["bad-v4"], base_port=base_port), log=lambda _: None)
+        DockerHostTarget().deploy(
+            request_for(model_name, test_images["bad-v4"], base_port=base_port), log=lambda _: None
+        )
 
     message = str(failure.value)
     # Docker may already have restarted it (restart policy) by the time we look: both say it crashed.
-    assert "GET /health" in message and ("exited with code 3" in message or "container crashed and is being restarted" in message)
+    assert "GET /health" in message and (
+        "exited with code 3" in message or "container crashed and is being restarted" in message
+    )
     assert "Nothing is serving" in message and "model file is corrupt" in message
     assert failure.value.result.serving_image is None
     assert deployed(docker_client, model_name) == []
@@ -163,7 +186,9 @@ def test_busy_port_fails_before_any_container_starts(docker_client, test_images,
         squatter.bind(("127.0.0.1", base_port))
         squatter.listen()
         with pytest.raises(DeployFailed, match=f"port\\(s\\) {base_port} on 127.0.0.1 already answer"):
-            DockerHostTarget().deploy(request_for(model_name, test_images["good-v1"], base_port=base_port), log=lambda _: None)
+            DockerHostTarget().deploy(
+                request_for(model_name, test_images["good-v1"], base_port=base_port), log=lambda _: None
+            )
     assert deployed(docker_client, model_name) == []
 
 
@@ -184,7 +209,9 @@ def test_bad_config_fails_before_any_container_is_created(
 ):
     repository = test_images["good-v1"].rsplit(":", 1)[0]
     image = repository if image_tag is None else f"{repository}:{image_tag}"
-    request = DeployRequest(model_name=model_name, model_version="v", image=image, config={"base_port": base_port, **config})
+    request = DeployRequest(
+        model_name=model_name, model_version="v", image=image, config={"base_port": base_port, **config}
+    )
 
     with pytest.raises(InvalidDeployConfig) as failure:
         DockerHostTarget().deploy(request, log=lambda _: None)
@@ -252,12 +279,19 @@ def test_crash_loop_is_terminal_too(docker_client, test_images, model_name, base
 
 def test_image_pinned_by_digest_is_what_runs(docker_client, test_images, model_name, base_port):
     repository, tag = test_images["good-v2"].rsplit(":", 1)
-    digest = next(d for d in docker_client.images.get(test_images["good-v2"]).attrs["RepoDigests"] if d.startswith(repository))
+    digest = next(
+        d for d in docker_client.images.get(test_images["good-v2"]).attrs["RepoDigests"] if d.startswith(repository)
+    )
     pinned = f"{repository}:{tag}@{digest.split('@', 1)[1]}"
 
     result = DockerHostTarget().deploy(
-        DeployRequest(model_name=model_name, model_version="good-v2", image=pinned,
-                      config={"base_port": base_port, "gateway": {"enabled": False}}, sample_rows=SAMPLE_ROWS),
+        DeployRequest(
+            model_name=model_name,
+            model_version="good-v2",
+            image=pinned,
+            config={"base_port": base_port, "gateway": {"enabled": False}},
+            sample_rows=SAMPLE_ROWS,
+        ),
         log=lambda _: None,
     )
 

@@ -1,13 +1,14 @@
 """The model gateway (HAProxy container from Debian's package) on the real Docker engine: one stable
 TLS address per model, API key checked at the edge, /metrics never public, and graceful reloads —
 clients polling through a deploy, a failed deploy and a rollback see no refused connection and no 5xx."""
+
 from __future__ import annotations
 
 import http.client
 import io
 import json
-import tarfile
 import ssl
+import tarfile
 import threading
 import time
 from collections import Counter
@@ -32,8 +33,14 @@ def gateway_request(model_name: str, image: str, base_port: int, **config: Any) 
         model_name=model_name,
         model_version=image.rsplit(":", 1)[1],
         image=image,
-        config={"base_port": base_port, "replicas": 2, "health_timeout_seconds": 30,
-                "health_poll_interval_seconds": 0.2, "stop_timeout_seconds": 2, **config},
+        config={
+            "base_port": base_port,
+            "replicas": 2,
+            "health_timeout_seconds": 30,
+            "health_poll_interval_seconds": 0.2,
+            "stop_timeout_seconds": 2,
+            **config,
+        },
         sample_rows=SAMPLE_ROWS,
     )
 
@@ -71,7 +78,7 @@ class Poller:
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> "Poller":
+    def start(self) -> Poller:
         for keep_alive in (False, True):
             thread = threading.Thread(target=self._run, args=(keep_alive,), daemon=True)
             thread.start()
@@ -145,8 +152,10 @@ def test_cutover_failed_deploy_and_rollback_refuse_no_request(
         cutover = target.deploy(gateway_request(model_name, test_images["good-v2"], base_port), log=lambda _: None)
         steps.append(("cutover v1→v2", cutover.details["gateway"]))
         with pytest.raises(DeployFailed):  # never ready: rolled back before the gateway is touched
-            target.deploy(gateway_request(model_name, test_images["bad-v3"], base_port, health_timeout_seconds=2),
-                          log=lambda _: None)
+            target.deploy(
+                gateway_request(model_name, test_images["bad-v3"], base_port, health_timeout_seconds=2),
+                log=lambda _: None,
+            )
         with pytest.raises(DeployFailed):  # model failed to load: terminal, rolled back at once
             target.deploy(gateway_request(model_name, test_images["bad-v5"], base_port), log=lambda _: None)
         rollback = target.deploy(gateway_request(model_name, test_images["good-v1"], base_port), log=lambda _: None)
@@ -157,8 +166,10 @@ def test_cutover_failed_deploy_and_rollback_refuse_no_request(
 
     counts = dict(poller.counts)
     with capsys.disabled():
-        print(f"\ngateway cutover poll figures: {counts}; answers by version: {dict(poller.versions)}; "
-              f"reloads: {[(name, detail.get('reload_seconds')) for name, detail in steps]}")
+        print(
+            f"\ngateway cutover poll figures: {counts}; answers by version: {dict(poller.versions)}; "
+            f"reloads: {[(name, detail.get('reload_seconds')) for name, detail in steps]}"
+        )
     assert counts.get("refused", 0) == 0, poller.errors
     assert counts.get("5xx", 0) == 0, poller.errors
     assert counts.get("reset", 0) == 0 and counts.get("other_error", 0) == 0, poller.errors
@@ -170,15 +181,18 @@ def test_cutover_failed_deploy_and_rollback_refuse_no_request(
     assert all(detail["action"] == "reloaded" and detail["old_workers_drained"] for _, detail in steps)
     # One gateway container the whole time, and the replicas now serving are v1's.
     assert sorted(c.labels["org.lepton.model.version"] for c in deployed(docker_client, model_name)) == ["good-v1"] * 2
-    status, body = call(port, gateway_secrets["ca_file"], "POST", "/predict", gateway_secrets["api_key"], {"rows": SAMPLE_ROWS})
+    status, body = call(
+        port, gateway_secrets["ca_file"], "POST", "/predict", gateway_secrets["api_key"], {"rows": SAMPLE_ROWS}
+    )
     assert status == 200 and json.loads(body)["version"] == "good-v1"
 
 
 def test_gateway_needs_the_key_hides_metrics_and_runs_hardened(
     docker_client, test_images, model_name, base_port, gateway_secrets
 ):
-    result = DockerHostTarget().deploy(gateway_request(model_name, test_images["good-v1"], base_port, replicas=1),
-                                       log=lambda _: None)
+    result = DockerHostTarget().deploy(
+        gateway_request(model_name, test_images["good-v1"], base_port, replicas=1), log=lambda _: None
+    )
     port, ca, key = base_port + 200, gateway_secrets["ca_file"], gateway_secrets["api_key"]
 
     assert call(port, ca, "POST", "/predict", key, {"rows": SAMPLE_ROWS})[0] == 200
@@ -229,11 +243,18 @@ def test_gateway_secrets_are_required_unless_explicitly_waived(
     assert "'short'" not in str(short.value)
 
     plain = DockerHostTarget().deploy(
-        gateway_request(model_name, test_images["good-v1"], base_port, replicas=1,
-                        gateway={"tls_pem_env": None, "api_key_env": None}),
+        gateway_request(
+            model_name,
+            test_images["good-v1"],
+            base_port,
+            replicas=1,
+            gateway={"tls_pem_env": None, "api_key_env": None},
+        ),
         log=lambda _: None,
     )
     assert plain.details["endpoints"] == [f"http://127.0.0.1:{base_port + 200}"]
     connection = http.client.HTTPConnection("127.0.0.1", base_port + 200, timeout=5)
-    connection.request("POST", "/predict", body=json.dumps({"rows": SAMPLE_ROWS}), headers={"Content-Type": "application/json"})
+    connection.request(
+        "POST", "/predict", body=json.dumps({"rows": SAMPLE_ROWS}), headers={"Content-Type": "application/json"}
+    )
     assert json.loads(connection.getresponse().read())["version"] == "good-v1"

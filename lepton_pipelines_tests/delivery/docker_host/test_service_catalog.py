@@ -1,6 +1,7 @@
 """The service catalog on a Docker host: model services deployed by the real docker_host target are
 found from their container labels and probed on their real endpoints; the asset writes the catalog to
 the lake and the sensor refreshes it only when something changed."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ def test_deployed_replicas_are_found_from_their_labels_and_probed(docker_client,
     assert record.health == STOPPED and record.ready_replicas == 0
 
 
-def test_asset_writes_the_catalog_to_the_lake_and_shows_it(docker_client, test_images, model_name, base_port,
-                                                           tmp_lake, monkeypatch):
+def test_asset_writes_the_catalog_to_the_lake_and_shows_it(
+    docker_client, test_images, model_name, base_port, tmp_lake, monkeypatch
+):
     image = test_images["good-v2"]
     DockerHostTarget().deploy(request_for(model_name, image, replicas=1, base_port=base_port), log=lambda _: None)
     monkeypatch.setenv(TARGETS_ENV, json.dumps([{"target": "docker_host"}]))
@@ -76,8 +78,10 @@ def test_asset_writes_the_catalog_to_the_lake_and_shows_it(docker_client, test_i
 
 
 def test_unreachable_target_fails_the_run_after_writing_what_was_found(tmp_lake, monkeypatch):
-    monkeypatch.setenv(TARGETS_ENV, json.dumps([{"target": "docker_host"},
-                                                {"target": "docker_host", "docker_host": "tcp://127.0.0.1:9"}]))
+    monkeypatch.setenv(
+        TARGETS_ENV,
+        json.dumps([{"target": "docker_host"}, {"target": "docker_host", "docker_host": "tcp://127.0.0.1:9"}]),
+    )
     result = dg.materialize([service_catalog], resources={"lake": LakeResource()}, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -86,8 +90,9 @@ def test_unreachable_target_fails_the_run_after_writing_what_was_found(tmp_lake,
     assert tmp_lake.path(CATALOG_DIR, CATALOG_FILE).exists()  # the reachable target's part is still there
 
 
-def test_sensor_requests_a_refresh_only_when_the_catalog_changed(docker_client, test_images, model_name, base_port,
-                                                                 monkeypatch):
+def test_sensor_requests_a_refresh_only_when_the_catalog_changed(
+    docker_client, test_images, model_name, base_port, monkeypatch
+):
     monkeypatch.setenv(TARGETS_ENV, json.dumps([{"target": "docker_host"}]))
     DockerHostTarget().deploy(request_for(model_name, test_images["good-v1"], base_port=base_port), log=lambda _: None)
     with dg.instance_for_test() as instance:
@@ -102,13 +107,22 @@ def test_sensor_requests_a_refresh_only_when_the_catalog_changed(docker_client, 
         assert changed.run_requests[0].tags["lepton/catalog-reason"] == "the deployed services or their health changed"
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("{", "LEPTON_SERVICE_CATALOG_TARGETS is not JSON"),
-    ('{"target": "docker_host"}', "must be a JSON list"),
-    ('[{"target": "nomad"}]', "LEPTON_SERVICE_CATALOG_TARGETS[0]: field 'target' is 'nomad'; allowed: docker_host, kubernetes"),
-    ('[{"target": "docker_host", "namespace": "x"}]', "field(s) namespace are not settings of target 'docker_host'"),
-    ('[{"target": "kubernetes", "host": ""}]', "field 'host' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("{", "LEPTON_SERVICE_CATALOG_TARGETS is not JSON"),
+        ('{"target": "docker_host"}', "must be a JSON list"),
+        (
+            '[{"target": "nomad"}]',
+            "LEPTON_SERVICE_CATALOG_TARGETS[0]: field 'target' is 'nomad'; allowed: docker_host, kubernetes",
+        ),
+        (
+            '[{"target": "docker_host", "namespace": "x"}]',
+            "field(s) namespace are not settings of target 'docker_host'",
+        ),
+        ('[{"target": "kubernetes", "host": ""}]', "field 'host' must be a non-empty string"),
+    ],
+)
 def test_bad_target_settings_are_named(raw, message):
     with pytest.raises(CatalogConfigError) as error:
         parse_targets(raw)

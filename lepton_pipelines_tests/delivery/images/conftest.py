@@ -1,5 +1,6 @@
 """Fixtures for model-service image tests: tiny trained models in the artifact layout, the
 real Docker engine and the registry on 127.0.0.1:5000 (started by scripts/docker-up.sh)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import docker
 import joblib
@@ -61,8 +63,13 @@ def library_versions() -> dict[str, str]:
     import scipy
     import sklearn
 
-    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "joblib": jl.__version__, "pandas": pd.__version__}
+    return {
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": jl.__version__,
+        "pandas": pd.__version__,
+    }
 
 
 def write_model_artifact(directory: Path, name: str, version: str, task: str = "anomaly") -> Any:
@@ -152,9 +159,16 @@ def run_service(client: docker.DockerClient, image: str, **extra: Any) -> Runnin
     """Run the image like production would: host network on a free port, read-only rootfs."""
     port = free_port()
     container = client.containers.run(
-        image, detach=True, network_mode="host", read_only=True, tmpfs={"/tmp": "rw,size=64m"},
-        environment={"PORT": str(port), "HOST": "127.0.0.1"}, labels={TEST_LABEL: "model-service"},
-        cap_drop=["ALL"], security_opt=["no-new-privileges"], **extra,
+        image,
+        detach=True,
+        network_mode="host",
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=64m"},
+        environment={"PORT": str(port), "HOST": "127.0.0.1"},
+        labels={TEST_LABEL: "model-service"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        **extra,
     )
     return RunningService(container, port)
 

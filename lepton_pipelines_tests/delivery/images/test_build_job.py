@@ -3,6 +3,7 @@ smoke-tested through dagster-docker, pushed only then, materialized as ["models"
 a run that fails at the smoke test (not earlier, not silently, nothing pushed) when the model cannot
 load, and a version tag that is written once: a rebuild of the same image is a no-op, a different
 image under an existing version tag is refused. All against the real registry on 127.0.0.1:5000."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ import docker
 import pytest
 
 from lepton_pipelines.delivery.images.jobs import build_model_image, build_model_image_run_config
-from lepton_pipelines.delivery.images.resource import image_builder_from_env
 from lepton_pipelines.delivery.images.registry import RegistryClient
+from lepton_pipelines.delivery.images.resource import image_builder_from_env
 from lepton_pipelines.delivery.images.smoke import SMOKE_RUN_LABEL
 from lepton_pipelines.lake.resource import LakeResource
 from lepton_pipelines.lake.store import Lake
@@ -130,7 +131,9 @@ def test_version_tag_is_written_once_same_image_is_a_no_op_and_a_different_one_i
 
     # Different bytes under the same version (a retrained model.joblib): smoke test passes, push refused.
     write_model_artifact(tmp_path / "retrained", name, version, task="classification")
-    lake.path("models", name, version, "model.joblib").write_bytes((tmp_path / "retrained" / "model.joblib").read_bytes())
+    lake.path("models", name, version, "model.joblib").write_bytes(
+        (tmp_path / "retrained" / "model.joblib").read_bytes()
+    )
     card["task"], card["score_method"] = "classification", "predict_proba"
     lake.path("models", name, version, "model_card.json").write_text(json.dumps(card))
     conflicting = _run(lake, name, version)

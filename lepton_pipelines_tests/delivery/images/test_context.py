@@ -1,8 +1,9 @@
 """Build-context assembly and image naming: pure file logic, no Docker."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def test_missing_artifact_names_the_path(tmp_path):
 def test_image_reference_and_labels_follow_the_contract(artifact):
     card = read_model_card(artifact)
     assert image_reference("127.0.0.1:5000/", "pumps", "v3") == "127.0.0.1:5000/lepton/model-pumps:v3"
-    labels = image_labels(card, "python:3.11-slim", created=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    labels = image_labels(card, "python:3.11-slim", created=datetime(2026, 1, 2, tzinfo=UTC))
     assert labels["org.lepton.model.version"] == "v3"
     assert labels["org.lepton.model.name"] == "pumps"
     assert labels["org.opencontainers.image.created"] == "2026-01-02T00:00:00+00:00"

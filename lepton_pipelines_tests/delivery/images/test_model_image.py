@@ -1,11 +1,12 @@
 """A real model-service image: built once per module with the debootstrapped base image, pushed to
 the registry on 127.0.0.1:5000, then pulled back, inspected and run on the host network."""
+
 from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -121,7 +122,8 @@ def test_metrics_count_requests_and_expose_model_version(service, trained):
         assert requests.post(service.url + "/predict", json={"rows": row}, timeout=10).status_code == 200
     metrics = requests.get(service.url + "/metrics", timeout=5).text
     ok_count = [
-        line for line in metrics.splitlines()
+        line
+        for line in metrics.splitlines()
         if line.startswith('lepton_model_requests_total{endpoint="/predict",method="POST",status="200"}')
     ]
     assert ok_count and float(ok_count[0].split()[-1]) >= 3
@@ -133,12 +135,21 @@ def test_metrics_count_requests_and_expose_model_version(service, trained):
     ("body", "status", "needle"),
     [
         ({"rows": [{"temperature": 1.0, "pulses": 2, "site": "north"}]}, 422, "row 0, field 'active': is missing"),
-        ({"rows": [{"temperature": "hot", "pulses": 2, "site": "n", "active": True}]}, 422,
-         "row 0, field 'temperature': expected float, got string"),
-        ({"rows": [{"temperature": 1.0, "pulses": True, "site": "n", "active": True}]}, 422,
-         "field 'pulses': expected integer, got boolean"),
-        ({"rows": [{"temperature": 1.0, "pulses": 2, "site": "n", "active": True, "tmp": 1}]}, 422,
-         "field 'tmp': is not a model feature"),
+        (
+            {"rows": [{"temperature": "hot", "pulses": 2, "site": "n", "active": True}]},
+            422,
+            "row 0, field 'temperature': expected float, got string",
+        ),
+        (
+            {"rows": [{"temperature": 1.0, "pulses": True, "site": "n", "active": True}]},
+            422,
+            "field 'pulses': expected integer, got boolean",
+        ),
+        (
+            {"rows": [{"temperature": 1.0, "pulses": 2, "site": "n", "active": True, "tmp": 1}]},
+            422,
+            "field 'tmp': is not a model feature",
+        ),
         ({"rows": []}, 400, "field 'rows': is empty"),
         ({"records": []}, 400, "field 'rows'"),
     ],

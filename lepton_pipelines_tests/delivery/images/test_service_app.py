@@ -1,5 +1,6 @@
 """The model-service app in-process (the code that runs inside the image), without Docker:
 validation messages, the Prometheus text, and the `smoke` entrypoint's pass/fail."""
+
 from __future__ import annotations
 
 import sys
@@ -16,7 +17,11 @@ from lepton_model_service.schema import InvalidRequest, extract_rows, parse_feat
 from lepton_model_service.server import ServiceSettings  # noqa: E402
 
 FEATURES = parse_feature_schema(
-    [{"name": "t", "type": "float"}, {"name": "n", "type": "integer", "nullable": True}, {"name": "ok", "type": "boolean"}]
+    [
+        {"name": "t", "type": "float"},
+        {"name": "n", "type": "integer", "nullable": True},
+        {"name": "ok", "type": "boolean"},
+    ]
 )
 
 

@@ -1,8 +1,10 @@
 """Fixtures: a fake Kubernetes API server on 127.0.0.1 and a target wired to it over HTTP."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml

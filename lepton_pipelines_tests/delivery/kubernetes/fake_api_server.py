@@ -6,6 +6,7 @@ read, answers the Service proxy as the ready pods of the matching Deployments wo
 RBAC Role the way the API server does (server-side apply that creates also needs ``create``), and
 injects errors (409, 403, 429, 5xx) on chosen requests.
 """
+
 from __future__ import annotations
 
 import copy
@@ -156,7 +157,9 @@ class FakeKubernetes:
             meta["uid"] = existing["metadata"]["uid"]
             meta["generation"] = existing["metadata"]["generation"] + (stored.get("spec") != existing.get("spec"))
             stored["status"] = existing.get("status", {})
-        if stored.get("kind") == "Deployment" and meta["generation"] != (existing or {}).get("metadata", {}).get("generation"):
+        if stored.get("kind") == "Deployment" and meta["generation"] != (existing or {}).get("metadata", {}).get(
+            "generation"
+        ):
             self._rollouts[path] = _Rollout()
         self.objects[path] = stored
         return stored, existing is None
@@ -253,50 +256,93 @@ class FakeKubernetes:
                 continue
             image = _image(deployment)
             for index in range(max(deployment["spec"].get("replicas", 1), 1)):
-                pods.append({"metadata": {"name": f"{deployment['metadata']['name']}-pod-{index}", "labels": labels},
-                             "status": {"containerStatuses": [self._container_status(image)]}})
+                pods.append(
+                    {
+                        "metadata": {"name": f"{deployment['metadata']['name']}-pod-{index}", "labels": labels},
+                        "status": {"containerStatuses": [self._container_status(image)]},
+                    }
+                )
         return pods
 
     def _services(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
         prefix = f"/api/v1/namespaces/{namespace}/services/"
-        return [copy.deepcopy(o) for p, o in sorted(self.objects.items())
-                if p.startswith(prefix) and wanted.items() <= (o["metadata"].get("labels") or {}).items()]
+        return [
+            copy.deepcopy(o)
+            for p, o in sorted(self.objects.items())
+            if p.startswith(prefix) and wanted.items() <= (o["metadata"].get("labels") or {}).items()
+        ]
 
     def _endpoint_slices(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """What the EndpointSlice controller would publish for a Service (``kubernetes.io/service-name=…``):
         one endpoint per pod of the rolled-out Deployments its selector matches, ready as the kubelet's
         readiness probe would say. Addresses are from TEST-NET-1 (192.0.2.0/24): data only, never dialled."""
-        service_name = dict(part.split("=", 1) for part in selector.split(",") if "=" in part).get("kubernetes.io/service-name")
+        service_name = dict(part.split("=", 1) for part in selector.split(",") if "=" in part).get(
+            "kubernetes.io/service-name"
+        )
         service = self.objects.get(f"/api/v1/namespaces/{namespace}/services/{service_name}")
         if service is None:
             return []
         endpoints = []
         for pod in self._pods(namespace, ",".join(f"{k}={v}" for k, v in service["spec"]["selector"].items())):
             status = pod["status"]["containerStatuses"][0]
-            deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{pod['metadata']['name'].rsplit('-pod-', 1)[0]}"
+            deployment_path = (
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/{pod['metadata']['name'].rsplit('-pod-', 1)[0]}"
+            )
             rolled_out = self._ready_image.get(deployment_path) == status["image"]
             ready = bool(status["ready"]) and rolled_out and status["image"] not in self.scenario.unhealthy_images
-            endpoints.append({"addresses": [f"192.0.2.{len(endpoints) + 10}"], "conditions": {"ready": ready},
-                              "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": namespace}})
-        return [{
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-            "metadata": {"name": f"{service_name}-abcde", "namespace": namespace,
-                         "labels": {"kubernetes.io/service-name": service_name}},
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-            "endpoints": endpoints,
-        }]
+            endpoints.append(
+                {
+                    "addresses": [f"192.0.2.{len(endpoints) + 10}"],
+                    "conditions": {"ready": ready},
+                    "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": namespace},
+                }
+            )
+        return [
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "addressType": "IPv4",
+                "metadata": {
+                    "name": f"{service_name}-abcde",
+                    "namespace": namespace,
+                    "labels": {"kubernetes.io/service-name": service_name},
+                },
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                "endpoints": endpoints,
+            }
+        ]
 
     def _container_status(self, image: str) -> dict[str, Any]:
         if image in self.scenario.pull_error_images:
-            return {"name": "model", "ready": False, "restartCount": 0, "image": image, "state": {"waiting": {
-                "reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}}
+            return {
+                "name": "model",
+                "ready": False,
+                "restartCount": 0,
+                "image": image,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}},
+            }
         if image in self.scenario.crashloop_images:
-            return {"name": "model", "ready": False, "restartCount": 4, "image": image, "state": {"waiting": {
-                "reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container=model"}}}
+            return {
+                "name": "model",
+                "ready": False,
+                "restartCount": 4,
+                "image": image,
+                "state": {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": "back-off 40s restarting failed container=model",
+                    }
+                },
+            }
         ready = image not in self.scenario.load_failed_images
-        return {"name": "model", "ready": ready, "restartCount": 0, "image": image,
-                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+        return {
+            "name": "model",
+            "ready": ready,
+            "restartCount": 0,
+            "image": image,
+            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+        }
 
     def _pod_ready_answer(self, namespace: str, pod: str) -> tuple[int, Any]:
         deployment_name = pod.split(":", 1)[0].rsplit("-pod-", 1)[0]
@@ -311,7 +357,9 @@ class FakeKubernetes:
         if self.role_rules is None:
             return True
         return any(
-            group in rule.get("apiGroups", []) and resource in rule.get("resources", []) and verb in rule.get("verbs", [])
+            group in rule.get("apiGroups", [])
+            and resource in rule.get("resources", [])
+            and verb in rule.get("verbs", [])
             for rule in self.role_rules
         )
 
@@ -319,7 +367,9 @@ class FakeKubernetes:
         split = urlsplit(raw_path)
         body = json.loads(raw_body) if raw_body else None
         with self._lock:
-            self.requests.append(RecordedRequest(method, unquote(split.path), parse_qs(split.query), content_type, body))
+            self.requests.append(
+                RecordedRequest(method, unquote(split.path), parse_qs(split.query), content_type, body)
+            )
             for injection in self.injections:
                 if injection.times > 0 and injection.method == method and injection.path_contains in split.path:
                     injection.times -= 1
@@ -337,13 +387,21 @@ class FakeKubernetes:
                         return 403, _forbidden("get", "pods/proxy", "", namespace), {}
                     status, answer = self._pod_ready_answer(namespace, name)
                     return status, answer, {}
-            if parsed is not None and parsed[3] is None and method == "GET" and (parsed[0], parsed[2]) in (
-                    ("", "services"), ("discovery.k8s.io", "endpointslices")):
+            if (
+                parsed is not None
+                and parsed[3] is None
+                and method == "GET"
+                and (parsed[0], parsed[2]) in (("", "services"), ("discovery.k8s.io", "endpointslices"))
+            ):
                 group, namespace, resource = parsed[0], parsed[1], parsed[2]
                 if not self._authorized("list", group, resource):
                     return 403, _forbidden("list", resource, group, namespace), {}
                 selector = parse_qs(split.query).get("labelSelector", [""])[0]
-                items = self._services(namespace, selector) if resource == "services" else self._endpoint_slices(namespace, selector)
+                items = (
+                    self._services(namespace, selector)
+                    if resource == "services"
+                    else self._endpoint_slices(namespace, selector)
+                )
                 return 200, {"kind": "List", "apiVersion": "v1", "items": items}, {}
             if parsed is None or parsed[3] is None:
                 return 404, _status(404, f"the fake serves no {split.path}"), {}

@@ -1,4 +1,5 @@
 """Deploy configuration: defaults, and errors that name the field and what is allowed."""
+
 from __future__ import annotations
 
 import re
@@ -25,20 +26,34 @@ def test_defaults_are_production_shaped() -> None:
         ({"replicas": -1}, r"replicas: Input should be greater than or equal to 0 \(got -1\)"),
         ({"replica": 2}, r"replica: unknown field; allowed fields here: namespace, replicas, "),
         ({"ingress": {"hots": "x"}}, r"ingress\.hots: unknown field; allowed fields here: enabled, host, path"),
-        ({"resources": {"limits": {"memory": "512MB"}}}, r"resources\.limits\.memory: '512MB' is not a Kubernetes quantity"),
-        ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}}, r"requests\.cpu 2 exceeds limits\.cpu 500m"),
+        (
+            {"resources": {"limits": {"memory": "512MB"}}},
+            r"resources\.limits\.memory: '512MB' is not a Kubernetes quantity",
+        ),
+        (
+            {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}},
+            r"requests\.cpu 2 exceeds limits\.cpu 500m",
+        ),
         ({"hpa": {"min_replicas": 5, "max_replicas": 2}}, r"hpa\.min_replicas \(5\) exceeds hpa\.max_replicas \(2\)"),
         ({"replicas": 0}, r"replicas 0 needs hpa\.enabled: false"),
         ({"ingress": {"tls_secret": "tls"}}, r"ingress: tls_secret needs a host"),
         ({"ingress": {"path": "models/churn"}}, r"ingress\.path: 'models/churn' must start with '/'"),
-        ({"rollout": {"max_surge": 0, "max_unavailable": 0}}, r"rollout: max_surge and max_unavailable cannot both be 0"),
+        (
+            {"rollout": {"max_surge": 0, "max_unavailable": 0}},
+            r"rollout: max_surge and max_unavailable cannot both be 0",
+        ),
         ({"rollout": {"max_surge": "lots"}}, r"rollout\.max_surge.*percentage like '25%'"),
         ({"namespace": "Models_Prod"}, r"namespace: 'Models_Prod' must be a DNS label"),
-        ({"network_policy": {"allow_cidrs": ["10.0.0.0/33"]}}, r"network_policy\.allow_cidrs: '10\.0\.0\.0/33' is not a CIDR"),
+        (
+            {"network_policy": {"allow_cidrs": ["10.0.0.0/33"]}},
+            r"network_policy\.allow_cidrs: '10\.0\.0\.0/33' is not a CIDR",
+        ),
     ],
 )
 def test_invalid_config_names_field_and_allowed_values(raw: dict, expected: str) -> None:
-    with pytest.raises(DeployConfigError, match=r"Kubernetes deploy config for model 'churn' is invalid:\n(.|\n)*" + expected):
+    with pytest.raises(
+        DeployConfigError, match=r"Kubernetes deploy config for model 'churn' is invalid:\n(.|\n)*" + expected
+    ):
         parse_deploy_config(raw, model_name="churn")
 
 
@@ -65,7 +80,10 @@ def test_image_must_be_pinned(image: str, expected: str) -> None:
 def test_pinned_images_and_valid_identities_pass() -> None:
     # validate_request_identity raises DeployConfigError on any problem and returns None when the
     # request is acceptable: both a tag-pinned and a digest-pinned image are accepted.
-    assert validate_request_identity("churn_v2", "2024.06.01-rc1", "127.0.0.1:5000/lepton/model-churn_v2:2024.06.01-rc1") is None
+    assert (
+        validate_request_identity("churn_v2", "2024.06.01-rc1", "127.0.0.1:5000/lepton/model-churn_v2:2024.06.01-rc1")
+        is None
+    )
     assert validate_request_identity("churn", "7", "registry/lepton/model-churn@sha256:" + "a" * 64) is None
 
 

@@ -1,7 +1,10 @@
 """The Kubernetes target against a fake API server over HTTP, with the real kubernetes client."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
 
 import pytest
 import yaml
@@ -63,7 +66,9 @@ def test_first_deploy_applies_everything_server_side_and_smoke_tests_through_the
     assert len(health) == 1 and len(predict) == 1 and predict[0].body == {"rows": SAMPLE_ROWS}
     # The Ingress only exposes the model after the smoke test passed.
     order = [(r.method, r.path) for r in fake_k8s.requests]
-    assert order.index(("POST", predict[0].path)) < order.index(("PATCH", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/model-churn"))
+    assert order.index(("POST", predict[0].path)) < order.index(
+        ("PATCH", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/model-churn")
+    )
     deployment = fake_k8s.deployment(NS, "model-churn")
     assert deployment["metadata"]["annotations"]["org.lepton.dagster/run-id"] == "run-0f1e2d"
     assert "kind: Deployment" in result.details["manifests_yaml"]
@@ -98,7 +103,7 @@ def test_progress_deadline_exceeded_rolls_back_to_the_previous_image(
         _deploy(target_for(), "7", NO_HPA)
 
     message = str(caught.value)
-    assert "ProgressDeadlineExceeded" in message and "model-churn-new\" has timed out progressing" in message
+    assert "ProgressDeadlineExceeded" in message and 'model-churn-new" has timed out progressing' in message
     assert f"the previous image {image_for('6')} is serving" in message
     result = caught.value.result
     assert (result.ok, result.rolled_back, result.serving_image) == (False, True, image_for("6"))
@@ -210,7 +215,9 @@ def test_canary_is_promoted_then_removed(fake_k8s: FakeKubernetes, target_for: T
 
     assert result.ok and _live_image(fake_k8s) == image_for("7")
     assert fake_k8s.deployment(NS, "model-churn-canary") is None
-    patched = [r.path.rsplit("/", 1)[-1] for r in fake_k8s.requests if r.method == "PATCH" and "/deployments/" in r.path]
+    patched = [
+        r.path.rsplit("/", 1)[-1] for r in fake_k8s.requests if r.method == "PATCH" and "/deployments/" in r.path
+    ]
     assert patched == ["model-churn-canary", "model-churn"]
     assert [t["deployment"] for t in result.details["smoke_tests"]] == ["model-churn-canary", "model-churn"]
 
@@ -226,7 +233,10 @@ def test_failing_canary_leaves_the_main_deployment_untouched(fake_k8s: FakeKuber
 
     message = str(caught.value)
     assert "rollout of Deployment lepton-models/model-churn-canary failed: ProgressDeadlineExceeded" in message
-    assert f"Removed canary Deployment lepton-models/model-churn-canary. Deployment lepton-models/model-churn was not changed; {image_for('6')} is still serving." in message
+    assert (
+        "Removed canary Deployment lepton-models/model-churn-canary. Deployment lepton-models/model-churn was not "
+        f"changed; {image_for('6')} is still serving." in message
+    )
     assert fake_k8s.deployment(NS, "model-churn-canary") is None
     assert not [r for r in fake_k8s.requests if r.method == "PATCH" and r.path.endswith("/deployments/model-churn")]
     assert caught.value.result.serving_image == image_for("6")
@@ -237,7 +247,10 @@ def test_failing_canary_leaves_the_main_deployment_untouched(fake_k8s: FakeKuber
     [
         ({"config": {"replicas": -1}}, "replicas: Input should be greater than or equal to 0"),
         ({"config": {"replicaz": 3}}, "replicaz: unknown field"),
-        ({"config": {"resources": {"requests": {"memory": "256MB"}}}}, "resources.requests.memory: '256MB' is not a Kubernetes quantity"),
+        (
+            {"config": {"resources": {"requests": {"memory": "256MB"}}}},
+            "resources.requests.memory: '256MB' is not a Kubernetes quantity",
+        ),
         ({"image": "127.0.0.1:5000/lepton/model-churn"}, "has no tag"),
         ({"image": "127.0.0.1:5000/lepton/model-churn:latest"}, "'latest' is not pinned"),
     ],
@@ -289,12 +302,12 @@ def test_terminal_pod_states_end_the_rollout_at_once_and_roll_back(
 
 def test_api_retry_reads_retry_after_as_seconds_or_an_http_date():
     import email.utils
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from lepton_pipelines.delivery.kubernetes import ApiRetry
 
     retry = ApiRetry(attempts=3, initial_delay_seconds=0.5, max_delay_seconds=8.0)
     assert retry.delay(1, "3") == 3.0 and retry.delay(1, "120") == 8.0  # capped at max_delay_seconds
-    soon = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=5), usegmt=True)
+    soon = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
     assert 3.0 <= retry.delay(1, soon) <= 5.0
     assert 0.4 <= retry.delay(1, "whenever") <= 0.6  # unreadable: the jittered backoff (0.5 s ± 20%)

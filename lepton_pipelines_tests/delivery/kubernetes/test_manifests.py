@@ -1,4 +1,5 @@
 """Rendered manifests and the RBAC YAML are valid Kubernetes objects and say what we promise."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -107,7 +108,10 @@ def test_deployment_is_hardened_probed_and_labelled() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
     assert pod["serviceAccountName"] == "churn-model" and pod["imagePullSecrets"] == [{"name": "registry-creds"}]
@@ -134,7 +138,9 @@ def test_without_hpa_the_deployment_carries_the_replica_count() -> None:
 
 def test_service_hpa_ingress_and_network_policy_route_to_the_model() -> None:
     kinds = _by_kind(render_manifests(make_request(config=FULL_CONFIG), parse_deploy_config(FULL_CONFIG)))
-    service, hpa, ingress, policy = (kinds[k] for k in ("Service", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy"))
+    service, hpa, ingress, policy = (
+        kinds[k] for k in ("Service", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy")
+    )
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     # The Service selects both tracks, so canary pods receive a share of traffic.
     for deployment in (kinds["Deployment"], kinds["Deployment/canary"]):
@@ -208,7 +214,11 @@ def test_yaml_dump_round_trips_in_apply_order() -> None:
     text = manifests_to_yaml(manifests)
     assert list(yaml.safe_load_all(text)) == manifests
     assert [m["kind"] for m in manifests] == [
-        "NetworkPolicy", "Service", "Deployment", "HorizontalPodAutoscaler", "Ingress",
+        "NetworkPolicy",
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Ingress",
     ]
 
 

@@ -1,5 +1,6 @@
 """The Kubernetes target pins the image by digest from the real registry on 127.0.0.1:5000 before
 applying anything, and refuses a version the registry does not hold (no ImagePullBackOff later)."""
+
 from __future__ import annotations
 
 import io
@@ -41,7 +42,9 @@ def pushed_version() -> str:
 def test_deployment_runs_the_digest_the_registry_holds(fake_k8s: FakeKubernetes, target_for, pushed_version: str):
     digest = RegistryClient("127.0.0.1:5000").manifest("lepton/model-churn", pushed_version).digest
 
-    result = target_for(pin_digest=True).deploy(make_request(pushed_version, {"hpa": {"enabled": False}}), log=lambda _: None)
+    result = target_for(pin_digest=True).deploy(
+        make_request(pushed_version, {"hpa": {"enabled": False}}), log=lambda _: None
+    )
 
     pinned = f"{REPOSITORY}:{pushed_version}@{digest}"
     assert result.details["image_pinned"] == pinned

@@ -1,4 +1,5 @@
 """Rollout status rules, as kubectl rollout status reads them."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,11 +12,17 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def _deployment(generation: int = 2, desired: int = 3, **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "model-churn", "generation": generation}, "spec": {"replicas": desired}, "status": status}
+    return {
+        "metadata": {"name": "model-churn", "generation": generation},
+        "spec": {"replicas": desired},
+        "status": status,
+    }
 
 
 def test_status_of_an_unobserved_generation_is_not_trusted() -> None:
-    state = rollout_state(_deployment(observedGeneration=1, replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3))
+    state = rollout_state(
+        _deployment(observedGeneration=1, replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3)
+    )
     assert not state.done and not state.failed and "observe" in state.message
 
 
@@ -24,7 +31,10 @@ def test_status_of_an_unobserved_generation_is_not_trusted() -> None:
     [
         ({"updatedReplicas": 1, "replicas": 3}, "1 of 3 replicas updated"),
         ({"updatedReplicas": 3, "replicas": 4}, "1 old replicas pending termination"),
-        ({"updatedReplicas": 3, "replicas": 3, "readyReplicas": 3, "availableReplicas": 2}, "2 of 3 updated replicas ready"),
+        (
+            {"updatedReplicas": 3, "replicas": 3, "readyReplicas": 3, "availableReplicas": 2},
+            "2 of 3 updated replicas ready",
+        ),
     ],
 )
 def test_partial_rollouts_are_in_progress(status: dict[str, Any], expected: str) -> None:
@@ -33,13 +43,17 @@ def test_partial_rollouts_are_in_progress(status: dict[str, Any], expected: str)
 
 
 def test_complete_and_deadline_exceeded() -> None:
-    done = rollout_state(_deployment(observedGeneration=2, replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3))
+    done = rollout_state(
+        _deployment(observedGeneration=2, replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3)
+    )
     assert done.done and not done.failed
     stuck = rollout_state(
         _deployment(
             observedGeneration=2,
             updatedReplicas=1,
-            conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "timed out"}],
+            conditions=[
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "timed out"}
+            ],
         )
     )
     assert stuck.failed and not stuck.done and "ProgressDeadlineExceeded: timed out" == stuck.message

@@ -1,6 +1,7 @@
 """The service catalog finds model services on Kubernetes through the API server (Services,
 EndpointSlices, the Deployment's image, /health through the Service proxy), with the deployer's own
 RBAC Role enforced, against the fake API server over HTTP."""
+
 from __future__ import annotations
 
 import copy
@@ -87,7 +88,9 @@ def test_missing_rbac_is_reported_naming_the_verb_and_the_role_file(fake_k8s, ta
 def test_other_namespaces_and_unlabelled_services_are_not_listed(fake_k8s, target_for):
     target_for().deploy(make_request("7"), log=lambda _: None)
     fake_k8s.objects["/api/v1/namespaces/lepton-models/services/postgres"] = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgres", "namespace": "lepton-models", "labels": {}},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "postgres", "namespace": "lepton-models", "labels": {}},
         "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]},
     }
     assert [r.model for r in discover([catalog_target(fake_k8s)]).services] == ["churn"]

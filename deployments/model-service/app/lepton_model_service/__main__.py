@@ -4,6 +4,7 @@
 so a pipeline can prove a freshly pushed image works by running just the image — no port
 mapping, no second container, no network beyond loopback.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -74,11 +75,18 @@ def smoke(settings: ServiceSettings, ready_timeout: float) -> int:
             if check("sample_input", bool(rows), f"{len(rows)} rows in model_card.json sample_input"):
                 status, body = _call(port, "POST", "/predict", {"rows": rows})
                 scores = json.loads(body).get("scores", []) if status == 200 else []
-                good = status == 200 and len(scores) == len(rows) and all(
-                    isinstance(s, (int, float)) and math.isfinite(s) for s in scores
+                good = (
+                    status == 200
+                    and len(scores) == len(rows)
+                    and all(isinstance(s, (int, float)) and math.isfinite(s) for s in scores)
                 )
-                check("predict", good, f"HTTP {status}, {len(scores)} finite scores for {len(rows)} rows"
-                      if status == 200 else f"HTTP {status} {body.decode(errors='replace')[:500]}")
+                check(
+                    "predict",
+                    good,
+                    f"HTTP {status}, {len(scores)} finite scores for {len(rows)} rows"
+                    if status == 200
+                    else f"HTTP {status} {body.decode(errors='replace')[:500]}",
+                )
             status, body = _call(port, "GET", "/metrics")
             check("metrics", status == 200 and b"lepton_model_info{" in body, f"HTTP {status}")
     except Exception as exc:  # a crash in the smoke itself is a failed smoke, with the reason
@@ -87,8 +95,17 @@ def smoke(settings: ServiceSettings, ready_timeout: float) -> int:
         server.shutdown()
         server.server_close()
     ok = all(item["ok"] for item in checks)
-    print(json.dumps({"smoke": "passed" if ok else "failed", "model": holder.card.name,
-                      "version": holder.card.version, "checks": checks}), flush=True)
+    print(
+        json.dumps(
+            {
+                "smoke": "passed" if ok else "failed",
+                "model": holder.card.name,
+                "version": holder.card.version,
+                "checks": checks,
+            }
+        ),
+        flush=True,
+    )
     return 0 if ok else 1
 
 

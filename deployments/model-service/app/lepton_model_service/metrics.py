@@ -3,6 +3,7 @@
 A handful of counters and one histogram do not justify a dependency in every model image;
 what the scrape needs is correct escaping, cumulative buckets and thread safety, all here.
 """
+
 from __future__ import annotations
 
 import threading
@@ -93,7 +94,7 @@ class ServiceMetrics:
             ]
             for endpoint in sorted(self._bucket_counts):
                 cumulative = 0
-                for bound, count in zip(LATENCY_BUCKETS, self._bucket_counts[endpoint]):
+                for bound, count in zip(LATENCY_BUCKETS, self._bucket_counts[endpoint], strict=True):
                     cumulative += count
                     labels = _labels({"endpoint": endpoint, "le": _number(bound)})
                     lines.append(f"lepton_model_request_duration_seconds_bucket{labels} {cumulative}.0")

@@ -4,6 +4,7 @@ Loading runs in a background thread so /health answers at once while a large mod
 /ready flips only after a warm-up prediction on the card's sample_input succeeded, which also
 proves the estimator works with the library versions pinned in this image.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ class ModelCard:
         self.library_versions: dict[str, str] = dict(raw.get("library_versions") or {})
 
     @classmethod
-    def read(cls, model_dir: Path) -> "ModelCard":
+    def read(cls, model_dir: Path) -> ModelCard:
         path = model_dir / "model_card.json"
         return cls(json.loads(path.read_text(encoding="utf-8")), str(path))
 
@@ -97,7 +98,6 @@ class LoadedModel:
                     result["labels"] = [_plain(value) for value in self.estimator.predict(frame)]
         result["scores"] = [_finite_or_none(float(value)) for value in scores]
         return result
-
 
     def _anomaly_flags(self, frame: Any, scores: Any) -> list[bool]:
         """sklearn outlier detectors predict -1 where decision_function < 0, and decision_function

@@ -4,6 +4,7 @@ Validation happens before pandas sees a row so a client gets an answer that name
 field and says what is allowed, instead of a numpy traceback from deep inside the estimator.
 Stdlib only: this module runs inside the image and in the unit tests without the model libraries.
 """
+
 from __future__ import annotations
 
 import math
@@ -146,8 +147,6 @@ def validate_rows(rows: list[Any], features: list[Feature]) -> None:
                 problems.append(Problem(index, feature.name, reason))
         for name in row:
             if name not in allowed:
-                problems.append(
-                    Problem(index, name, f"is not a model feature; allowed: {', '.join(sorted(allowed))}")
-                )
+                problems.append(Problem(index, name, f"is not a model feature; allowed: {', '.join(sorted(allowed))}"))
     if problems:
         raise InvalidRequest(422, problems[:MAX_REPORTED_PROBLEMS])

@@ -4,6 +4,7 @@ Stdlib keeps the image to the model's own libraries; scoring is numpy/pandas wor
 the GIL for the heavy parts, so threads are enough for one container of a horizontally scaled
 service. HTTP/1.1 keep-alive is on because clients (and the HPA's load) reuse connections.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ class ServiceSettings:
     access_log: bool
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "ServiceSettings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
         env = os.environ if environ is None else environ
 
         def integer(name: str, default: int) -> int:
@@ -77,7 +78,9 @@ class ModelServer(ThreadingHTTPServer):
             self.holder.load()
             self.metrics.set_ready(self.holder.model is not None, self.holder.load_seconds)
             if self.holder.model is not None:
-                log(f"model {self.holder.card.name}:{self.holder.card.version} ready in {self.holder.load_seconds:.2f}s")
+                log(
+                    f"model {self.holder.card.name}:{self.holder.card.version} ready in {self.holder.load_seconds:.2f}s"
+                )
 
         thread = threading.Thread(target=load_then_publish, name="model-loader", daemon=True)
         thread.start()
@@ -122,9 +125,13 @@ class RequestHandler(BaseHTTPRequestHandler):
                 status = handler()
             elif path in KNOWN_ENDPOINTS:
                 allowed = "POST" if path == "/predict" else "GET"
-                status = self._json(405, {"error": f"{method} not allowed on {path}; use {allowed}"}, {"Allow": allowed})
+                status = self._json(
+                    405, {"error": f"{method} not allowed on {path}; use {allowed}"}, {"Allow": allowed}
+                )
             else:
-                status = self._json(404, {"error": f"no endpoint {path}; endpoints: {', '.join(sorted(KNOWN_ENDPOINTS))}"})
+                status = self._json(
+                    404, {"error": f"no endpoint {path}; endpoints: {', '.join(sorted(KNOWN_ENDPOINTS))}"}
+                )
         except InvalidRequest as exc:
             status = self._json(
                 exc.status, {"error": str(exc), "problems": [problem.as_json() for problem in exc.problems]}
@@ -177,7 +184,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             length = int(raw_length)
         except ValueError:
-            raise InvalidRequest(400, [Problem(None, None, f"Content-Length {raw_length!r} is not an integer")]) from None
+            raise InvalidRequest(
+                400, [Problem(None, None, f"Content-Length {raw_length!r} is not an integer")]
+            ) from None
         if length > limit:
             raise InvalidRequest(
                 413, [Problem(None, None, f"body is {length} bytes; at most {limit} (LEPTON_MAX_BODY_BYTES)")]

@@ -2,6 +2,7 @@
 """Create the stack's buckets (idempotent): the lake, and the backup bucket with versioning on.
 
 Reads LEPTON_S3_ENDPOINT_URL, LEPTON_LAKE_BUCKET, LEPTON_BACKUP_BUCKET and the standard AWS variables."""
+
 import os
 import sys
 import time
@@ -11,7 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 endpoint = os.environ["LEPTON_S3_ENDPOINT_URL"]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
-for attempt in range(60):
+for _attempt in range(60):
     try:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         break
