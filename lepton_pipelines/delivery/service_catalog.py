@@ -394,12 +394,12 @@ def kubernetes_record(
 
 
 def discover_kubernetes(target: CatalogTarget, probed_at: str, api_client: Any = None) -> list[ServiceRecord]:
-    from lepton_pipelines.delivery.kubernetes.client import ClusterClient, ClusterError, RetryPolicy
+    from lepton_pipelines.delivery.kubernetes.client import ApiRetry, ClusterClient, ClusterError
     from lepton_pipelines.delivery.kubernetes.target import api_client_for
 
     api = api_client or api_client_for(**target.options)
     cluster = ClusterClient(
-        api, retry=RetryPolicy(attempts=3, initial_delay_seconds=0.2, max_delay_seconds=1.0), log=lambda _: None
+        api, retry=ApiRetry(attempts=3, initial_delay_seconds=0.2, max_delay_seconds=1.0), log=lambda _: None
     )
     records = []
     for service in cluster.list_services(target.namespace, K8S_SERVICE_LABELS):
