@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lepton_pipelines.connectors.mqtt import MqttSettings  # noqa: E402
+from lepton_pipelines.contract.documents import shipped_source_file  # noqa: E402
 from lepton_pipelines.iot.collector import batch_policy, load_source_settings, session_settings  # noqa: E402
 from lepton_pipelines.iot.committer import LandingCommitter  # noqa: E402
 from lepton_pipelines.iot.connection import parse_mqtt_url, persistent_session_properties  # noqa: E402
@@ -67,7 +68,7 @@ from lepton_pipelines.iot.local_broker import (  # noqa: E402  (same adaptation 
 from lepton_pipelines.lake.store import Lake  # noqa: E402
 
 PUBLISHERS = 4
-SOURCE_FILE = REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml"
+SOURCE_FILE = shipped_source_file("device_telemetry")
 # Every consumer gets the collector's in-flight window (Receive Maximum), so bare figures are comparable.
 WINDOW = load_source_settings(SOURCE_FILE)[1].receive_maximum
 # Users of the throwaway brokers this bench starts; not secrets of any real broker.
@@ -456,7 +457,7 @@ def main() -> int:
 
     report_definitions_import()
     n = args.messages - args.messages % PUBLISHERS
-    _, settings = load_source_settings(REPO / "lepton_pipelines" / "sources" / "registry" / "device_telemetry.yaml")
+    _, settings = load_source_settings(SOURCE_FILE)
     intervals = [int(v) for v in args.autosave.split(",") if v.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

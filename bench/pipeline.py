@@ -79,13 +79,16 @@ def transactions_job():
 
     from lepton_pipelines.governance import build_governance_defs
     from lepton_pipelines.resources import RESOURCES
-    from lepton_pipelines.sources.automation import source_job_name
-    from lepton_pipelines.sources.definitions import build_sources_defs
+    from lepton_pipelines.sources.automation import build_source_jobs, source_job_name
+    from lepton_pipelines.sources.component import source_definitions
     from lepton_pipelines.sources.registry import load_sources
 
     sources = [s for s in load_sources() if s.name == "transactions"]
     defs = dg.Definitions.merge(
-        build_sources_defs(sources), build_governance_defs(sources), dg.Definitions(resources=RESOURCES)
+        *(source_definitions(s) for s in sources),  # what the source's SourceComponent builds
+        dg.Definitions(jobs=build_source_jobs(sources)),
+        build_governance_defs(sources),
+        dg.Definitions(resources=RESOURCES),
     )
     return defs.resolve_job_def(source_job_name("transactions"))
 
