@@ -14,6 +14,8 @@ COLLECTOR_REQUIRES = [
     if line.strip() and not line.startswith("#")
 ]
 
+SHIPPED_SOURCES = Path(__file__).parent / "lepton_pipelines" / "defs" / "sources"
+
 setup(
     name="lepton_pipelines",
     version="0.1.0",
@@ -21,11 +23,11 @@ setup(
     # defs/sources/<name>/ hold only YAML (one SourceComponent each): listed as data-only packages so
     # setuptools does not warn that importable-looking folders are missing from `packages`.
     packages=[
-        *find_packages(exclude=["lepton_pipelines_tests*", "lepton_testkit*", "bench*"]),
+        *find_packages(exclude=["lepton_pipelines_tests*", "bench*"]),
         "lepton_pipelines.defs.sources",
         *(
             f"lepton_pipelines.defs.sources.{p.name}"
-            for p in sorted((Path(__file__).parent / "lepton_pipelines" / "defs" / "sources").iterdir())
+            for p in sorted(SHIPPED_SOURCES.iterdir() if SHIPPED_SOURCES.is_dir() else ())  # absent: a deps-only build
             if p.is_dir() and p.name != "__pycache__"
         ),
     ],
