@@ -61,6 +61,7 @@ from lepton_pipelines.iot.ingest import SessionIngest  # noqa: E402
 from lepton_pipelines.iot.local_broker import (  # noqa: E402  (same adaptation of the shipped config as the tests)
     free_port,
     landed_keys,
+    publish_command,
     start_broker,
     stop_broker,
     write_local_config,
@@ -100,24 +101,7 @@ def queue_backlog(port: int, messages: int, tag: str) -> float:
             for i in range(per)
         )
         process = subprocess.Popen(
-            [
-                "mosquitto_pub",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-u",
-                "lepton-gateway",
-                "-P",
-                GATEWAY_PASSWORD,
-                "-q",
-                "1",
-                "-V",
-                "mqttv5",
-                "-t",
-                f"lepton/devices/{device}/telemetry",
-                "-l",
-            ],
+            publish_command(port, device, GATEWAY_PASSWORD),
             stdin=subprocess.PIPE,
         )
         processes.append((process, lines))

@@ -119,6 +119,14 @@ def stop_broker(process: subprocess.Popen) -> None:
         process.kill()
 
 
+def publish_command(port: int, device: str, password: str, retain: bool = False) -> list[str]:
+    """``mosquitto_pub`` as a field gateway: QoS 1, MQTT v5, one message per stdin line, to the device's
+    telemetry topic as the gateway user (the shipped ACL lets it publish there)."""
+    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "lepton-gateway", "-P", password]
+    command += ["-q", "1", "-V", "mqttv5", "-t", f"lepton/devices/{device}/telemetry", "-l"]
+    return [*command, "-r"] if retain else command
+
+
 def landed_keys(lake_dir: Path, source: str = "device_telemetry") -> list[tuple[str, int]]:
     """Every (device_id, seq) in committed landing files of a local lake, duplicates included: the
     end-to-end check of a local run (what the broker accepted vs what the collector committed)."""

@@ -21,6 +21,7 @@ from lepton_pipelines.iot.local_broker import (
     free_port,
     keep_root_user,
     landed_keys,  # noqa: F401  (the tests import it from here)
+    publish_command,
     write_local_config,
 )
 from lepton_pipelines.iot.local_broker import start_broker as _start
@@ -117,26 +118,7 @@ def mosquitto_pub(
     port: int, device: str, records: list[dict], password: str = GATEWAY_PASSWORD, retain: bool = False
 ) -> None:
     """A foreign publisher: Mosquitto's own ``mosquitto_pub -q 1 -l``, one line a message, one device."""
-    command = [
-        "mosquitto_pub",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-u",
-        "lepton-gateway",
-        "-P",
-        password,
-        "-q",
-        "1",
-        "-V",
-        "mqttv5",
-        "-t",
-        f"lepton/devices/{device}/telemetry",
-        "-l",
-    ]
-    if retain:
-        command.append("-r")
+    command = publish_command(port, device, password, retain)
     lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
     completed = subprocess.run(command, input=lines.encode(), capture_output=True, timeout=120)
     assert completed.returncode == 0, completed.stderr.decode()
