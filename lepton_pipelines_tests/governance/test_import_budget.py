@@ -58,3 +58,27 @@ def test_the_check_sees_a_heavy_import():
     """The probe itself works: a module that does import GX is caught."""
     loaded = set(_modules_after_import("lepton_pipelines.governance.gx_manifest, great_expectations"))
     assert "great_expectations" in loaded and "boto3" in loaded
+
+
+def _collector_after_import(env: dict[str, str]) -> dict:
+    code = (
+        "import gc, json, warnings; warnings.simplefilter('ignore')\n"
+        "error = None\n"
+        "try:\n"
+        "    import lepton_pipelines.definitions\n"
+        "except Exception as e:\n"
+        "    error = type(e).__name__\n"
+        "print(json.dumps({'enabled': gc.isenabled(), 'error': error}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_collector_runs_again_after_the_load(tmp_path):
+    """The load pauses the garbage collector (definitions._pause_collector); a process that loaded the code
+    location — or failed to, as a code server reporting a bad source file does — collects again."""
+    assert _collector_after_import({}) == {"enabled": True, "error": None}
+    (tmp_path / "broken.yaml").write_text("name: broken\nconnector: {type: nowhere}\n")
+    failed = _collector_after_import({"LEPTON_SOURCES_PATH": str(tmp_path)})
+    assert failed["error"] is not None and failed["enabled"] is True
