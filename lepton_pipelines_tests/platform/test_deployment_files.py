@@ -357,3 +357,22 @@ def test_dockerfile_runs_the_code_server_as_non_root():
         if line and not line.startswith("#")
     ]
     assert rules[0] == "**" and "!lepton_pipelines/" in rules  # nothing else (e.g. .env, .venv) is sent
+
+
+def test_deployments_run_the_production_environment_with_what_it_requires():
+    """Compose and Helm load the code location as ``LEPTON_ENV=production`` and give the code server and
+    every run what that environment requires (``resources.REQUIRED_VARIABLES``), so a deployment that
+    lost its lake URL fails to load instead of writing the lake to a container's own disk."""
+    from lepton_pipelines.resources import REQUIRED_VARIABLES, build_resources
+
+    required = REQUIRED_VARIABLES["production"]
+    compose_env = load_compose("docker-compose.yaml")["x-dagster-env"]
+    run_env = load_compose("dagster.yaml")["run_launcher"]["config"]["env_vars"]
+    assert compose_env["LEPTON_ENV"] == "production" and "LEPTON_ENV" in run_env
+    assert all(compose_env.get(name) for name in required) and set(required) <= set(run_env)
+    helm_env = {
+        item["name"]: item.get("value")
+        for item in load("helm-values.yaml")["dagster-user-deployments"]["deployments"][0]["env"]
+    }
+    assert helm_env["LEPTON_ENV"] == "production"
+    build_resources("production", helm_env)  # raises naming what is missing
