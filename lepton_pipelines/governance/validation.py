@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lepton_pipelines.governance.expectations import CheckPlan, build_expectation
+from lepton_pipelines.governance.expectations import COLUMN_KWARGS, COLUMN_LIST_KWARGS, CheckPlan, build_expectation
 
 SAMPLE_SIZE = 10
 DATA_SOURCE = "lepton"  # the GX pandas data source validations add to the (ephemeral) context
@@ -73,6 +73,9 @@ def validate_with_gx(
     if not plans:
         return SuiteOutcome([], {"success": True, "results": [], "statistics": {"evaluated_expectations": 0}})
     frame = frame.reset_index(drop=True)
+    needed = validated_columns(frame, plans)
+    if needed is not None:
+        frame = frame[needed]
     sources = context.data_sources.all()
     existing = sources[DATA_SOURCE] if keep_data_source and DATA_SOURCE in sources else None
     datasource = existing or context.data_sources.add_or_update_pandas(name=DATA_SOURCE)
@@ -112,6 +115,35 @@ def validate_with_gx(
     for r in payload["results"]:
         r["result"] = {k: v for k, v in (r.get("result") or {}).items() if k not in _BULKY_RESULT_KEYS}
     return SuiteOutcome(outcomes, _json_safe(payload))
+
+
+# Table-level expectations whose result does not depend on which columns the table has.
+COLUMN_BLIND_EXPECTATIONS = frozenset({"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"})
+# Kwargs that make an expectation look at columns besides the ones it names, or at their positions.
+_WHOLE_TABLE_KWARGS = frozenset({"row_condition", "condition_parser", "column_index"})
+
+
+def validated_columns(frame: pd.DataFrame, plans: list[CheckPlan]) -> list[str] | None:
+    """The columns of ``frame`` the suite reads, in frame order; None when it may read any of them.
+
+    Why: for each column-map expectation GX copies the batch's rows whose value is not null, then the
+    failing ones (``get_domain_records`` + boolean filters) — every column of the batch, to keep one.
+    Handing GX only the columns the suite names makes those copies proportionally smaller, and leaves
+    every result as it was: a column expectation reads its own columns, a row count no column. Any
+    expectation that could read more (a ``row_condition``, a column position, a table-wide check such as
+    ``expect_table_columns_to_match_set``) gets the whole frame.
+    """
+    named: set[str] = set()
+    for plan in plans:
+        kwargs = plan.entry.kwargs
+        if _WHOLE_TABLE_KWARGS & kwargs.keys():
+            return None
+        columns = [kwargs[k] for k in COLUMN_KWARGS if isinstance(kwargs.get(k), str)]
+        columns += [c for k in COLUMN_LIST_KWARGS for c in kwargs.get(k) or [] if isinstance(c, str)]
+        if not columns and plan.entry.expectation not in COLUMN_BLIND_EXPECTATIONS:
+            return None
+        named.update(columns)
+    return [c for c in frame.columns if c in named] if named else None
 
 
 _FINGERPRINT_SETTING = threading.Lock()
