@@ -3,7 +3,8 @@ GraphQL the way the UI drives them.
 
 The instance is the repo's ``dagster.yaml`` (SQLite, queued run coordinator, default run launcher: one
 ``dagster api execute_run`` process per run) in a temporary DAGSTER_HOME; the code location is
-``workspace.yaml``'s. Only the processes started here are stopped, by their process group.
+``workspace.yaml``'s, plus any ``extra_locations`` (workspace entries such as a bench's ``python_file``),
+written with it to a temporary workspace file. Only the processes started here are stopped, by their process group.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -50,7 +54,10 @@ query($id: String!) {
     __typename ... on PartitionBackfill { status runs(limit: 1000) { runId status creationTime startTime endTime } }
   }
 }"""
-WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+WORKSPACE = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } }
+} } } }"""
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -111,9 +118,27 @@ def _postgres(statement: str) -> None:
     connection.close()
 
 
+def workspace_yaml(extra_locations: list[dict]) -> str:
+    """The repo's ``workspace.yaml`` with ``extra_locations`` appended to its ``load_from``."""
+    import yaml
+
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    return yaml.safe_dump({**workspace, "load_from": [*workspace["load_from"], *extra_locations]}, sort_keys=False)
+
+
 class DagsterServices:
-    def __init__(self, env: dict[str, str], dequeue_interval_seconds: int | None = None, postgres: bool = False):
+    def __init__(
+        self,
+        env: dict[str, str],
+        dequeue_interval_seconds: int | None = None,
+        postgres: bool = False,
+        extra_locations: list[dict] | None = None,
+    ):
         self.home = Path(tempfile.mkdtemp(prefix="lepton-bench-home-"))
+        self.workspace = ROOT / "workspace.yaml"
+        if extra_locations:
+            self.workspace = self.home / "workspace.yaml"
+            self.workspace.write_text(workspace_yaml(extra_locations))
         self.postgres_db = f"lepton_bench_{self.home.name.rsplit('-', 1)[-1].lower()}" if postgres else None
         if self.postgres_db:
             _postgres(f"CREATE DATABASE {self.postgres_db}")
@@ -136,9 +161,9 @@ class DagsterServices:
         for name, args in (
             (
                 "webserver",
-                [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+                [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(self.port)],
             ),
-            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]),
+            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)]),
         ):
             log = (self.home / f"{name}.log").open("w")
             self.processes.append(
@@ -162,6 +187,24 @@ class DagsterServices:
         if self.postgres_db:
             _postgres(f"DROP DATABASE IF EXISTS {self.postgres_db} WITH (FORCE)")
 
+    @contextmanager
+    def instance(self) -> Iterator[Any]:
+        """The services' instance opened in this process, to read what the runs stored (the repo's
+        dagster.yaml puts the SQLite files under ``$DAGSTER_HOME``, so it is set while the instance is open)."""
+        from dagster import DagsterInstance
+
+        before = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(self.home)
+        instance = DagsterInstance.from_config(str(self.home))
+        try:
+            yield instance
+        finally:
+            instance.dispose()
+            if before is None:
+                del os.environ["DAGSTER_HOME"]
+            else:
+                os.environ["DAGSTER_HOME"] = before
+
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         request = urllib.request.Request(
@@ -181,16 +224,22 @@ class DagsterServices:
             try:
                 entries = self.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    failed = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                    if failed:
+                        raise RuntimeError(
+                            "code location(s) failed to load: "
+                            + "; ".join(f"{e['name']}: {e['locationOrLoadError']['message']}" for e in failed)
+                        )
                     return
             except OSError:
                 pass
             time.sleep(0.5)
         raise RuntimeError("the code location did not load in time")
 
-    def launch_job(self, job_name: str, partition: str) -> str:
+    def launch_job(self, job_name: str, partition: str, location: str = LOCATION) -> str:
         """What the UI's launchpad (and a schedule or sensor) submits: a job run for one partition."""
         params = {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": job_name},
+            "selector": {"repositoryLocationName": location, "repositoryName": REPOSITORY, "pipelineName": job_name},
             "mode": "default",
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
             "runConfigData": {},
@@ -210,6 +259,7 @@ class DagsterServices:
         raise RuntimeError(f"run {run_id} did not finish in {timeout} s")
 
     def launch_backfill(self, asset_paths: list[list[str]], partitions: list[str]) -> str:
+        """Assets are selected by key, whichever location defines them (keys are unique in a workspace)."""
         launched = self.graphql(
             LAUNCH_BACKFILL,
             {"params": {"partitionNames": partitions, "assetSelection": [{"path": p} for p in asset_paths]}},
