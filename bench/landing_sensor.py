@@ -19,6 +19,8 @@ from datetime import date, timedelta
 
 from definitions_timing import ROOT, load_average, report_definitions_import
 
+FIRST_DAY = date(2025, 1, 1)  # 365 days that are all in the past
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -27,12 +29,18 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     report_definitions_import()
+    from lepton_pipelines.contract.documents import read_document, shipped_source_file
     from lepton_pipelines.lake.store import Lake
     from lepton_pipelines.sources.automation import plan_landing_runs
-    from lepton_pipelines.sources.registry import load_sources
+    from lepton_pipelines.sources.registry import load_source_document
 
-    source = next(s for s in load_sources() if s.name == "transactions")
-    days = [(date(2026, 1, 1) + timedelta(days=i)).isoformat() for i in range(args.days)]
+    days = [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(args.days)]
+    # The shipped source, its partitions starting on the first landed day: the sensor names days before a
+    # source's start_date instead of requesting runs for them, and this tick is about planning every file.
+    file = shipped_source_file("transactions")
+    fields, problems = read_document(file)
+    source, problems = load_source_document({**(fields or {}), "start_date": days[0]}, file, "transactions")
+    assert source is not None, problems
     with tempfile.TemporaryDirectory(prefix="lepton-bench-sensor-") as lake_url:
         for i in range(args.files):
             folder = os.path.join(lake_url, "landing", "transactions", f"date={days[i % len(days)]}")
@@ -67,6 +75,7 @@ def main() -> None:
 
     files_in_runs = sum(int(r.tags["lepton/landing-files"]) for r in first.requests)
     assert seen == args.files and files_in_runs == args.files, (seen, files_in_runs)
+    assert not first.outside, first.outside[:3]
     assert not quiet.requests and len(one.requests) == 1
     print(f"{args.files:,} landing files over {args.days} daily partitions (local disk)")
     print(f"  floor: os.walk + stat of every file: {floor:.2f} s")

@@ -57,6 +57,7 @@ INTEGRATION = (
     "models/test_sensors.py",
     "platform/",
     "sources/",
+    "test_benches.py",
     "test_definitions.py",
     "test_instance_config.py",
     "test_packaging.py",

@@ -375,4 +375,7 @@ def test_deployments_run_the_production_environment_with_what_it_requires():
         for item in load("helm-values.yaml")["dagster-user-deployments"]["deployments"][0]["env"]
     }
     assert helm_env["LEPTON_ENV"] == "production"
+    # Postgres run storage writes a range run's per-partition materializations in batches (bench/backfill.py)
+    assert int(compose_env["DAGSTER_EVENT_BATCH_SIZE"]) > 1 and "DAGSTER_EVENT_BATCH_SIZE" in run_env
+    assert int(helm_env["DAGSTER_EVENT_BATCH_SIZE"]) > 1
     build_resources("production", helm_env)  # raises naming what is missing
