@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from lepton_pipelines.cleaning import CLEANING_RULES, CleaningRule, ColumnInfo, TableInfo
 from lepton_pipelines.cleaning.base import ParseOptions
@@ -25,6 +25,7 @@ from lepton_pipelines.connectors import CONNECTORS, Connector, build_connector, 
 from lepton_pipelines.contract.documents import (
     SourceRegistryError,
     _location,
+    _model_of,
     expected_name,
     iter_source_files,
     read_document,
@@ -174,16 +175,6 @@ def _connector_problem(err: dict[str, Any], block: Any) -> str:
                 f"{', '.join(fields)}"
             )
     return _describe({**err, "loc": tuple(loc)}, prefix="connector")
-
-
-def _model_of(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def _build_rules(
