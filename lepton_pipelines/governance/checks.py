@@ -637,37 +637,18 @@ def governed_check_specs(source: SourceContract) -> list[dg.AssetCheckSpec]:
 
 def reconciliation_result(ctx: GovernanceContext, ledger: dict, verdict: Reconciliation) -> dg.AssetCheckResult:
     """The reconciliation verdict (``certify.reconcile``) logged, stored and as a check result."""
-    spec = ctx.source.spec
-    if not verdict.passed:
-        ctx.log.error(f"{spec.name}/governed reconciliation failed: {verdict.description}")
-    store.write_results(
-        ctx.lake,
-        spec.name,
-        ctx.partition_key,
-        "governed",
-        [
-            store.result_row(
-                spec.name,
-                ctx.partition_key,
-                "governed",
-                check_name=RECONCILIATION_CHECK,
-                expectation="reconciliation",
-                severity="ERROR",
-                blocking=True,
-                passed=verdict.passed,
-                observed=verdict.accounted,
-                unexpected_count=verdict.unaccounted,
-                quarantined=verdict.governed_quarantined,
-                description=verdict.description,
-            )
-        ],
-    )
-    return dg.AssetCheckResult(
-        check_name=RECONCILIATION_CHECK,
-        asset_key=_key(ctx.source, "governed"),
-        passed=verdict.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=verdict.description,
+    return _blocking_governed_result(
+        ctx,
+        RECONCILIATION_CHECK,
+        verdict.passed,
+        verdict.description,
+        failure_log="reconciliation failed",
+        replace=True,  # the governed stage's first result: replaces the partition's earlier governed rows
+        stored={
+            "observed": verdict.accounted,
+            "unexpected_count": verdict.unaccounted,
+            "quarantined": verdict.governed_quarantined,
+        },
         metadata={
             "landed_records": verdict.landed,
             "raw_rows": verdict.raw_rows,
@@ -683,40 +664,59 @@ def reconciliation_result(ctx: GovernanceContext, ledger: dict, verdict: Reconci
 
 def retention_result(ctx: GovernanceContext, verdict: Retention) -> dg.AssetCheckResult:
     """The row-loss guard's verdict (``certify.retention``) logged, stored and as a check result."""
-    spec = ctx.source.spec
-    if not verdict.passed:
-        ctx.log.error(f"{spec.name}/governed row-loss guard: {verdict.description}")
-    store.append_results(
-        ctx.lake,
-        spec.name,
-        ctx.partition_key,
-        "governed",
-        [
-            store.result_row(
-                spec.name,
-                ctx.partition_key,
-                "governed",
-                check_name=ROW_RETENTION_CHECK,
-                expectation="row_retention",
-                severity="ERROR",
-                blocking=True,
-                passed=verdict.passed,
-                observed=round(verdict.fraction, 6),
-                unexpected_count=verdict.basis - verdict.governed_rows,
-                description=verdict.description,
-            )
-        ],
-    )
-    return dg.AssetCheckResult(
-        check_name=ROW_RETENTION_CHECK,
-        asset_key=_key(ctx.source, "governed"),
-        passed=verdict.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=verdict.description,
+    return _blocking_governed_result(
+        ctx,
+        ROW_RETENTION_CHECK,
+        verdict.passed,
+        verdict.description,
+        failure_log="row-loss guard",
+        replace=False,
+        stored={
+            "observed": round(verdict.fraction, 6),
+            "unexpected_count": verdict.basis - verdict.governed_rows,
+        },
         metadata={
             "retained_fraction": float(verdict.fraction),
             "min_retained_fraction": verdict.minimum,
             "governed_rows": verdict.governed_rows,
             "landed_records": verdict.landed,
         },
+    )
+
+
+def _blocking_governed_result(
+    ctx: GovernanceContext,
+    check_name: str,
+    passed: bool,
+    description: str,
+    failure_log: str,
+    replace: bool,
+    stored: dict[str, Any],
+    metadata: dict[str, Any],
+) -> dg.AssetCheckResult:
+    """A blocking ERROR check of the governed stage: a failure logged as an error, the result stored in the
+    partition's quality results (``replace``: instead of the stage's earlier rows) and returned for Dagster."""
+    spec = ctx.source.spec
+    if not passed:
+        ctx.log.error(f"{spec.name}/governed {failure_log}: {description}")
+    row = store.result_row(
+        spec.name,
+        ctx.partition_key,
+        "governed",
+        check_name=check_name,
+        expectation=check_name,
+        severity="ERROR",
+        blocking=True,
+        passed=passed,
+        description=description,
+        **stored,
+    )
+    store.write_results(ctx.lake, spec.name, ctx.partition_key, "governed", [row], replace=replace)
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=_key(ctx.source, "governed"),
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
     )
