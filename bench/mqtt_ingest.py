@@ -186,37 +186,25 @@ def measure(port: int, n: int, client_id: str, tag: str, drain) -> float:
     return seconds
 
 
-def latency_phase(port: int, lake_dir: Path, messages: int, rate: float) -> list[float]:
+def start_collector(port: int, lake_dir: Path, client_id: str, log_level: str) -> tuple[subprocess.Popen, int]:
+    """The collector service as deployed (``python -m lepton_pipelines.iot.collector``) against the broker on
+    ``port``, landing into ``lake_dir``; returns the process and its HTTP port (``/ready``, ``/metrics``)."""
     http_port = free_port()
     env = {
         **os.environ,
         "LEPTON_MQTT_URL": f"mqtt://lepton-collector:{COLLECTOR_PASSWORD}@127.0.0.1:{port}",
         "LEPTON_LAKE_URL": str(lake_dir),
-        "LEPTON_LOG_LEVEL": "WARNING",
+        "LEPTON_LOG_LEVEL": log_level,
+        "PYTHONPATH": str(REPO),
     }
-    collector = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lepton_pipelines.iot.collector",
-            "--http-host",
-            "127.0.0.1",
-            "--http-port",
-            str(http_port),
-            "--client-id",
-            "bench-latency",
-        ],
-        cwd=REPO,
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the session must exist before we publish
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ready", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.1)
+    command = [sys.executable, "-m", "lepton_pipelines.iot.collector", "--http-host", "127.0.0.1"]
+    command += ["--http-port", str(http_port), "--client-id", client_id]
+    return subprocess.Popen(command, cwd=REPO, env=env), http_port
+
+
+def latency_phase(port: int, lake_dir: Path, messages: int, rate: float) -> list[float]:
+    collector, http_port = start_collector(port, lake_dir, "bench-latency", "WARNING")
+    assert wait_ready(http_port), "collector did not become ready"  # the session must exist before we publish
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set("lepton-gateway", GATEWAY_PASSWORD)
     client.max_inflight_messages_set(1000)
@@ -278,29 +266,7 @@ def broker_kill_phase(tmp_path: Path, messages: int, rate: float, devices: int =
     broker = start_broker(config, port)
     database = tmp_path / "kill-broker" / "data" / "mosquitto.db"
     lake_dir = tmp_path / "lake-kill"
-    http_port = free_port()
-    env = {
-        **os.environ,
-        "LEPTON_MQTT_URL": f"mqtt://lepton-collector:{COLLECTOR_PASSWORD}@127.0.0.1:{port}",
-        "LEPTON_LAKE_URL": str(lake_dir),
-        "LEPTON_LOG_LEVEL": "ERROR",
-        "PYTHONPATH": str(REPO),
-    }
-    collector = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lepton_pipelines.iot.collector",
-            "--http-host",
-            "127.0.0.1",
-            "--http-port",
-            str(http_port),
-            "--client-id",
-            "bench-kill",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    collector, http_port = start_collector(port, lake_dir, "bench-kill", "ERROR")
     result: dict = {}
     try:
         assert wait_ready(http_port), "collector did not become ready"
