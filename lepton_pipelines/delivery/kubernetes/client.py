@@ -189,43 +189,29 @@ class ClusterClient:
     def list_pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Pods matching ``labels`` (as plain dicts), to read their container states."""
         core = k8s.CoreV1Api(self._api_client)
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        raw = self._call(
-            "list",
-            _PODS,
-            namespace,
-            selector,
-            lambda: core.list_namespaced_pod(
-                namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
-            ),
-        )
-        return _json(raw).get("items") or []
+        return self._list(_PODS, namespace, _label_selector(labels), core.list_namespaced_pod)
 
     def list_services(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Services matching ``labels`` (the service catalog's discovery)."""
         core = k8s.CoreV1Api(self._api_client)
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        raw = self._call(
-            "list",
-            _SERVICES,
-            namespace,
-            selector,
-            lambda: core.list_namespaced_service(
-                namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
-            ),
-        )
-        return _json(raw).get("items") or []
+        return self._list(_SERVICES, namespace, _label_selector(labels), core.list_namespaced_service)
 
     def list_endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
         """The EndpointSlices of one Service: its pods' addresses and their ready conditions."""
         discovery = k8s.DiscoveryV1Api(self._api_client)
         selector = f"kubernetes.io/service-name={service}"
+        return self._list(_ENDPOINT_SLICES, namespace, selector, discovery.list_namespaced_endpoint_slice)
+
+    def _list(
+        self, kind: _Kind, namespace: str, selector: str, list_namespaced: Callable[..., Any]
+    ) -> list[dict[str, Any]]:
+        """The items of one ``list_namespaced_*`` call filtered by ``selector``, as the API server sent them."""
         raw = self._call(
             "list",
-            _ENDPOINT_SLICES,
+            kind,
             namespace,
             selector,
-            lambda: discovery.list_namespaced_endpoint_slice(
+            lambda: list_namespaced(
                 namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
             ),
         )
@@ -334,3 +320,7 @@ class ClusterClient:
                 delay = self._retry.delay(attempt)
                 self._log(f"{what}: {type(error).__name__}; retry {attempt} in {delay:.1f}s")
             self._sleep(delay)
+
+
+def _label_selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
