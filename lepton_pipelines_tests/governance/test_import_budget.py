@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,15 +38,19 @@ HEAVY = {
 }
 
 
+def _probe(code: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in a fresh interpreter at the repo root; what it printed last, as JSON."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _modules_after_import(module: str) -> list[str]:
-    code = (
+    return _probe(
         "import json, sys, warnings; warnings.simplefilter('ignore');"
         f"import {module};"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_definitions_import_no_heavy_library():
@@ -61,18 +66,16 @@ def test_the_check_sees_a_heavy_import():
 
 
 def _collector_after_import(env: dict[str, str]) -> dict:
-    code = (
+    return _probe(
         "import gc, json, warnings; warnings.simplefilter('ignore')\n"
         "error = None\n"
         "try:\n"
         "    import lepton_pipelines.definitions\n"
         "except Exception as e:\n"
         "    error = type(e).__name__\n"
-        "print(json.dumps({'enabled': gc.isenabled(), 'error': error}))"
+        "print(json.dumps({'enabled': gc.isenabled(), 'error': error}))",
+        env,
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_the_collector_runs_again_after_the_load(tmp_path):
